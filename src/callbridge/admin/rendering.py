@@ -1,0 +1,157 @@
+"""Page rendering: one Jinja2 environment; every page gets the user, the translations,
+the CSRF token, the navigation and the banners."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import callbridge
+from callbridge.auth.csrf import CSRF_COOKIE, csrf_token_for
+from callbridge.i18n import LANGUAGES, language_for, translations
+from callbridge.models import User
+from callbridge.runtime import get_runtime
+
+_TEMPLATE_DIRS: list[Path] = [Path(__file__).resolve().parent / "templates"]
+
+
+def add_template_dir(path: Path) -> None:
+    """Feature folders keep their templates next to their routes and register them here."""
+    if path not in _TEMPLATE_DIRS:
+        _TEMPLATE_DIRS.append(path)
+
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(_TEMPLATE_DIRS),
+    autoescape=jinja2.select_autoescape(["html"]),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+def _format_datetime(value: Any, tz: str = "UTC") -> str:
+    from zoneinfo import ZoneInfo
+
+    if value is None:
+        return "—"
+    return str(value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S"))
+
+
+_environment.filters["datetime"] = _format_datetime
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str  # a msgid, translated at render time
+    path: str
+    roles: tuple[str, ...] = ("admin",)
+
+
+# Sections register themselves (in app.py) in the order they appear.
+NAV: list[NavItem] = []
+
+
+@dataclass(frozen=True)
+class Banner:
+    level: str  # "warning" | "error" | "info"
+    message: str
+    link: str | None = None
+    link_label: str | None = None
+
+
+BannerProvider = Callable[[Request, AsyncSession, User, Callable[[str], str]], Awaitable[list[Banner]]]
+BANNER_PROVIDERS: list[BannerProvider] = []
+
+
+def gettext_for(request: Request, user: User | None) -> Callable[[str], str]:
+    return translations(language_for(request, user.language if user else None)).gettext
+
+
+async def render(
+    request: Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    user: User | None = None,
+    session: AsyncSession | None = None,
+    status_code: int = 200,
+    active: str | None = None,
+) -> HTMLResponse:
+    runtime = get_runtime(request)
+    language = language_for(request, user.language if user else None)
+    gettext = translations(language).gettext
+    banners: list[Banner] = []
+    if user is not None and session is not None and user.role == "admin":
+        for provider in BANNER_PROVIDERS:
+            banners.extend(await provider(request, session, user, gettext))
+    csrf = csrf_token_for(request)
+    values: dict[str, Any] = {
+        "request": request,
+        "_": gettext,
+        "lang": language,
+        "languages": LANGUAGES,
+        "user": user,
+        "csrf_token": csrf,
+        "nav": [item for item in NAV if user is not None and user.role in item.roles],
+        "active": active,
+        "banners": banners,
+        "version": callbridge.__version__,
+        "timezone": runtime.settings.timezone,
+        "errors": {},
+    }
+    values.update(context or {})
+    html = _environment.get_template(template).render(values)
+    response = HTMLResponse(html, status_code=status_code)
+    if request.cookies.get(CSRF_COOKIE) != csrf:
+        response.set_cookie(
+            CSRF_COOKIE, csrf, httponly=True, samesite="lax", secure=secure_cookies(request)
+        )
+    return response
+
+
+def secure_cookies(request: Request) -> bool:
+    public_url = get_runtime(request).settings.public_url
+    return bool(public_url and public_url.startswith("https://")) or request.url.scheme == "https"
+
+
+_MESSAGES: dict[str, str] = {
+    "missing": "This field is required.",
+    "string_too_short": "Too short: at least {min_length} characters.",
+    "string_too_long": "Too long: at most {max_length} characters.",
+    "string_pattern_mismatch": "Contains characters that are not allowed.",
+    "literal_error": "Choose one of the offered values.",
+    "int_parsing": "Enter a whole number.",
+    "greater_than_equal": "Must be at least {ge}.",
+    "less_than_equal": "Must be at most {le}.",
+}
+
+
+def form_errors(exc: ValidationError, gettext: Callable[[str], str]) -> dict[str, str]:
+    """Field name → a translated message, for showing next to the field."""
+    errors: dict[str, str] = {}
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else "__all__"
+        template = _MESSAGES.get(error["type"])
+        if template is None:
+            message = str(error["msg"]).removeprefix("Value error, ")
+        else:
+            message = gettext(template).format(**(error.get("ctx") or {}))
+        errors.setdefault(field, message)
+    return errors
+
+
+def safe_next(target: str | None) -> str:
+    """Only same-site paths are followed after sign-in (no open redirect)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target

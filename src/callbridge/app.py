@@ -1,0 +1,193 @@
+"""The callbridge web application: routers, middleware, error handlers, lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import callbridge
+from callbridge.admin import auth_pages, pages
+from callbridge.admin.rendering import (
+    BANNER_PROVIDERS,
+    NAV,
+    Banner,
+    NavItem,
+    gettext_for,
+    render,
+)
+from callbridge.auth.setup import issue_setup_token
+from callbridge.db.engine import create_engine, create_sessionmaker
+from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.kit.crypto import SecretBox
+from callbridge.models import User
+from callbridge.ops import router as ops_router
+from callbridge.ops.middleware import Metrics, MetricsMiddleware, RequestIdMiddleware
+from callbridge.runtime import Runtime
+from callbridge.settings import Settings
+from callbridge.system_settings import router as settings_router
+from callbridge.system_settings.service import get_system_settings
+from callbridge.tokens import router as tokens_router
+from callbridge.users import router as users_router
+
+logger = logging.getLogger("callbridge")
+
+Role = Literal["all", "web", "worker"]
+STATIC_DIR = Path(__file__).resolve().parent / "admin" / "static"
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def _public_url_banner(
+    request: Request, session: AsyncSession, user: User, _: Callable[[str], str]
+) -> list[Banner]:
+    runtime: Runtime = request.app.state.runtime
+    current = await get_system_settings(session, runtime.settings)
+    if current.public_url:
+        return []
+    return [
+        Banner(
+            "warning",
+            _("The public URL is not set: {SVADDR}, OAuth callbacks and playback links use "
+              "this server's local address."),
+            "/settings",
+            _("Set it in Settings"),
+        )
+    ]
+
+
+def _register_navigation() -> None:
+    if NAV:
+        return
+    NAV.extend(
+        [
+            NavItem("users", "Users", "/users"),
+            NavItem("tokens", "API tokens", "/tokens"),
+            NavItem("settings", "Settings", "/settings"),
+        ]
+    )
+    BANNER_PROVIDERS.append(_public_url_banner)
+
+
+def _operation_ids(app: FastAPI) -> None:
+    for route in app.routes:
+        if isinstance(route, APIRoute) and not route.operation_id:
+            route.operation_id = route.name
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(CallbridgeError)
+    async def callbridge_error(request: Request, exc: CallbridgeError) -> Response:
+        if _is_api(request):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+            if isinstance(exc, FieldError | FieldErrors):
+                return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
+            return JSONResponse({"detail": exc.message}, status_code=exc.status_code,
+                                headers=headers)
+        if isinstance(exc, LoginRequired):
+            return auth_pages.login_redirect(request)
+        return await _error_page(request, exc.status_code, exc.message)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    @app.exception_handler(ConnectionError)
+    async def storage_unavailable(request: Request, exc: Exception) -> Response:
+        logger.error("database unavailable: %s", type(exc).__name__)
+        message = "storage is unavailable; retry later"
+        if _is_api(request):
+            return JSONResponse({"detail": message}, status_code=503,
+                                headers={"Retry-After": "5"})
+        return await _error_page(request, 503, message, with_session=False)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errors = [
+            {k: v for k, v in error.items() if k in ("loc", "msg", "type", "position")}
+            for error in exc.errors()
+        ]
+        if _is_api(request):
+            return JSONResponse({"detail": errors}, status_code=422)
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return await _error_page(request, 422, message)
+
+
+async def _error_page(
+    request: Request, status: int, message: str, *, with_session: bool = True
+) -> Response:
+    user = getattr(request.state, "user", None) if with_session else None
+    _ = gettext_for(request, user)
+    titles = {403: _("Not allowed"), 404: _("Not found"), 409: _("Conflict"),
+              503: _("Temporarily unavailable")}
+    return await render(
+        request, "error.html",
+        {"title": titles.get(status, _("Something went wrong")), "message": message},
+        user=user, status_code=status,
+    )
+
+
+def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
+    settings = settings or Settings()
+    settings.ensure_data_dir()
+    engine = create_engine(settings.resolved_database_url)
+    runtime = Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        secrets=SecretBox(settings.load_secret_key(), settings.previous_keys()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if role in ("all", "web"):
+                await _announce_setup(runtime)
+            yield
+            await stack.aclose()
+        await engine.dispose()
+
+    app = FastAPI(
+        title="callbridge",
+        version=callbridge.__version__,
+        summary="Self-hosted CTI middleware: PBX events and IVRs to Salesforce and other CRMs.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    app.state.metrics = Metrics()
+    _register_navigation()
+    _install_error_handlers(app)
+    app.include_router(ops_router.router)
+    app.include_router(users_router.router)
+    app.include_router(tokens_router.router)
+    app.include_router(settings_router.router)
+    app.include_router(auth_pages.router)
+    app.include_router(pages.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _operation_ids(app)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+async def _announce_setup(runtime: Runtime) -> None:
+    async with runtime.sessionmaker() as session:
+        raw = await issue_setup_token(session)
+        await session.commit()
+    if raw is None:
+        return
+    async with runtime.sessionmaker() as session:
+        current = await get_system_settings(session, runtime.settings)
+    base = current.public_url or f"http://{runtime.settings.host}:{runtime.settings.port}/"
+    logger.warning("No user exists yet. Create the first administrator at: %ssetup?token=%s",
+                   base, raw)
+

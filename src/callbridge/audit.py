@@ -1,0 +1,17 @@
+"""The audit log: one call per auditable action, in the caller's transaction."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.models import AuditEntry
+
+
+def record_audit(
+    session: AsyncSession,
+    actor: str,
+    action: str,
+    target: str = "",
+    **details: object,
+) -> None:
+    session.add(AuditEntry(actor=actor, action=action, target=target, details=details))

@@ -1,0 +1,1 @@
+"""Who is calling: browser sessions, API tokens, CSRF, sign-in throttling."""

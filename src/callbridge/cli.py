@@ -1,0 +1,181 @@
+"""The ``callbridge`` command (DESIGN.md §3.7)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from pydantic import ValidationError
+
+from callbridge.errors import CallbridgeError
+
+app = typer.Typer(
+    help="callbridge: self-hosted CTI middleware between your PBX and your CRM.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"callbridge: {message}", err=True)
+    return typer.Exit(code=1)
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from callbridge.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"setting CALLBRIDGE_{str(first['loc'][0]).upper()}: {first['msg']}") from None
+
+
+def _migrate(settings) -> None:  # type: ignore[no-untyped-def]
+    from callbridge.db.migrate import upgrade_to_head
+
+    settings.ensure_data_dir()
+    try:
+        upgrade_to_head(settings.resolved_database_url)
+    except Exception as exc:
+        raise _fail(f"cannot migrate the database: {type(exc).__name__}: {exc}") from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    role: Annotated[
+        str, typer.Option(help="all: web and worker; web: HTTP only; worker: dispatcher only.")
+    ] = "all",
+) -> None:
+    """Migrate the database, then serve the web UI, the API and the dispatcher."""
+    import uvicorn
+
+    from callbridge.app import create_app
+    from callbridge.ops.logging import configure_logging
+
+    if role not in ("all", "web", "worker"):
+        raise _fail("--role must be all, web or worker")
+    settings = _settings()
+    if host:
+        settings.host = host
+    if port:
+        settings.port = port
+    configure_logging(settings.log_format, settings.log_level)
+    _migrate(settings)
+    checked_role: Literal["all", "web", "worker"] = role  # type: ignore[assignment]
+    application = create_app(settings, role=checked_role)
+    logging.getLogger("callbridge").info(
+        "callbridge serving on http://%s:%s/ (role %s, database %s)",
+        settings.host, settings.port, role, settings.database_kind,
+    )
+    if role == "worker":
+        # A worker has no public HTTP: it listens on loopback for health checks only.
+        uvicorn.run(application, host="127.0.0.1", port=settings.port, log_config=None,
+                    timeout_graceful_shutdown=30)
+        return
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
+                proxy_headers=True, timeout_graceful_shutdown=30)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply pending database migrations and exit."""
+    settings = _settings()
+    _migrate(settings)
+    typer.echo(f"database is up to date ({settings.database_kind})", err=True)
+
+
+async def _with_session(settings, work):  # type: ignore[no-untyped-def]
+    from callbridge.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            result = await work(session)
+            await session.commit()
+            return result
+    finally:
+        await engine.dispose()
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Option(help="Sign-in name.")],
+    password: Annotated[str, typer.Option(help="At least 8 characters.")],
+    role: Annotated[str, typer.Option(help="admin, supervisor or agent.")] = "agent",
+    agent_id: Annotated[str | None, typer.Option(help="The PBX's agent_id of this person.")] = None,
+    display_name: Annotated[str, typer.Option(help="Name shown in the UI.")] = "",
+) -> None:
+    """Create a user (migrates a fresh database first)."""
+    from callbridge.users.schemas import UserCreate
+    from callbridge.users.service import create_user
+
+    settings = _settings()
+    _migrate(settings)
+    try:
+        data = UserCreate.model_validate(
+            {"username": username, "password": password, "role": role, "agent_id": agent_id,
+             "display_name": display_name}
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+    try:
+        asyncio.run(_with_session(settings, lambda s: create_user(s, data, "cli")))
+    except CallbridgeError as exc:
+        raise _fail(exc.message) from None
+    typer.echo(f"user '{data.username}' created ({data.role})", err=True)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Who uses the token, e.g. 'PBX main site'.")],
+    scope: Annotated[str, typer.Option(help="pbx or admin.")],
+) -> None:
+    """Create an API token and print it (only it, once) on standard output."""
+    from callbridge.tokens.schemas import TokenCreate
+    from callbridge.tokens.service import create_token
+
+    settings = _settings()
+    _migrate(settings)
+    try:
+        data = TokenCreate.model_validate({"name": name, "scope": scope})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise _fail(f"--{first['loc'][0]}: {first['msg']}") from None
+
+    async def work(session):  # type: ignore[no-untyped-def]
+        _token, raw = await create_token(session, data, "cli")
+        return raw
+
+    raw = asyncio.run(_with_session(settings, work))
+    sys.stdout.write(raw + "\n")
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8090,
+    state_file: Annotated[
+        Path | None, typer.Option(help="Keep the sandbox's records in this JSON file.")
+    ] = None,
+) -> None:
+    """Run the built-in Salesforce stand-in (OAuth, REST, demo data) for trying callbridge."""
+    from callbridge.sandbox import run_sandbox
+
+    run_sandbox(host, port, state_file)
+
+
+def main() -> None:
+    app()

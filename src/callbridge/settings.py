@@ -1,0 +1,99 @@
+"""Process settings read from the environment (prefix ``CALLBRIDGE_``).
+
+Only what a process needs to start lives here. Settings an administrator changes at
+run time (playback authentication, retention, ...) are stored in the database and
+edited through ``/api/v1/settings``; the values here are their defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SECRET_KEY_FILE = "secret.key"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CALLBRIDGE_", extra="ignore")
+
+    data_dir: Path = Field(default=Path("./callbridge-data"))
+    database_url: str | None = None
+    secret_key: str | None = Field(default=None, repr=False)
+    # Older keys, comma separated: secrets encrypted with them still decrypt (rotation).
+    previous_secret_keys: str | None = Field(default=None, repr=False)
+    public_url: str | None = None
+    timezone: str = "Asia/Tokyo"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+    # Defaults of the run-time settings an admin may change in the UI.
+    playback_auth: Literal["url", "admin", "signed"] = "admin"
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    max_recording_mb: int = Field(default=200, ge=1, le=10240)
+    # Outbound HTTP.
+    allow_insecure_http: bool = False
+    outbound_concurrency_per_account: int = Field(default=20, ge=1, le=1000)
+    # Sessions and sign-in throttling.
+    session_hours: int = Field(default=12, ge=1, le=24 * 30)
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+    # Dispatcher.
+    worker_concurrency: int = Field(default=50, ge=1, le=10000)
+    lease_seconds: int = Field(default=30, ge=5, le=3600)
+
+    @field_validator("public_url")
+    @classmethod
+    def _normalise_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") + "/"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'callbridge.db').resolve()}"
+
+    @property
+    def database_kind(self) -> str:
+        url = self.resolved_database_url
+        return "postgresql" if url.startswith("postgresql") else "sqlite"
+
+    def ensure_data_dir(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir
+
+    def load_secret_key(self) -> str:
+        """The configured key, else the one in the data directory (created once, 0600)."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.ensure_data_dir() / SECRET_KEY_FILE
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            pass
+        key = secrets.token_urlsafe(48)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        try:
+            fd = os.open(path, flags, stat.S_IRUSR | stat.S_IWUSR)
+        except FileExistsError:  # another process won the race
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+
+    def previous_keys(self) -> list[str]:
+        if not self.previous_secret_keys:
+            return []
+        return [k.strip() for k in self.previous_secret_keys.split(",") if k.strip()]

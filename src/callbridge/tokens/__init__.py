@@ -1,0 +1,1 @@
+"""API tokens for machines (the PBX) and automation (the configuration API)."""

@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Role = Literal["admin", "supervisor", "agent"]
+Username = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=150, pattern=r"^[A-Za-z0-9_.@+-]+$"
+    ),
+]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=1000)]
+AgentId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: Username
+    password: Password
+    role: Role = "agent"
+    agent_id: AgentId | None = None
+    display_name: DisplayName = ""
+    language: Literal["ja", "en"] | None = None
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    password: Password | None = None
+    role: Role | None = None
+    agent_id: AgentId | None = None
+    display_name: DisplayName | None = None
+    language: Literal["ja", "en"] | None = None
+    is_active: bool | None = None
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    username: str
+    role: Role
+    agent_id: str | None
+    display_name: str
+    language: str | None
+    is_active: bool
+    created_at: datetime
+    last_login_at: datetime | None

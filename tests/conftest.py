@@ -1,0 +1,129 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL (DESIGN.md §9).
+
+PostgreSQL comes from CALLBRIDGE_TEST_DATABASE_URL. Without it the PostgreSQL variants
+are skipped with the reason printed, except under CI (CI=true), where that is a failure.
+Each test gets an empty, fully migrated database: a copy of a migrated SQLite file, or
+the migrated PostgreSQL database with every table emptied.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from callbridge.app import create_app
+from callbridge.db.migrate import upgrade_to_head
+from callbridge.settings import Settings
+
+PG_ENV = "CALLBRIDGE_TEST_DATABASE_URL"
+UNDER_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+TEST_SECRET = "test-secret-key-not-for-production"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if UNDER_CI and not os.environ.get(PG_ENV):
+        raise pytest.UsageError(f"CI=true but {PG_ENV} is not set: PostgreSQL tests cannot run")
+
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "callbridge.db"
+    upgrade_to_head(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL variants skipped")
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def reset_schema() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                await connection.execute(text("CREATE SCHEMA public"))
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(reset_schema())
+    except Exception as exc:
+        message = f"PostgreSQL at {PG_ENV} is unusable: {type(exc).__name__}: {exc}"
+        if UNDER_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    upgrade_to_head(url)
+    yield url
+
+
+def _truncate_all(url: str) -> None:
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def truncate() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                rows = await connection.execute(
+                    text(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                        "AND tablename <> 'alembic_version'"
+                    )
+                )
+                names = ", ".join(f'"{name}"' for (name,) in rows)
+                if names:
+                    await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(truncate())
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path) -> str:
+    if request.param == "sqlite":
+        target = tmp_path / "callbridge.db"
+        shutil.copyfile(sqlite_template, target)
+        return f"sqlite+aiosqlite:///{target}"
+    url: str = request.getfixturevalue("postgres_url")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        public_url=None,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
