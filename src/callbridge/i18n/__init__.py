@@ -1,6 +1,7 @@
 """UI languages: gettext catalogs (Babel) for Japanese and English.
 
-The catalogs are the ``.po`` files beside this module; they are compiled in memory at
+The catalogs are the ``.po`` files beside this module, one file per feature
+(``locale/ja/LC_MESSAGES/*.po``, merged into one catalog); they are compiled in memory at
 start-up, so no build step is needed and a checkout runs as it is.
 """
 
@@ -11,6 +12,7 @@ from functools import lru_cache
 from io import BytesIO
 from pathlib import Path
 
+from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from starlette.requests import HTTPConnection
@@ -21,13 +23,25 @@ LANGUAGE_COOKIE = "cb_lang"
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
 
 
+def load_catalog(language: str) -> Catalog | None:
+    """Every ``.po`` file of the language merged (later files win on a repeated msgid)."""
+    paths = sorted((LOCALE_DIR / language / "LC_MESSAGES").glob("*.po"))
+    if not paths:
+        return None
+    merged = Catalog(locale=language)
+    for path in paths:
+        with path.open("rb") as handle:
+            for message in read_po(handle, locale=language):
+                if message.id and message.string:
+                    merged.add(message.id, message.string)
+    return merged
+
+
 @lru_cache(maxsize=None)
 def translations(language: str) -> gettext.NullTranslations:
-    po_path = LOCALE_DIR / language / "LC_MESSAGES" / "messages.po"
-    if not po_path.exists():
+    catalog = load_catalog(language)
+    if catalog is None:
         return gettext.NullTranslations()
-    with po_path.open("rb") as handle:
-        catalog = read_po(handle, locale=language)
     buffer = BytesIO()
     write_mo(buffer, catalog)
     buffer.seek(0)
