@@ -21,6 +21,7 @@ from callbridge.admin import auth_pages, pages
 from callbridge.admin.rendering import (
     BANNER_PROVIDERS,
     NAV,
+    N_,
     Banner,
     NavItem,
     gettext_for,
@@ -59,8 +60,10 @@ async def _public_url_banner(
     return [
         Banner(
             "warning",
-            _("The public URL is not set: {SVADDR}, OAuth callbacks and playback links use "
-              "this server's local address."),
+            _(
+                "The public URL is not set: {SVADDR}, OAuth callbacks and playback links "
+                "use this server's local address."
+            ),
             "/settings",
             _("Set it in Settings"),
         )
@@ -72,9 +75,9 @@ def _register_navigation() -> None:
         return
     NAV.extend(
         [
-            NavItem("users", "Users", "/users"),
-            NavItem("tokens", "API tokens", "/tokens"),
-            NavItem("settings", "Settings", "/settings"),
+            NavItem("users", N_("Users"), "/users"),
+            NavItem("tokens", N_("API tokens"), "/tokens"),
+            NavItem("settings", N_("Settings"), "/settings"),
         ]
     )
     BANNER_PROVIDERS.append(_public_url_banner)
@@ -104,7 +107,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConnectionError)
     async def storage_unavailable(request: Request, exc: Exception) -> Response:
         logger.error("database unavailable: %s", type(exc).__name__)
-        message = "storage is unavailable; retry later"
+        message = N_("Storage is unavailable; retry later.")
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=503,
                                 headers={"Retry-After": "5"})
@@ -131,7 +134,7 @@ async def _error_page(
               503: _("Temporarily unavailable")}
     return await render(
         request, "error.html",
-        {"title": titles.get(status, _("Something went wrong")), "message": message},
+        {"title": titles.get(status, _("Something went wrong")), "message": _(message)},
         user=user, status_code=status,
     )
 

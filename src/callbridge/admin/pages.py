@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from callbridge.admin.rendering import form_errors, gettext_for, render
+from callbridge.admin.rendering import N_, form_errors, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.db.session import SessionDep
 from callbridge.errors import Conflict, FieldError
@@ -41,8 +41,8 @@ async def dashboard(request: Request, session: SessionDep, user: AdminUser) -> R
     current = await system_settings.get_system_settings(session, runtime.settings)
     _all_tokens, token_count = await tokens.list_tokens(session, limit=1)
     cards = [
-        Card("Users", await user_repository.count_users(session)),
-        Card("API tokens", token_count),
+        Card(N_("Users"), await user_repository.count_users(session)),
+        Card(N_("API tokens"), token_count),
     ]
     for provider in DASHBOARD_CARDS:
         cards.extend(await provider(session))
@@ -65,7 +65,8 @@ async def dashboard(request: Request, session: SessionDep, user: AdminUser) -> R
 @router.get("/users")
 async def users_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     rows, _total = await user_repository.list_users(session, 500, 0)
-    flash = request.query_params.get("saved") and gettext_for(request, user)("Saved.")
+    _ = gettext_for(request, user)
+    flash = _("Saved.") if request.query_params.get("saved") else None
     return await render(request, "users/list.html", {"users": rows, "flash": flash, "error": None},
                         user=user, session=session, active="users")
 
@@ -249,7 +250,8 @@ async def revoke_token(
 @router.get("/settings")
 async def settings_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     current = await system_settings.get_system_settings(session, get_runtime(request).settings)
-    flash = request.query_params.get("saved") and gettext_for(request, user)("Saved.")
+    _ = gettext_for(request, user)
+    flash = _("Saved.") if request.query_params.get("saved") else None
     return await render(
         request, "settings.html", {"form": current.model_dump(), "flash": flash},
         user=user, session=session, active="settings",

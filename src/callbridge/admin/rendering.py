@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 import callbridge
 from callbridge.auth.csrf import CSRF_COOKIE, csrf_token_for
-from callbridge.i18n import LANGUAGES, language_for, translations
+from callbridge.i18n import LANGUAGES, N_, language_for, translations
 from callbridge.models import User
 from callbridge.runtime import get_runtime
 
@@ -47,6 +47,8 @@ def _format_datetime(value: Any, tz: str = "UTC") -> str:
 
 
 _environment.filters["datetime"] = _format_datetime
+
+__all__ = ["N_", "add_template_dir", "form_errors", "gettext_for", "render", "safe_next"]
 
 
 @dataclass(frozen=True)
@@ -125,14 +127,14 @@ def secure_cookies(request: Request) -> bool:
 
 
 _MESSAGES: dict[str, str] = {
-    "missing": "This field is required.",
-    "string_too_short": "Too short: at least {min_length} characters.",
-    "string_too_long": "Too long: at most {max_length} characters.",
-    "string_pattern_mismatch": "Contains characters that are not allowed.",
-    "literal_error": "Choose one of the offered values.",
-    "int_parsing": "Enter a whole number.",
-    "greater_than_equal": "Must be at least {ge}.",
-    "less_than_equal": "Must be at most {le}.",
+    "missing": N_("This field is required."),
+    "string_too_short": N_("Too short: at least {min_length} characters."),
+    "string_too_long": N_("Too long: at most {max_length} characters."),
+    "string_pattern_mismatch": N_("Contains characters that are not allowed."),
+    "literal_error": N_("Choose one of the offered values."),
+    "int_parsing": N_("Enter a whole number."),
+    "greater_than_equal": N_("Must be at least {ge}."),
+    "less_than_equal": N_("Must be at most {le}."),
 }
 
 

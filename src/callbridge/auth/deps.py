@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.auth.csrf import CSRF_FIELD, CSRF_HEADER, csrf_valid
 from callbridge.auth.sessions import SESSION_COOKIE, user_for_session
 from callbridge.db.session import SessionDep
+from callbridge.i18n import N_
 from callbridge.errors import Forbidden, LoginRequired, Unauthorized
 from callbridge.kit.crypto import sha256_hex
 from callbridge.kit.time import utcnow
@@ -56,7 +57,7 @@ OptionalUser = Annotated[User | None, Depends(optional_user)]
 
 async def current_user(user: OptionalUser) -> User:
     if user is None:
-        raise LoginRequired("sign in to continue")
+        raise LoginRequired(N_("Sign in to continue."))
     return user
 
 
@@ -65,7 +66,7 @@ CurrentUser = Annotated[User, Depends(current_user)]
 
 async def admin_user(user: CurrentUser) -> User:
     if user.role != "admin":
-        raise Forbidden("this page is for administrators")
+        raise Forbidden(N_("This page is for administrators."))
     return user
 
 
@@ -80,7 +81,9 @@ async def check_csrf_form(request: Request) -> None:
         value = form.get(CSRF_FIELD)
         submitted = value if isinstance(value, str) else None
     if not csrf_valid(request, submitted):
-        raise Forbidden("the form expired or came from another site: reload the page and try again")
+        raise Forbidden(N_(
+            "The form expired or came from another site: reload the page and try again."
+        ))
 
 
 CsrfChecked = Depends(check_csrf_form)

@@ -37,6 +37,11 @@ def load_catalog(language: str) -> Catalog | None:
     return merged
 
 
+def N_(message: str) -> str:
+    """Marks a msgid for extraction; it is translated later, where the language is known."""
+    return message
+
+
 @lru_cache(maxsize=None)
 def translations(language: str) -> gettext.NullTranslations:
     catalog = load_catalog(language)
