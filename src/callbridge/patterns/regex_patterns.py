@@ -1,0 +1,329 @@
+"""PCRE-style ``/pattern/flags`` (and bare) patterns compiled on the ``regex`` package."""
+
+from __future__ import annotations
+
+import re
+
+import regex
+
+from callbridge.patterns.extraction import (
+    NO_MATCH,
+    Extraction,
+    PatternError,
+    PatternTimeout,
+    decode_json_string_content,
+)
+from callbridge.templating.names import is_variable_name
+from callbridge.templating.problems import Problem
+
+_BACKSLASH_LOOKALIKES = {"\u00a5": "¥", "\uff3c": "＼"}
+_FLAGS = {
+    "i": regex.IGNORECASE,
+    "m": regex.MULTILINE,
+    "s": regex.DOTALL,
+    "x": regex.VERBOSE,
+    "u": 0,  # patterns are always Unicode; accepted for PCRE compatibility
+}
+_FLAG_ADVICE = {
+    "g": "'g' is not needed: extraction always uses the first match.",
+    "U": "'U' (ungreedy) is not supported; write lazy quantifiers such as .*? instead.",
+}
+_NAMED_GROUP_RE = re.compile(r"\(\?(?:P<|<(?![=!]))([^>]*)>")
+_BACKREF_RE = re.compile(r"\\k(?:<([^>]*)>|'([^']*)'|\{([^}]*)\})")
+_QUOTED_GROUP_RE = re.compile(r"\(\?'([^']*)'")
+_GREEDY_RE = re.compile(
+    r"""\((?:\?P?<(?P<a>[^>]+)>|\?'(?P<b>[^']+)')?\.[*+]\)(?=["',}\]]|\\["'}\]])"""
+)
+
+
+class CompiledPattern:
+    """A validated pattern, ready to match under a time limit.
+
+    ``source``: the pattern as given to the regex engine; ``flags``: the flag letters;
+    ``group_names``: the named groups in group order; ``group_count``: all capturing
+    groups; ``normalisations``: what was changed (``¥`` read as ``\\``…); ``hints``:
+    advice that does not prevent saving (a greedy ``.*`` capture spanning JSON…).
+    An empty pattern matches everything and extracts nothing.
+    """
+
+    __slots__ = (
+        "_regex",
+        "flags",
+        "group_count",
+        "group_names",
+        "hints",
+        "normalisations",
+        "source",
+        "text",
+    )
+
+    def __init__(
+        self,
+        text: str,
+        source: str,
+        flags: str,
+        compiled: regex.Pattern[str] | None,
+        normalisations: tuple[Problem, ...],
+        hints: tuple[Problem, ...],
+    ) -> None:
+        self.text = text
+        self.source = source
+        self.flags = flags
+        self._regex = compiled
+        self.normalisations = normalisations
+        self.hints = hints
+        if compiled is None:
+            self.group_names: tuple[str, ...] = ()
+            self.group_count = 0
+        else:
+            index = compiled.groupindex
+            self.group_names = tuple(sorted(index, key=lambda name: index[name]))
+            self.group_count = int(compiled.groups)
+
+    @property
+    def is_empty(self) -> bool:
+        return self._regex is None
+
+    def matches(self, text: str, *, timeout: float) -> bool:
+        """True when the pattern is found anywhere in ``text`` (a response pattern)."""
+        if self._regex is None:
+            return True
+        return self._search(text, timeout) is not None
+
+    def extract(self, text: str, *, timeout: float, json_body: bool = False) -> Extraction:
+        """The first match's groups; ``json_body`` decodes JSON string escapes in them."""
+        if self._regex is None:
+            return Extraction(True)
+        match = self._search(text, timeout)
+        if match is None:
+            return NO_MATCH
+        groups = [g or "" for g in match.groups()]
+        named = {name: match.group(name) or "" for name in self.group_names}
+        if json_body:
+            groups = [decode_json_string_content(g) for g in groups]
+            named = {name: decode_json_string_content(v) for name, v in named.items()}
+        return Extraction(True, named, groups)
+
+    def _search(self, text: str, timeout: float) -> regex.Match[str] | None:
+        assert self._regex is not None
+        try:
+            return self._regex.search(text, timeout=timeout)
+        except TimeoutError:
+            raise PatternTimeout(
+                f"The pattern did not finish within {timeout:g} s on a response of "
+                f"{len(text)} characters; simplify it (avoid nested repetition such as "
+                "(a+)+) or use a JSONPath extraction."
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"CompiledPattern({self.text!r})"
+
+
+def compile_pattern(text: str) -> CompiledPattern:
+    """Validate and compile a pattern; raises :class:`PatternError` with the fault position.
+
+    Accepted forms: ``/pattern/flags`` with flags ``i m s x u``, or a bare pattern. Named
+    groups may be written ``(?P<NAME>…)``, ``(?<NAME>…)`` or ``(?'NAME'…)`` and must be
+    upper-case variable names. ``¥`` and ``＼`` are read as a backslash.
+    """
+    problems: list[Problem] = []
+    normalisations: list[Problem] = []
+    chars = list(text)
+    for index, ch in enumerate(chars):
+        if ch in _BACKSLASH_LOOKALIKES:
+            chars[index] = "\\"
+            normalisations.append(
+                Problem(
+                    "backslash_lookalike",
+                    f"Read {_BACKSLASH_LOOKALIKES[ch]} as a backslash (\\).",
+                    index,
+                    "warning",
+                )
+            )
+    normalised = "".join(chars)
+    stripped = normalised.strip()
+    lead = len(normalised) - len(normalised.lstrip())
+    if stripped and stripped != normalised:
+        normalisations.append(
+            Problem(
+                "pattern_outer_space",
+                "Removed whitespace around the pattern.",
+                0 if lead else len(normalised.rstrip()),
+                "warning",
+            )
+        )
+    if not stripped:
+        return CompiledPattern(text, "", "", None, tuple(normalisations), ())
+    body, body_start, flags = stripped, lead, ""
+    if stripped.startswith("/"):
+        close = stripped.rfind("/")
+        if close == 0:
+            problems.append(
+                Problem(
+                    "pattern_unclosed",
+                    "The pattern starts with / but has no closing /.",
+                    lead + len(stripped),
+                )
+            )
+            raise PatternError(problems + normalisations)
+        body, body_start, flags = stripped[1:close], lead + 1, stripped[close + 1 :]
+        _check_flags(flags, lead + close + 1, problems)
+    translated, positions, names = _translate(body, body_start)
+    regex_flags = regex.VERSION0
+    for flag in flags:
+        regex_flags |= _FLAGS.get(flag, 0)
+    compiled: regex.Pattern[str] | None = None
+    if not problems:
+        try:
+            compiled = regex.compile(translated, regex_flags)
+        except regex.error as exc:
+            pos = exc.pos if isinstance(exc.pos, int) else len(translated)
+            position = positions[pos] if 0 <= pos < len(positions) else body_start + len(body)
+            problems.append(Problem("pattern_syntax", f"Invalid pattern: {exc.msg}.", position))
+        except (OverflowError, RecursionError, ValueError, MemoryError, IndexError) as exc:
+            problems.append(Problem("pattern_syntax", f"Invalid pattern: {exc}.", body_start))
+    if compiled is not None:
+        _check_group_names(compiled, names, body_start, problems)
+    if problems:
+        raise PatternError(problems + normalisations)
+    if not body:
+        return CompiledPattern(text, "", flags, None, tuple(normalisations), ())
+    hints = tuple(_greedy_hints(body, body_start))
+    return CompiledPattern(text, translated, flags, compiled, tuple(normalisations), hints)
+
+
+def _check_flags(flags: str, start: int, problems: list[Problem]) -> None:
+    for offset, flag in enumerate(flags):
+        if flag in _FLAGS:
+            continue
+        if flag in _FLAG_ADVICE:
+            message = f"Unsupported flag {flag!r}: {_FLAG_ADVICE[flag]}"
+        elif flag.isascii() and flag.isalpha():
+            message = f"Unsupported flag {flag!r}; the flags are i, m, s, x and u."
+        else:
+            message = (
+                f"Unexpected text after the closing /: {flags[offset:]!r}. Only the flags "
+                "i, m, s, x and u may follow it."
+            )
+            problems.append(Problem("pattern_flags", message, start + offset))
+            return
+        problems.append(Problem("pattern_flags", message, start + offset))
+
+
+def _translate(body: str, body_start: int) -> tuple[str, list[int], list[tuple[str, int]]]:
+    """PCRE spellings the regex package lacks → its own; keeps a map to source offsets.
+
+    ``(?'N'…)`` becomes ``(?P<N>…)`` and ``\\k<N>``/``\\k'N'``/``\\k{N}`` become
+    ``(?P=N)``. Returns the translated text, the source offset of each of its characters
+    (plus one past the end), and every group name with its source offset.
+    """
+    out: list[str] = []
+    positions: list[int] = []
+    names: list[tuple[str, int]] = []
+
+    def emit(text: str, source: int) -> None:
+        out.append(text)
+        positions.extend([source] * len(text))
+
+    i, n = 0, len(body)
+    in_class = False
+    while i < n:
+        ch = body[i]
+        source = body_start + i
+        if ch == "\\":
+            ref = None if in_class else _BACKREF_RE.match(body, i)
+            if ref:
+                name = ref.group(1) or ref.group(2) or ref.group(3) or ""
+                emit(f"(?P={name})", source)
+                i = ref.end()
+                continue
+            for k in range(i, min(i + 2, n)):
+                emit(body[k], body_start + k)
+            i += 2
+            continue
+        if in_class:
+            if ch == "]":
+                in_class = False
+            emit(ch, source)
+            i += 1
+            continue
+        if ch == "[":
+            in_class = True
+            emit(ch, source)
+            i += 1
+            if body.startswith("^", i):
+                emit("^", body_start + i)
+                i += 1
+            if body.startswith("]", i):
+                emit("]", body_start + i)
+                i += 1
+            continue
+        quoted = _QUOTED_GROUP_RE.match(body, i)
+        if quoted:
+            names.append((quoted.group(1), body_start + quoted.start(1)))
+            emit(f"(?P<{quoted.group(1)}>", source)
+            i = quoted.end()
+            continue
+        named = _NAMED_GROUP_RE.match(body, i)
+        if named:
+            names.append((named.group(1), body_start + named.start(1)))
+            for k in range(i, named.end()):
+                emit(body[k], body_start + k)
+            i = named.end()
+            continue
+        emit(ch, source)
+        i += 1
+    positions.append(body_start + n)
+    return "".join(out), positions, names
+
+
+def _check_group_names(
+    compiled: regex.Pattern[str],
+    names: list[tuple[str, int]],
+    body_start: int,
+    problems: list[Problem],
+) -> None:
+    where: dict[str, int] = {}
+    seen: set[str] = set()
+    for name, position in names:
+        where.setdefault(name, position)
+        if name in seen:
+            problems.append(
+                Problem("pattern_duplicate_group", f"Group name {name} is used twice.", position)
+            )
+        seen.add(name)
+    for name in compiled.groupindex:
+        if not is_variable_name(name):
+            problems.append(
+                Problem(
+                    "pattern_group_name",
+                    f"Group name {name!r} is not a variable name: use upper-case letters, "
+                    f"digits and _ starting with a letter (such as {_suggest(name)}).",
+                    where.get(name, body_start),
+                )
+            )
+
+
+def _suggest(name: str) -> str:
+    cleaned = re.sub(r"[^A-Z0-9_]", "_", name.upper()).lstrip("_0123456789")
+    return cleaned or "NAME"
+
+
+def _greedy_hints(body: str, body_start: int) -> list[Problem]:
+    hints = []
+    for match in _GREEDY_RE.finditer(body):
+        name = match.group("a") or match.group("b")
+        which = f"group {name}" if name else "this group"
+        example = f"{name} = $.records[0].Id" if name else "NAME = $.records[0].Id"
+        hints.append(
+            Problem(
+                "greedy_capture",
+                f"The greedy .* in {which} runs to the last matching delimiter of the "
+                "response: when several records come back it captures across JSON "
+                'structure. Use [^"]* instead of .*, or a JSONPath extraction such as '
+                f"{example}.",
+                body_start + match.start(),
+                "warning",
+            )
+        )
+    return hints
