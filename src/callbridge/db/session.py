@@ -16,6 +16,9 @@ async def get_db_session(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield session
         except BaseException:
+            # Detach first: the error page still shows who is signed in, and a rollback
+            # would expire every loaded attribute.
+            session.expunge_all()
             await session.rollback()
             raise
         else:
