@@ -9,7 +9,6 @@ the migrated PostgreSQL database with every table emptied.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,7 +29,6 @@ TEST_SECRET = "test-secret-key-not-for-production"
 def pytest_sessionstart(session: pytest.Session) -> None:
     if UNDER_CI and not os.environ.get(PG_ENV):
         raise pytest.UsageError(f"CI=true but {PG_ENV} is not set: PostgreSQL tests cannot run")
-
 
 
 @pytest.fixture(scope="session")
@@ -139,8 +137,14 @@ def live_server(settings: Settings) -> Iterator[object]:
 
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @pytest.fixture

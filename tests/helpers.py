@@ -14,7 +14,10 @@ from callbridge.users.service import create_user
 
 
 async def make_user(
-    app: FastAPI, username: str = "admin", password: str = "correct horse", role: str = "admin",
+    app: FastAPI,
+    username: str = "admin",
+    password: str = "correct horse",
+    role: str = "admin",
     agent_id: str | None = None,
 ) -> None:
     runtime = app.state.runtime
@@ -46,12 +49,18 @@ def csrf_from(html: str) -> str:
 
 
 async def sign_in(
-    client: httpx.AsyncClient, username: str = "admin", password: str = "correct horse",
+    client: httpx.AsyncClient,
+    username: str = "admin",
+    password: str = "correct horse",
     next: str = "/",
 ) -> httpx.Response:
     page = await client.get("/login")
     return await client.post(
         "/login",
-        data={"username": username, "password": password, "next": next,
-              "csrf_token": csrf_from(page.text)},
+        data={
+            "username": username,
+            "password": password,
+            "next": next,
+            "csrf_token": csrf_from(page.text),
+        },
     )

@@ -20,8 +20,8 @@ import callbridge
 from callbridge.admin import auth_pages, pages
 from callbridge.admin.rendering import (
     BANNER_PROVIDERS,
-    NAV,
     N_,
+    NAV,
     Banner,
     NavItem,
     gettext_for,
@@ -45,6 +45,7 @@ logger = logging.getLogger("callbridge")
 
 Role = Literal["all", "web", "worker"]
 STATIC_DIR = Path(__file__).resolve().parent / "admin" / "static"
+
 
 def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
@@ -96,8 +97,9 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
             if isinstance(exc, FieldError | FieldErrors):
                 return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
-            return JSONResponse({"detail": exc.message}, status_code=exc.status_code,
-                                headers=headers)
+            return JSONResponse(
+                {"detail": exc.message}, status_code=exc.status_code, headers=headers
+            )
         if isinstance(exc, LoginRequired):
             return auth_pages.login_redirect(request)
         return await _error_page(request, exc.status_code, exc.message)
@@ -109,8 +111,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         logger.error("database unavailable: %s", type(exc).__name__)
         message = N_("Storage is unavailable; retry later.")
         if _is_api(request):
-            return JSONResponse({"detail": message}, status_code=503,
-                                headers={"Retry-After": "5"})
+            return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "5"})
         return await _error_page(request, 503, message, with_session=False)
 
     @app.exception_handler(RequestValidationError)
@@ -130,12 +131,18 @@ async def _error_page(
 ) -> Response:
     user = getattr(request.state, "user", None) if with_session else None
     _ = gettext_for(request, user)
-    titles = {403: _("Not allowed"), 404: _("Not found"), 409: _("Conflict"),
-              503: _("Temporarily unavailable")}
+    titles = {
+        403: _("Not allowed"),
+        404: _("Not found"),
+        409: _("Conflict"),
+        503: _("Temporarily unavailable"),
+    }
     return await render(
-        request, "error.html",
+        request,
+        "error.html",
         {"title": titles.get(status, _("Something went wrong")), "message": _(message)},
-        user=user, status_code=status,
+        user=user,
+        status_code=status,
     )
 
 
@@ -191,6 +198,6 @@ async def _announce_setup(runtime: Runtime) -> None:
     async with runtime.sessionmaker() as session:
         current = await get_system_settings(session, runtime.settings)
     base = current.public_url or f"http://{runtime.settings.host}:{runtime.settings.port}/"
-    logger.warning("No user exists yet. Create the first administrator at: %ssetup?token=%s",
-                   base, raw)
-
+    logger.warning(
+        "No user exists yet. Create the first administrator at: %ssetup?token=%s", base, raw
+    )

@@ -5,13 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.errors import CallbridgeError
+from callbridge.settings import Settings
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="callbridge: self-hosted CTI middleware between your PBX and your CRM.",
@@ -30,9 +35,7 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-def _settings():  # type: ignore[no-untyped-def]
-    from callbridge.settings import Settings
-
+def _settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
@@ -40,7 +43,7 @@ def _settings():  # type: ignore[no-untyped-def]
         raise _fail(f"setting CALLBRIDGE_{str(first['loc'][0]).upper()}: {first['msg']}") from None
 
 
-def _migrate(settings) -> None:  # type: ignore[no-untyped-def]
+def _migrate(settings: Settings) -> None:
     from callbridge.db.migrate import upgrade_to_head
 
     settings.ensure_data_dir()
@@ -77,15 +80,29 @@ def serve(
     application = create_app(settings, role=checked_role)
     logging.getLogger("callbridge").info(
         "callbridge serving on http://%s:%s/ (role %s, database %s)",
-        settings.host, settings.port, role, settings.database_kind,
+        settings.host,
+        settings.port,
+        role,
+        settings.database_kind,
     )
     if role == "worker":
         # A worker has no public HTTP: it listens on loopback for health checks only.
-        uvicorn.run(application, host="127.0.0.1", port=settings.port, log_config=None,
-                    timeout_graceful_shutdown=30)
+        uvicorn.run(
+            application,
+            host="127.0.0.1",
+            port=settings.port,
+            log_config=None,
+            timeout_graceful_shutdown=30,
+        )
         return
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
-                proxy_headers=True, timeout_graceful_shutdown=30)
+    uvicorn.run(
+        application,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=30,
+    )
 
 
 @app.command()
@@ -96,7 +113,7 @@ def migrate() -> None:
     typer.echo(f"database is up to date ({settings.database_kind})", err=True)
 
 
-async def _with_session(settings, work):  # type: ignore[no-untyped-def]
+async def _with_session(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     from callbridge.db.engine import create_engine, create_sessionmaker
 
     engine = create_engine(settings.resolved_database_url)
@@ -125,8 +142,13 @@ def users_create(
     _migrate(settings)
     try:
         data = UserCreate.model_validate(
-            {"username": username, "password": password, "role": role, "agent_id": agent_id,
-             "display_name": display_name}
+            {
+                "username": username,
+                "password": password,
+                "role": role,
+                "agent_id": agent_id,
+                "display_name": display_name,
+            }
         )
     except ValidationError as exc:
         first = exc.errors()[0]
@@ -155,7 +177,7 @@ def tokens_create(
         first = exc.errors()[0]
         raise _fail(f"--{first['loc'][0]}: {first['msg']}") from None
 
-    async def work(session):  # type: ignore[no-untyped-def]
+    async def work(session: AsyncSession) -> str:
         _token, raw = await create_token(session, data, "cli")
         return raw
 

@@ -48,6 +48,26 @@ class Settings(BaseSettings):
     # Dispatcher.
     worker_concurrency: int = Field(default=50, ge=1, le=10000)
     lease_seconds: int = Field(default=30, ge=5, le=3600)
+    # New work wakes workers at once (LISTEN/NOTIFY, in-process signal); polling is the
+    # fallback for lost notifications and expired leases.
+    dispatch_poll_seconds: float = Field(default=2.0, gt=0, le=60)
+    # An event carrying occurred_at waits until occurred_at + this window (at most this
+    # long after it arrived), so events of one call delivered out of order run in order.
+    reorder_window_ms: int = Field(default=200, ge=0, le=60_000)
+    # An event whose processing was interrupted this many times (worker crashes) is
+    # marked failed instead of being taken again.
+    max_event_attempts: int = Field(default=5, ge=1, le=100)
+    # Recording storage: "local" (recordings/ in the data directory) or "s3" (any
+    # S3-compatible API, so several servers share recordings). Retention purge interval.
+    recording_storage: Literal["local", "s3"] = "local"
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = Field(default=None, repr=False)
+    s3_secret_access_key: str | None = Field(default=None, repr=False)
+    s3_prefix: str = "recordings/"
+    s3_addressing_style: Literal["path", "virtual"] = "path"
+    retention_interval_minutes: int = Field(default=60, ge=1, le=24 * 60)
 
     @field_validator("public_url")
     @classmethod

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from callbridge.auth.setup import issue_setup_token
-from callbridge.models import AuditEntry, User, UserSession
 from callbridge.kit.time import utcnow
+from callbridge.models import AuditEntry, User, UserSession
 from tests.helpers import bearer, csrf_from, make_token, make_user, sign_in
 
 
@@ -90,7 +90,9 @@ async def test_expired_session_redirects_to_login(app: FastAPI, client: httpx.As
     await sign_in(client)
     assert (await client.get("/")).status_code == 200
     async with app.state.runtime.sessionmaker() as session:
-        await session.execute(update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(UserSession).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
         await session.commit()
     response = await client.get("/settings")
     assert response.status_code == 303
@@ -129,8 +131,13 @@ async def test_first_run_setup_creates_one_admin(app: FastAPI, client: httpx.Asy
     assert raw
     page = await client.get(f"/setup?token={raw}")
     assert page.status_code == 200
-    form = {"token": raw, "username": "boss", "password": "long enough",
-            "password_confirm": "different", "csrf_token": csrf_from(page.text)}
+    form = {
+        "token": raw,
+        "username": "boss",
+        "password": "long enough",
+        "password_confirm": "different",
+        "csrf_token": csrf_from(page.text),
+    }
     mismatch = await client.post("/setup", data=form)
     assert mismatch.status_code == 422
     assert "The two passwords differ." in mismatch.text
@@ -187,5 +194,7 @@ async def test_sign_ins_are_audited(app: FastAPI, client: httpx.AsyncClient) -> 
     await sign_in(client, password="bad password")
     await sign_in(client)
     async with app.state.runtime.sessionmaker() as session:
-        actions = [e.action for e in await session.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+        actions = [
+            e.action for e in await session.scalars(select(AuditEntry).order_by(AuditEntry.id))
+        ]
     assert "login.failure" in actions and "login.success" in actions

@@ -43,8 +43,9 @@ def test_first_run_setup_and_token_in_chromium(
     assert "PBX main site" in page.inner_text("#tokens")
 
     # The token shown works against the API with the pbx scope (and only that scope).
-    answer = httpx.get(live_server.base_url + "/api/v1/users",
-                       headers={"Authorization": f"Bearer {token}"})
+    answer = httpx.get(
+        live_server.base_url + "/api/v1/users", headers={"Authorization": f"Bearer {token}"}
+    )
     assert answer.status_code == 403
 
     # Signing out and in again through the form works; the setup link is spent.

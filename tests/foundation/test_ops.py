@@ -52,17 +52,24 @@ async def test_readyz_reports_an_unreachable_database(tmp_path) -> None:
 
 async def test_openapi_has_stable_operation_ids(client: httpx.AsyncClient) -> None:
     spec = (await client.get("/openapi.json")).json()
-    operations = {
-        op["operationId"] for path in spec["paths"].values() for op in path.values()
-    }
-    assert {"list_users", "create_user", "create_token", "get_settings", "update_settings",
-            "healthz", "readyz"} <= operations
+    operations = {op["operationId"] for path in spec["paths"].values() for op in path.values()}
+    assert {
+        "list_users",
+        "create_user",
+        "create_token",
+        "get_settings",
+        "update_settings",
+        "healthz",
+        "readyz",
+    } <= operations
     assert all("/login" not in path for path in spec["paths"])
     assert (await client.get("/docs")).status_code == 200
 
 
 def test_json_log_lines_carry_the_request_id() -> None:
-    record = logging.LogRecord("callbridge", logging.INFO, __file__, 1, "hello %s", ("world",), None)
+    record = logging.LogRecord(
+        "callbridge", logging.INFO, __file__, 1, "hello %s", ("world",), None
+    )
     record.call_id = "1700000000.42"
     token = request_id_var.set("req-1")
     try:

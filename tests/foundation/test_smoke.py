@@ -22,6 +22,7 @@ async def test_sign_in_and_dashboard(app, client: httpx.AsyncClient) -> None:
 
 async def test_token_api(app, client: httpx.AsyncClient) -> None:
     token = await make_token(app)
-    response = await client.post("/api/v1/tokens", json={"name": "pbx", "scope": "pbx"},
-                                 headers=bearer(token))
+    response = await client.post(
+        "/api/v1/tokens", json={"name": "pbx", "scope": "pbx"}, headers=bearer(token)
+    )
     assert response.status_code == 201, response.text

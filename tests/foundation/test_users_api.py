@@ -14,8 +14,13 @@ async def test_user_crud(app: FastAPI, client: httpx.AsyncClient) -> None:
     headers = await _admin(app)
     created = await client.post(
         "/api/v1/users",
-        json={"username": "sato", "password": "s3cret-pass", "role": "agent", "agent_id": "1001",
-              "display_name": "佐藤 花子"},
+        json={
+            "username": "sato",
+            "password": "s3cret-pass",
+            "role": "agent",
+            "agent_id": "1001",
+            "display_name": "佐藤 花子",
+        },
         headers=headers,
     )
     assert created.status_code == 201, created.text
@@ -27,8 +32,9 @@ async def test_user_crud(app: FastAPI, client: httpx.AsyncClient) -> None:
     listed = (await client.get("/api/v1/users?limit=10", headers=headers)).json()
     assert listed["total"] == 1 and listed["items"][0]["display_name"] == "佐藤 花子"
 
-    patched = await client.patch(f"/api/v1/users/{user_id}", json={"role": "supervisor"},
-                                 headers=headers)
+    patched = await client.patch(
+        f"/api/v1/users/{user_id}", json={"role": "supervisor"}, headers=headers
+    )
     assert patched.json()["role"] == "supervisor"
     assert patched.json()["agent_id"] == "1001"
 
@@ -50,7 +56,8 @@ async def test_duplicate_username_is_a_409(app: FastAPI, client: httpx.AsyncClie
 async def test_validation_names_every_bad_field(app: FastAPI, client: httpx.AsyncClient) -> None:
     headers = await _admin(app)
     response = await client.post(
-        "/api/v1/users", json={"username": "a b", "password": "short", "role": "king"},
+        "/api/v1/users",
+        json={"username": "a b", "password": "short", "role": "king"},
         headers=headers,
     )
     assert response.status_code == 422
@@ -60,12 +67,16 @@ async def test_validation_names_every_bad_field(app: FastAPI, client: httpx.Asyn
 
 async def test_the_last_admin_cannot_be_removed(app: FastAPI, client: httpx.AsyncClient) -> None:
     headers = await _admin(app)
-    admin = (await client.post(
-        "/api/v1/users", json={"username": "root", "password": "long enough", "role": "admin"},
-        headers=headers,
-    )).json()
-    demoted = await client.patch(f"/api/v1/users/{admin['id']}", json={"role": "agent"},
-                                 headers=headers)
+    admin = (
+        await client.post(
+            "/api/v1/users",
+            json={"username": "root", "password": "long enough", "role": "admin"},
+            headers=headers,
+        )
+    ).json()
+    demoted = await client.patch(
+        f"/api/v1/users/{admin['id']}", json={"role": "agent"}, headers=headers
+    )
     assert demoted.status_code == 422
     assert demoted.json()["detail"][0]["loc"] == ["body", "role"]
     assert (await client.delete(f"/api/v1/users/{admin['id']}", headers=headers)).status_code == 422

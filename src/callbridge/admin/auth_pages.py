@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -51,8 +51,13 @@ async def login_page(
     return await render(
         request,
         "login.html",
-        {"next": safe_next(next), "username": "", "error": None, "message": None,
-         "needs_setup": await count_users(session) == 0},
+        {
+            "next": safe_next(next),
+            "username": "",
+            "error": None,
+            "message": None,
+            "needs_setup": await count_users(session) == 0,
+        },
     )
 
 
@@ -67,22 +72,23 @@ async def login(
     settings = get_runtime(request).settings
     _ = gettext_for(request, None)
     ip = _client_ip(request)
-    context = {"next": safe_next(next), "username": username, "message": None,
-               "needs_setup": False}
+    context = {"next": safe_next(next), "username": username, "message": None, "needs_setup": False}
     if not username or not password:
         errors = {}
         if not username:
             errors["username"] = _("This field is required.")
         if not password:
             errors["password"] = _("This field is required.")
-        return await render(request, "login.html", {**context, "error": None, "errors": errors},
-                            status_code=422)
+        return await render(
+            request, "login.html", {**context, "error": None, "errors": errors}, status_code=422
+        )
     if await throttle.is_throttled(
         session, username, ip, settings.login_max_failures, settings.login_lockout_minutes
     ):
         message = _("Too many failed sign-in attempts. Wait {minutes} minutes and try again.")
         return await render(
-            request, "login.html",
+            request,
+            "login.html",
             {**context, "error": message.format(minutes=settings.login_lockout_minutes)},
             status_code=429,
         )
@@ -91,7 +97,8 @@ async def login(
         throttle.record_failure(session, username, ip)
         record_audit(session, f"anonymous@{ip}", "login.failure", username)
         return await render(
-            request, "login.html",
+            request,
+            "login.html",
             {**context, "error": _("Wrong username or password.")},
             status_code=401,
         )
@@ -113,7 +120,9 @@ async def logout(request: Request, session: SessionDep) -> Response:
 async def setup_page(request: Request, session: SessionDep, token: str = "") -> Response:
     valid = await setup_token_valid(session, token)
     return await render(
-        request, "setup.html", {"invalid": not valid, "token": token, "username": ""},
+        request,
+        "setup.html",
+        {"invalid": not valid, "token": token, "username": ""},
         status_code=200 if valid else 403,
     )
 
@@ -128,8 +137,9 @@ async def setup(
     password_confirm: Annotated[str, Form()] = "",
 ) -> Response:
     if not await setup_token_valid(session, token):
-        return await render(request, "setup.html", {"invalid": True, "token": "", "username": ""},
-                            status_code=403)
+        return await render(
+            request, "setup.html", {"invalid": True, "token": "", "username": ""}, status_code=403
+        )
     _ = gettext_for(request, None)
     errors: dict[str, str] = {}
     try:
@@ -140,7 +150,8 @@ async def setup(
         errors["password_confirm"] = _("The two passwords differ.")
     if errors:
         return await render(
-            request, "setup.html",
+            request,
+            "setup.html",
             {"invalid": False, "token": token, "username": username, "errors": errors},
             status_code=422,
         )

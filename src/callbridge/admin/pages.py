@@ -47,7 +47,8 @@ async def dashboard(request: Request, session: SessionDep, user: AdminUser) -> R
     for provider in DASHBOARD_CARDS:
         cards.extend(await provider(session))
     return await render(
-        request, "dashboard.html",
+        request,
+        "dashboard.html",
         {
             "cards": cards,
             "database_kind": runtime.database_kind,
@@ -55,7 +56,9 @@ async def dashboard(request: Request, session: SessionDep, user: AdminUser) -> R
             "system_timezone": current.timezone,
             "started_at": runtime.started_at,
         },
-        user=user, session=session, active="dashboard",
+        user=user,
+        session=session,
+        active="dashboard",
     )
 
 
@@ -67,8 +70,14 @@ async def users_page(request: Request, session: SessionDep, user: AdminUser) -> 
     rows, _total = await user_repository.list_users(session, 500, 0)
     _ = gettext_for(request, user)
     flash = _("Saved.") if request.query_params.get("saved") else None
-    return await render(request, "users/list.html", {"users": rows, "flash": flash, "error": None},
-                        user=user, session=session, active="users")
+    return await render(
+        request,
+        "users/list.html",
+        {"users": rows, "flash": flash, "error": None},
+        user=user,
+        session=session,
+        active="users",
+    )
 
 
 def _user_form(values: dict[str, str]) -> dict[str, Any]:
@@ -91,9 +100,12 @@ async def _form_values(request: Request) -> dict[str, str]:
 async def new_user_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     _ = gettext_for(request, user)
     return await render(
-        request, "users/form.html",
+        request,
+        "users/form.html",
         {"title": _("New user"), "editing": False, "form": _user_form({}), "user_id": None},
-        user=user, session=session, active="users",
+        user=user,
+        session=session,
+        active="users",
     )
 
 
@@ -106,10 +118,10 @@ async def create_user(request: Request, session: SessionDep, user: AdminUser) ->
         data = UserCreate(
             username=values.get("username", ""),
             password=values.get("password", ""),
-            role=values.get("role", "agent"),  # type: ignore[arg-type]
+            role=values.get("role", "agent"),
             agent_id=values.get("agent_id") or None,
             display_name=values.get("display_name", ""),
-            language=values.get("language") or None,  # type: ignore[arg-type]
+            language=values.get("language") or None,
         )
         await users.create_user(session, data, f"user:{user.username}")
     except ValidationError as exc:
@@ -118,10 +130,19 @@ async def create_user(request: Request, session: SessionDep, user: AdminUser) ->
         errors = {"username": _("This username is already taken.")}
     if errors:
         return await render(
-            request, "users/form.html",
-            {"title": _("New user"), "editing": False, "form": _user_form(values),
-             "errors": errors, "user_id": None},
-            user=user, session=session, active="users", status_code=422,
+            request,
+            "users/form.html",
+            {
+                "title": _("New user"),
+                "editing": False,
+                "form": _user_form(values),
+                "errors": errors,
+                "user_id": None,
+            },
+            user=user,
+            session=session,
+            active="users",
+            status_code=422,
         )
     return RedirectResponse("/users?saved=1", status_code=303)
 
@@ -132,15 +153,23 @@ async def edit_user_page(
 ) -> Response:
     _ = gettext_for(request, user)
     target = await users.get_user_or_404(session, user_id)
-    form = _user_form({
-        "username": target.username, "display_name": target.display_name, "role": target.role,
-        "agent_id": target.agent_id or "", "language": target.language or "",
-        "is_active": "1" if target.is_active else "0",
-    })
+    form = _user_form(
+        {
+            "username": target.username,
+            "display_name": target.display_name,
+            "role": target.role,
+            "agent_id": target.agent_id or "",
+            "language": target.language or "",
+            "is_active": "1" if target.is_active else "0",
+        }
+    )
     return await render(
-        request, "users/form.html",
+        request,
+        "users/form.html",
         {"title": _("Edit user"), "editing": True, "form": form, "user_id": user_id},
-        user=user, session=session, active="users",
+        user=user,
+        session=session,
+        active="users",
     )
 
 
@@ -156,10 +185,10 @@ async def update_user(
     try:
         data = UserUpdate(
             password=values.get("password") or None,
-            role=values.get("role"),  # type: ignore[arg-type]
+            role=values.get("role"),
             agent_id=values.get("agent_id") or None,
             display_name=values.get("display_name", ""),
-            language=values.get("language") or None,  # type: ignore[arg-type]
+            language=values.get("language") or None,
             is_active=values.get("is_active", "1") == "1",
         )
         await users.update_user(session, target, data, f"user:{user.username}")
@@ -169,10 +198,19 @@ async def update_user(
         errors = {exc.loc[-1]: _("callbridge needs at least one active administrator.")}
     if errors:
         return await render(
-            request, "users/form.html",
-            {"title": _("Edit user"), "editing": True, "form": _user_form(values),
-             "errors": errors, "user_id": user_id},
-            user=user, session=session, active="users", status_code=422,
+            request,
+            "users/form.html",
+            {
+                "title": _("Edit user"),
+                "editing": True,
+                "form": _user_form(values),
+                "errors": errors,
+                "user_id": user_id,
+            },
+            user=user,
+            session=session,
+            active="users",
+            status_code=422,
         )
     return RedirectResponse("/users?saved=1", status_code=303)
 
@@ -188,10 +226,17 @@ async def delete_user(
     except FieldError:
         rows, _total = await user_repository.list_users(session, 500, 0)
         return await render(
-            request, "users/list.html",
-            {"users": rows, "flash": None,
-             "error": _("callbridge needs at least one active administrator.")},
-            user=user, session=session, active="users", status_code=409,
+            request,
+            "users/list.html",
+            {
+                "users": rows,
+                "flash": None,
+                "error": _("callbridge needs at least one active administrator."),
+            },
+            user=user,
+            session=session,
+            active="users",
+            status_code=409,
         )
     return RedirectResponse("/users?saved=1", status_code=303)
 
@@ -200,18 +245,32 @@ async def delete_user(
 
 
 async def _tokens_page(
-    request: Request, session: SessionDep, user: AdminUser, *, created: str | None = None,
-    errors: dict[str, str] | None = None, form: dict[str, str] | None = None,
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    *,
+    created: str | None = None,
+    errors: dict[str, str] | None = None,
+    form: dict[str, str] | None = None,
     status_code: int = 200,
 ) -> Response:
     rows, _total = await tokens.list_tokens(session)
     _ = gettext_for(request, user)
     flash = _("Token revoked.") if request.query_params.get("revoked") else None
     return await render(
-        request, "tokens/list.html",
-        {"tokens": rows, "created": created, "flash": flash, "errors": errors or {},
-         "form": form or {"name": "", "scope": "pbx"}},
-        user=user, session=session, active="tokens", status_code=status_code,
+        request,
+        "tokens/list.html",
+        {
+            "tokens": rows,
+            "created": created,
+            "flash": flash,
+            "errors": errors or {},
+            "form": form or {"name": "", "scope": "pbx"},
+        },
+        user=user,
+        session=session,
+        active="tokens",
+        status_code=status_code,
     )
 
 
@@ -224,11 +283,15 @@ async def tokens_page(request: Request, session: SessionDep, user: AdminUser) ->
 async def create_token(request: Request, session: SessionDep, user: AdminUser) -> Response:
     values = await _form_values(request)
     try:
-        data = TokenCreate(name=values.get("name", ""), scope=values.get("scope", ""))  # type: ignore[arg-type]
+        data = TokenCreate(name=values.get("name", ""), scope=values.get("scope", ""))
     except ValidationError as exc:
         return await _tokens_page(
-            request, session, user, errors=form_errors(exc, gettext_for(request, user)),
-            form=values, status_code=422,
+            request,
+            session,
+            user,
+            errors=form_errors(exc, gettext_for(request, user)),
+            form=values,
+            status_code=422,
         )
     _token, raw = await tokens.create_token(session, data, f"user:{user.username}", user.id)
     await session.flush()
@@ -253,8 +316,12 @@ async def settings_page(request: Request, session: SessionDep, user: AdminUser) 
     _ = gettext_for(request, user)
     flash = _("Saved.") if request.query_params.get("saved") else None
     return await render(
-        request, "settings.html", {"form": current.model_dump(), "flash": flash},
-        user=user, session=session, active="settings",
+        request,
+        "settings.html",
+        {"form": current.model_dump(), "flash": flash},
+        user=user,
+        session=session,
+        active="settings",
     )
 
 
@@ -269,10 +336,17 @@ async def save_settings(request: Request, session: SessionDep, user: AdminUser) 
         )
     except ValidationError as exc:
         return await render(
-            request, "settings.html",
-            {"form": submitted, "flash": None,
-             "errors": form_errors(exc, gettext_for(request, user))},
-            user=user, session=session, active="settings", status_code=422,
+            request,
+            "settings.html",
+            {
+                "form": submitted,
+                "flash": None,
+                "errors": form_errors(exc, gettext_for(request, user)),
+            },
+            user=user,
+            session=session,
+            active="settings",
+            status_code=422,
         )
     await system_settings.update_system_settings(
         session, get_runtime(request).settings, data, f"user:{user.username}"

@@ -71,7 +71,9 @@ class Banner:
     link_label: str | None = None
 
 
-BannerProvider = Callable[[Request, AsyncSession, User, Callable[[str], str]], Awaitable[list[Banner]]]
+BannerProvider = Callable[
+    [Request, AsyncSession, User, Callable[[str], str]], Awaitable[list[Banner]]
+]
 BANNER_PROVIDERS: list[BannerProvider] = []
 
 

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.auth.csrf import CSRF_FIELD, CSRF_HEADER, csrf_valid
 from callbridge.auth.sessions import SESSION_COOKIE, user_for_session
 from callbridge.db.session import SessionDep
-from callbridge.i18n import N_
 from callbridge.errors import Forbidden, LoginRequired, Unauthorized
+from callbridge.i18n import N_
 from callbridge.kit.crypto import sha256_hex
 from callbridge.kit.time import utcnow
 from callbridge.models import ApiToken, User
@@ -81,9 +81,9 @@ async def check_csrf_form(request: Request) -> None:
         value = form.get(CSRF_FIELD)
         submitted = value if isinstance(value, str) else None
     if not csrf_valid(request, submitted):
-        raise Forbidden(N_(
-            "The form expired or came from another site: reload the page and try again."
-        ))
+        raise Forbidden(
+            N_("The form expired or came from another site: reload the page and try again.")
+        )
 
 
 CsrfChecked = Depends(check_csrf_form)

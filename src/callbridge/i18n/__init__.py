@@ -8,7 +8,7 @@ start-up, so no build step is needed and a checkout runs as it is.
 from __future__ import annotations
 
 import gettext
-from functools import lru_cache
+from functools import cache
 from io import BytesIO
 from pathlib import Path
 
@@ -42,7 +42,7 @@ def N_(message: str) -> str:
     return message
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(language: str) -> gettext.NullTranslations:
     catalog = load_catalog(language)
     if catalog is None:

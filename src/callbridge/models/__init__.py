@@ -3,6 +3,8 @@
 from callbridge.models.audit import AuditEntry
 from callbridge.models.auth import LoginFailure, SetupToken, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
+from callbridge.models.call_action import CallAction
+from callbridge.models.recording import PeriodicJob, PlaybackLinkKey, Recording
 from callbridge.models.system_setting import SystemSetting
 from callbridge.models.token import ApiToken
 from callbridge.models.user import User
@@ -11,10 +13,14 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Call",
+    "CallAction",
     "CallEvent",
     "CallVariable",
     "Execution",
     "LoginFailure",
+    "PeriodicJob",
+    "PlaybackLinkKey",
+    "Recording",
     "SetupToken",
     "SystemSetting",
     "User",

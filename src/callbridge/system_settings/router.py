@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
 from callbridge.auth.deps import AdminAccess
 from callbridge.db.session import SessionDep
 from callbridge.runtime import get_runtime
 from callbridge.system_settings import service
 from callbridge.system_settings.schemas import SystemSettingsRead, SystemSettingsUpdate
-from fastapi import Request
 
 router = APIRouter(prefix="/api/v1/settings", tags=["settings"])
 

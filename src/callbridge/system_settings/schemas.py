@@ -20,7 +20,7 @@ def _check_public_url(value: str | None) -> str | None:
     if value is None or not value.strip():
         return None
     value = value.strip()
-    if not value.startswith(("http://", "https://")) or "://" == value[-3:]:
+    if not value.startswith(("http://", "https://")) or value[-3:] == "://":
         raise ValueError("must be an absolute http:// or https:// URL")
     return value.rstrip("/") + "/"
 

@@ -22,7 +22,9 @@ async def list_tokens(
 
 
 @router.post("", status_code=201, operation_id="create_token")
-async def create_token(session: SessionDep, principal: AdminAccess, data: TokenCreate) -> TokenCreated:
+async def create_token(
+    session: SessionDep, principal: AdminAccess, data: TokenCreate
+) -> TokenCreated:
     token, raw = await service.create_token(session, data, principal.label, principal.user_id)
     return TokenCreated(**TokenRead.model_validate(token).model_dump(), token=raw)
 

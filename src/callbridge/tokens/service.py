@@ -41,7 +41,10 @@ async def list_tokens(
 ) -> tuple[list[ApiToken], int]:
     total = await session.scalar(select(func.count()).select_from(ApiToken)) or 0
     rows = await session.scalars(
-        select(ApiToken).order_by(ApiToken.created_at.desc(), ApiToken.id.desc()).limit(limit).offset(offset)
+        select(ApiToken)
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+        .limit(limit)
+        .offset(offset)
     )
     return list(rows), total
 

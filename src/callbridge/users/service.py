@@ -38,7 +38,11 @@ async def get_user_or_404(session: AsyncSession, user_id: int) -> User:
 
 
 async def _ensure_admin_remains(session: AsyncSession, user: User) -> None:
-    if user.role == "admin" and user.is_active and await repository.count_active_admins(session) <= 1:
+    if (
+        user.role == "admin"
+        and user.is_active
+        and await repository.count_active_admins(session) <= 1
+    ):
         raise FieldError("role", "callbridge needs at least one active administrator")
 
 
