@@ -1,0 +1,120 @@
+"""The one HTTP path from callbridge to CRMs: call actions, IVRs, tests and later features
+all send through it, so auth, retries, token refresh, limits and redaction live here once.
+
+Public API (everything else in this package is private)::
+
+    from callbridge.outbound import (
+        Outbound, get_outbound, deadline_after,
+        OutboundRequest, OutboundResult, OutboundError, Attempt, RequestView,
+        NoAuth, BasicAuth, BearerAuth, OAuthAuth, NO_AUTH,
+        RetryPolicy, DEFAULT_RETRY,
+        OAuthCredentials, ApiUsage,
+    )
+
+    outbound = get_outbound(request)          # or get_outbound(runtime)
+    base = await outbound.instance_url(account_id)      # {OAUTH_INSTANCE_URL} / {SFAPI}
+    result = await outbound.send(OutboundRequest(
+        method="GET",
+        url=f"{base}/services/data/v62.0/query?q=...",
+        headers=[("Accept", "application/json")],
+        body=None,                            # str (sent as UTF-8) or bytes
+        timeout=10,                           # seconds, per attempt
+        auth=OAuthAuth(account_id),           # NoAuth() / BasicAuth(u, p) / BearerAuth(t)
+        retry=RetryPolicy(retry_non_idempotent=rule_opted_in),
+    ))
+    result.status, result.text, result.error          # error: None or kind + message
+    result.request.as_dict()                  # for logs and the UI: secrets masked
+    result.response_record()                  # {status, headers, body, truncated}, masked
+    [a.as_dict() for a in result.attempts]    # every exchange on the wire
+
+IVRs use ``retry=RetryPolicy.NONE`` and ``deadline=deadline_after(ivr_timeout)``: the
+whole ``send`` (slot wait, token refresh, the one repeat after a 401) then ends by that
+time on the event loop's clock, and the result says ``timeout`` if it did not finish.
+
+Behaviour, in short (docs/outbound.md has the details):
+
+- ``send`` never raises for what a CRM, the network or stored credentials can do; the
+  result's ``error.kind`` is ``timeout``, ``connect``, ``http_status`` (>= 400),
+  ``auth`` (401, or an OAuth account that is not usable), ``limit`` (429 or
+  ``REQUEST_LIMIT_EXCEEDED``) or ``request`` (the request itself is invalid: bad URL,
+  credentials over plain ``http://`` to another machine).
+- OAuth: the account's token is cached per process; a 401 makes one refresh for all
+  concurrent requests of that account, then the request is repeated once. A refresh
+  refused with ``invalid_grant`` marks the account ``needs_reauthorization``; from then
+  on requests fail at once with ``auth`` and the provider is not asked again until an
+  admin reconnects. At most ``outbound_concurrency_per_account`` requests per account
+  are on the wire at once. ``Sforce-Limit-Info`` is recorded (``api_usage``).
+- Retries follow ``RetryPolicy`` (DESIGN.md §6), with backoff, jitter and
+  ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import HTTPConnection
+
+from callbridge.outbound.accounts import (
+    AccountStatus,
+    AccountToken,
+    ApiUsage,
+    OAuthCredentials,
+    TokenRefreshError,
+    TokenSource,
+)
+from callbridge.outbound.client import Outbound, deadline_after, is_loopback_host
+from callbridge.outbound.redaction import RequestView
+from callbridge.outbound.types import (
+    DEFAULT_RETRY,
+    NO_AUTH,
+    Attempt,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    ErrorKind,
+    NoAuth,
+    OAuthAuth,
+    OutboundError,
+    OutboundRequest,
+    OutboundResult,
+    RetryPolicy,
+)
+from callbridge.runtime import Runtime
+
+EXTRAS_KEY = "outbound"
+
+
+def get_outbound(source: Runtime | HTTPConnection) -> Outbound:
+    """The process's ``Outbound`` (created in the app lifespan)."""
+    runtime = source if isinstance(source, Runtime) else source.app.state.runtime
+    outbound = runtime.extras.get(EXTRAS_KEY)
+    if not isinstance(outbound, Outbound):
+        raise RuntimeError("the outbound client is not running (is the app lifespan active?)")
+    return outbound
+
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "EXTRAS_KEY",
+    "NO_AUTH",
+    "AccountStatus",
+    "AccountToken",
+    "ApiUsage",
+    "Attempt",
+    "Auth",
+    "BasicAuth",
+    "BearerAuth",
+    "ErrorKind",
+    "NoAuth",
+    "OAuthAuth",
+    "OAuthCredentials",
+    "Outbound",
+    "OutboundError",
+    "OutboundRequest",
+    "OutboundResult",
+    "RequestView",
+    "RetryPolicy",
+    "TokenRefreshError",
+    "TokenSource",
+    "deadline_after",
+    "get_outbound",
+    "is_loopback_host",
+]

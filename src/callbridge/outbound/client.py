@@ -1,0 +1,676 @@
+"""``Outbound``: the one HTTP client of callbridge towards CRMs (see the package docstring)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib
+import ipaddress
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Literal, Self
+from urllib.parse import urlsplit
+
+import callbridge
+from callbridge.kit.time import utcnow
+from callbridge.outbound.accounts import (
+    AccountState,
+    AccountToken,
+    ApiUsage,
+    OAuthCredentials,
+    TokenRefreshError,
+    TokenSource,
+)
+from callbridge.outbound.body import decode_body, provider_error
+from callbridge.outbound.redaction import RequestView
+from callbridge.outbound.retry import backoff_delay, is_idempotent, parse_retry_after
+from callbridge.outbound.types import (
+    Attempt,
+    BasicAuth,
+    BearerAuth,
+    OAuthAuth,
+    OutboundError,
+    OutboundRequest,
+    OutboundResult,
+    RetryPolicy,
+)
+
+logger = logging.getLogger("callbridge.outbound")
+
+Library = Literal["httpx2", "httpx"]
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Refresh a token whose expiry is known this long before it runs out.
+_EXPIRY_SKEW = 60.0
+_USAGE_SAVE_INTERVAL = 60.0
+_REFRESH_COOLDOWN_FIRST = 5.0
+_REFRESH_COOLDOWN_MAX = 60.0
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def deadline_after(seconds: float) -> float:
+    """An absolute deadline for ``OutboundRequest.deadline``, ``seconds`` from now."""
+    return asyncio.get_running_loop().time() + seconds
+
+
+class _Exchange:
+    """The outcome of one attempt on the wire."""
+
+    __slots__ = ("body", "error", "headers", "response_status", "sent", "truncated")
+
+    def __init__(self) -> None:
+        self.response_status: int | None = None
+        self.headers: tuple[tuple[str, str], ...] = ()
+        self.body = b""
+        self.truncated = False
+        self.error: OutboundError | None = None
+        # False when the failure happened before the request could reach the server.
+        self.sent = True
+
+
+class Outbound:
+    """One per process, created in the app lifespan; see ``callbridge.outbound``."""
+
+    def __init__(
+        self,
+        *,
+        token_source: TokenSource | None = None,
+        concurrency_per_account: int = 20,
+        allow_insecure_http: bool = False,
+        library: Library = "httpx2",
+        connect_timeout: float = 5.0,
+        max_connections: int = 1000,
+        max_keepalive_connections: int = 200,
+        keepalive_expiry: float = 30.0,
+        account_cache_seconds: float = 30.0,
+        transport: Any = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._lib: Any = importlib.import_module(library)
+        self.library = library
+        self._token_source = token_source
+        self._concurrency = concurrency_per_account
+        self._allow_insecure_http = allow_insecure_http
+        self._connect_timeout = connect_timeout
+        self._account_cache_seconds = account_cache_seconds
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._now = now
+        self._accounts: dict[int, AccountState] = {}
+        self._timeouts: dict[float, Any] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        lib = self._lib
+        self._client: Any = lib.AsyncClient(
+            limits=lib.Limits(
+                max_connections=max_connections,
+                max_keepalive_connections=max_keepalive_connections,
+                keepalive_expiry=keepalive_expiry,
+            ),
+            timeout=lib.Timeout(10.0, connect=connect_timeout),
+            headers={"User-Agent": f"callbridge/{callbridge.__version__}"},
+            follow_redirects=False,
+            transport=transport,
+        )
+        self._connect_errors: tuple[type[BaseException], ...] = (
+            lib.ConnectError,
+            lib.ConnectTimeout,
+            lib.PoolTimeout,
+            lib.UnsupportedProtocol,
+        )
+        self._timeout_errors: tuple[type[BaseException], ...] = (lib.TimeoutException,)
+        self._transport_errors: tuple[type[BaseException], ...] = (lib.TransportError,)
+        self._invalid_errors: tuple[type[BaseException], ...] = (
+            lib.InvalidURL,
+            lib.LocalProtocolError,
+            lib.UnsupportedProtocol,
+            ValueError,
+            TypeError,
+            UnicodeError,
+        )
+
+    # ---- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+        await self._client.aclose()
+
+    # ---- accounts -----------------------------------------------------------------
+
+    def forget_account(self, account_id: int) -> None:
+        """Drop what this process remembers of an account's token and status (after a
+        reconnect, an edit or a delete); the next request reads it again."""
+        state = self._accounts.get(account_id)
+        if state is not None:
+            state.token = None
+            state.loaded_at = float("-inf")
+            state.cooldown_until = float("-inf")
+            state.cooldown = 0.0
+
+    async def instance_url(self, account_id: int) -> str | None:
+        """``{OAUTH_INSTANCE_URL}`` of an account (None when it was never connected)."""
+        token = await self._current_token(self._state(account_id))
+        return token.instance_url if token is not None else None
+
+    async def oauth_credentials(self, account_id: int) -> OAuthCredentials | None:
+        """The account's instance URL and current access token, None when unusable."""
+        token = await self._current_token(self._state(account_id))
+        if token is None or not token.usable or token.access_token is None:
+            return None
+        return OAuthCredentials(token.instance_url, token.access_token, token.token_type)
+
+    def api_usage(self, account_id: int) -> ApiUsage | None:
+        """The API usage the provider reported last in this process."""
+        state = self._accounts.get(account_id)
+        return state.usage if state is not None else None
+
+    def _state(self, account_id: int) -> AccountState:
+        state = self._accounts.get(account_id)
+        if state is None:
+            state = AccountState(account_id, asyncio.Semaphore(self._concurrency))
+            self._accounts[account_id] = state
+        return state
+
+    async def _current_token(self, state: AccountState) -> AccountToken | None:
+        if self._clock() - state.loaded_at < self._account_cache_seconds:
+            return state.token
+        if self._token_source is None:
+            return None
+        async with state.lock:
+            if self._clock() - state.loaded_at < self._account_cache_seconds:
+                return state.token
+            token = await self._token_source.load(state.account_id)
+            if (
+                token is not None
+                and state.token is not None
+                and token.version != state.token.version
+            ):
+                state.cooldown_until = float("-inf")
+                state.cooldown = 0.0
+            state.token = token
+            state.loaded_at = self._clock()
+            return token
+
+    async def _refresh(self, state: AccountState, stale_version: int) -> AccountToken | str:
+        """One refresh per account at a time; requests that saw the same stale token
+        share its outcome. Returns the new token, or why there is none."""
+        async with state.lock:
+            current = state.token
+            if current is not None and current.version != stale_version and current.usable:
+                return current
+            if current is not None and current.status == "needs_reauthorization":
+                return _reauthorize_message(current)
+            if self._clock() < state.cooldown_until:
+                return (
+                    f"refreshing the token failed moments ago ({state.last_refresh_error}); "
+                    "the next attempt is made shortly"
+                )
+            if self._token_source is None:
+                return "no token source is configured"
+            try:
+                token = await self._token_source.refresh(state.account_id, stale_version)
+            except TokenRefreshError as exc:
+                state.last_refresh_error = exc.message
+                if exc.reauthorize:
+                    name = current.name if current is not None else str(state.account_id)
+                    state.token = AccountToken(
+                        account_id=state.account_id,
+                        name=name,
+                        status="needs_reauthorization",
+                        status_detail=exc.message,
+                        instance_url=current.instance_url if current is not None else None,
+                        version=stale_version,
+                    )
+                    state.loaded_at = self._clock()
+                    return _reauthorize_message(state.token)
+                state.cooldown = min(
+                    _REFRESH_COOLDOWN_MAX, max(_REFRESH_COOLDOWN_FIRST, state.cooldown * 2)
+                )
+                state.cooldown_until = self._clock() + state.cooldown
+                return f"refreshing the token failed: {exc.message}"
+            state.token = token
+            state.loaded_at = self._clock()
+            state.cooldown = 0.0
+            state.cooldown_until = float("-inf")
+            return token
+
+    def _record_usage(self, state: AccountState, headers: tuple[tuple[str, str], ...]) -> None:
+        value = None
+        for name, header_value in headers:
+            if name.lower() == "sforce-limit-info":
+                value = header_value
+                break
+        usage = ApiUsage.parse(value, self._now()) if value else None
+        if usage is None:
+            return
+        state.usage = usage
+        if self._token_source is None:
+            return
+        if self._clock() - state.usage_saved_at < _USAGE_SAVE_INTERVAL:
+            return
+        state.usage_saved_at = self._clock()
+        task = asyncio.create_task(self._save_usage(state.account_id, usage))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _save_usage(self, account_id: int, usage: ApiUsage) -> None:
+        assert self._token_source is not None
+        try:
+            await self._token_source.save_usage(account_id, usage)
+        except Exception:  # usage display is best effort
+            logger.warning(
+                "could not store the API usage of OAuth account %s", account_id, exc_info=True
+            )
+
+    # ---- sending ------------------------------------------------------------------
+
+    async def send(self, request: OutboundRequest) -> OutboundResult:
+        """Send ``request`` with its auth and retry policy. Never raises for a failure of
+        the CRM, the network or the credentials: the result says what happened."""
+        started = time.perf_counter()
+        method = request.method.strip().upper()
+        body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
+        secrets = _auth_secrets(request)
+        view: RequestView | None = None
+
+        def build_view() -> RequestView:
+            nonlocal view
+            if view is None:
+                view = RequestView.build(
+                    method,
+                    request.url,
+                    list(request.headers) + _auth_display(request),
+                    request.body,
+                    secrets,
+                )
+            return view
+
+        problem = self._check(method, request)
+        if problem is not None:
+            return self._result(build_view(), started, _Exchange(), problem, [])
+        attempts: list[Attempt] = []
+        last = _Exchange()
+        try:
+            if request.deadline is None:
+                last = await self._attempts(request, method, body, attempts, secrets)
+            else:
+                async with asyncio.timeout_at(request.deadline):
+                    last = await self._attempts(request, method, body, attempts, secrets)
+        except TimeoutError:
+            last = _Exchange()
+            last.error = OutboundError("timeout", "the deadline passed before the CRM answered")
+            attempts.append(
+                Attempt(
+                    len(attempts) + 1,
+                    self._now(),
+                    None,
+                    last.error,
+                    (time.perf_counter() - started) * 1000,
+                )
+            )
+        return self._result(build_view(), started, last, last.error, attempts)
+
+    def _check(self, method: str, request: OutboundRequest) -> OutboundError | None:
+        if method not in _METHODS:
+            return OutboundError("request", f"unsupported HTTP method '{request.method}'")
+        try:
+            parts = urlsplit(request.url)
+        except ValueError as exc:
+            return OutboundError("request", f"invalid URL: {exc}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return OutboundError(
+                "request", "the URL must be absolute and start with https:// or http://"
+            )
+        if (
+            parts.scheme == "http"
+            and not _is_no_auth(request)
+            and not self._allow_insecure_http
+            and not is_loopback_host(parts.hostname)
+        ):
+            return OutboundError(
+                "request",
+                "credentials are never sent over plain http:// except to this machine: "
+                "use https://, or set CALLBRIDGE_ALLOW_INSECURE_HTTP=true for a trusted network",
+            )
+        if request.timeout <= 0:
+            return OutboundError("request", "the timeout must be positive")
+        return None
+
+    async def _attempts(
+        self,
+        request: OutboundRequest,
+        method: str,
+        body: bytes | None,
+        attempts: list[Attempt],
+        secrets: list[str],
+    ) -> _Exchange:
+        policy = request.retry
+        idempotent = policy.retry_non_idempotent or is_idempotent(method, request.url)
+        state = (
+            self._state(request.auth.account_id) if isinstance(request.auth, OAuthAuth) else None
+        )
+        refreshed = False
+        waited = 0.0
+        after_refresh = False
+        tries = 0
+        while True:
+            token: AccountToken | None = None
+            if state is not None:
+                token_or_error = await self._usable_token(state)
+                if isinstance(token_or_error, OutboundError):
+                    exchange = _Exchange()
+                    exchange.error = token_or_error
+                    exchange.sent = False
+                    attempts.append(
+                        Attempt(
+                            len(attempts) + 1,
+                            self._now(),
+                            None,
+                            token_or_error,
+                            0.0,
+                            waited,
+                            after_refresh,
+                        )
+                    )
+                    return exchange
+                token = token_or_error
+                if token.access_token and token.access_token not in secrets:
+                    secrets.append(token.access_token)
+            tries += 1
+            at = self._now()
+            t0 = time.perf_counter()
+            if state is not None:
+                async with state.slots:
+                    exchange = await self._exchange(request, method, body, token)
+                self._record_usage(state, exchange.headers)
+            else:
+                exchange = await self._exchange(request, method, body, token)
+            attempts.append(
+                Attempt(
+                    len(attempts) + 1,
+                    at,
+                    exchange.response_status,
+                    exchange.error,
+                    (time.perf_counter() - t0) * 1000,
+                    waited,
+                    after_refresh,
+                )
+            )
+            waited = 0.0
+            after_refresh = False
+            if state is not None and token is not None and exchange.response_status == 401:
+                if refreshed:
+                    return exchange
+                refreshed = True
+                outcome = await self._refresh(state, token.version)
+                if isinstance(outcome, str):
+                    exchange.error = OutboundError(
+                        "auth",
+                        f"{exchange.error.message if exchange.error else 'HTTP 401'}; {outcome}",
+                        exchange.error.code if exchange.error else None,
+                    )
+                    return exchange
+                after_refresh = True
+                continue
+            delay = self._retry_delay(policy, idempotent, exchange, tries)
+            if delay is None:
+                return exchange
+            if request.deadline is not None:
+                remaining = request.deadline - asyncio.get_running_loop().time()
+                if delay >= remaining:
+                    return exchange
+            await self._sleep(delay)
+            waited = delay * 1000
+
+    async def _usable_token(self, state: AccountState) -> AccountToken | OutboundError:
+        token = await self._current_token(state)
+        if token is None:
+            return OutboundError(
+                "auth", f"OAuth account {state.account_id} does not exist", "account_missing"
+            )
+        if token.status == "needs_reauthorization":
+            return OutboundError("auth", _reauthorize_message(token), "needs_reauthorization")
+        expired = (
+            token.expires_at is not None
+            and (token.expires_at - self._now()).total_seconds() < _EXPIRY_SKEW
+        )
+        if token.access_token is None or expired:
+            if token.access_token is None and token.status == "not_connected":
+                return OutboundError(
+                    "auth",
+                    f"OAuth account '{token.name}' is not connected: connect it on the "
+                    "OAuth accounts page",
+                    "not_connected",
+                )
+            outcome = await self._refresh(state, token.version)
+            if isinstance(outcome, str):
+                return OutboundError("auth", outcome, "refresh_failed")
+            return outcome
+        return token
+
+    def _retry_delay(
+        self, policy: RetryPolicy, idempotent: bool, exchange: _Exchange, tries: int
+    ) -> float | None:
+        if tries >= policy.max_attempts:
+            return None
+        error = exchange.error
+        if error is None:
+            return None
+        retryable = False
+        retry_after: float | None = None
+        if error.kind in ("timeout", "connect"):
+            retryable = idempotent or not exchange.sent
+        elif error.kind == "limit" or (
+            exchange.response_status is not None and exchange.response_status >= 500
+        ):
+            retryable = idempotent
+            retry_after = parse_retry_after(_header(exchange.headers, "retry-after"), self._now())
+        if not retryable:
+            return None
+        delay = backoff_delay(policy, tries, self._rng)
+        if retry_after is not None:
+            if retry_after > policy.max_retry_after:
+                return None
+            delay = max(delay, retry_after)
+        return delay
+
+    def _timeout(self, seconds: float) -> Any:
+        timeout = self._timeouts.get(seconds)
+        if timeout is None:
+            timeout = self._lib.Timeout(seconds, connect=min(seconds, self._connect_timeout))
+            self._timeouts[seconds] = timeout
+        return timeout
+
+    async def _exchange(
+        self,
+        request: OutboundRequest,
+        method: str,
+        body: bytes | None,
+        token: AccountToken | None,
+    ) -> _Exchange:
+        exchange = _Exchange()
+        try:
+            headers = _wire_headers(request, token)
+            http_request = self._client.build_request(
+                method,
+                request.url,
+                headers=headers,
+                content=body,
+                timeout=self._timeout(request.timeout),
+            )
+        except self._invalid_errors as exc:
+            exchange.sent = False
+            exchange.error = OutboundError("request", f"the request cannot be sent: {exc}")
+            return exchange
+        try:
+            async with asyncio.timeout(request.timeout):
+                response = await self._client.send(http_request, stream=True)
+                try:
+                    exchange.response_status = response.status_code
+                    exchange.headers = tuple(
+                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
+                    )
+                    exchange.body, exchange.truncated = await _read_capped(
+                        response, request.max_response_bytes
+                    )
+                finally:
+                    await response.aclose()
+        except TimeoutError:
+            exchange.error = OutboundError(
+                "timeout", f"no complete answer within {request.timeout:g} s"
+            )
+        except self._connect_errors as exc:
+            exchange.sent = False
+            if isinstance(exc, self._timeout_errors):
+                exchange.error = OutboundError(
+                    "timeout", f"could not connect within the time limit ({_describe(exc)})"
+                )
+            else:
+                exchange.error = OutboundError("connect", f"could not connect: {_describe(exc)}")
+        except self._timeout_errors as exc:
+            exchange.error = OutboundError(
+                "timeout", f"no complete answer within {request.timeout:g} s ({_describe(exc)})"
+            )
+        except self._transport_errors as exc:
+            exchange.error = OutboundError("connect", f"network failure: {_describe(exc)}")
+        except self._invalid_errors as exc:
+            exchange.sent = False
+            exchange.error = OutboundError("request", f"the request cannot be sent: {exc}")
+        else:
+            exchange.error = provider_error(exchange.response_status, exchange.body)
+        return exchange
+
+    def _result(
+        self,
+        view: RequestView,
+        started: float,
+        exchange: _Exchange,
+        error: OutboundError | None,
+        attempts: list[Attempt],
+    ) -> OutboundResult:
+        text, binary = ("", False)
+        if exchange.body:
+            text, binary = decode_body(exchange.body, _header(exchange.headers, "content-type"))
+        return OutboundResult(
+            request=view,
+            status=exchange.response_status,
+            headers=exchange.headers,
+            text=text,
+            content=exchange.body,
+            binary=binary,
+            truncated=exchange.truncated,
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            error=error,
+            attempts=tuple(attempts),
+        )
+
+
+def _is_no_auth(request: OutboundRequest) -> bool:
+    return not isinstance(request.auth, BasicAuth | BearerAuth | OAuthAuth)
+
+
+def _reauthorize_message(token: AccountToken) -> str:
+    detail = f" ({token.status_detail})" if token.status_detail else ""
+    return (
+        f"OAuth account '{token.name}' needs to be reconnected: the provider refused its "
+        f"refresh{detail}. An administrator must click Connect on the OAuth accounts page"
+    )
+
+
+def _auth_secrets(request: OutboundRequest) -> list[str]:
+    auth = request.auth
+    if isinstance(auth, BasicAuth):
+        return [auth.password, _basic_value(auth)]
+    if isinstance(auth, BearerAuth):
+        return [auth.token]
+    return []
+
+
+def _auth_display(request: OutboundRequest) -> list[tuple[str, str]]:
+    auth = request.auth
+    if isinstance(auth, BasicAuth):
+        return [("Authorization", "Basic [redacted]")]
+    if isinstance(auth, BearerAuth | OAuthAuth):
+        return [("Authorization", "Bearer [redacted]")]
+    return []
+
+
+def _basic_value(auth: BasicAuth) -> str:
+    raw = f"{auth.username}:{auth.password}".encode()
+    return base64.b64encode(raw).decode("ascii")
+
+
+def _wire_headers(
+    request: OutboundRequest, token: AccountToken | None
+) -> list[tuple[bytes, bytes]]:
+    auth = request.auth
+    authorization: str | None = None
+    if isinstance(auth, BasicAuth):
+        authorization = f"Basic {_basic_value(auth)}"
+    elif isinstance(auth, BearerAuth):
+        authorization = f"Bearer {auth.token}"
+    elif token is not None and token.access_token is not None:
+        authorization = f"{token.token_type or 'Bearer'} {token.access_token}"
+    headers: list[tuple[bytes, bytes]] = []
+    for name, value in request.headers:
+        if authorization is not None and name.lower() == "authorization":
+            continue
+        clean = value.replace("\r", " ").replace("\n", " ")
+        headers.append((name.strip().encode("ascii"), clean.encode("utf-8")))
+    if authorization is not None:
+        headers.append((b"Authorization", authorization.encode("utf-8")))
+    return headers
+
+
+async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            return b"".join(chunks)[:limit], True
+    return b"".join(chunks), False
+
+
+def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
