@@ -1,5 +1,10 @@
 """The call store: calls, their events (the durable work queue of the dispatcher),
-the variables collected along the call, and every outbound request made for it."""
+the variables collected along the call, and every outbound request made for it.
+
+Work is leased per call, not per event: the worker holding a call's lease runs its
+events one after the other in occurrence order, so no two events of one call are ever
+processed at once, whatever the number of workers and processes.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +21,14 @@ from callbridge.kit.time import utcnow
 BigId = BigInteger().with_variant(Integer(), "sqlite")
 
 EVENT_TYPES = ("incoming", "queue", "answer", "disconnect", "outgoing")
+# pending → processing → done; "failed" when processing was abandoned (see the dispatcher).
 EVENT_STATUSES = ("pending", "processing", "done", "failed")
+UNFINISHED_EVENT_STATUSES = ("pending", "processing")
 
 
 class Call(Base):
     __tablename__ = "call"
+    __table_args__ = (Index("ix_call_due", "due_at", "lease_expires_at"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     call_id: Mapped[str] = mapped_column(String(200), unique=True)
@@ -33,35 +41,49 @@ class Call(Base):
     queue: Mapped[str | None] = mapped_column(String(200))
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None]
+    last_event: Mapped[str | None] = mapped_column(String(20))
+    # Bumped by every stored event: a worker releases a call only if no event arrived
+    # since it last looked (compare-and-set), so no event is ever left behind.
+    event_count: Mapped[int] = mapped_column(default=0)
+    error_count: Mapped[int] = mapped_column(default=0)
+    # When the earliest unfinished event is due; NULL when the call has no work.
+    due_at: Mapped[datetime | None]
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
 class CallEvent(Base):
-    """One delivery from the PBX. Stored before the PBX is answered; the dispatcher
-    claims pending rows with a lease and processes each call's events in order."""
+    """One delivery from the PBX. Stored before the PBX is answered; the dispatcher runs
+    each call's events in (occurred_at, id) order."""
 
     __tablename__ = "call_event"
-    __table_args__ = (
-        Index("ix_call_event_due", "status", "lease_expires_at"),
-        Index("ix_call_event_call_order", "call_pk", "occurred_at", "id"),
-    )
+    __table_args__ = (Index("ix_call_event_call_order", "call_pk", "occurred_at", "id"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     call_pk: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
-    # event_id, or call_id|event|occurred_at when only occurred_at identifies the event.
+    # "id:<event_id>", or "at:<call_id>|<event>|<occurred_at>" when only occurred_at
+    # identifies the event; NULL when nothing does (every delivery is a new event).
     dedupe_key: Mapped[str | None] = mapped_column(String(500), unique=True)
     event_id: Mapped[str | None] = mapped_column(String(200))
     event: Mapped[str] = mapped_column(String(20))
     occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Not before: events with an explicit occurred_at wait out the reorder window.
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
     agent_id: Mapped[str | None] = mapped_column(String(100), index=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(20), default="pending")
     attempts: Mapped[int] = mapped_column(default=0)
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires_at: Mapped[datetime | None]
+    # The worker that last took it (for the timeline and for diagnosing crashes).
+    worker: Mapped[str | None] = mapped_column(String(100))
+    # Processed after an event of the same call that occurred later (arrived too late).
+    late: Mapped[bool] = mapped_column(default=False)
+    started_at: Mapped[datetime | None]
     processed_at: Mapped[datetime | None]
+    # One entry per rule considered: {"rule_id", "label", "status", "reason"}.
+    outcome: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
 
 
@@ -91,6 +113,8 @@ class Execution(Base):
     event_pk: Mapped[int | None] = mapped_column(ForeignKey("call_event.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(20))  # "call_action" | "ivr"
     rule_id: Mapped[int | None]
+    # What the rule was when it ran (its memo or URL), kept if the rule changes later.
+    label: Mapped[str] = mapped_column(String(300), default="")
     event: Mapped[str | None] = mapped_column(String(20))
     attempt: Mapped[int] = mapped_column(default=1)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)

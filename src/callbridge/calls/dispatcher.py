@@ -1,0 +1,396 @@
+"""The dispatcher: claims calls with due events and runs each call's events in order.
+
+Leases are per call. A worker claims calls whose earliest unfinished event is due
+(``FOR UPDATE SKIP LOCKED`` on PostgreSQL), then runs that call's events one after the
+other in (occurred_at, id) order and gives the call back with a compare-and-set on its
+event counter. While it holds a call no other worker can take it; a heartbeat renews
+the leases; a worker that dies (SIGKILL) stops renewing, its leases expire and any other
+worker takes the calls over, resuming each interrupted event after the rules it had
+already recorded. Different calls run concurrently, at most ``worker_concurrency`` per
+process.
+
+New work wakes the dispatcher at once: an in-process signal from the committing
+session, and PostgreSQL LISTEN/NOTIFY across processes. Polling remains as the fallback
+(lost notifications, expired leases, events held by the reorder window).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from callbridge.calls import repository
+from callbridge.kit.time import utcnow
+from callbridge.models.call import CallEvent
+from callbridge.runtime import Runtime
+
+logger = logging.getLogger("callbridge.dispatcher")
+
+FINISHED = ("done", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class EventJob:
+    """One event handed to the processor (the call-action engine)."""
+
+    runtime: Runtime
+    call_pk: int
+    event_pk: int
+    event: str
+    event_id: str | None
+    occurred_at: datetime
+    payload: dict[str, Any]
+    attempt: int
+    worker: str
+
+
+@dataclass
+class EventOutcome:
+    """What the processor reports for the event's timeline entry."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+
+Processor = Callable[[EventJob], Awaitable[EventOutcome]]
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class CallWorker:
+    """Runs the events of calls this process holds the lease of.
+
+    Used by the dispatcher and by ``?wait=true`` ingest; the lease (not this object) is
+    what keeps two workers from running the same call.
+    """
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        processor: Processor,
+        *,
+        owner: str | None = None,
+        on_future_due: Callable[[datetime], None] | None = None,
+    ) -> None:
+        self.runtime = runtime
+        self.processor = processor
+        self.owner = owner or new_worker_id()
+        self.sessionmaker: async_sessionmaker[AsyncSession] = runtime.sessionmaker
+        self.lease = timedelta(seconds=runtime.settings.lease_seconds)
+        self.max_attempts = runtime.settings.max_event_attempts
+        self.on_future_due = on_future_due
+        self.held: set[int] = set()
+        self.stopping = False
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.events_processed = 0
+
+    # ---- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.create_task(self._renew_leases(), name="lease-heartbeat")
+
+    async def stop(self) -> None:
+        self.stopping = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+            self._heartbeat = None
+
+    async def release_everything(self) -> None:
+        """Hand back every call still leased to this worker (shutdown, after a cancel)."""
+        try:
+            async with self.sessionmaker() as session:
+                count = await repository.drop_lease(session, self.owner, None)
+                await session.commit()
+            if count:
+                logger.info("released %d call(s) for other workers", count)
+        except Exception:
+            logger.exception("could not release leases; they expire in %s", self.lease)
+
+    async def _renew_leases(self) -> None:
+        interval = max(self.lease.total_seconds() / 3, 0.5)
+        while True:
+            await asyncio.sleep(interval)
+            if not self.held:
+                continue
+            try:
+                async with self.sessionmaker() as session:
+                    await repository.renew_leases(session, self.owner, list(self.held), self.lease)
+                    await session.commit()
+            except Exception:
+                logger.exception("lease renewal failed")
+
+    # ---- one call ------------------------------------------------------------------
+
+    async def run_call(self, call_pk: int) -> None:
+        """Run the call's due events in order, then give the call back.
+
+        Never raises: a database failure leaves the lease to expire, and the call to be
+        taken again then.
+        """
+        self.held.add(call_pk)
+        try:
+            await self._run_call(call_pk)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception(
+                "call %s: processing interrupted; retried when the lease expires", call_pk
+            )
+        finally:
+            self.held.discard(call_pk)
+
+    async def _run_call(self, call_pk: int) -> None:
+        while True:
+            async with self.sessionmaker() as session:
+                step = await repository.next_unfinished_event(session, call_pk)
+            if step is None or step.lease_owner != self.owner:
+                return  # the call is gone, or the lease was lost to another worker
+            event = step.event
+            if self.stopping and event is not None:
+                async with self.sessionmaker() as session:
+                    await repository.drop_lease(session, self.owner, [call_pk])
+                    await session.commit()
+                return
+            now = utcnow()
+            if event is None or event.due_at > now:
+                next_due = event.due_at if event is not None else None
+                async with self.sessionmaker() as session:
+                    released = await repository.release_call(
+                        session,
+                        call_pk,
+                        self.owner,
+                        seen_event_count=step.event_count,
+                        next_due=next_due,
+                    )
+                    await session.commit()
+                if released:
+                    if next_due is not None and self.on_future_due is not None:
+                        self.on_future_due(next_due)
+                    return
+                continue  # an event arrived meanwhile: look again
+            await self._run_event(call_pk, event)
+
+    async def _run_event(self, call_pk: int, event: CallEvent) -> None:
+        if event.attempts >= self.max_attempts:
+            async with self.sessionmaker() as session:
+                await repository.finish_event(
+                    session,
+                    event.id,
+                    status="failed",
+                    outcome=event.outcome,
+                    error=f"abandoned after {event.attempts} interrupted attempts",
+                )
+                await session.commit()
+            logger.error("event %s abandoned after %s attempts", event.id, event.attempts)
+            return
+        async with self.sessionmaker() as session:
+            await repository.start_event(session, event.id, self.owner)
+            await session.commit()
+        job = EventJob(
+            runtime=self.runtime,
+            call_pk=call_pk,
+            event_pk=event.id,
+            event=event.event,
+            event_id=event.event_id,
+            occurred_at=event.occurred_at,
+            payload=dict(event.payload),
+            attempt=event.attempts + 1,
+            worker=self.owner,
+        )
+        try:
+            outcome = await self.processor(job)
+            status, items, error = "done", outcome.items, outcome.error
+        except asyncio.CancelledError:
+            raise  # shutdown: the event stays "processing" and is resumed elsewhere
+        except Exception as exc:
+            logger.exception("event %s failed", event.id)
+            status, items, error = "failed", [], f"{type(exc).__name__}: {exc}"
+        async with self.sessionmaker() as session:
+            await repository.finish_event(
+                session, event.id, status=status, outcome=items, error=error
+            )
+            await session.commit()
+        self.events_processed += 1
+
+    # ---- ?wait=true ------------------------------------------------------------------
+
+    async def process_now(self, call_pk: int, event_pk: int, wait_seconds: float) -> str | None:
+        """Run the call here and now if nobody holds it, else wait for whoever does;
+        the event's final status, or None if it is not finished within ``wait_seconds``."""
+        async with self.sessionmaker() as session:
+            claimed = await repository.claim_call(session, call_pk, self.owner, self.lease)
+            await session.commit()
+        if claimed:
+            await self.run_call(call_pk)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        delay = 0.005
+        while True:
+            async with self.sessionmaker() as session:
+                status = await repository.event_status(session, event_pk)
+            if status in FINISHED or status is None:
+                return status
+            if loop.time() >= deadline:
+                return None
+            # Another worker (maybe another process) holds the call: check back shortly.
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
+class Dispatcher:
+    """Claims due calls and runs them with a :class:`CallWorker`, concurrency-bounded."""
+
+    def __init__(self, runtime: Runtime, processor: Processor, *, owner: str | None = None):
+        settings = runtime.settings
+        self.runtime = runtime
+        self.concurrency = settings.worker_concurrency
+        self.poll_seconds = settings.dispatch_poll_seconds
+        self.worker = CallWorker(runtime, processor, owner=owner, on_future_due=self.wake)
+        self._wake = asyncio.Event()
+        self._next_due: datetime | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._listener: asyncio.Task[None] | None = None
+        self._saturated = False
+        self.claims = 0
+
+    @property
+    def owner(self) -> str:
+        return self.worker.owner
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def wake(self, due_at: datetime | None = None) -> None:
+        """New work: claim now, or at ``due_at`` when that is in the future."""
+        future = due_at is not None and due_at > utcnow()
+        if future and (self._next_due is None or due_at < self._next_due):  # type: ignore[operator]
+            self._next_due = due_at
+        self._wake.set()
+
+    async def start(self) -> None:
+        self.worker.start()
+        self._loop_task = asyncio.create_task(self._claim_loop(), name="dispatcher")
+        if self.runtime.database_kind == "postgresql":
+            self._listener = asyncio.create_task(self._listen(), name="dispatcher-listen")
+        logger.info("dispatcher %s started (concurrency %d)", self.owner, self.concurrency)
+
+    async def stop(self, grace: float = 20.0) -> None:
+        """Stop claiming; let in-flight events finish (each call is handed back after its
+        current event); after ``grace`` seconds cancel what is left and hand it back."""
+        self.worker.stopping = True
+        for task in (self._loop_task, self._listener):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending)
+        await self.worker.stop()
+        await self.worker.release_everything()
+        logger.info("dispatcher %s stopped", self.owner)
+
+    # ---- claiming --------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            claimed_full = False
+            free = self.concurrency - len(self._tasks)
+            if free > 0:
+                want = min(free, 100)
+                try:
+                    claimed = await self._claim(want)
+                except Exception:
+                    logger.exception("claiming work failed; retrying in %ss", self.poll_seconds)
+                    claimed = []
+                for call_pk in claimed:
+                    self._spawn(call_pk)
+                claimed_full = len(claimed) == want
+            self._saturated = claimed_full or free <= 0
+            if claimed_full and len(self._tasks) < self.concurrency:
+                continue  # there may be more
+            timeout = self._sleep_time()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _claim(self, limit: int) -> list[int]:
+        async with self.runtime.sessionmaker() as session:
+            claimed = await repository.claim_calls(session, self.owner, limit, self.worker.lease)
+            await session.commit()
+        self.claims += 1
+        return claimed
+
+    def _sleep_time(self) -> float:
+        timeout = self.poll_seconds
+        if self._next_due is not None:
+            until = (self._next_due - utcnow()).total_seconds()
+            if until <= 0:
+                self._next_due = None
+                return 0
+            timeout = min(timeout, until)
+        return timeout
+
+    def _spawn(self, call_pk: int) -> None:
+        task = asyncio.create_task(self.worker.run_call(call_pk), name=f"call-{call_pk}")
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._saturated:
+            self._wake.set()
+
+    # ---- PostgreSQL LISTEN -----------------------------------------------------------
+
+    async def _listen(self) -> None:
+        import asyncpg
+
+        url = make_url(self.runtime.settings.resolved_database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while True:
+            connection = None
+            try:
+                connection = await asyncpg.connect(dsn)
+                lost = asyncio.Event()
+                connection.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await connection.add_listener(
+                    repository.NOTIFY_CHANNEL, lambda *_args: self._wake.set()
+                )
+                self._wake.set()  # anything committed while we were not listening
+                await lost.wait()
+                logger.warning("LISTEN connection lost; reconnecting")
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "LISTEN unavailable (%s); polling every %ss",
+                    type(exc).__name__,
+                    self.poll_seconds,
+                )
+            finally:
+                if connection is not None and not connection.is_closed():
+                    with contextlib.suppress(Exception):
+                        await connection.close(timeout=2)
+            await asyncio.sleep(self.poll_seconds)

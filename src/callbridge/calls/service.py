@@ -1,0 +1,240 @@
+"""Ingest and read calls: store an event durably, list calls, assemble a call's detail."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.calls import repository
+from callbridge.calls.dispatch_signal import Waker, wake_after_commit
+from callbridge.calls.schemas import (
+    CallDetail,
+    CallEventIn,
+    CallSummary,
+    EventRead,
+    ExecutionRead,
+)
+from callbridge.calls.store import DETAIL_PROVIDERS
+from callbridge.errors import NotFound
+from callbridge.kit.time import utcnow
+from callbridge.models.call import Call, CallEvent, Execution
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    call_pk: int
+    event_pk: int
+    call_id: str
+    event_id: str | None
+    duplicate: bool
+    due_at: datetime
+
+
+def dedupe_key_for(data: CallEventIn) -> str | None:
+    """DESIGN.md §3.8: ``event_id`` when given, else call_id+event+occurred_at, else none."""
+    if data.event_id:
+        return f"id:{data.event_id}"
+    if data.occurred_at is not None:
+        return f"at:{data.call_id}|{data.event}|{data.occurred_at.isoformat()}"
+    return None
+
+
+def due_time(received_at: datetime, occurred_at: datetime | None, window_ms: int) -> datetime:
+    """When the dispatcher may run the event: at once, unless it says when it occurred;
+    then it waits until ``occurred_at + window`` (never longer than the window) so an
+    earlier event of the same call delivered after it still runs first."""
+    if occurred_at is None or window_ms <= 0:
+        return received_at
+    window = timedelta(milliseconds=window_ms)
+    return min(received_at + window, max(received_at, occurred_at + window))
+
+
+async def store_event(
+    session: AsyncSession,
+    data: CallEventIn,
+    *,
+    reorder_window_ms: int,
+    waker: Waker | None = None,
+    immediate: bool = False,
+) -> StoredEvent:
+    """Store the event (and create or update its call) in the caller's transaction.
+
+    A repeat of a stored event is reported as a duplicate and stores nothing new.
+    ``immediate`` (``?wait=true``) makes the event due at once. Workers are woken when
+    the transaction commits (``waker``: this process's dispatcher, if it runs one).
+    """
+    received_at = utcnow()
+    dedupe_key = dedupe_key_for(data)
+    if dedupe_key is not None:
+        found = await repository.find_event_by_dedupe_key(session, dedupe_key)
+        if found is not None:
+            return await _duplicate(session, data, found[0], received_at)
+    occurred_at = data.occurred_at or received_at
+    due_at = (
+        received_at if immediate else due_time(received_at, data.occurred_at, reorder_window_ms)
+    )
+    call_pk = await repository.upsert_call_for_event(
+        session,
+        {
+            "call_id": data.call_id,
+            "unique_id": data.unique_id,
+            "tel": data.tel,
+            "tel_name": data.tel_name,
+            "called": data.called,
+            "called_name": data.called_name,
+            "direction": data.direction,
+            "queue": data.queue,
+            "started_at": occurred_at,
+            "last_event": data.event,
+            "due_at": due_at,
+        },
+        ended_at=occurred_at if data.event == "disconnect" else None,
+    )
+    payload = data.model_dump(
+        mode="json", exclude={"call_id", "event", "event_id", "occurred_at"}, exclude_none=True
+    )
+    if not payload.get("variables"):
+        payload.pop("variables", None)
+    event_pk = await repository.insert_event(
+        session,
+        {
+            "call_pk": call_pk,
+            "dedupe_key": dedupe_key,
+            "event_id": data.event_id,
+            "event": data.event,
+            "occurred_at": occurred_at,
+            "received_at": received_at,
+            "due_at": due_at,
+            "agent_id": data.agent_id,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "late": False,
+        },
+    )
+    if event_pk is None:  # the same event stored concurrently by another request
+        assert dedupe_key is not None
+        found = await repository.find_event_by_dedupe_key(session, dedupe_key)
+        assert found is not None
+        return await _duplicate(session, data, found[0], received_at)
+    if not immediate:
+        await repository.notify_workers(session)
+        if waker is not None:
+            wake_after_commit(session, waker, due_at)
+    return StoredEvent(call_pk, event_pk, data.call_id, data.event_id, False, due_at)
+
+
+async def _duplicate(
+    session: AsyncSession, data: CallEventIn, event_pk: int, received_at: datetime
+) -> StoredEvent:
+    event = await session.get(CallEvent, event_pk)
+    assert event is not None
+    return StoredEvent(event.call_pk, event_pk, data.call_id, data.event_id, True, received_at)
+
+
+# ---- reads -------------------------------------------------------------------------
+
+
+def call_status(call: Call) -> str:
+    if call.due_at is not None:
+        return "pending"
+    return "error" if call.error_count else "ok"
+
+
+def summarize(call: Call) -> CallSummary:
+    return CallSummary(
+        call_id=call.call_id,
+        unique_id=call.unique_id,
+        tel=call.tel,
+        tel_name=call.tel_name,
+        called=call.called,
+        direction=call.direction,
+        queue=call.queue,
+        status=call_status(call),
+        last_event=call.last_event,
+        event_count=call.event_count,
+        error_count=call.error_count,
+        started_at=call.started_at,
+        ended_at=call.ended_at,
+    )
+
+
+async def list_calls(
+    session: AsyncSession,
+    *,
+    tel: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    status: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Call], int]:
+    conditions = repository.call_filters(tel=tel, since=since, until=until, status=status)
+    return await repository.list_calls(session, conditions, limit, offset)
+
+
+async def get_call_or_404(session: AsyncSession, call_id: str) -> Call:
+    call = await repository.get_call_by_call_id(session, call_id)
+    if call is None:
+        raise NotFound(f"call {call_id} does not exist")
+    return call
+
+
+def event_read(event: CallEvent) -> EventRead:
+    return EventRead(
+        id=event.id,
+        event=event.event,
+        event_id=event.event_id,
+        occurred_at=event.occurred_at,
+        received_at=event.received_at,
+        status=event.status,
+        attempts=event.attempts,
+        late=event.late,
+        processed_at=event.processed_at,
+        agent_id=event.agent_id,
+        data=dict(event.payload),
+        outcome=event.outcome,
+        error=event.error,
+    )
+
+
+def execution_read(execution: Execution) -> ExecutionRead:
+    return ExecutionRead(
+        id=execution.id,
+        source=execution.source,
+        rule_id=execution.rule_id,
+        label=execution.label,
+        event=execution.event,
+        event_pk=execution.event_pk,
+        attempt=execution.attempt,
+        request=execution.request,
+        response=execution.response,
+        duration_ms=execution.duration_ms,
+        extracted=execution.extracted,
+        error=execution.error,
+        at=execution.at,
+    )
+
+
+async def call_detail(session: AsyncSession, call: Call) -> CallDetail:
+    events = await repository.events_of(session, call.id)
+    executions = await repository.executions_of(session, call.id)
+    variables = await repository.variables_of(session, call.id)
+    agent_ids: list[str] = []
+    for event in events:
+        if event.agent_id and event.agent_id not in agent_ids:
+            agent_ids.append(event.agent_id)
+    extras: dict[str, Any] = {"recording": None}
+    for name, provider in DETAIL_PROVIDERS.items():
+        extras[name] = await provider(session, call)
+    return CallDetail(
+        **summarize(call).model_dump(),
+        agent_ids=agent_ids,
+        events=[event_read(e) for e in events],
+        variables=dict(sorted(variables.items())),
+        executions=[execution_read(x) for x in executions],
+        **extras,
+    )
