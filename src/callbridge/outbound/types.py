@@ -174,6 +174,14 @@ class OutboundResult:
     error: OutboundError | None
     attempts: tuple[Attempt, ...]
 
+    def __repr__(self) -> str:
+        # Bodies and headers stay out of reprs: they may carry what a CRM echoed back.
+        return (
+            f"OutboundResult(method={self.request.method!r}, status={self.status!r}, "
+            f"error={self.error!r}, attempts={len(self.attempts)}, "
+            f"elapsed_ms={self.elapsed_ms:.1f})"
+        )
+
     @property
     def ok(self) -> bool:
         return self.error is None and self.status is not None
