@@ -4,6 +4,7 @@ from callbridge.models.audit import AuditEntry
 from callbridge.models.auth import LoginFailure, SetupToken, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
 from callbridge.models.call_action import CallAction
+from callbridge.models.oauth_account import OAuthAccount, OAuthAuthorization
 from callbridge.models.recording import PeriodicJob, PlaybackLinkKey, Recording
 from callbridge.models.system_setting import SystemSetting
 from callbridge.models.token import ApiToken
@@ -18,6 +19,8 @@ __all__ = [
     "CallVariable",
     "Execution",
     "LoginFailure",
+    "OAuthAccount",
+    "OAuthAuthorization",
     "PeriodicJob",
     "PlaybackLinkKey",
     "Recording",
