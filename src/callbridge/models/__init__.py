@@ -4,6 +4,7 @@ from callbridge.models.audit import AuditEntry
 from callbridge.models.auth import LoginFailure, SetupToken, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
 from callbridge.models.call_action import CallAction
+from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
 from callbridge.models.oauth_account import OAuthAccount, OAuthAuthorization
 from callbridge.models.recording import PeriodicJob, PlaybackLinkKey, Recording
 from callbridge.models.system_setting import SystemSetting
@@ -18,6 +19,9 @@ __all__ = [
     "CallEvent",
     "CallVariable",
     "Execution",
+    "Ivr",
+    "IvrResponse",
+    "IvrStep",
     "LoginFailure",
     "OAuthAccount",
     "OAuthAuthorization",
