@@ -120,7 +120,9 @@ def compile_jsonpath_extractions(text: str) -> JSONPathExtractions:
         except jsonpath.JSONPathError as exc:
             token = getattr(exc, "token", None)
             index = getattr(token, "index", -1)
-            column = index if isinstance(index, int) and 0 <= index <= len(path_text) else 0
+            if not isinstance(index, int) or index > len(path_text):
+                index = 0
+            column = index if index >= 0 else len(path_text)  # -1: at the end of the path
             detail = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
             problems.append(
                 Problem("jsonpath_syntax", f"Invalid JSONPath: {detail}.", path_start + column)

@@ -314,7 +314,7 @@ def _greedy_hints(body: str, body_start: int) -> list[Problem]:
     for match in _GREEDY_RE.finditer(body):
         name = match.group("a") or match.group("b")
         which = f"group {name}" if name else "this group"
-        example = f"{name} = $.records[0].Id" if name else "NAME = $.records[0].Id"
+        example = f"{name or 'NAME'} = $.records[0].<field>"
         hints.append(
             Problem(
                 "greedy_capture",

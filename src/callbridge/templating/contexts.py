@@ -145,6 +145,7 @@ def compile_context(
 
 _PATH_SAFE = frozenset(string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@/")
 _QUERY_SAFE = _PATH_SAFE | {"?"}
+_AUTH_SAFE = frozenset(string.ascii_letters + string.digits + "-._~!$&'()*+,;=:@[]%")
 _HEX = frozenset(string.hexdigits)
 _LINE_BREAKS = frozenset("\t\n\r\f\v")
 _SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*)://")
@@ -359,8 +360,12 @@ class _UrlCompiler:
                 self.state = _FRAG
             elif ch.isspace():
                 self.notes.add("url_path_space", position)
-            else:
+            elif ch in _AUTH_SAFE or (not ch.isascii() and ch.isalnum()):
                 self.out.text(ch)
+            else:
+                self._error(
+                    "url_host_char", f"{ch!r} cannot appear in a URL's host or port.", position
+                )
             return i + 1
         if state == _PATH:
             if ch == "/":

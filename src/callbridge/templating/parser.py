@@ -290,7 +290,7 @@ def _check_name(name: str, position: int, scope: NameScope, problems: list[Probl
             )
         return
     message = f"Unknown variable {{{name}}}."
-    close = difflib.get_close_matches(name, scope.candidates(), n=1, cutoff=0.75)
+    close = difflib.get_close_matches(name, scope.candidates(), n=1, cutoff=0.6)
     if close:
         message += f" Did you mean {{{close[0]}}}?"
     if name in CRM_VALUE_NAMES:
