@@ -34,6 +34,9 @@ from callbridge.kit.crypto import SecretBox
 from callbridge.models import User
 from callbridge.ops import router as ops_router
 from callbridge.ops.middleware import Metrics, MetricsMiddleware, RequestIdMiddleware
+from callbridge.recordings import pages as recording_pages
+from callbridge.recordings import router as recordings_router
+from callbridge.recordings.lifecycle import recordings_lifespan
 from callbridge.runtime import Runtime
 from callbridge.settings import Settings
 from callbridge.system_settings import router as settings_router
@@ -78,10 +81,12 @@ def _register_navigation() -> None:
         [
             NavItem("users", N_("Users"), "/users"),
             NavItem("tokens", N_("API tokens"), "/tokens"),
+            NavItem("recordings", N_("Recordings"), "/recordings"),
             NavItem("settings", N_("Settings"), "/settings"),
         ]
     )
     BANNER_PROVIDERS.append(_public_url_banner)
+    pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
 
 
 def _operation_ids(app: FastAPI) -> None:
@@ -162,6 +167,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
         async with AsyncExitStack() as stack:
             if role in ("all", "web"):
                 await _announce_setup(runtime)
+            await stack.enter_async_context(recordings_lifespan(runtime, role))
             yield
             await stack.aclose()
         await engine.dispose()
@@ -182,6 +188,8 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(settings_router.router)
     app.include_router(auth_pages.router)
     app.include_router(pages.router)
+    app.include_router(recordings_router.router)
+    app.include_router(recording_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _operation_ids(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -1,0 +1,1 @@
+"""Call recordings: upload, storage, the playback links agents click, retention."""

@@ -1,0 +1,205 @@
+"""Retention (seed 001 §2.4: history older than the retention period is deleted, and its
+recordings stop playing): a periodic job of the worker role.
+
+Any number of workers may run the loop; each run starts by taking the job's lease with
+one conditional UPDATE of its ``periodic_job`` row, so one worker purges at a time, and
+a worker that dies mid-run loses its lease when it expires. The purge deletes in small
+batches, one short transaction each, so the call tables are never locked for long.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import anyio
+import anyio.to_thread
+
+from callbridge.audit import record_audit
+from callbridge.kit.time import utcnow
+from callbridge.recordings import repository
+from callbridge.recordings.service import delete_objects, get_storage
+from callbridge.runtime import Runtime
+from callbridge.system_settings.service import get_system_settings
+
+logger = logging.getLogger("callbridge.retention")
+
+JOB_NAME = "retention"
+BATCH_SIZE = 200
+LEASE = timedelta(minutes=5)
+# A new database gets its first purge this long after the first worker starts.
+FIRST_RUN_DELAY = timedelta(minutes=5)
+# Uploads interrupted by a crash leave staging files; they are swept after this long.
+STAGING_MAX_AGE = timedelta(days=1)
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+async def purge_expired(
+    runtime: Runtime,
+    *,
+    now: datetime | None = None,
+    batch_size: int = BATCH_SIZE,
+    keep_lease: Callable[[], Awaitable[bool]] | None = None,
+) -> dict[str, int]:
+    """Delete every call that started before ``now - retention_days`` with its events,
+    variables, executions and recording, and every recording without a call uploaded
+    before then. Rows go first (committed per batch), then their stored objects."""
+    now = now or utcnow()
+    async with runtime.sessionmaker() as session:
+        current = await get_system_settings(session, runtime.settings)
+    cutoff = now - timedelta(days=current.retention_days)
+    storage = get_storage(runtime)
+    totals: Counter[str] = Counter()
+
+    async def still_ours() -> bool:
+        return keep_lease is None or await keep_lease()
+
+    while True:
+        async with runtime.sessionmaker() as session:
+            call_pks = await repository.old_call_batch(session, cutoff, batch_size)
+            if not call_pks:
+                break
+            recordings = await repository.recordings_of_calls(session, call_pks)
+            keys = [r.storage_key for r in recordings]
+            totals["bytes"] += sum(r.size_bytes for r in recordings)
+            totals.update(await repository.delete_calls(session, call_pks))
+            totals["recordings"] += await repository.delete_recordings(
+                session, [r.id for r in recordings]
+            )
+            await session.commit()
+        await delete_objects(storage, keys)
+        if len(call_pks) < batch_size or not await still_ours():
+            break
+    while True:
+        async with runtime.sessionmaker() as session:
+            orphans = await repository.orphan_recording_batch(session, cutoff, batch_size)
+            if not orphans:
+                break
+            keys = [r.storage_key for r in orphans]
+            totals["bytes"] += sum(r.size_bytes for r in orphans)
+            totals["recordings"] += await repository.delete_recordings(
+                session, [r.id for r in orphans]
+            )
+            await session.commit()
+        await delete_objects(storage, keys)
+        if len(orphans) < batch_size or not await still_ours():
+            break
+    totals["staging_files"] += await anyio.to_thread.run_sync(
+        _sweep_staging, storage.staging_dir, now
+    )
+    result = {
+        name: int(totals[name])
+        for name in (
+            "calls",
+            "events",
+            "variables",
+            "executions",
+            "recordings",
+            "bytes",
+            "staging_files",
+        )
+    }
+    if any(result.values()):
+        async with runtime.sessionmaker() as session:
+            record_audit(
+                session,
+                "system:retention",
+                "retention.purge",
+                "",
+                retention_days=current.retention_days,
+                cutoff=cutoff.isoformat(),
+                **result,
+            )
+            await session.commit()
+    return result
+
+
+def _sweep_staging(directory: Path, now: datetime) -> int:
+    limit = now.timestamp() - STAGING_MAX_AGE.total_seconds()
+    removed = 0
+    for path in directory.glob("*.part"):
+        try:
+            if path.stat().st_mtime < limit:
+                path.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+async def run_retention_if_due(
+    runtime: Runtime, owner: str, *, now: datetime | None = None
+) -> dict[str, int] | None:
+    """Purge once if the job is due and this worker gets the lease; None otherwise."""
+    now = now or utcnow()
+    interval = timedelta(minutes=runtime.settings.retention_interval_minutes)
+    async with runtime.sessionmaker() as session:
+        await repository.ensure_job(session, JOB_NAME, now + FIRST_RUN_DELAY)
+        claimed = await repository.claim_job(session, JOB_NAME, owner, now, now + LEASE)
+        await session.commit()
+    if not claimed:
+        return None
+
+    async def keep_lease() -> bool:
+        async with runtime.sessionmaker() as session:
+            ours = await repository.extend_lease(session, JOB_NAME, owner, utcnow() + LEASE)
+            await session.commit()
+        return ours
+
+    result: dict[str, int] = {}
+    outcome: dict[str, object] = {}
+    try:
+        result = await purge_expired(runtime, now=now, keep_lease=keep_lease)
+        outcome = dict(result)
+    except Exception as exc:
+        logger.exception("retention purge failed")
+        outcome = {"error": f"{type(exc).__name__}: {exc}"[:500]}
+        raise
+    finally:
+        with anyio.CancelScope(shield=True):
+            async with runtime.sessionmaker() as session:
+                await repository.finish_job(
+                    session, JOB_NAME, owner, utcnow(), now + interval, outcome
+                )
+                await session.commit()
+    logger.info("retention purge: %s", result)
+    return result
+
+
+async def seconds_until_due(runtime: Runtime) -> float:
+    """How long the loop may sleep: until the job is due or a foreign lease expires,
+    at most one interval."""
+    interval = runtime.settings.retention_interval_minutes * 60.0
+    async with runtime.sessionmaker() as session:
+        job = await repository.get_job(session, JOB_NAME)
+    if job is None:
+        return 1.0
+    now = utcnow()
+    due = job.next_run_at
+    if job.lease_expires_at is not None and job.lease_expires_at > due:
+        due = job.lease_expires_at
+    return min(max((due - now).total_seconds(), 1.0), interval)
+
+
+async def retention_loop(runtime: Runtime, owner: str | None = None) -> None:
+    owner = owner or worker_identity()
+    while True:
+        started = time.monotonic()
+        try:
+            await run_retention_if_due(runtime, owner)
+            delay = await seconds_until_due(runtime)
+        except Exception:
+            logger.exception("retention job: will retry")
+            delay = 60.0
+        # Never spin: at least a second between two looks at the schedule.
+        await anyio.sleep(max(delay, 1.0 - (time.monotonic() - started)))
