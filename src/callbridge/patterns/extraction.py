@@ -19,6 +19,7 @@ class PatternError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = sorted(problems, key=lambda p: p.position)
         errors = [p for p in self.problems if p.severity == "error"] or self.problems
+        self.errors = [p for p in self.problems if p.severity == "error"]
         self.message = errors[0].message if errors else "invalid pattern"
         self.position = errors[0].position if errors else 0
         super().__init__(f"{self.message} (at position {self.position})")

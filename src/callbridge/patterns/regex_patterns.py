@@ -168,10 +168,11 @@ def compile_pattern(text: str) -> CompiledPattern:
             raise PatternError(problems + normalisations)
         body, body_start, flags = stripped[1:close], lead + 1, stripped[close + 1 :]
         _check_flags(flags, lead + close + 1, problems)
-    translated, positions, names = _translate(body, body_start)
+    translated, positions, names, open_class = _translate(body, body_start)
     regex_flags = regex.VERSION0
     for flag in flags:
         regex_flags |= _FLAGS.get(flag, 0)
+    _check_scanned_names(names, problems)
     compiled: regex.Pattern[str] | None = None
     if not problems:
         try:
@@ -179,6 +180,8 @@ def compile_pattern(text: str) -> CompiledPattern:
         except regex.error as exc:
             pos = exc.pos if isinstance(exc.pos, int) else len(translated)
             position = positions[pos] if 0 <= pos < len(positions) else body_start + len(body)
+            if open_class is not None and "character set" in str(exc.msg):
+                position = open_class  # point at the [ that is never closed
             problems.append(Problem("pattern_syntax", f"Invalid pattern: {exc.msg}.", position))
         except (OverflowError, RecursionError, ValueError, MemoryError, IndexError) as exc:
             problems.append(Problem("pattern_syntax", f"Invalid pattern: {exc}.", body_start))
@@ -210,12 +213,15 @@ def _check_flags(flags: str, start: int, problems: list[Problem]) -> None:
         problems.append(Problem("pattern_flags", message, start + offset))
 
 
-def _translate(body: str, body_start: int) -> tuple[str, list[int], list[tuple[str, int]]]:
+def _translate(
+    body: str, body_start: int
+) -> tuple[str, list[int], list[tuple[str, int]], int | None]:
     """PCRE spellings the regex package lacks → its own; keeps a map to source offsets.
 
     ``(?'N'…)`` becomes ``(?P<N>…)`` and ``\\k<N>``/``\\k'N'``/``\\k{N}`` become
     ``(?P=N)``. Returns the translated text, the source offset of each of its characters
-    (plus one past the end), and every group name with its source offset.
+    (plus one past the end), every group name with its source offset, and the offset of
+    a ``[`` left open at the end (or None).
     """
     out: list[str] = []
     positions: list[int] = []
@@ -227,6 +233,7 @@ def _translate(body: str, body_start: int) -> tuple[str, list[int], list[tuple[s
 
     i, n = 0, len(body)
     in_class = False
+    class_start = 0
     while i < n:
         ch = body[i]
         source = body_start + i
@@ -249,6 +256,7 @@ def _translate(body: str, body_start: int) -> tuple[str, list[int], list[tuple[s
             continue
         if ch == "[":
             in_class = True
+            class_start = source
             emit(ch, source)
             i += 1
             if body.startswith("^", i):
@@ -274,7 +282,20 @@ def _translate(body: str, body_start: int) -> tuple[str, list[int], list[tuple[s
         emit(ch, source)
         i += 1
     positions.append(body_start + n)
-    return "".join(out), positions, names
+    return "".join(out), positions, names, class_start if in_class else None
+
+
+def _check_scanned_names(names: list[tuple[str, int]], problems: list[Problem]) -> None:
+    """Group names must be variable names, each used once (PCRE refuses duplicates too)."""
+    seen: set[str] = set()
+    for name, position in names:
+        if not is_variable_name(name):
+            problems.append(_bad_name(name, position))
+        elif name in seen:
+            problems.append(
+                Problem("pattern_duplicate_group", f"Group name {name} is used twice.", position)
+            )
+        seen.add(name)
 
 
 def _check_group_names(
@@ -283,25 +304,20 @@ def _check_group_names(
     body_start: int,
     problems: list[Problem],
 ) -> None:
-    where: dict[str, int] = {}
-    seen: set[str] = set()
-    for name, position in names:
-        where.setdefault(name, position)
-        if name in seen:
-            problems.append(
-                Problem("pattern_duplicate_group", f"Group name {name} is used twice.", position)
-            )
-        seen.add(name)
+    """Names the engine saw but the scan did not (exotic spellings) are checked too."""
+    scanned = {name for name, _position in names}
     for name in compiled.groupindex:
-        if not is_variable_name(name):
-            problems.append(
-                Problem(
-                    "pattern_group_name",
-                    f"Group name {name!r} is not a variable name: use upper-case letters, "
-                    f"digits and _ starting with a letter (such as {_suggest(name)}).",
-                    where.get(name, body_start),
-                )
-            )
+        if name not in scanned and not is_variable_name(name):
+            problems.append(_bad_name(name, body_start))
+
+
+def _bad_name(name: str, position: int) -> Problem:
+    return Problem(
+        "pattern_group_name",
+        f"Group name {name!r} is not a variable name: use upper-case letters, digits and _ "
+        f"starting with a letter (such as {_suggest(name)}).",
+        position,
+    )
 
 
 def _suggest(name: str) -> str:
