@@ -25,6 +25,7 @@ from callbridge.sandbox.records import (
 )
 from callbridge.sandbox.schema import FieldDef, SObjectType
 from callbridge.sandbox.search import (
+    SEARCH_SCOPES,
     ReturningSpec,
     SearchSpec,
     parse_search_term,
@@ -335,7 +336,7 @@ def _parameterized_search(call: RestCall) -> ApiResult:
     if not term_text:
         raise SalesforceError(400, "MALFORMED_SEARCH", "Missing search term: q")
     scope = str(params.get("in") or "ALL").upper()
-    if scope not in ("ALL", "NAME", "EMAIL", "PHONE", "SIDEBAR"):
+    if scope not in SEARCH_SCOPES:
         raise SalesforceError(400, "INVALID_SEARCH_SCOPE", f"Invalid search scope: {scope}")
     default_fields = params.get("fields")
     spec = SearchSpec(parse_search_term(str(term_text)), "ALL" if scope == "SIDEBAR" else scope)

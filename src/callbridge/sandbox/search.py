@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 SOSL_RESERVED = frozenset("&|!(){}[]^\"~*?:\\'+-")
 SEARCH_RECORDS_SINCE = (37, 0)
 DEFAULT_SEARCH_LIMIT = 2000
+SEARCH_SCOPES = frozenset({"ALL", "NAME", "EMAIL", "PHONE", "SIDEBAR"})
 _SEARCHABLE_TYPES = frozenset({"string", "textarea", "phone", "email", "url", "combobox"})
 
 
@@ -316,22 +317,25 @@ def parse_sosl(text: str) -> SearchSpec:
     if j >= len(text):
         raise _no_term()
     spec = SearchSpec(parse_search_term(text[start:j]))
-    parser = Parser(text, tokenize(text, j + 1))
+    try:
+        _parse_clauses(spec, Parser(text, tokenize(text, j + 1)))
+    except SalesforceError as error:
+        if error.error_code == "MALFORMED_QUERY":
+            error.error_code = "MALFORMED_SEARCH"
+        raise
+    return spec
+
+
+def _parse_clauses(spec: SearchSpec, parser: Parser) -> None:
     if parser.at_keyword("IN"):
         parser.advance()
         scope = parser.current
-        if scope.kind != "IDENT" or scope.text.upper() not in (
-            "ALL",
-            "NAME",
-            "EMAIL",
-            "PHONE",
-            "SIDEBAR",
-        ):
-            raise _search_unexpected(parser)
+        if scope.kind != "IDENT" or scope.text.upper() not in SEARCH_SCOPES:
+            raise parser.unexpected()
         parser.advance()
         fields_word = parser.current
         if fields_word.kind != "IDENT" or fields_word.text.upper() != "FIELDS":
-            raise _search_unexpected(parser)
+            raise parser.unexpected()
         parser.advance()
         spec.scope = "ALL" if scope.text.upper() == "SIDEBAR" else scope.text.upper()
     if parser.current.kind == "IDENT" and parser.current.text.upper() == "RETURNING":
@@ -342,30 +346,15 @@ def parse_sosl(text: str) -> SearchSpec:
             spec.returning.append(_returning(parser))
     if parser.at_keyword("LIMIT"):
         parser.advance()
-        spec.limit = _search_integer(parser)
+        spec.limit = parser.integer()
     if parser.current.kind != "EOF":
-        raise _search_unexpected(parser)
-    return spec
-
-
-def _search_unexpected(parser: Parser) -> SalesforceError:
-    error = parser.unexpected()
-    error.error_code = "MALFORMED_SEARCH"
-    return error
-
-
-def _search_integer(parser: Parser) -> int:
-    try:
-        return parser.integer()
-    except SalesforceError as error:
-        error.error_code = "MALFORMED_SEARCH"
-        raise
+        raise parser.unexpected()
 
 
 def _returning(parser: Parser) -> ReturningSpec:
     token = parser.current
     if token.kind != "IDENT" or "." in token.text:
-        raise _search_unexpected(parser)
+        raise parser.unexpected()
     parser.advance()
     spec = ReturningSpec(token.text, token.pos)
     if parser.current.kind != "LPAREN":
@@ -381,9 +370,9 @@ def _returning(parser: Parser) -> ReturningSpec:
         spec.order_by = parser.order_by()
     if parser.at_keyword("LIMIT"):
         parser.advance()
-        spec.limit = _search_integer(parser)
+        spec.limit = parser.integer()
     if parser.current.kind != "RPAREN":
-        raise _search_unexpected(parser)
+        raise parser.unexpected()
     parser.advance()
     return spec
 
@@ -420,7 +409,10 @@ def _word_matches(word: Word, value: str, definition: FieldDef, country: str) ->
             not needle.isascii() and re.search(pattern, folded) is not None
         )
     if needle.isascii():
-        return needle in _tokens(folded)
+        tokens = _tokens(folded)
+        parts = [t for t in re.split(r"\W+", needle) if t]
+        # Punctuation separates words in the index: "(Tokyo)" finds "Tokyo".
+        return needle in tokens or (bool(parts) and all(p in tokens for p in parts))
     return needle in folded  # CJK text is indexed by n-grams: any substring matches
 
 
