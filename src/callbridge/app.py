@@ -32,8 +32,12 @@ from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
 from callbridge.kit.crypto import SecretBox
 from callbridge.models import User
+from callbridge.oauth_accounts import pages as oauth_pages
+from callbridge.oauth_accounts import router as oauth_router
+from callbridge.oauth_accounts.token_source import DatabaseTokenSource
 from callbridge.ops import router as ops_router
 from callbridge.ops.middleware import Metrics, MetricsMiddleware, RequestIdMiddleware
+from callbridge.outbound import outbound_lifespan
 from callbridge.recordings import pages as recording_pages
 from callbridge.recordings import router as recordings_router
 from callbridge.recordings.lifecycle import recordings_lifespan
@@ -81,11 +85,13 @@ def _register_navigation() -> None:
         [
             NavItem("users", N_("Users"), "/users"),
             NavItem("tokens", N_("API tokens"), "/tokens"),
+            NavItem("oauth_accounts", N_("OAuth accounts"), "/oauth-accounts"),
             NavItem("recordings", N_("Recordings"), "/recordings"),
             NavItem("settings", N_("Settings"), "/settings"),
         ]
     )
     BANNER_PROVIDERS.append(_public_url_banner)
+    BANNER_PROVIDERS.append(oauth_pages.reauthorization_banner)
     pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
 
 
@@ -167,6 +173,9 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
         async with AsyncExitStack() as stack:
             if role in ("all", "web"):
                 await _announce_setup(runtime)
+            await stack.enter_async_context(
+                outbound_lifespan(runtime, DatabaseTokenSource(runtime))
+            )
             await stack.enter_async_context(recordings_lifespan(runtime, role))
             yield
             await stack.aclose()
@@ -188,6 +197,8 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(settings_router.router)
     app.include_router(auth_pages.router)
     app.include_router(pages.router)
+    app.include_router(oauth_router.router)
+    app.include_router(oauth_pages.router)
     app.include_router(recordings_router.router)
     app.include_router(recording_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

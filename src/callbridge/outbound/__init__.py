@@ -50,6 +50,9 @@ Behaviour, in short (docs/outbound.md has the details):
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.requests import HTTPConnection
 
 from callbridge.outbound.accounts import (
@@ -117,4 +120,24 @@ __all__ = [
     "deadline_after",
     "get_outbound",
     "is_loopback_host",
+    "outbound_lifespan",
 ]
+
+
+@asynccontextmanager
+async def outbound_lifespan(
+    runtime: Runtime, token_source: TokenSource | None = None
+) -> AsyncIterator[Outbound]:
+    """Create the process's ``Outbound`` (settings from ``runtime``), publish it in
+    ``runtime.extras``, and close its connections at shutdown."""
+    outbound = Outbound(
+        token_source=token_source,
+        concurrency_per_account=runtime.settings.outbound_concurrency_per_account,
+        allow_insecure_http=runtime.settings.allow_insecure_http,
+    )
+    runtime.extras[EXTRAS_KEY] = outbound
+    try:
+        yield outbound
+    finally:
+        runtime.extras.pop(EXTRAS_KEY, None)
+        await outbound.aclose()
