@@ -143,7 +143,8 @@ async def test_delete_then_get_is_entity_is_deleted(
             404,
             [
                 {
-                    "message": "Provided external ID field does not exist or is not accessible: abc",
+                    "message": "Provided external ID field does not exist or is not "
+                    "accessible: abc",
                     "errorCode": "NOT_FOUND",
                 }
             ],
