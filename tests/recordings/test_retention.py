@@ -1,0 +1,172 @@
+"""Retention: exactly what is older than retention_days goes (calls, events, variables,
+executions, recordings and their files); one worker at a time runs the job."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import func, select, update
+
+from callbridge.kit.time import utcnow
+from callbridge.models import (
+    AuditEntry,
+    Call,
+    CallEvent,
+    CallVariable,
+    Execution,
+    PeriodicJob,
+    Recording,
+)
+from callbridge.recordings import retention
+from tests.helpers import make_token
+from tests.recordings.support import add_call, set_settings, stored_files, upload, wav_bytes
+
+
+async def _add_history(app, call_pk: int) -> None:
+    async with app.state.runtime.sessionmaker() as session:
+        event_pk = await session.scalar(select(CallEvent.id).where(CallEvent.call_pk == call_pk))
+        session.add(CallVariable(call_pk=call_pk, name="RESPONSE_ID", value="001", source="t"))
+        session.add(
+            Execution(
+                call_pk=call_pk,
+                event_pk=event_pk,
+                source="call_action",
+                request={"method": "GET", "url": "http://x/"},
+                response=None,
+                extracted={},
+            )
+        )
+        await session.commit()
+
+
+async def _count(app, model) -> int:
+    async with app.state.runtime.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def _call_ids(app) -> set[str]:
+    async with app.state.runtime.sessionmaker() as session:
+        return set(await session.scalars(select(Call.call_id)))
+
+
+async def _recording_ids(app) -> set[str]:
+    async with app.state.runtime.sessionmaker() as session:
+        return set(await session.scalars(select(Recording.call_id)))
+
+
+async def test_purges_exactly_what_is_old(app, client: httpx.AsyncClient) -> None:
+    await set_settings(app, retention_days=30)
+    token = await make_token(app, scope="pbx")
+    now = utcnow()
+    cutoff = now - timedelta(days=30)
+    ages = {f"old-{i}": cutoff - timedelta(days=i, seconds=1) for i in range(5)}
+    ages["young"] = cutoff + timedelta(days=1)
+    ages["boundary"] = cutoff  # exactly retention_days old: kept
+    for call_id, started in ages.items():
+        call_pk = await add_call(app, call_id, agents=("1001", "1002"), started_at=started)
+        await _add_history(app, call_pk)
+        assert (await upload(client, token, call_id, wav_bytes(0.1))).status_code == 201
+    # Recordings whose call never arrived: judged by their upload time.
+    for call_id in ("orphan-old", "orphan-young"):
+        assert (await upload(client, token, call_id, wav_bytes(0.1))).status_code == 201
+    async with app.state.runtime.sessionmaker() as session:
+        await session.execute(
+            update(Recording)
+            .where(Recording.call_id == "orphan-old")
+            .values(created_at=cutoff - timedelta(hours=1))
+        )
+        await session.commit()
+    assert len(stored_files(app)) == 9
+
+    result = await retention.purge_expired(app.state.runtime, now=now, batch_size=2)
+
+    assert result["calls"] == 5
+    assert result["events"] == 10
+    assert result["variables"] == 5
+    assert result["executions"] == 5
+    assert result["recordings"] == 6
+    assert result["bytes"] == 6 * len(wav_bytes(0.1))
+    assert await _call_ids(app) == {"young", "boundary"}
+    assert await _recording_ids(app) == {"young", "boundary", "orphan-young"}
+    assert await _count(app, CallEvent) == 4
+    assert await _count(app, CallVariable) == 2
+    assert await _count(app, Execution) == 2
+    assert len(stored_files(app)) == 3
+    async with app.state.runtime.sessionmaker() as session:
+        entry = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "retention.purge"))
+        ).one()
+    assert entry.details["calls"] == 5
+    # A second run finds nothing and leaves no audit entry.
+    again = await retention.purge_expired(app.state.runtime, now=now, batch_size=2)
+    assert not any(again.values())
+
+
+async def test_purged_link_shows_the_file_does_not_exist(app, client: httpx.AsyncClient) -> None:
+    from tests.helpers import make_user, sign_in
+
+    await set_settings(app, retention_days=1)
+    token = await make_token(app, scope="pbx")
+    await add_call(app, "expired", started_at=utcnow() - timedelta(days=2))
+    await upload(client, token, "expired", wav_bytes(0.1))
+    await retention.purge_expired(app.state.runtime)
+    await make_user(app)
+    await sign_in(client)
+    page = await client.get("/monitor_link/expired", headers={"Accept-Language": "ja"})
+    assert page.status_code == 404
+    assert "ファイルが存在しません" in page.text
+    assert "1 日" in page.text
+
+
+async def _make_due(app) -> None:
+    async with app.state.runtime.sessionmaker() as session:
+        await session.execute(
+            update(PeriodicJob)
+            .where(PeriodicJob.name == retention.JOB_NAME)
+            .values(next_run_at=utcnow() - timedelta(seconds=1))
+        )
+        await session.commit()
+
+
+async def test_one_worker_at_a_time(app) -> None:
+    runtime = app.state.runtime
+    # A new database: the first purge waits a while after the first worker starts.
+    assert await retention.run_retention_if_due(runtime, "w1") is None
+    await _make_due(app)
+    results = await asyncio.gather(
+        retention.run_retention_if_due(runtime, "w1"),
+        retention.run_retention_if_due(runtime, "w2"),
+        retention.run_retention_if_due(runtime, "w3"),
+    )
+    assert sum(result is not None for result in results) == 1
+    async with runtime.sessionmaker() as session:
+        job = await session.get(PeriodicJob, retention.JOB_NAME)
+        assert job is not None
+        assert job.lease_owner is None
+        interval = timedelta(minutes=runtime.settings.retention_interval_minutes)
+        assert job.next_run_at > utcnow() + interval - timedelta(minutes=1)
+        assert job.last_result is not None and job.last_result["calls"] == 0
+    # Not due again before the interval.
+    assert await retention.run_retention_if_due(runtime, "w2") is None
+
+
+async def test_a_crashed_workers_lease_expires(app) -> None:
+    runtime = app.state.runtime
+    assert await retention.run_retention_if_due(runtime, "w1") is None  # creates the row
+    async with runtime.sessionmaker() as session:
+        await session.execute(
+            update(PeriodicJob)
+            .where(PeriodicJob.name == retention.JOB_NAME)
+            .values(
+                next_run_at=utcnow() - timedelta(minutes=1),
+                lease_owner="crashed",
+                lease_expires_at=utcnow() + timedelta(minutes=1),
+            )
+        )
+        await session.commit()
+    assert await retention.run_retention_if_due(runtime, "w2") is None
+    later = utcnow() + timedelta(minutes=2)
+    assert await retention.run_retention_if_due(runtime, "w2", now=later) is not None
+    assert await retention.seconds_until_due(runtime) > 60
