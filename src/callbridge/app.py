@@ -28,6 +28,12 @@ from callbridge.admin.rendering import (
     render,
 )
 from callbridge.auth.setup import issue_setup_token
+from callbridge.call_actions import pages as call_action_pages
+from callbridge.call_actions import router as call_actions_router
+from callbridge.call_actions.engine import process_event
+from callbridge.calls import pages as call_pages
+from callbridge.calls import router as calls_router
+from callbridge.calls.lifecycle import call_processing
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
 from callbridge.kit.crypto import SecretBox
@@ -83,6 +89,9 @@ def _register_navigation() -> None:
         return
     NAV.extend(
         [
+            NavItem("calls", N_("Calls"), "/calls"),
+            NavItem("call_actions", N_("Call actions"), "/call-actions"),
+            NavItem("simulator", N_("Simulator"), "/simulator"),
             NavItem("users", N_("Users"), "/users"),
             NavItem("tokens", N_("API tokens"), "/tokens"),
             NavItem("oauth_accounts", N_("OAuth accounts"), "/oauth-accounts"),
@@ -177,6 +186,12 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
                 outbound_lifespan(runtime, DatabaseTokenSource(runtime))
             )
             await stack.enter_async_context(recordings_lifespan(runtime, role))
+            # After the outbound client: events in flight finish before it closes.
+            await stack.enter_async_context(
+                call_processing(
+                    runtime, run_dispatcher=role in ("all", "worker"), processor=process_event
+                )
+            )
             yield
             await stack.aclose()
         await engine.dispose()
@@ -201,6 +216,10 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(oauth_pages.router)
     app.include_router(recordings_router.router)
     app.include_router(recording_pages.router)
+    app.include_router(calls_router.router)
+    app.include_router(call_pages.router)
+    app.include_router(call_actions_router.router)
+    app.include_router(call_action_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _operation_ids(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -251,6 +251,8 @@ class ExecutionRead(BaseModel):
     duration_ms: float | None
     extracted: dict[str, Any]
     error: dict[str, Any] | None
+    attempts: list[dict[str, Any]]
+    notes: list[str]
     at: datetime
 
 

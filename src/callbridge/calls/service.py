@@ -215,6 +215,8 @@ def execution_read(execution: Execution) -> ExecutionRead:
         duration_ms=execution.duration_ms,
         extracted=execution.extracted,
         error=execution.error,
+        attempts=execution.attempts or [],
+        notes=execution.notes or [],
         at=execution.at,
     )
 

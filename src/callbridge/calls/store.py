@@ -86,13 +86,17 @@ async def record_execution(
     event: str | None = None,
     event_pk: int | None = None,
     attempt: int = 1,
+    attempts: list[dict[str, Any]] | None = None,
+    notes: list[str] | None = None,
     at: datetime | None = None,
 ) -> int:
     """Log one outbound request made for the call; it appears on the call's timeline and
     in ``GET /api/v1/calls/{call_id}``. ``request`` must already be redacted (the
     outbound result's ``request.as_dict()``); ``response`` is capped here to
     :data:`MAX_RECORDED_BODY`. An ``error`` (``{"kind", "message"}``) counts the call as
-    having errors. Returns the execution's id."""
+    having errors. ``attempts``: each exchange on the wire (the outbound result's
+    ``[a.as_dict() for a in result.attempts]``); ``notes``: hints shown with it.
+    Returns the execution's id."""
     return await repository.add_execution(
         session,
         {
@@ -108,6 +112,8 @@ async def record_execution(
             "duration_ms": duration_ms,
             "extracted": dict(extracted or {}),
             "error": dict(error) if error is not None else None,
+            "attempts": list(attempts or []),
+            "notes": list(notes or []),
             "at": at or utcnow(),
         },
     )

@@ -122,4 +122,8 @@ class Execution(Base):
     duration_ms: Mapped[float | None]
     extracted: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Every exchange on the wire (retries, the repeat after a token refresh).
+    attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Hints for the admin: a pattern that did not match, a greedy capture, binary data.
+    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
     at: Mapped[datetime] = mapped_column(default=utcnow)

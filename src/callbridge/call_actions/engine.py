@@ -1,0 +1,469 @@
+"""The rule engine: for one call event, run the enabled rules of its type in execution
+order — condition, template expansion with the call's variables, the outbound request,
+extraction into ``RESPONSE_<NAME>`` call variables, an execution record (DESIGN.md §6).
+
+A failing rule is recorded with its reason and the event's later rules still run, unless
+the rule says "stop on failure". Nothing a rule, a response or the CRM does can make the
+worker crash: every failure becomes an execution error.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.call_actions import repository
+from callbridge.call_actions.compiler import CompiledRule, RuleInvalid, compile_rule
+from callbridge.call_actions.service import rule_label, rule_values
+from callbridge.calls import repository as calls_repository
+from callbridge.calls import store
+from callbridge.calls.dispatcher import EventJob, EventOutcome
+from callbridge.models.call import Call
+from callbridge.models.call_action import CallAction
+from callbridge.outbound import (
+    NO_AUTH,
+    Auth,
+    BasicAuth,
+    BearerAuth,
+    NoAuth,
+    OAuthAuth,
+    OutboundRequest,
+    OutboundResult,
+    RequestView,
+    RetryPolicy,
+    get_outbound,
+)
+from callbridge.patterns import ExtractionError
+from callbridge.runtime import Runtime
+from callbridge.system_settings.service import get_system_settings, svaddr
+from callbridge.templating import TemplateExpansionError
+
+logger = logging.getLogger("callbridge.call_actions")
+
+SOURCE = "call_action"
+# Each pattern match on a response may take this long; a hostile pattern fails its step.
+PATTERN_TIMEOUT = 0.5
+_SETTINGS_TTL = 5.0
+_CACHE_SIZE = 2000
+
+
+class RuleFailure(Exception):
+    """A step failed before or instead of a request (kind: template, config, pattern)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message}
+
+
+# ---- compiled rules, cached per (id, updated_at) ------------------------------------
+
+_compiled: OrderedDict[tuple[int, datetime], CompiledRule | RuleInvalid] = OrderedDict()
+
+
+def compiled_rule(rule: CallAction) -> CompiledRule:
+    """The rule compiled once per version; :class:`RuleFailure` when it no longer compiles."""
+    key = (rule.id, rule.updated_at)
+    found = _compiled.get(key)
+    if found is None:
+        try:
+            found = compile_rule(rule_values(rule), available_responses=None)
+        except RuleInvalid as exc:
+            found = exc
+        _compiled[key] = found
+        if len(_compiled) > _CACHE_SIZE:
+            _compiled.popitem(last=False)
+    if isinstance(found, RuleInvalid):
+        raise RuleFailure("config", f"The rule is invalid and was not run: {found}")
+    return found
+
+
+# ---- the values templates see -------------------------------------------------------
+
+
+def call_values(
+    call: Call, payload: dict[str, Any], event: str, variables: dict[str, str]
+) -> dict[str, str]:
+    """Template variables of one event: the call's stored variables (``RESPONSE_…``), the
+    PBX's extra ``variables``, and the built-ins from the event (falling back to what
+    earlier events told about the call)."""
+    values: dict[str, str] = dict(variables)
+    extra = payload.get("variables")
+    if isinstance(extra, dict):
+        values.update({str(k): str(v) for k, v in extra.items()})
+
+    def pick(key: str, fallback: str | None) -> str:
+        value = payload.get(key)
+        return str(value) if value is not None else (fallback or "")
+
+    values.update(
+        EVENT=event,
+        ID=call.call_id,
+        TEL=pick("tel", call.tel),
+        TELNAME=pick("tel_name", call.tel_name),
+        CALLED=pick("called", call.called),
+        CALLEDNAME=pick("called_name", call.called_name),
+        DIRECTION=pick("direction", call.direction),
+        QUEUE=pick("queue", call.queue),
+        AID=pick("agent_id", None),
+        EXT=pick("extension", None),
+        UNIQUE_ID=pick("unique_id", call.unique_id),
+    )
+    return values
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What every rule of an event shares: the public URL, the time zone, which OAuth
+    accounts exist."""
+
+    svaddr: str
+    timezone: ZoneInfo
+    oauth_account_ids: frozenset[int]
+
+
+async def environment(runtime: Runtime, session: AsyncSession) -> Environment:
+    """The settings (re-read at most every few seconds) and the OAuth accounts that exist."""
+    cached = runtime.extras.get("call_actions.settings")
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < _SETTINGS_TTL:
+        base, zone = cached[1]
+    else:
+        current = await get_system_settings(session, runtime.settings)
+        base, zone = svaddr(current.public_url, runtime.settings), ZoneInfo(current.timezone)
+        runtime.extras["call_actions.settings"] = (now, (base, zone))
+    accounts = await repository.oauth_account_ids(session)
+    return Environment(base, zone, frozenset(accounts))
+
+
+# ---- one rule -----------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    """A rule's request, ready to send (or to show, in the test panel)."""
+
+    request: OutboundRequest
+    view: RequestView
+
+
+async def system_urls(
+    runtime: Runtime, rule: CallAction, compiled: CompiledRule, env: Environment
+) -> dict[str, str]:
+    urls = {"SVADDR": env.svaddr}
+    if rule.auth_type == "oauth" or compiled.uses_instance_url:
+        if rule.oauth_account_id is None:
+            raise RuleFailure("config", "The rule uses OAuth but has no OAuth account.")
+        if rule.oauth_account_id not in env.oauth_account_ids:
+            raise RuleFailure(
+                "config",
+                f"The rule's OAuth account ({rule.oauth_account_id}) was deleted: choose "
+                "another account for this rule.",
+            )
+        instance = await get_outbound(runtime).instance_url(rule.oauth_account_id)
+        if compiled.uses_instance_url and not instance:
+            raise RuleFailure(
+                "auth",
+                f"OAuth account {rule.oauth_account_id} is not connected, so "
+                "{OAUTH_INSTANCE_URL} is unknown: connect the account first.",
+            )
+        if instance:
+            urls["OAUTH_INSTANCE_URL"] = instance
+    return urls
+
+
+def auth_of(runtime: Runtime, rule: CallAction) -> Auth:
+    if rule.auth_type == "oauth" and rule.oauth_account_id is not None:
+        return OAuthAuth(rule.oauth_account_id)
+    try:
+        if rule.auth_type == "basic":
+            password = (
+                runtime.secrets.decrypt(rule.basic_password_encrypted or "")
+                if rule.basic_password_encrypted
+                else ""
+            )
+            return BasicAuth(rule.basic_username, password)
+        if rule.auth_type == "bearer" and rule.bearer_token_encrypted:
+            return BearerAuth(runtime.secrets.decrypt(rule.bearer_token_encrypted))
+    except Exception as exc:  # a key change without the old key: a clear step error
+        raise RuleFailure("config", str(exc)) from None
+    return NO_AUTH
+
+
+def prepare(
+    runtime: Runtime,
+    rule: CallAction,
+    compiled: CompiledRule,
+    values: dict[str, str],
+    urls: dict[str, str],
+    env: Environment,
+) -> Prepared:
+    """Expand the rule's templates; :class:`RuleFailure` when a value cannot be inserted."""
+    try:
+        url = compiled.url.expand(values, system_urls=urls, tz=env.timezone)
+        headers = (
+            compiled.headers.expand_headers(values, system_urls=urls, tz=env.timezone)
+            if compiled.headers is not None
+            else []
+        )
+        body: str | None = None
+        if compiled.body is not None and compiled.send_body:
+            body = compiled.body.expand(values, system_urls=urls, tz=env.timezone)
+    except TemplateExpansionError as exc:
+        raise RuleFailure("template", exc.message) from None
+    if compiled.implied_content_type and body is not None:
+        headers.append(("Content-Type", compiled.implied_content_type))
+    auth = auth_of(runtime, rule)
+    request = OutboundRequest(
+        method=rule.method,
+        url=url,
+        headers=tuple(headers),
+        body=body,
+        timeout=float(rule.timeout_seconds),
+        auth=auth,
+        retry=RetryPolicy(retry_non_idempotent=rule.retry_non_idempotent),
+    )
+    shown = list(headers)
+    if not isinstance(auth, NoAuth):
+        scheme = "Basic" if isinstance(auth, BasicAuth) else "Bearer"
+        shown.append(("Authorization", f"{scheme} credentials"))
+    view = RequestView.build(rule.method, url, shown, body)
+    return Prepared(request, view)
+
+
+def condition_holds(
+    compiled: CompiledRule, values: dict[str, str], urls: dict[str, str], env: Environment
+) -> tuple[bool, str]:
+    """The condition (both empty: always). The code is expanded; with a pattern it must
+    match, without one it must not be empty. Returns the verdict and the expanded code."""
+    if compiled.condition_code is None and compiled.condition_pattern is None:
+        return True, ""
+    code = ""
+    try:
+        if compiled.condition_code is not None:
+            code = compiled.condition_code.expand(values, system_urls=urls, tz=env.timezone)
+    except TemplateExpansionError as exc:
+        raise RuleFailure("template", exc.message) from None
+    if compiled.condition_pattern is None:
+        return bool(code.strip()), code
+    try:
+        return compiled.condition_pattern.matches(code, timeout=PATTERN_TIMEOUT), code
+    except ExtractionError as exc:
+        raise RuleFailure("pattern", f"condition pattern: {exc}") from None
+
+
+def is_json_response(result: OutboundResult) -> bool:
+    media = (result.header("content-type") or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+def extract(compiled: CompiledRule, result: OutboundResult) -> tuple[dict[str, str], list[str]]:
+    """``RESPONSE_<NAME>`` values from the response, and notes for the timeline."""
+    extracted: dict[str, str] = {}
+    notes: list[str] = []
+    sources = [s for s in (compiled.extractor, compiled.json_extractions) if s is not None]
+    if not sources or result.status is None:
+        return extracted, notes
+    if result.binary:
+        notes.append("The response is binary data: nothing was extracted.")
+        return extracted, notes
+    json_body = is_json_response(result)
+    for source in sources:
+        try:
+            found = source.extract(result.text, timeout=PATTERN_TIMEOUT, json_body=json_body)
+        except ExtractionError as exc:
+            raise RuleFailure("pattern", str(exc)) from None
+        if not found.matched:
+            notes.append(f"{getattr(source, 'text', '')!s} did not match the response.")
+            continue
+        extracted.update(store.response_variables(found.named))
+    for name, value in extracted.items():
+        if json_body and ('","' in value or '":' in value):
+            notes.append(
+                f"{name} spans JSON structure ({value[:60]!r}…): the greedy .* ran past the "
+                'value; use [^"]* or a JSONPath extraction.'
+            )
+    return extracted, notes
+
+
+@dataclass
+class RuleRun:
+    """One rule's outcome, as recorded."""
+
+    status: str  # ok | failed | skipped
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    extracted: dict[str, str] = field(default_factory=dict)
+    error: dict[str, Any] | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    duration_ms: float | None = None
+    notes: list[str] = field(default_factory=list)
+    condition: dict[str, Any] | None = None
+    result: OutboundResult | None = None
+
+
+def unsent_request(rule: CallAction) -> dict[str, Any]:
+    return {"method": rule.method, "url": rule.url, "headers": {}, "body": None, "sent": False}
+
+
+async def run_rule(
+    runtime: Runtime,
+    rule: CallAction,
+    values: dict[str, str],
+    env: Environment,
+    *,
+    check_condition: bool = True,
+    send: bool = True,
+) -> RuleRun:
+    """Run one rule against ``values``; never raises for anything a rule or CRM does."""
+    started = time.perf_counter()
+    run = RuleRun(status="ok")
+    try:
+        compiled = compiled_rule(rule)
+        urls = await system_urls(runtime, rule, compiled, env)
+        holds, code = condition_holds(compiled, values, urls, env)
+        if compiled.condition_code is not None or compiled.condition_pattern is not None:
+            run.condition = {"matched": holds, "code": code}
+        if check_condition and not holds:
+            run.status = "skipped"
+            return run
+        prepared = prepare(runtime, rule, compiled, values, urls, env)
+        run.request = prepared.view.as_dict()
+        if not send:
+            return run
+        result = await get_outbound(runtime).send(prepared.request)
+        run.result = result
+        run.request = result.request.as_dict()
+        run.response = result.response_record(store.MAX_RECORDED_BODY)
+        run.attempts = [a.as_dict() for a in result.attempts]
+        if result.error is not None:
+            run.status = "failed"
+            run.error = {
+                **result.error.as_dict(),
+                **({"code": result.error.code} if result.error.code else {}),
+            }
+        extracted, notes = extract(compiled, result)
+        run.extracted = extracted
+        run.notes = notes
+    except RuleFailure as exc:
+        run.status = "failed"
+        run.error = exc.as_dict()
+        run.request = run.request or unsent_request(rule)
+    finally:
+        run.duration_ms = round((time.perf_counter() - started) * 1000, 3)
+    return run
+
+
+# ---- one event ----------------------------------------------------------------------
+
+
+async def process_event(job: EventJob) -> EventOutcome:
+    """The dispatcher's processor: run the event's rules, record every execution."""
+    runtime = job.runtime
+    async with runtime.sessionmaker() as session:
+        call = await session.get(Call, job.call_pk)
+        if call is None:
+            return EventOutcome(error="the call was deleted")
+        rules = await repository.enabled_rules_for(session, job.event)
+        if not rules:
+            return EventOutcome()
+        variables = await store.get_variables(session, job.call_pk)
+        done = (
+            await calls_repository.executed_rule_ids(session, job.event_pk, SOURCE)
+            if job.attempt > 1
+            else set()
+        )
+        env = await environment(runtime, session)
+        session.expunge_all()
+    values = call_values(call, job.payload, job.event, variables)
+    items: list[dict[str, Any]] = []
+    failures = 0
+    stopped_by: CallAction | None = None
+    for rule in rules:
+        label = rule_label(rule)
+        item: dict[str, Any] = {"rule_id": rule.id, "label": label}
+        if stopped_by is not None:
+            items.append(
+                {
+                    **item,
+                    "status": "stopped",
+                    "reason": f"rule {stopped_by.id} failed and stops the chain",
+                }
+            )
+            continue
+        if rule.id in done:
+            items.append(
+                {
+                    **item,
+                    "status": "resumed",
+                    "reason": "already run before the worker was interrupted",
+                }
+            )
+            continue
+        run = await run_rule(runtime, rule, values, env)
+        if run.status == "skipped":
+            items.append({**item, "status": "skipped", "reason": "the condition did not match"})
+            continue
+        async with runtime.sessionmaker() as session:
+            execution_id = await store.record_execution(
+                session,
+                job.call_pk,
+                source=SOURCE,
+                rule_id=rule.id,
+                label=label,
+                event=job.event,
+                event_pk=job.event_pk,
+                attempt=max(len(run.attempts), 1),
+                request=run.request or unsent_request(rule),
+                response=run.response,
+                duration_ms=run.duration_ms,
+                extracted=run.extracted,
+                error=run.error,
+                attempts=run.attempts,
+                notes=run.notes,
+            )
+            if run.extracted:
+                await store.set_variables(
+                    session, job.call_pk, run.extracted, source=f"rule:{rule.id}"
+                )
+            await session.commit()
+        values.update(run.extracted)
+        items.append(
+            {
+                **item,
+                "status": run.status,
+                "execution_id": execution_id,
+                "reason": run.error["message"] if run.error else None,
+            }
+        )
+        if run.status == "failed":
+            failures += 1
+            if rule.stop_on_failure:
+                stopped_by = rule
+    error = f"{failures} of {len(rules)} rule(s) failed" if failures else None
+    return EventOutcome(items=items, error=error)
+
+
+async def test_rule(
+    runtime: Runtime,
+    session: AsyncSession,
+    rule: CallAction,
+    variables: dict[str, str],
+    *,
+    send: bool,
+) -> RuleRun:
+    """The test panel: the rule against sample call data; no call is touched."""
+    env = await environment(runtime, session)
+    values = {k.strip().upper(): v for k, v in variables.items()}
+    values.setdefault("EVENT", rule.event)
+    return await run_rule(runtime, rule, values, env, check_condition=False, send=send)

@@ -1,0 +1,301 @@
+"""Rules: create, update, delete, reorder, with save-time validation and warnings.
+Services never commit; the router's session does."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.audit import record_audit
+from callbridge.call_actions import repository
+from callbridge.call_actions.compiler import (
+    CompiledRule,
+    Finding,
+    RuleInvalid,
+    compile_rule,
+    is_earlier,
+    produced_names,
+)
+from callbridge.call_actions.schemas import (
+    EMPTY_WORDS,
+    CallActionCreate,
+    CallActionRead,
+    CallActionUpdate,
+    ReorderRequest,
+    Warning_,
+)
+from callbridge.errors import FieldError, FieldErrors, NotFound
+from callbridge.kit.crypto import SecretBox
+from callbridge.models.call_action import CallAction
+
+# Other features that put RESPONSE_ variables on a call (IVRs) register a provider of the
+# names they can produce, so rules using them get no "not produced" warning.
+ResponseNameProvider = Callable[[AsyncSession], Awaitable[set[str]]]
+RESPONSE_NAME_PROVIDERS: list[ResponseNameProvider] = []
+
+TEXT_FIELDS = (
+    "condition_code",
+    "condition_pattern",
+    "headers",
+    "body",
+    "extract_pattern",
+    "json_extractions",
+)
+# API field → column, where they differ.
+COLUMNS = {"order": "execution_order"}
+
+
+def rule_values(rule: CallAction) -> dict[str, Any]:
+    """The rule's fields by API name (secrets as ``*_set`` flags)."""
+    return {
+        "event": rule.event,
+        "order": rule.execution_order,
+        "enabled": rule.enabled,
+        "condition_code": rule.condition_code,
+        "condition_pattern": rule.condition_pattern,
+        "auth_type": rule.auth_type,
+        "oauth_account_id": rule.oauth_account_id,
+        "basic_username": rule.basic_username,
+        "basic_password_set": rule.basic_password_encrypted is not None,
+        "bearer_token_set": rule.bearer_token_encrypted is not None,
+        "url": rule.url,
+        "method": rule.method,
+        "headers": rule.headers,
+        "body": rule.body,
+        "timeout_seconds": rule.timeout_seconds,
+        "extract_pattern": rule.extract_pattern,
+        "json_extractions": rule.json_extractions,
+        "retry_non_idempotent": rule.retry_non_idempotent,
+        "stop_on_failure": rule.stop_on_failure,
+        "memo": rule.memo,
+    }
+
+
+def rule_label(rule: CallAction) -> str:
+    first_line = rule.memo.strip().splitlines()[0] if rule.memo.strip() else ""
+    return first_line[:120] or f"#{rule.id} {rule.method} {rule.url.strip()[:100]}"
+
+
+async def available_response_names(
+    session: AsyncSession,
+    event: str,
+    order: int,
+    rule_id: int | None,
+    rules: list[CallAction] | None = None,
+) -> set[str]:
+    """Names that rules running before this position (and IVRs) can extract."""
+    if rules is None:
+        rules = await repository.all_rules(session)
+    names: set[str] = set()
+    for other in rules:
+        if other.id == rule_id:
+            continue
+        if is_earlier(event, order, rule_id, other.event, other.execution_order, other.id):
+            names.update(produced_names(other.extract_pattern, other.json_extractions))
+    for provider in RESPONSE_NAME_PROVIDERS:
+        names.update(await provider(session))
+    return names
+
+
+def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
+    found = []
+    for name in TEXT_FIELDS:
+        value = values.get(name)
+        if isinstance(value, str) and value.strip() in EMPTY_WORDS:
+            values[name] = ""
+            found.append(
+                Finding(name, f"「{value.strip()}」 (none) was read as empty.", 0, "warning")
+            )
+    return found
+
+
+async def check_rule(
+    session: AsyncSession,
+    values: dict[str, Any],
+    rule_id: int | None,
+    *,
+    secrets_set: dict[str, bool],
+    rules: list[CallAction] | None = None,
+) -> tuple[CompiledRule, list[Warning_]]:
+    """Validate the rule's values; every error at once as 422, else the warnings."""
+    notes = _normalise_empty_words(values)
+    available = await available_response_names(
+        session, values["event"], values["order"], rule_id, rules
+    )
+    errors: list[FieldError] = []
+    compiled: CompiledRule | None = None
+    try:
+        compiled = compile_rule(values, available_responses=available)
+    except RuleInvalid as exc:
+        errors.extend(FieldError(f.field, f.message, f.position) for f in exc.findings)
+    account_id = values.get("oauth_account_id")
+    if (
+        values.get("auth_type") == "oauth"
+        and account_id is not None
+        and not (await repository.oauth_account_exists(session, int(account_id)))
+    ):
+        errors.append(FieldError("oauth_account_id", f"OAuth account {account_id} does not exist."))
+    if values.get("auth_type") == "bearer" and not secrets_set.get("bearer_token"):
+        errors.append(FieldError("bearer_token", "Bearer authentication needs a token."))
+    if values.get("auth_type") == "basic" and not secrets_set.get("basic_password"):
+        errors.append(FieldError("basic_password", "Basic authentication needs a password."))
+    if errors:
+        raise FieldErrors(errors)
+    assert compiled is not None
+    warnings = [Warning_(**f.as_warning()) for f in (*notes, *compiled.warnings)]
+    return compiled, warnings
+
+
+def to_read(
+    rule: CallAction, compiled: CompiledRule | None, warnings: list[Warning_]
+) -> CallActionRead:
+    produces = (
+        compiled.produces
+        if compiled is not None
+        else produced_names(rule.extract_pattern, rule.json_extractions)
+    )
+    return CallActionRead(
+        id=rule.id,
+        created_at=rule.created_at,
+        updated_at=rule.updated_at,
+        produces=[f"RESPONSE_{name}" for name in produces],
+        warnings=warnings,
+        **rule_values(rule),
+    )
+
+
+async def describe(
+    session: AsyncSession, rule: CallAction, rules: list[CallAction] | None = None
+) -> CallActionRead:
+    """The rule as read, with the warnings it has now (earlier rules may have changed)."""
+    values = rule_values(rule)
+    secrets = {
+        "basic_password": values["basic_password_set"],
+        "bearer_token": values["bearer_token_set"],
+    }
+    try:
+        compiled, warnings = await check_rule(
+            session, values, rule.id, secrets_set=secrets, rules=rules
+        )
+    except FieldErrors as exc:
+        # Saved before something it depends on changed (its OAuth account was deleted):
+        # shown as warnings here; at run time the execution records the error.
+        warnings = [
+            Warning_(field=e.loc[-1], message=e.message, position=e.position) for e in exc.errors
+        ]
+        return to_read(rule, None, warnings)
+    return to_read(rule, compiled, warnings)
+
+
+async def list_described(
+    session: AsyncSession, *, event: str | None, limit: int, offset: int
+) -> tuple[list[CallActionRead], int]:
+    rows, total = await repository.list_rules(session, event=event, limit=limit, offset=offset)
+    everything = await repository.all_rules(session)
+    return [await describe(session, rule, everything) for rule in rows], total
+
+
+async def get_rule_or_404(session: AsyncSession, rule_id: int) -> CallAction:
+    rule = await session.get(CallAction, rule_id)
+    if rule is None:
+        raise NotFound(f"call action {rule_id} does not exist")
+    return rule
+
+
+def _apply(rule: CallAction, values: dict[str, Any], secrets: SecretBox) -> None:
+    for name, value in values.items():
+        if name in ("basic_password", "bearer_token"):
+            if value is None:
+                continue
+            encrypted = secrets.encrypt(value) if value else None
+            setattr(rule, f"{name}_encrypted", encrypted)
+            continue
+        setattr(rule, COLUMNS.get(name, name), value)
+
+
+async def create_rule(
+    session: AsyncSession, data: CallActionCreate, secrets: SecretBox, actor: str
+) -> CallActionRead:
+    values = data.model_dump()
+    if "order" not in data.model_fields_set:
+        values["order"] = await repository.next_order(session, values["event"])
+    secrets_set = {
+        "basic_password": bool(values.get("basic_password")),
+        "bearer_token": bool(values.get("bearer_token")),
+    }
+    compiled, warnings = await check_rule(session, values, None, secrets_set=secrets_set)
+    rule = CallAction()
+    _apply(rule, values, secrets)
+    session.add(rule)
+    await session.flush()
+    record_audit(session, actor, "call_action.create", str(rule.id), event=rule.event)
+    return to_read(rule, compiled, warnings)
+
+
+async def update_rule(
+    session: AsyncSession,
+    rule: CallAction,
+    data: CallActionUpdate,
+    secrets: SecretBox,
+    actor: str,
+) -> CallActionRead:
+    changes = data.model_dump(exclude_unset=True)
+    values = rule_values(rule)
+    values.update(changes)
+    secrets_set = {
+        "basic_password": _secret_after(
+            changes, "basic_password", rule.basic_password_encrypted is not None
+        ),
+        "bearer_token": _secret_after(
+            changes, "bearer_token", rule.bearer_token_encrypted is not None
+        ),
+    }
+    compiled, warnings = await check_rule(session, values, rule.id, secrets_set=secrets_set)
+    for name in ("event", "order", *TEXT_FIELDS):
+        if name in changes:
+            changes[name] = values[name]  # normalised ("なし" → "")
+    _apply(rule, changes, secrets)
+    await session.flush()
+    record_audit(session, actor, "call_action.update", str(rule.id), fields=sorted(changes))
+    return to_read(rule, compiled, warnings)
+
+
+def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:
+    """Whether the secret is set after the update (null keeps it, "" clears it)."""
+    if changes.get(name) is None:
+        return stored
+    return bool(changes[name])
+
+
+async def delete_rule(session: AsyncSession, rule: CallAction, actor: str) -> None:
+    await session.delete(rule)
+    record_audit(session, actor, "call_action.delete", str(rule.id), event=rule.event)
+
+
+async def reorder_rules(
+    session: AsyncSession, data: ReorderRequest, actor: str
+) -> list[CallAction]:
+    rules = await repository.rules_of_event(session, data.event)
+    by_id = {rule.id: rule for rule in rules}
+    if sorted(data.ids) != sorted(by_id):
+        raise FieldError(
+            "ids", f"List every rule of the event '{data.event}' exactly once: {sorted(by_id)}."
+        )
+    for position, rule_id in enumerate(data.ids, start=1):
+        by_id[rule_id].execution_order = position
+    await session.flush()
+    record_audit(session, actor, "call_action.reorder", data.event, ids=data.ids)
+    return [by_id[rule_id] for rule_id in data.ids]
+
+
+async def move_rule(session: AsyncSession, rule: CallAction, delta: int, actor: str) -> None:
+    """Move one place up (-1) or down (+1) within its event type (the UI's arrows)."""
+    rules = await repository.rules_of_event(session, rule.event)
+    ids = [r.id for r in rules]
+    index = ids.index(rule.id)
+    target = index + delta
+    if 0 <= target < len(ids):
+        ids[index], ids[target] = ids[target], ids[index]
+        await reorder_rules(session, ReorderRequest(event=rule.event, ids=ids), actor)
