@@ -311,3 +311,14 @@ async def test_query_all_includes_deleted_records(
 
     assert live.json()["totalSize"] == 0
     assert everything.json()["records"][0]["IsDeleted"] is True
+
+
+async def test_an_empty_string_matches_missing_values(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # What a call from an unknown number produces: WHERE Phone = ''.
+    empty = await query(client, auth, "SELECT Name FROM Contact WHERE Phone = ''")
+    not_empty = await query(client, auth, "SELECT Name FROM Contact WHERE Phone != ''")
+
+    assert names(empty) == ["伊藤 翔"]
+    assert "伊藤 翔" not in names(not_empty)

@@ -28,7 +28,7 @@ from callbridge.sandbox.middleware import SleepFunction
 from callbridge.sandbox.state import RecordedRequest, SandboxState
 
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8081
+DEFAULT_PORT = 8090
 STARTUP_TIMEOUT_SECONDS = 10.0
 
 

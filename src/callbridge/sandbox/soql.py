@@ -573,7 +573,8 @@ def check_literal(text: str, definition: FieldDef, literal: Literal, op: str) ->
                 )
             return id15
         if kind in TEXT_TYPES:
-            return string
+            # Empty strings are stored as null, so = '' finds the records without a value.
+            return string if string.value != "" or op == "LIKE" else None
         raise _filter_type_error(text, literal, definition)
     if literal.kind in ("TRUE", "FALSE"):
         if kind == "boolean":

@@ -14,7 +14,7 @@ import string
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -431,8 +431,7 @@ class SandboxState:
         with self.lock:
             if self.api_usage >= self.knobs.api_request_limit:
                 return False
-            self.api_usage += 1
-            self.dirty = True
+            self.api_usage += 1  # saved with the next change, not on every read
             return True
 
     @property
@@ -466,9 +465,6 @@ class SandboxState:
     def clear_request_log(self) -> None:
         with self.lock:
             self.requests.clear()
-
-    def iter_requests(self) -> Iterator[RecordedRequest]:
-        return iter(self.request_log())
 
     # --- persistence ----------------------------------------------------------------------
 
