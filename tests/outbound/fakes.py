@@ -77,4 +77,4 @@ class Sleeps:
 
 def make_outbound(source: MemoryTokenSource | None = None, **kwargs: object) -> Outbound:
     kwargs.setdefault("sleep", Sleeps())
-    return Outbound(token_source=source, library="httpx", rng=random.Random(7), **kwargs)  # type: ignore[arg-type]
+    return Outbound(token_source=source, rng=random.Random(7), **kwargs)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from callbridge.outbound import (
     RetryPolicy,
     deadline_after,
 )
+from tests.httpx2_mock import mocked_crm
 from tests.outbound.fakes import MemoryTokenSource, Sleeps, connected, make_outbound
 
 API = "https://acme.my.salesforce.com/services/data/v62.0"
@@ -31,7 +32,7 @@ async def outbound() -> AsyncIterator[Outbound]:
 
 @pytest.fixture
 def crm() -> respx.MockRouter:
-    with respx.mock(assert_all_called=False) as router:
+    with mocked_crm() as router:
         yield router
 
 

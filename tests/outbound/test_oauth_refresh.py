@@ -12,6 +12,7 @@ import respx
 
 from callbridge.kit.time import utcnow
 from callbridge.outbound import OAuthAuth, OutboundRequest, RetryPolicy, TokenRefreshError
+from tests.httpx2_mock import mocked_crm
 from tests.outbound.fakes import MemoryTokenSource, connected, make_outbound
 
 API = "https://acme.my.salesforce.com/services/data/v62.0"
@@ -20,7 +21,7 @@ INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVAL
 
 @pytest.fixture
 def crm() -> respx.MockRouter:
-    with respx.mock(assert_all_called=False) as router:
+    with mocked_crm() as router:
         yield router
 
 

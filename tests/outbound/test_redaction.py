@@ -9,6 +9,7 @@ import pytest
 import respx
 
 from callbridge.outbound import BasicAuth, BearerAuth, OAuthAuth, OutboundRequest, RequestView
+from tests.httpx2_mock import mocked_crm
 from tests.outbound.fakes import MemoryTokenSource, connected, make_outbound
 
 API = "https://acme.my.salesforce.com/services/data/v62.0"
@@ -16,7 +17,7 @@ API = "https://acme.my.salesforce.com/services/data/v62.0"
 
 @pytest.fixture
 def crm() -> respx.MockRouter:
-    with respx.mock(assert_all_called=False) as router:
+    with mocked_crm() as router:
         yield router
 
 

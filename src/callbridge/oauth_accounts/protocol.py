@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import httpx
+import httpx2 as httpx  # Authlib sends with httpx2 when it is installed (it is a dependency)
 from authlib.integrations.httpx_client import AsyncOAuth2Client, OAuthError
 from joserfc import jwt
 from joserfc.jwk import RSAKey
@@ -235,8 +235,8 @@ async def revoke(config: ProviderConfig, token: str) -> None:
     client = _client(config)
     try:
         async with client:
-            response = await client.post(
-                config.revoke_url, data={"token": token}, timeout=REVOKE_TIMEOUT
+            response = await client.revoke_token(
+                config.revoke_url, token=token, timeout=REVOKE_TIMEOUT
             )
     except httpx.HTTPError as exc:
         raise ProviderFailure(
