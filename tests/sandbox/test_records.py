@@ -433,6 +433,8 @@ async def test_every_rest_response_carries_the_usage_header(
         await client.post(f"{V45}/sobjects/Contact", headers=auth, json={}),
         await client.get(f"{V45}/query", params={"q": "SELECT"}, headers=auth),
         await client.get(f"{V45}/", headers=auth),
+        await client.get(f"{V45}/limits"),  # no session: 401
+        await client.get("/services/data/v99.0/limits", headers=auth),
     ]
 
     assert all(r.headers["sforce-limit-info"].startswith("api-usage=") for r in responses)

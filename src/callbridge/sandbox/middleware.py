@@ -74,7 +74,7 @@ def injected_response(kind: str, failure: FailureKind, state: SandboxState) -> R
     status, code, message = _REST_FAILURES[failure]
     headers = {"Sforce-Limit-Info": state.limit_info}
     if status == 401:
-        headers = {"WWW-Authenticate": "Token"}
+        headers["WWW-Authenticate"] = "Token"
     return Response(
         compact_json([{"message": message, "errorCode": code}]),
         status_code=status,

@@ -855,17 +855,19 @@ async def rest_endpoint(request: Request) -> Response:
     raw_path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1")
     parts = [unquote(p) for p in raw_path.split("?")[0].split("/") if p]
     version = parse_version(parts[2]) if len(parts) > 2 else None
+    usage = {"Sforce-Limit-Info": state.limit_info}
     if version is None:
-        return json_response(ApiResult.from_error(not_found()))
+        return json_response(ApiResult.from_error(not_found()), usage)
+    unauthorized = usage | {"WWW-Authenticate": "Token"}
     token_value = _bearer(request)
     token = state.valid_access_token(token_value) if token_value else None
     if token is None:
-        return json_response(ApiResult.from_error(invalid_session()), {"WWW-Authenticate": "Token"})
+        return json_response(ApiResult.from_error(invalid_session()), unauthorized)
     if not {"api", "full"} & set(token.scope.split()):
         error = SalesforceError(
             401, "INVALID_SESSION_ID", "This session is not valid for use with the REST API"
         )
-        return json_response(ApiResult.from_error(error), {"WWW-Authenticate": "Token"})
+        return json_response(ApiResult.from_error(error), unauthorized)
     user = state.user(token.username)
     assert user is not None  # valid_access_token checked it
     if not state.count_api_request():
