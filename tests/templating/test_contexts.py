@@ -165,6 +165,18 @@ def test_soql_like_escapes_wildcards_of_the_value_only() -> None:
     assert _q(url) == "SELECT Id FROM Contact WHERE Name LIKE '%50\\%\\_off_'"
 
 
+def test_like_wildcard_before_hex_letters_stays_a_wildcard() -> None:
+    # '%Ac' would be a percent-escape of a byte that is not UTF-8: read as a literal %
+    template = compile_template(
+        BASE + "/query?q=SELECT Id FROM Account WHERE Name LIKE '%Acme%' AND Phone = '%E3%81%82'",
+        Context.URL,
+    )
+    assert _q(template.expand({}, system_urls=SF)) == (
+        "SELECT Id FROM Account WHERE Name LIKE '%Acme%' AND Phone = 'あ'"
+    )
+    assert "url_percent_encoded" in {n.code for n in template.normalisations}
+
+
 def test_soql_with_encoded_quotes_in_the_template_is_lexed_decoded() -> None:
     url = _url(BASE + "/query?q=SELECT+Id+FROM+Contact+WHERE+Phone=%27{TEL}%27", {"TEL": "1'"})
     assert _q(url) == "SELECT Id FROM Contact WHERE Phone='1\\''"

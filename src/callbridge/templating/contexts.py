@@ -81,7 +81,10 @@ class Notes:
             "Percent-encoded {count} character(s) that a URL cannot carry as they are "
             "(first: {example!r})."
         ),
-        "url_percent_encoded": "Encoded {count} '%' not followed by two hex digits as %25.",
+        "url_percent_encoded": (
+            "Encoded {count} '%' that did not start a valid percent-escape as %25 "
+            "(a literal percent sign, such as a LIKE wildcard)."
+        ),
         "header_line_break": "Normalised {count} CR LF line break(s) in the headers to LF.",
     }
 
@@ -164,6 +167,20 @@ def _hex_pair(items: list[Item], i: int) -> bool:
         return False
     first, second = items[i], items[i + 1]
     return isinstance(first, str) and isinstance(second, str) and first in _HEX and second in _HEX
+
+
+def _escape_run_end(items: list[Item], i: int) -> int:
+    """End of the run of %XX escapes at items[i], or i when it does not decode as UTF-8."""
+    raw = bytearray()
+    end = i
+    while end < len(items) and items[end] == "%" and _hex_pair(items, end + 1):
+        raw.append(int(f"{items[end + 1]}{items[end + 2]}", 16))
+        end += 3
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return i
+    return end
 
 
 class _QueryLexer:
@@ -436,15 +453,22 @@ class _UrlCompiler:
         return nxt
 
     def _encode_char(self, ch: str, i: int, safe: frozenset[str]) -> tuple[str, str, int]:
-        """Emit one literal character (or a %XX triple); returns (emitted, decoded, next)."""
+        """Emit one literal character, or a whole run of %XX escapes.
+
+        Returns (emitted text, the text the server will decode for lexing, next index);
+        non-ASCII decoded bytes are given as "x" (only ASCII matters to the lexers).
+        """
         items = self.items
         if ch == "%":
-            if _hex_pair(items, i + 1):
-                triple = f"%{items[i + 1]}{items[i + 2]}"
-                code = int(triple[1:], 16)
-                self.out.text(triple)
-                return triple, chr(code) if code < 0x80 else "x", i + 3
+            end = _escape_run_end(items, i) if self.normalise else i + 3 * _hex_pair(items, i + 1)
+            if end > i:
+                emitted = "".join(str(item) for item in items[i:end])
+                self.out.text(emitted)
+                codes = [int(emitted[k + 1 : k + 3], 16) for k in range(0, len(emitted), 3)]
+                return emitted, "".join(chr(c) if c < 0x80 else "x" for c in codes), end
             if self.normalise:
+                # a stray %, or one whose escape would not decode as UTF-8 ('%Acme%' in a
+                # LIKE pattern): read as a literal percent sign
                 self.notes.add("url_percent_encoded", self.positions[i])
                 self.out.text("%25")
                 return "%25", "%", i + 1
@@ -542,7 +566,8 @@ class _UrlCompiler:
         if self.state == _QKEY:
             self.key.append(decoded)
         elif self.lexer is not None:
-            self.lexer.feed(decoded, position)
+            for ch in decoded:
+                self.lexer.feed(ch, position)
 
     def _flush_pending(self) -> None:
         for position in self.pending:
