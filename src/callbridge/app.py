@@ -36,6 +36,8 @@ from callbridge.calls import router as calls_router
 from callbridge.calls.lifecycle import call_processing
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.ivr import router as ivr_router
+from callbridge.ivr.runtime import ivr_lifespan
 from callbridge.kit.crypto import SecretBox
 from callbridge.models import User
 from callbridge.oauth_accounts import pages as oauth_pages
@@ -186,6 +188,8 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
                 outbound_lifespan(runtime, DatabaseTokenSource(runtime))
             )
             await stack.enter_async_context(recordings_lifespan(runtime, role))
+            # After the outbound client: the IVR log writer drains before it closes.
+            await stack.enter_async_context(ivr_lifespan(runtime))
             # After the outbound client: events in flight finish before it closes.
             await stack.enter_async_context(
                 call_processing(
@@ -215,11 +219,12 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(oauth_router.router)
     app.include_router(oauth_pages.router)
     app.include_router(recordings_router.router)
-    app.include_router(recording_pages.router)
+    app.include_router(ivr_router.router)
     app.include_router(calls_router.router)
     app.include_router(call_pages.router)
     app.include_router(call_actions_router.router)
     app.include_router(call_action_pages.router)
+    app.include_router(recording_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _operation_ids(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

@@ -1,0 +1,639 @@
+"""Compile an IVR once: every template and pattern of its request, steps, response
+settings and special behaviours, with each error and warning tied to its field path and
+position. The save path (validation) and the invoke path (execution) share it.
+
+A request is checked the way a call-action rule is (``callbridge.call_actions.compiler``):
+the same URL start, OAuth-URL, header, body and pattern rules and messages. IVR templates
+also know ``{DIGITS}`` and the PBX variables the IVR declares, which the rule compiler
+has no parameter for, so the request part is compiled here with the shared helpers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from callbridge.call_actions.compiler import (
+    BODYLESS_METHODS,
+    OAUTH_URL_RE,
+    RESPONSE_REF_RE,
+    URL_START_RE,
+    Finding,
+    content_type_of,
+)
+from callbridge.outbound import NO_AUTH, Auth, BasicAuth, BearerAuth, OAuthAuth
+from callbridge.patterns import (
+    CompiledPattern,
+    JSONPathExtractions,
+    PatternError,
+    compile_extractor,
+    compile_pattern,
+)
+from callbridge.templating import (
+    CALL_NAMES,
+    CompiledTemplate,
+    Context,
+    Problem,
+    TemplateError,
+    body_context_for,
+    compile_template,
+)
+
+MAIN_STEP = "main"
+DIGITS = "DIGITS"
+# Call columns the invoke body does not carry: reading them needs the stored call.
+STORED_CALL_NAMES = frozenset(CALL_NAMES - {"ID", "TEL", "TELNAME", "CALLED"})
+_CODE_RE = re.compile(r"[{<]CODE(\d+)[}>]")
+
+Extractor = CompiledPattern | JSONPathExtractions
+
+
+class IvrInvalid(Exception):
+    """The IVR cannot be saved or run; ``findings`` holds every error."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__("; ".join(f"{f.field}: {f.message}" for f in findings))
+        self.findings = findings
+
+
+@dataclass(frozen=True)
+class CompiledRequest:
+    """The IVR's own request (``name == "main"``) or one of its steps, ready to expand."""
+
+    name: str
+    method: str
+    url: CompiledTemplate
+    headers: CompiledTemplate | None
+    body: CompiledTemplate | None
+    implied_content_type: str | None
+    auth: Auth
+    extractor: Extractor | None
+    condition_code: CompiledTemplate | None
+    condition_pattern: CompiledPattern | None
+    produces: tuple[str, ...]
+
+    @property
+    def account_id(self) -> int | None:
+        return self.auth.account_id if isinstance(self.auth, OAuthAuth) else None
+
+    @property
+    def uses_instance_url(self) -> bool:
+        return bool({"OAUTH_INSTANCE_URL", "SFAPI"} & self.url.variables)
+
+    @property
+    def has_condition(self) -> bool:
+        return self.condition_code is not None or self.condition_pattern is not None
+
+
+@dataclass(frozen=True)
+class CompiledBehaviour:
+    """Guidance and transfer as configured; templates expanded per invocation."""
+
+    guidance_type: str | None = None
+    tts: CompiledTemplate | None = None
+    audio_file: str | None = None
+    transfer_kind: str = "end_rule"
+    transfer_target: CompiledTemplate | None = None
+
+
+END_RULE = CompiledBehaviour()
+
+
+@dataclass(frozen=True)
+class CompiledResponse:
+    priority: int
+    response_code: str
+    response_pattern: CompiledPattern | None
+    extractor: Extractor | None
+    condition_code: CompiledTemplate | None
+    condition_pattern: CompiledPattern | None
+    # Index into CompiledIvr.requests; None = the last request sent.
+    step_index: int | None
+    step_name: str | None
+    behaviour: CompiledBehaviour
+
+    def code_matches(self, status: int) -> bool:
+        return response_code_matches(self.response_code, status)
+
+
+@dataclass(frozen=True)
+class CompiledIvr:
+    id: int
+    key: str
+    name: str
+    revision: int
+    timeout: float
+    max_digits: int
+    digits_pattern: CompiledPattern | None
+    requests: tuple[CompiledRequest, ...]
+    responses: tuple[CompiledResponse, ...]
+    on_error: CompiledBehaviour
+    on_input_invalid: CompiledBehaviour
+    on_no_match: CompiledBehaviour | None
+    pbx_variables: frozenset[str]
+    # Some template reads a value only the stored call has (an earlier rule's
+    # RESPONSE_ variable, QUEUE, UNIQUE_ID…): the invoke path then loads the call.
+    needs_call_store: bool
+    produces: tuple[str, ...]
+    warnings: tuple[Finding, ...] = field(default=())
+
+
+def response_code_matches(code: str, status: int) -> bool:
+    """``*`` any, ``2xx`` a class, else the exact code."""
+    if code == "*":
+        return True
+    if code.endswith("xx"):
+        return str(status)[:1] == code[0]
+    return str(status) == code
+
+
+def _code_covers(outer: str, inner: str) -> bool:
+    """Does every status matching ``inner`` also match ``outer``?"""
+    if outer == "*":
+        return True
+    if inner == "*":
+        return False
+    if outer.endswith("xx"):
+        return inner[0] == outer[0]
+    return outer == inner
+
+
+class _Compiler:
+    def __init__(
+        self,
+        values: Mapping[str, Any],
+        secrets: Mapping[str, str | None],
+        available_responses: Collection[str] | None,
+    ) -> None:
+        self.values = values
+        self.secrets = secrets
+        self.findings: list[Finding] = []
+        self.outside_names = (
+            {_bare(n) for n in available_responses} if available_responses is not None else None
+        )
+        self.pbx_variables = frozenset(values.get("pbx_variables") or ())
+        self.base_names = self.pbx_variables | {DIGITS}
+        self.templates: list[CompiledTemplate] = []
+
+    # -- helpers --
+
+    def error(self, where: str, message: str, position: int | None = 0) -> None:
+        self.findings.append(Finding(where, message, position))
+
+    def warn(self, where: str, message: str, position: int | None = 0) -> None:
+        self.findings.append(Finding(where, message, position, "warning"))
+
+    def response_scope(self, own: Iterable[str]) -> set[str] | None:
+        if self.outside_names is None:
+            return None
+        return self.outside_names | set(own)
+
+    def template(
+        self,
+        where: str,
+        text: str,
+        context: Context,
+        *,
+        own_names: Iterable[str],
+        extra_names: Collection[str] = (),
+        code_count: int | None = None,
+    ) -> CompiledTemplate | None:
+        try:
+            compiled = compile_template(
+                text,
+                context,
+                response_names=self.response_scope(own_names),
+                extra_names=self.base_names | set(extra_names),
+            )
+        except TemplateError as exc:
+            self.findings.extend(_findings(where, text, exc.problems, code_count))
+            return None
+        self.findings.extend(_findings(where, text, compiled.notices, code_count))
+        self.templates.append(compiled)
+        return compiled
+
+    def pattern(self, where: str, text: str) -> CompiledPattern | None:
+        if not text.strip():
+            return None
+        try:
+            compiled = compile_pattern(text)
+        except PatternError as exc:
+            self.findings.extend(
+                Finding(where, p.message, p.position, p.severity) for p in exc.problems
+            )
+            return None
+        self.notices(where, compiled.normalisations, compiled.hints)
+        return compiled if not compiled.is_empty else None
+
+    def extractor(self, where: str, text: str) -> Extractor | None:
+        if not text.strip():
+            return None
+        try:
+            compiled = compile_extractor(text)
+        except PatternError as exc:
+            self.findings.extend(
+                Finding(where, p.message, p.position, p.severity) for p in exc.problems
+            )
+            return None
+        self.notices(where, compiled.normalisations, compiled.hints)
+        if isinstance(compiled, CompiledPattern) and compiled.is_empty:
+            return None
+        return compiled
+
+    def notices(self, where: str, *groups: Sequence[Problem]) -> None:
+        for group in groups:
+            for problem in group:
+                self.warn(where, problem.message, problem.position)
+
+    # -- auth --
+
+    def auth_for(self, where: str, auth_type: str, account_id: Any) -> Auth:
+        if auth_type == "oauth":
+            if not account_id:
+                self.error(f"{where}oauth_account_id", "Choose the OAuth account of this IVR.")
+                return NO_AUTH
+            return OAuthAuth(int(account_id))
+        if auth_type == "basic":
+            username = str(self.values.get("basic_username") or "").strip()
+            if not username:
+                self.error("basic_username", "Basic authentication needs a username.")
+            return BasicAuth(username, self.secrets.get("basic_password") or "")
+        if auth_type == "bearer":
+            token = self.secrets.get("bearer_token")
+            if not token:
+                self.warn("bearer_token", "Bearer authentication without a token: none is sent.")
+            return BearerAuth(token or "")
+        return NO_AUTH
+
+    # -- requests --
+
+    def request(
+        self,
+        prefix: str,
+        name: str,
+        values: Mapping[str, Any],
+        auth: Auth,
+        auth_type: str,
+        earlier: Collection[str],
+    ) -> CompiledRequest | None:
+        method = str(values.get("method") or "GET").upper()
+        url_text = str(values.get("url") or "")
+        headers_text = str(values.get("headers") or "")
+        body_text = str(values.get("body") or "")
+        url = self.template(f"{prefix}url", url_text, Context.URL, own_names=earlier)
+        if url_text.strip() and not URL_START_RE.match(url_text):
+            self.error(
+                f"{prefix}url",
+                "The URL must start with http://, https://, {OAUTH_INSTANCE_URL} or {SVADDR}.",
+            )
+        oauth_ref = OAUTH_URL_RE.search(url_text)
+        if oauth_ref and auth_type != "oauth":
+            self.error(
+                f"{prefix}url",
+                f"{oauth_ref.group()} is the instance URL of the OAuth account: choose the "
+                "OAuth authentication type and an account.",
+                oauth_ref.start(),
+            )
+        headers = None
+        if headers_text.strip():
+            headers = self.template(
+                f"{prefix}headers", headers_text, Context.HEADER, own_names=earlier
+            )
+            if auth_type != "none":
+                for line_start, line in _lines(headers_text):
+                    if line.partition(":")[0].strip().lower() == "authorization":
+                        self.warn(
+                            f"{prefix}headers",
+                            "This Authorization header is replaced by the authentication type.",
+                            line_start,
+                        )
+        content_type = content_type_of(headers_text)
+        implied: str | None = None
+        body = None
+        if body_text.strip():
+            if method in BODYLESS_METHODS:
+                self.warn(
+                    f"{prefix}body", f"A {method} request carries no body: this body is not sent."
+                )
+            else:
+                if content_type is None and body_text.lstrip().startswith(("{", "[")):
+                    implied = "application/json"
+                    self.warn(
+                        f"{prefix}headers",
+                        "No Content-Type header: the body looks like JSON, so it is sent as "
+                        "Content-Type: application/json.",
+                        None,
+                    )
+                body = self.template(
+                    f"{prefix}body",
+                    body_text,
+                    body_context_for(content_type or implied),
+                    own_names=earlier,
+                )
+        condition_code = None
+        code_text = str(values.get("condition_code") or "")
+        if code_text.strip():
+            condition_code = self.template(
+                f"{prefix}condition_code", code_text, Context.PLAIN, own_names=earlier
+            )
+        condition_pattern = self.pattern(
+            f"{prefix}condition_pattern", str(values.get("condition_pattern") or "")
+        )
+        extractor = self.extractor(
+            f"{prefix}extract_pattern", str(values.get("extract_pattern") or "")
+        )
+        if url is None:
+            return None
+        return CompiledRequest(
+            name=name,
+            method=method,
+            url=url,
+            headers=headers,
+            body=body,
+            implied_content_type=implied,
+            auth=auth,
+            extractor=extractor,
+            condition_code=condition_code,
+            condition_pattern=condition_pattern,
+            produces=tuple(extractor.group_names) if extractor is not None else (),
+        )
+
+    # -- behaviours --
+
+    def behaviour(
+        self,
+        prefix: str,
+        guidance: Mapping[str, Any] | None,
+        transfer: Mapping[str, Any] | None,
+        *,
+        own_names: Iterable[str],
+        extra_names: Collection[str] = (),
+        code_count: int | None = None,
+    ) -> CompiledBehaviour:
+        own = list(own_names)
+        tts = None
+        audio = None
+        kind = None
+        if guidance:
+            kind = str(guidance.get("type"))
+            if kind == "tts":
+                tts = self.template(
+                    f"{prefix}guidance.text",
+                    str(guidance.get("text") or ""),
+                    Context.PLAIN,
+                    own_names=own,
+                    extra_names=extra_names,
+                    code_count=code_count,
+                )
+            else:
+                audio = str(guidance.get("file") or "")
+        transfer = transfer or {}
+        transfer_kind = str(transfer.get("kind") or "end_rule")
+        target_text = str(transfer.get("target") or "")
+        target = None
+        if target_text:
+            target = self.template(
+                f"{prefix}transfer.target",
+                target_text,
+                Context.PLAIN,
+                own_names=own,
+                extra_names=extra_names,
+                code_count=code_count,
+            )
+        return CompiledBehaviour(kind, tts, audio, transfer_kind, target)
+
+
+def compile_ivr(
+    values: Mapping[str, Any],
+    *,
+    secrets: Mapping[str, str | None] | None = None,
+    available_responses: Collection[str] | None = None,
+) -> CompiledIvr:
+    """Compile an IVR given by its API field values (``responses`` and ``steps`` as lists of
+    dicts). ``secrets``: the decrypted ``basic_password``/``bearer_token``.
+    ``available_responses``: names other features (call-action rules) extract, for the
+    "not produced" warnings; ``None`` skips those warnings (at run time).
+
+    Raises :class:`IvrInvalid` with every error; warnings are in ``CompiledIvr.warnings``.
+    """
+    c = _Compiler(values, secrets or {}, available_responses)
+    auth_type = str(values.get("auth_type") or "none")
+    main_auth = c.auth_for("", auth_type, values.get("oauth_account_id"))
+    produced: list[str] = []
+    requests: list[CompiledRequest | None] = []
+    main = c.request("", MAIN_STEP, values, main_auth, auth_type, produced)
+    requests.append(main)
+    if main is not None:
+        produced.extend(main.produces)
+    steps = list(values.get("steps") or [])
+    step_index: dict[str, int] = {MAIN_STEP: 0}
+    for index, step in enumerate(steps):
+        prefix = f"steps.{index}."
+        step_auth_type = step.get("auth_type")
+        if step_auth_type is None:
+            step_auth: Auth = main_auth
+            effective_type = auth_type
+        else:
+            effective_type = str(step_auth_type)
+            account = step.get("oauth_account_id") or values.get("oauth_account_id")
+            step_auth = c.auth_for(prefix, effective_type, account)
+        compiled = c.request(prefix, str(step["name"]), step, step_auth, effective_type, produced)
+        requests.append(compiled)
+        step_index[str(step["name"]).lower()] = index + 1
+        if compiled is not None:
+            produced.extend(compiled.produces)
+    request_names = tuple(dict.fromkeys(produced))
+
+    responses: list[CompiledResponse] = []
+    produces = list(request_names)
+    settings = sorted(
+        enumerate(values.get("responses") or []), key=lambda item: int(item[1]["priority"])
+    )
+    for index, setting in settings:
+        prefix = f"responses.{index}."
+        step_name = setting.get("step")
+        target_index = None
+        if step_name:
+            target_index = step_index.get(str(step_name).lower())
+            if target_index is None:
+                c.error(
+                    f"{prefix}step",
+                    f"No step is called {step_name!r}: use 'main' (the IVR's own request), "
+                    "a step's name, or leave it empty for the last request.",
+                )
+        response_pattern = c.pattern(
+            f"{prefix}response_pattern", str(setting.get("response_pattern") or "")
+        )
+        extractor = c.extractor(
+            f"{prefix}extract_pattern", str(setting.get("extract_pattern") or "")
+        )
+        names = tuple(extractor.group_names) if extractor is not None else ()
+        produces.extend(names)
+        code_count = _group_count(extractor)
+        codes = [f"CODE{i}" for i in range(1, code_count + 1)]
+        condition_code = None
+        code_text = str(setting.get("condition_code") or "")
+        if code_text.strip():
+            condition_code = c.template(
+                f"{prefix}condition_code", code_text, Context.PLAIN, own_names=request_names
+            )
+        condition_pattern = c.pattern(
+            f"{prefix}condition_pattern", str(setting.get("condition_pattern") or "")
+        )
+        behaviour = c.behaviour(
+            prefix,
+            setting.get("guidance"),
+            setting.get("transfer"),
+            own_names=(*request_names, *names),
+            extra_names={*codes, *names},
+            code_count=code_count,
+        )
+        responses.append(
+            CompiledResponse(
+                priority=int(setting["priority"]),
+                response_code=str(setting.get("response_code") or "200"),
+                response_pattern=response_pattern,
+                extractor=extractor,
+                condition_code=condition_code,
+                condition_pattern=condition_pattern,
+                step_index=target_index,
+                step_name=str(step_name) if step_name else None,
+                behaviour=behaviour,
+            )
+        )
+    _unreachable_warnings(c, values.get("responses") or [], responses)
+    if not responses:
+        c.warn(
+            "responses",
+            "No response settings yet: every answer is no_match until you add one.",
+            None,
+        )
+
+    on_error = _special(c, values, "on_error", request_names)
+    on_input_invalid = _special(c, values, "on_input_invalid", ())
+    on_no_match = (
+        _special(c, values, "on_no_match", request_names) if values.get("on_no_match") else None
+    )
+    max_digits = int(values.get("max_digits") or 0)
+    digits_pattern = c.pattern("digits_pattern", str(values.get("digits_pattern") or ""))
+    if max_digits == 0 and digits_pattern is not None:
+        c.warn(
+            "digits_pattern",
+            "The maximum number of digits is 0 (no input), so this pattern is not used.",
+        )
+
+    errors = [f for f in c.findings if f.severity == "error"]
+    if errors or any(r is None for r in requests):
+        raise IvrInvalid(errors)
+    compiled_requests = tuple(r for r in requests if r is not None)
+    return CompiledIvr(
+        id=int(values.get("id") or 0),
+        key=str(values.get("key") or ""),
+        name=str(values.get("name") or ""),
+        revision=int(values.get("revision") or 0),
+        timeout=float(values.get("timeout_seconds") or 10),
+        max_digits=max_digits,
+        digits_pattern=digits_pattern,
+        requests=compiled_requests,
+        responses=tuple(responses),
+        on_error=on_error,
+        on_input_invalid=on_input_invalid,
+        on_no_match=on_no_match,
+        pbx_variables=c.pbx_variables,
+        needs_call_store=_needs_call_store(c.templates, set(produces)),
+        produces=tuple(dict.fromkeys(produces)),
+        warnings=tuple(f for f in c.findings if f.severity != "error"),
+    )
+
+
+def _special(
+    c: _Compiler, values: Mapping[str, Any], name: str, own_names: Iterable[str]
+) -> CompiledBehaviour:
+    behaviour = values.get(name)
+    if not behaviour:
+        return END_RULE
+    return c.behaviour(
+        f"{name}.", behaviour.get("guidance"), behaviour.get("transfer"), own_names=own_names
+    )
+
+
+def _group_count(extractor: Extractor | None) -> int:
+    if extractor is None:
+        return 0
+    if isinstance(extractor, CompiledPattern):
+        return extractor.group_count
+    return len(extractor.group_names)
+
+
+def _needs_call_store(templates: Iterable[CompiledTemplate], produced: set[str]) -> bool:
+    for template in templates:
+        for name in template.variables:
+            if name in STORED_CALL_NAMES:
+                return True
+            if name.startswith("RESPONSE_") and _bare(name) not in produced:
+                return True
+    return False
+
+
+def _unreachable_warnings(
+    c: _Compiler, raw: Sequence[Mapping[str, Any]], responses: Sequence[CompiledResponse]
+) -> None:
+    """A setting with no pattern, condition or extraction catches every response of its
+    code: a later one for the same request and a narrower code is never reached."""
+    index_of = {int(s["priority"]): i for i, s in enumerate(raw)}
+    for position, earlier in enumerate(responses):
+        if (
+            earlier.response_pattern is not None
+            or earlier.extractor is not None
+            or earlier.condition_code is not None
+            or earlier.condition_pattern is not None
+        ):
+            continue
+        for later in responses[position + 1 :]:
+            if later.step_index == earlier.step_index and _code_covers(
+                earlier.response_code, later.response_code
+            ):
+                c.warn(
+                    f"responses.{index_of.get(later.priority, 0)}.priority",
+                    f"Priority {later.priority} is never reached: priority {earlier.priority} "
+                    f"answers every '{earlier.response_code}' response before it (it has no "
+                    "pattern, condition or extraction).",
+                    None,
+                )
+
+
+def _bare(name: str) -> str:
+    return name[len("RESPONSE_") :] if name.startswith("RESPONSE_") else name
+
+
+def _lines(text: str) -> Iterable[tuple[int, str]]:
+    offset = 0
+    for line in text.split("\n"):
+        yield offset, line
+        offset += len(line) + 1
+
+
+def _findings(
+    where: str, text: str, problems: Iterable[Problem], code_count: int | None
+) -> list[Finding]:
+    found = []
+    for problem in problems:
+        message = problem.message
+        if problem.code == "unknown_response_variable":
+            ref = RESPONSE_REF_RE.match(text, problem.position)
+            label = f"{{{ref.group(1)}}}" if ref else "This variable"
+            message = (
+                f"{label} is extracted neither by an earlier request of this IVR nor by a "
+                "call-action rule: it expands to an empty string unless the call has it."
+            )
+        elif problem.code == "unknown_variable" and code_count is not None:
+            code = _CODE_RE.match(text, problem.position)
+            if code:
+                message = (
+                    f"{{CODE{code.group(1)}}} is not available: this setting's extraction "
+                    f"pattern has {code_count} group(s)."
+                )
+        found.append(Finding(where, message, problem.position, problem.severity))
+    return found

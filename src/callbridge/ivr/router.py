@@ -1,0 +1,220 @@
+"""JSON API: the ``ivrs`` configuration resource (scope admin), its test endpoint, and the
+PBX's ``POST /api/v1/ivr/{key}/invoke`` (scope pbx)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from pydantic import ValidationError
+
+from callbridge.auth.deps import AdminAccess, PbxAccess
+from callbridge.calls.ingest import InvalidEvent, parse_fields, read_limited_body
+from callbridge.db.session import SessionDep
+from callbridge.ivr import service
+from callbridge.ivr.compiler import IvrInvalid
+from callbridge.ivr.engine import InvokeInputs, IvrRun, run_ivr
+from callbridge.ivr.runtime import get_ivr_runtime
+from callbridge.ivr.schemas import (
+    InvokeAnswer,
+    InvokeRequest,
+    IvrCreate,
+    IvrRead,
+    IvrTestRequest,
+    IvrTestResult,
+    IvrUpdate,
+)
+from callbridge.ivr.testing import run_test
+from callbridge.ivr.writer import InvocationLog
+from callbridge.kit.pagination import Page, PageParams, page_params
+from callbridge.kit.time import utcnow
+from callbridge.outbound import get_outbound
+from callbridge.runtime import get_runtime
+
+logger = logging.getLogger("callbridge.ivr")
+
+router = APIRouter(tags=["ivrs"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No IVR with this key"},
+    422: {"description": "Invalid fields, with their paths and positions"},
+}
+
+
+# ---- configuration -----------------------------------------------------------------------
+
+
+@router.get("/api/v1/ivrs", operation_id="list_ivrs")
+async def list_ivrs(
+    session: SessionDep, principal: AdminAccess, page: Annotated[PageParams, Depends(page_params)]
+) -> Page[IvrRead]:
+    from callbridge.ivr import repository
+
+    rows, total = await repository.list_ivrs(session, page.limit, page.offset)
+    return Page(items=[await service.describe(session, ivr) for ivr in rows], total=total)
+
+
+@router.post("/api/v1/ivrs", status_code=201, operation_id="create_ivr", responses=_ERRORS)
+async def create_ivr(
+    request: Request, session: SessionDep, principal: AdminAccess, data: IvrCreate
+) -> IvrRead:
+    return await service.create_ivr(session, data, get_runtime(request).secrets, principal.label)
+
+
+@router.get("/api/v1/ivrs/{key}", operation_id="get_ivr", responses=_ERRORS)
+async def get_ivr(session: SessionDep, principal: AdminAccess, key: str) -> IvrRead:
+    """``key`` is the IVR's key (or its numeric id)."""
+    return await service.describe(session, await service.get_ivr_or_404(session, key))
+
+
+@router.patch("/api/v1/ivrs/{key}", operation_id="update_ivr", responses=_ERRORS)
+async def update_ivr(
+    request: Request, session: SessionDep, principal: AdminAccess, key: str, data: IvrUpdate
+) -> IvrRead:
+    ivr = await service.get_ivr_or_404(session, key)
+    return await service.update_ivr(
+        session, ivr, data, get_runtime(request).secrets, principal.label
+    )
+
+
+@router.delete("/api/v1/ivrs/{key}", status_code=204, operation_id="delete_ivr", responses=_ERRORS)
+async def delete_ivr(session: SessionDep, principal: AdminAccess, key: str) -> Response:
+    ivr = await service.get_ivr_or_404(session, key)
+    await service.delete_ivr(session, ivr, principal.label)
+    return Response(status_code=204)
+
+
+@router.post("/api/v1/ivrs/{key}/test", operation_id="test_ivr", responses=_ERRORS)
+async def test_ivr_endpoint(
+    request: Request, session: SessionDep, principal: AdminAccess, key: str, data: IvrTestRequest
+) -> IvrTestResult:
+    """Run the IVR on sample caller data: each step's request and response, why each
+    response setting matched or not, the final guidance and transfer. No call is stored."""
+    ivr = await service.get_ivr_or_404(session, key)
+    return await run_test(session, request, ivr, data)
+
+
+# ---- invoke --------------------------------------------------------------------------------
+
+
+async def _arrival(request: Request) -> float:
+    """When the PBX's request arrived, on the loop's clock: the answer is due by then plus
+    the IVR's timeout, whatever the authentication and the database cost before."""
+    return asyncio.get_running_loop().time()
+
+
+Arrival = Annotated[float, Depends(_arrival)]
+
+_INVOKE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": InvokeRequest.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    **InvokeRequest.model_json_schema(),
+                    "description": "The same fields; extra variables as variables[NAME]=value",
+                }
+            },
+        },
+    }
+}
+
+
+def _json(answer: dict[str, Any]) -> Response:
+    return Response(
+        json.dumps(answer, ensure_ascii=False, separators=(",", ":")),
+        media_type="application/json",
+    )
+
+
+async def _read_invoke(request: Request) -> InvokeRequest:
+    fields = await parse_fields(request, await read_limited_body(request))
+    try:
+        return InvokeRequest.model_validate(fields)
+    except ValidationError as exc:
+        errors = [
+            {
+                "loc": ["body", *error["loc"]],
+                "msg": str(error["msg"]).removeprefix("Value error, "),
+                "type": error["type"],
+            }
+            for error in exc.errors(include_url=False)
+        ]
+        raise InvalidEvent(errors) from None
+
+
+@router.post(
+    "/api/v1/ivr/{key}/invoke",
+    operation_id="invoke_ivr",
+    response_model=InvokeAnswer,
+    responses={
+        404: {"description": "No IVR with this key"},
+        413: {"description": "Body over 64 KiB"},
+        415: {"description": "Neither JSON nor a form"},
+        422: {"description": "call_id missing or a field invalid"},
+    },
+    openapi_extra=_INVOKE_BODY,
+)
+async def invoke_ivr(
+    arrival: Arrival, request: Request, session: SessionDep, principal: PbxAccess, key: str
+) -> Response:
+    """The PBX asks what to say and where to send the caller; the answer arrives within
+    the IVR's timeout (plus a few milliseconds) whatever the CRM does."""
+    data = await _read_invoke(request)
+    ivr_runtime = get_ivr_runtime(request)
+    inputs = InvokeInputs(
+        call_id=data.call_id,
+        tel=data.tel,
+        called=data.called,
+        tel_name=data.tel_name,
+        digits=data.digits,
+        variables=data.variables,
+    )
+    try:
+        compiled = await ivr_runtime.compiled(session, key)
+    except IvrInvalid as exc:
+        logger.error("IVR %s cannot run: %s", key, exc)
+        return _json(
+            {
+                "call_id": data.call_id,
+                "outcome": "request_error",
+                "matched_priority": None,
+                "guidance": None,
+                "transfer": {"kind": "end_rule"},
+                "variables": {},
+            }
+        )
+    call_values = (
+        await service.call_values(session, data.call_id) if compiled.needs_call_store else {}
+    )
+    system = await ivr_runtime.system(session)
+    # Everything read: end the transaction now so no database connection is held while the
+    # CRM answers (hundreds of invocations may be waiting on it at once).
+    await session.commit()
+    run: IvrRun = await run_ivr(
+        compiled,
+        inputs,
+        outbound=get_outbound(request),
+        call_values=call_values,
+        system_urls={"SVADDR": system.svaddr},
+        tz=system.tz,
+        started=arrival,
+    )
+    ivr_runtime.writer.submit(
+        InvocationLog(
+            call_id=data.call_id,
+            tel=data.tel,
+            called=data.called,
+            tel_name=data.tel_name,
+            ivr_id=compiled.id,
+            ivr_key=compiled.key,
+            ivr_name=compiled.name,
+            run=run,
+            at=utcnow(),
+        )
+    )
+    return _json(run.answer)

@@ -1,0 +1,106 @@
+"""What one process keeps for IVRs: compiled IVRs by revision, the system values templates
+need, and the invocation log writer. Started and stopped by the app lifespan."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import tzinfo
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
+
+from callbridge.errors import NotFound
+from callbridge.ivr import repository, service
+from callbridge.ivr.compiler import CompiledIvr
+from callbridge.ivr.writer import InvocationWriter
+from callbridge.runtime import Runtime
+from callbridge.system_settings.service import get_system_settings, svaddr
+
+logger = logging.getLogger("callbridge.ivr")
+
+EXTRAS_KEY = "ivr"
+# System settings (public URL, time zone) are re-read at most this often per process.
+_SYSTEM_TTL = 10.0
+
+
+@dataclass(frozen=True)
+class SystemValues:
+    svaddr: str
+    tz: tzinfo
+    loaded_at: float
+
+
+class IvrRuntime:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.writer = InvocationWriter(runtime.sessionmaker)
+        self._compiled: dict[str, CompiledIvr] = {}
+        self._system: SystemValues | None = None
+
+    async def compiled(self, session: AsyncSession, key: str) -> CompiledIvr:
+        """The IVR ready to run. One small query tells whether the cached copy is the
+        stored revision (another process may have saved a change); only then is it loaded
+        and compiled again. Raises NotFound, or IvrInvalid for a stored IVR that no longer
+        compiles."""
+        current = await repository.revision_of(session, key)
+        if current is None:
+            self._compiled.pop(key, None)
+            raise NotFound(f"IVR '{key}' does not exist")
+        cached = self._compiled.get(key)
+        if cached is not None and (cached.id, cached.revision) == current:
+            return cached
+        ivr = await repository.get_by_key(session, key)
+        if ivr is None:
+            raise NotFound(f"IVR '{key}' does not exist")
+        compiled = service.compile_for_run(ivr, self.runtime.secrets)
+        self._compiled[key] = compiled
+        return compiled
+
+    def forget(self, key: str | None = None) -> None:
+        if key is None:
+            self._compiled.clear()
+        else:
+            self._compiled.pop(key, None)
+
+    async def system(self, session: AsyncSession) -> SystemValues:
+        values = self._system
+        now = time.monotonic()
+        if values is not None and now - values.loaded_at < _SYSTEM_TTL:
+            return values
+        settings = self.runtime.settings
+        current = await get_system_settings(session, settings)
+        try:
+            tz: tzinfo = ZoneInfo(current.timezone)
+        except (ValueError, KeyError):
+            tz = ZoneInfo("UTC")
+        values = SystemValues(svaddr(current.public_url, settings), tz, now)
+        self._system = values
+        return values
+
+
+def get_ivr_runtime(source: Runtime | HTTPConnection) -> IvrRuntime:
+    runtime = source if isinstance(source, Runtime) else source.app.state.runtime
+    ivr_runtime = runtime.extras.get(EXTRAS_KEY)
+    if not isinstance(ivr_runtime, IvrRuntime):
+        raise RuntimeError("the IVR runtime is not running (is the app lifespan active?)")
+    return ivr_runtime
+
+
+@asynccontextmanager
+async def ivr_lifespan(runtime: Runtime) -> AsyncIterator[IvrRuntime]:
+    """Start the invocation log writer; on shutdown write everything still queued."""
+    ivr_runtime = IvrRuntime(runtime)
+    runtime.extras[EXTRAS_KEY] = ivr_runtime
+    ivr_runtime.writer.start()
+    try:
+        yield ivr_runtime
+    finally:
+        await ivr_runtime.writer.stop()
+        runtime.extras.pop(EXTRAS_KEY, None)
+        if ivr_runtime.writer.failed:
+            logger.error("%d IVR invocation logs could not be stored", ivr_runtime.writer.failed)

@@ -1,0 +1,397 @@
+"""IVR configurations: create, update, delete with save-time validation and warnings;
+the values an invocation reads from the stored call. Services never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.audit import record_audit
+from callbridge.call_actions import repository as call_action_repository
+from callbridge.call_actions.compiler import Finding, produced_names
+from callbridge.call_actions.schemas import EMPTY_WORDS
+from callbridge.calls import store
+from callbridge.errors import Conflict, FieldError, FieldErrors, NotFound
+from callbridge.ivr import repository
+from callbridge.ivr.compiler import CompiledIvr, IvrInvalid, compile_ivr
+from callbridge.ivr.schemas import IvrCreate, IvrRead, IvrUpdate, Warning_
+from callbridge.kit.crypto import SecretBox
+from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
+from callbridge.patterns import PatternError, compile_extractor
+
+TEXT_FIELDS = ("headers", "body", "extract_pattern", "digits_pattern")
+RESPONSE_TEXT_FIELDS = (
+    "response_pattern",
+    "extract_pattern",
+    "condition_code",
+    "condition_pattern",
+)
+STEP_TEXT_FIELDS = ("headers", "body", "extract_pattern", "condition_code", "condition_pattern")
+RESPONSE_FIELDS = (
+    "priority",
+    "response_code",
+    "response_pattern",
+    "extract_pattern",
+    "condition_code",
+    "condition_pattern",
+    "step",
+    "guidance",
+    "transfer",
+    "memo",
+)
+STEP_FIELDS = (
+    "name",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "auth_type",
+    "oauth_account_id",
+    "extract_pattern",
+    "condition_code",
+    "condition_pattern",
+)
+SCALAR_FIELDS = (
+    "key",
+    "name",
+    "auth_type",
+    "oauth_account_id",
+    "basic_username",
+    "url",
+    "method",
+    "headers",
+    "body",
+    "timeout_seconds",
+    "extract_pattern",
+    "max_digits",
+    "digits_pattern",
+    "pre_guidance",
+    "on_error",
+    "on_input_invalid",
+    "on_no_match",
+    "pbx_variables",
+    "memo",
+)
+
+
+class PathFieldError(FieldError):
+    """A field error whose location may hold list indices (``responses.0.guidance.text``)."""
+
+    def __init__(self, path: str, message: str, position: int | None = None) -> None:
+        super().__init__(path, message, position)
+        self.path: tuple[str | int, ...] = tuple(
+            int(part) if part.isdigit() else part for part in path.split(".")
+        )
+
+    def detail(self) -> list[dict[str, Any]]:
+        item: dict[str, Any] = {
+            "loc": ["body", *self.path],
+            "msg": self.message,
+            "type": "value_error",
+        }
+        if self.position is not None:
+            item["position"] = self.position
+        return [item]
+
+
+# ---- values -------------------------------------------------------------------------
+
+
+def response_values(response: IvrResponse) -> dict[str, Any]:
+    return {"id": response.id, **{name: getattr(response, name) for name in RESPONSE_FIELDS}}
+
+
+def step_values(step: IvrStep) -> dict[str, Any]:
+    return {"id": step.id, **{name: getattr(step, name) for name in STEP_FIELDS}}
+
+
+def ivr_values(ivr: Ivr) -> dict[str, Any]:
+    """The IVR's fields by API name (secrets as ``*_set`` flags), children included."""
+    values: dict[str, Any] = {name: getattr(ivr, name) for name in SCALAR_FIELDS}
+    values.update(
+        id=ivr.id,
+        revision=ivr.revision,
+        basic_password_set=ivr.basic_password_encrypted is not None,
+        bearer_token_set=ivr.bearer_token_encrypted is not None,
+        responses=[response_values(r) for r in ivr.responses],
+        steps=[step_values(s) for s in ivr.steps],
+    )
+    return values
+
+
+def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
+    """「なし」 as the manuals print it in empty cells, pasted verbatim, means empty."""
+    found: list[Finding] = []
+
+    def clean(where: str, record: dict[str, Any], names: tuple[str, ...]) -> None:
+        for name in names:
+            value = record.get(name)
+            if isinstance(value, str) and value.strip() in EMPTY_WORDS:
+                record[name] = ""
+                found.append(
+                    Finding(
+                        f"{where}{name}",
+                        f"「{value.strip()}」 (none) was read as empty.",
+                        0,
+                        "warning",
+                    )
+                )
+
+    clean("", values, TEXT_FIELDS)
+    for index, response in enumerate(values.get("responses") or []):
+        clean(f"responses.{index}.", response, RESPONSE_TEXT_FIELDS)
+    for index, step in enumerate(values.get("steps") or []):
+        clean(f"steps.{index}.", step, STEP_TEXT_FIELDS)
+    return found
+
+
+# ---- validation -----------------------------------------------------------------------
+
+
+async def available_response_names(session: AsyncSession) -> set[str]:
+    """What call-action rules can put on a call (an IVR may run at any point of it)."""
+    names: set[str] = set()
+    for rule in await call_action_repository.all_rules(session):
+        names.update(produced_names(rule.extract_pattern, rule.json_extractions))
+    return names
+
+
+async def produced_by_ivrs(session: AsyncSession) -> set[str]:
+    """Every name an IVR stores on calls (registered with the call-action service so rules
+    using ``{RESPONSE_NAME}`` from an IVR get no "not produced" warning)."""
+    names: set[str] = set()
+    for ivr in await repository.all_ivrs(session):
+        texts = [ivr.extract_pattern]
+        texts.extend(step.extract_pattern for step in ivr.steps)
+        texts.extend(response.extract_pattern for response in ivr.responses)
+        for text in texts:
+            if not text.strip():
+                continue
+            try:
+                names.update(compile_extractor(text).group_names)
+            except PatternError:
+                continue
+    return names
+
+
+async def check_ivr(
+    session: AsyncSession,
+    values: dict[str, Any],
+    *,
+    secrets_set: dict[str, bool],
+) -> tuple[CompiledIvr, list[Warning_]]:
+    """Validate every field; all errors at once as 422, else the warnings."""
+    notes = _normalise_empty_words(values)
+    available = await available_response_names(session)
+    errors: list[FieldError] = []
+    compiled: CompiledIvr | None = None
+    try:
+        compiled = compile_ivr(values, available_responses=available)
+    except IvrInvalid as exc:
+        errors.extend(PathFieldError(f.field, f.message, f.position) for f in exc.findings)
+    accounts = {values.get("oauth_account_id")} if values.get("auth_type") == "oauth" else set()
+    for index, step in enumerate(values.get("steps") or []):
+        if step.get("auth_type") == "oauth" and step.get("oauth_account_id"):
+            account = step["oauth_account_id"]
+            if not await call_action_repository.oauth_account_exists(session, int(account)):
+                errors.append(
+                    PathFieldError(
+                        f"steps.{index}.oauth_account_id",
+                        f"OAuth account {account} does not exist.",
+                    )
+                )
+    for account in accounts:
+        if account is not None and not await call_action_repository.oauth_account_exists(
+            session, int(account)
+        ):
+            errors.append(
+                PathFieldError("oauth_account_id", f"OAuth account {account} does not exist.")
+            )
+    uses = {values.get("auth_type")} | {s.get("auth_type") for s in values.get("steps") or []}
+    if "bearer" in uses and not secrets_set.get("bearer_token"):
+        errors.append(PathFieldError("bearer_token", "Bearer authentication needs a token."))
+    if "basic" in uses and not secrets_set.get("basic_password"):
+        errors.append(PathFieldError("basic_password", "Basic authentication needs a password."))
+    if errors:
+        raise FieldErrors(errors)
+    assert compiled is not None
+    warnings = [Warning_(**f.as_warning()) for f in (*notes, *compiled.warnings)]
+    return compiled, warnings
+
+
+def compile_for_run(ivr: Ivr, secrets: SecretBox) -> CompiledIvr:
+    """The IVR ready to invoke (secrets decrypted, no save-time warnings computed)."""
+    decrypted = {
+        "basic_password": secrets.decrypt(ivr.basic_password_encrypted)
+        if ivr.basic_password_encrypted
+        else None,
+        "bearer_token": secrets.decrypt(ivr.bearer_token_encrypted)
+        if ivr.bearer_token_encrypted
+        else None,
+    }
+    values = ivr_values(ivr)
+    _normalise_empty_words(values)
+    return compile_ivr(values, secrets=decrypted, available_responses=None)
+
+
+# ---- reads --------------------------------------------------------------------------------
+
+
+def to_read(ivr: Ivr, compiled: CompiledIvr | None, warnings: list[Warning_]) -> IvrRead:
+    values = ivr_values(ivr)
+    produces = compiled.produces if compiled is not None else ()
+    return IvrRead(
+        **values,
+        produces=[f"RESPONSE_{name}" for name in produces],
+        created_at=ivr.created_at,
+        updated_at=ivr.updated_at,
+        warnings=warnings,
+    )
+
+
+async def describe(session: AsyncSession, ivr: Ivr) -> IvrRead:
+    """The IVR as read, with the warnings it has now (rules and accounts may have changed)."""
+    values = ivr_values(ivr)
+    secrets_set = {
+        "basic_password": values["basic_password_set"],
+        "bearer_token": values["bearer_token_set"],
+    }
+    try:
+        compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set)
+    except FieldErrors as exc:
+        # Saved before something it depends on changed (its OAuth account was deleted):
+        # shown as warnings; invocations answer request_error with the reason.
+        warnings = [
+            Warning_(
+                field=".".join(str(p) for p in getattr(e, "path", e.loc)),
+                message=e.message,
+                position=e.position,
+            )
+            for e in exc.errors
+        ]
+        return to_read(ivr, None, warnings)
+    return to_read(ivr, compiled, warnings)
+
+
+async def get_ivr_or_404(session: AsyncSession, key_or_id: str) -> Ivr:
+    """By key; a number that is no key is taken as an id."""
+    ivr = await repository.get_by_key(session, key_or_id)
+    if ivr is None and key_or_id.isdigit():
+        ivr = await repository.get_by_id(session, int(key_or_id))
+    if ivr is None:
+        raise NotFound(f"IVR '{key_or_id}' does not exist")
+    return ivr
+
+
+# ---- writes ------------------------------------------------------------------------------
+
+
+def _apply(ivr: Ivr, values: dict[str, Any], changed: set[str], secrets: SecretBox) -> None:
+    for name in changed:
+        value = values.get(name)
+        if name in ("basic_password", "bearer_token"):
+            if value is None:
+                continue
+            setattr(ivr, f"{name}_encrypted", secrets.encrypt(value) if value else None)
+        elif name == "responses":
+            ivr.responses = [
+                IvrResponse(**{f: r.get(f) for f in RESPONSE_FIELDS}) for r in value or []
+            ]
+        elif name == "steps":
+            ivr.steps = [
+                IvrStep(position=index, **{f: s.get(f) for f in STEP_FIELDS})
+                for index, s in enumerate(value or [])
+            ]
+        elif name in SCALAR_FIELDS:
+            setattr(ivr, name, value)
+
+
+def _dump(data: IvrCreate | IvrUpdate, *, exclude_unset: bool) -> dict[str, Any]:
+    return data.model_dump(mode="json", exclude_unset=exclude_unset)
+
+
+async def create_ivr(
+    session: AsyncSession, data: IvrCreate, secrets: SecretBox, actor: str
+) -> IvrRead:
+    values = _dump(data, exclude_unset=False)
+    if await repository.key_taken(session, data.key):
+        raise Conflict(f"an IVR with key '{data.key}' already exists")
+    secrets_set = {
+        "basic_password": bool(values.get("basic_password")),
+        "bearer_token": bool(values.get("bearer_token")),
+    }
+    compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set)
+    ivr = Ivr(revision=1, responses=[], steps=[])
+    _apply(ivr, values, set(values), secrets)
+    session.add(ivr)
+    await session.flush()
+    record_audit(session, actor, "ivr.create", ivr.key)
+    return to_read(ivr, compiled, warnings)
+
+
+async def update_ivr(
+    session: AsyncSession, ivr: Ivr, data: IvrUpdate, secrets: SecretBox, actor: str
+) -> IvrRead:
+    changes = _dump(data, exclude_unset=True)
+    for name in ("key", "url", "method", "auth_type", "timeout_seconds", "max_digits"):
+        if name in changes and changes[name] is None:
+            raise PathFieldError(name, "This field cannot be null.")
+    if "key" in changes and await repository.key_taken(session, changes["key"], ivr.id):
+        raise Conflict(f"an IVR with key '{changes['key']}' already exists")
+    values = ivr_values(ivr)
+    values.update(changes)
+    for name in ("responses", "steps", "pbx_variables"):
+        if values.get(name) is None:
+            values[name] = []
+    secrets_set = {
+        "basic_password": _secret_after(
+            changes, "basic_password", ivr.basic_password_encrypted is not None
+        ),
+        "bearer_token": _secret_after(
+            changes, "bearer_token", ivr.bearer_token_encrypted is not None
+        ),
+    }
+    compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set)
+    _apply(ivr, values, set(changes), secrets)
+    ivr.revision = ivr.revision + 1
+    await session.flush()
+    record_audit(session, actor, "ivr.update", ivr.key, fields=sorted(changes))
+    return to_read(ivr, compiled, warnings)
+
+
+def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:
+    """Whether the secret is set after the update (null keeps it, "" clears it)."""
+    if changes.get(name) is None:
+        return stored
+    return bool(changes[name])
+
+
+async def delete_ivr(session: AsyncSession, ivr: Ivr, actor: str) -> None:
+    await session.delete(ivr)
+    record_audit(session, actor, "ivr.delete", ivr.key)
+
+
+# ---- the stored call ---------------------------------------------------------------------
+
+
+async def call_values(session: AsyncSession, call_id: str) -> dict[str, str]:
+    """What the call store knows of a call, as template values (for IVRs that use an
+    earlier rule's ``{RESPONSE_X}`` or a column the invoke body does not carry)."""
+    call = await store.find_call(session, call_id)
+    if call is None:
+        return {}
+    values = await store.get_variables(session, call.id)
+    for name, value in (
+        ("TEL", call.tel),
+        ("TELNAME", call.tel_name),
+        ("CALLED", call.called),
+        ("CALLEDNAME", call.called_name),
+        ("DIRECTION", call.direction),
+        ("QUEUE", call.queue),
+        ("UNIQUE_ID", call.unique_id),
+        ("EVENT", call.last_event),
+    ):
+        if value:
+            values[name] = value
+    return values
