@@ -193,7 +193,7 @@ def private_key_problem(pem: str) -> str | None:
 async def exchange_code(
     config: ProviderConfig, code: str, redirect_uri: str, code_verifier: str | None
 ) -> TokenSet:
-    kwargs: dict[str, Any] = {"code": code, "redirect_uri": redirect_uri}
+    kwargs: dict[str, Any] = {"code": code}
     if code_verifier:
         kwargs["code_verifier"] = code_verifier
     return await _token_request(config, "authorization_code", redirect_uri, **kwargs)

@@ -3,6 +3,7 @@ grants), the callback, testing, deletion with revocation. Never commits."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,7 @@ from callbridge.outbound import (
     OAuthAuth,
     Outbound,
     OutboundRequest,
+    OutboundResult,
     RetryPolicy,
 )
 from callbridge.runtime import Runtime
@@ -557,9 +559,7 @@ async def test_account(
         )
     instance = account_instance_url(account)
     if account.provider == "salesforce":
-        target = account.identity_url or (
-            f"{instance}/services/data/{SALESFORCE_API_VERSION}/limits/" if instance else None
-        )
+        target = f"{instance}/services/data/{SALESFORCE_API_VERSION}/limits/" if instance else None
     else:
         target = account.base_url
     if not target:
@@ -568,18 +568,17 @@ async def test_account(
             status=account.status,
             message="no URL to test: set the base URL of the provider's API",
         )
-    result = await outbound.send(
-        OutboundRequest(
-            "GET",
-            target,
-            headers=[("Accept", "application/json")],
-            timeout=15,
-            auth=OAuthAuth(account.id),
-            retry=RetryPolicy.NONE,
-        )
-    )
-    await session.refresh(account)
-    read = to_read(account, runtime, callback)
+    result = await _get(outbound, account.id, target)
+    username = organization = None
+    if result.ok and account.provider == "salesforce" and account.identity_url:
+        identity = await _get(outbound, account.id, account.identity_url)
+        data = _json_object(identity.text) if identity.ok else {}
+        username = data.get("username")
+        organization = data.get("organization_id")
+    # The outbound path may have refreshed the token (another session): read it fresh.
+    async with runtime.sessionmaker() as fresh:
+        current = await repository.get_account(fresh, account.id)
+    read = to_read(current or account, runtime, callback)
     if result.error is not None:
         return TestReport(
             ok=False,
@@ -589,17 +588,13 @@ async def test_account(
             http_status=result.status,
             api_usage=read.api_usage,
         )
-    username = organization = None
-    try:
-        data: Any = result.json()
-    except ValueError:
-        data = None
-    if isinstance(data, dict):
-        username = data.get("username") or data.get("preferred_username")
-        organization = data.get("organization_id")
-    message = f"the provider answered HTTP {result.status}"
-    if username:
-        message = f"signed in as {username}"
+    message = f"the API answered HTTP {result.status}"
+    if isinstance(username, str):
+        message += f"; signed in as {username}"
+    if read.api_usage is not None:
+        message += (
+            f"; API requests in the last 24 h: {read.api_usage.used} of {read.api_usage.allowed}"
+        )
     return TestReport(
         ok=True,
         status=read.status,
@@ -610,6 +605,27 @@ async def test_account(
         organization_id=organization if isinstance(organization, str) else None,
         api_usage=read.api_usage,
     )
+
+
+async def _get(outbound: Outbound, account_id: int, url: str) -> OutboundResult:
+    return await outbound.send(
+        OutboundRequest(
+            "GET",
+            url,
+            headers=[("Accept", "application/json")],
+            timeout=15,
+            auth=OAuthAuth(account_id),
+            retry=RetryPolicy.NONE,
+        )
+    )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 @dataclass(frozen=True)
