@@ -19,7 +19,7 @@ from callbridge.patterns import (
 )
 
 FUZZ = settings(
-    max_examples=400,
+    max_examples=250,
     deadline=None,
     derandomize=True,
     database=None,

@@ -17,7 +17,7 @@ from callbridge.templating import (
 )
 
 FUZZ = settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     derandomize=True,
     database=None,

@@ -18,7 +18,7 @@ from callbridge.templating import Context, TemplateExpansionError, compile_templ
 from tests.templating import seeds
 
 PROPERTY = settings(
-    max_examples=150,
+    max_examples=100,
     deadline=None,
     derandomize=True,
     database=None,
