@@ -52,7 +52,9 @@ async def serve_sandbox(
     """Serve the sandbox until interrupted; with ``state_file`` the org survives restarts."""
     state = SandboxState.open(state_file) if state_file is not None else SandboxState()
     app = create_sandbox_app(state)
-    config = uvicorn.Config(app, host=host, port=port, ws="none", lifespan="off")
+    config = uvicorn.Config(
+        app, host=host, port=port, ws="none", lifespan="off", server_header=False
+    )
     server = uvicorn.Server(config)
     shown_host = f"[{host}]" if ":" in host else host
     sys.stderr.write(_banner(f"http://{shown_host}:{port}", state_file))
@@ -119,11 +121,21 @@ def running_sandbox(
     """
     state = state if state is not None else SandboxState()
     app = create_sandbox_app(state, sleep=sleep or asyncio.sleep, public_url=public_url)
-    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY on accepted sockets whose
+    # protocol says TCP, and without it every small answer waits for a delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((host, port))
     actual_port = listener.getsockname()[1]
-    config = uvicorn.Config(app, log_level="warning", access_log=False, ws="none", lifespan="off")
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        ws="none",
+        lifespan="off",
+        server_header=False,
+    )
     server = uvicorn.Server(config)
     failure: list[BaseException] = []
 

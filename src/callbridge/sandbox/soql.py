@@ -9,6 +9,7 @@ and dateTime literals.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -417,7 +418,9 @@ class Parser:
         return int(token.value)
 
 
+@functools.lru_cache(maxsize=512)
 def parse_query(text: str) -> SelectQuery:
+    """Parse a SELECT statement (cached: call actions repeat the same few queries)."""
     parser = Parser(text, tokenize(text))
     parser.expect_keyword("SELECT")
     fields = parser.select_list()
