@@ -12,10 +12,12 @@ linear growth from 2 KB to 200 KB.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 
 from callbridge.patterns import compile_extractor, compile_pattern
 from callbridge.templating import Context, compile_template
@@ -31,8 +33,9 @@ IVR_URL = (
     "{OAUTH_INSTANCE_URL}/services/data/v45.0/search ?q=FIND {{TEL}} IN PHONE FIELDS "
     "RETURNING Account(Id, Name, Phone)"
 )
+TEL = "07075373713"
 CALL_VALUES = {
-    "TEL": "07075373713",
+    "TEL": TEL,
     "TELNAME": "山田 太郎",
     "ID": "1700000000.42",
     "CALLED": "0312345678",
@@ -69,53 +72,46 @@ def json_body_template(size: int = 2048) -> str:
     return head + filler.decode(errors="ignore") + '"}'
 
 
+def _compact(data: object) -> str:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _record(sobject: str, prefix: str, index: int, **fields: str) -> dict[str, object]:
+    record_id = f"{prefix}{index:06d}AAU"
+    url = f"/services/data/v45.0/sobjects/{sobject}/{record_id}"
+    return {"attributes": {"type": sobject, "url": url}, "Id": record_id, **fields}
+
+
+def _response(
+    size: int,
+    record: Callable[[int], dict[str, object]],
+    wrap: Callable[[list[dict[str, object]]], object],
+) -> str:
+    """Compact JSON as Salesforce sends it, with records up to about ``size`` bytes."""
+    records: list[dict[str, object]] = []
+    total = 0
+    while total < size:
+        records.append(record(len(records)))
+        total += len(_compact(records[-1]).encode()) + 1
+    return _compact(wrap(records))
+
+
 def query_response(size: int) -> str:
-    """A compact SOQL query response of about ``size`` characters (Contacts)."""
-    records = []
-    index = 0
-    while True:
-        record_id = f"0032v00003{index:06d}AAU"
-        records.append(
-            {
-                "attributes": {
-                    "type": "Contact",
-                    "url": f"/services/data/v45.0/sobjects/Contact/{record_id}",
-                },
-                "Id": record_id,
-                "Name": f"山田 太郎{index}",
-            }
-        )
-        text = json.dumps(
-            {"totalSize": len(records), "done": True, "records": records},
-            ensure_ascii=False,
-            separators=(",", ":"),
-        )
-        if len(text) >= size:
-            return text
-        index += 1
+    """A SOQL query response (Contacts) of about ``size`` bytes."""
+    return _response(
+        size,
+        lambda i: _record("Contact", "0032v00003", i, Name=f"山田 太郎{i}"),
+        lambda records: {"totalSize": len(records), "done": True, "records": records},
+    )
 
 
 def search_response(size: int) -> str:
-    """A compact SOSL search response of about ``size`` characters (Accounts)."""
-    records = []
-    index = 0
-    while True:
-        record_id = f"0012v00002{index:06d}AAU"
-        records.append(
-            {
-                "attributes": {
-                    "type": "Account",
-                    "url": f"/services/data/v45.0/sobjects/Account/{record_id}",
-                },
-                "Id": record_id,
-                "Name": f"CDF 株式会社{index}",
-                "Phone": "07075373713",
-            }
-        )
-        text = json.dumps({"searchRecords": records}, ensure_ascii=False, separators=(",", ":"))
-        if len(text) >= size:
-            return text
-        index += 1
+    """A SOSL search response (Accounts) of about ``size`` bytes."""
+    return _response(
+        size,
+        lambda i: _record("Account", "0012v00002", i, Name=f"CDF 株式会社{i}", Phone=TEL),
+        lambda records: {"searchRecords": records},
+    )
 
 
 def measure(operation: Callable[[], object], budget: float) -> tuple[float, float]:
@@ -148,7 +144,9 @@ def report(
 
 def main() -> None:
     budget = 0.3 if "--quick" in sys.argv else 1.5
-    print(f"Python {platform.python_version()} on {platform.machine()}, {platform.system()}")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"load average before the run: {load} (figures are only meaningful on an idle machine)")
     print()
 
     print("Templates (compiled once; expand measured)")
@@ -177,12 +175,12 @@ def main() -> None:
     body_means = []
     for size in sizes:
         text = json_body_template(size)
-        body = compile_template(text, Context.BODY_JSON)
-        assert len(body.variables) == 10
+        compiled = compile_template(text, Context.BODY_JSON)
+        assert len(compiled.variables) == 10
         body_means.append(
             report(
                 f"expand JSON body {len(text.encode()) // 1024} KiB, 10 variables",
-                lambda body=body: body.expand(CALL_VALUES),
+                partial(compiled.expand, CALL_VALUES),
                 budget,
                 100e-6 if size == 2048 else None,
             )
@@ -225,9 +223,7 @@ def main() -> None:
             means.append(
                 report(
                     f"{label} on {len(body.encode()) // 1024} KiB",
-                    lambda extractor=extractor, body=body: extractor.extract(
-                        body, timeout=1.0, json_body=True
-                    ),
+                    partial(extractor.extract, body, timeout=1.0, json_body=True),
                     budget,
                     50e-6 if size == 2048 and not text.startswith("NAME =") else None,
                 )
