@@ -172,6 +172,8 @@ async def test_request_log_holds_exactly_what_was_received(
     assert created.header("authorization") == auth["Authorization"]
     assert created.status == 201
     assert queried.query_param("q") == "SELECT Id,Name FROM Contact WHERE Phone ='070'"
+    assert queried.raw_path == f"{V45}/query"
+    assert queried.url == f"{V45}/query?{queried.query_string}"
     assert queried.query_string.startswith("q=SELECT+Id,Name%20FROM")
     assert state.last_request().seq == queried.seq
 

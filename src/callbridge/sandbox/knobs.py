@@ -78,6 +78,8 @@ class Knobs:
         path_contains: str | None = None,
     ) -> FailurePlan:
         """Make the next ``count`` matching requests fail; plans are used in the order added."""
+        if count < 1:
+            raise ValueError("count must be at least 1")
         plan = FailurePlan(
             FailureKind(kind), count=count, target=target, path_contains=path_contains
         )

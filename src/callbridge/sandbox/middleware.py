@@ -107,7 +107,8 @@ class SandboxMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        raw_path: bytes = scope.get("raw_path") or path.encode("utf-8")
+        # Some servers (and httpx's ASGI transport) put the query in raw_path too.
+        raw_path: bytes = (scope.get("raw_path") or path.encode("utf-8")).split(b"?")[0]
         entry = state.record_request(
             kind=kind,
             method=scope["method"],

@@ -63,9 +63,9 @@ def _column_of(raw: str | None, key: str) -> tuple[int, int]:
 
 def deserialize_error(type_name: str, value: Any, raw: str | None, key: str) -> SalesforceError:
     line, column = _column_of(raw, key)
-    shown = (
-        value if not isinstance(value, (list, dict)) else ("[" if isinstance(value, list) else "{")
-    )
+    shown: Any = value
+    if isinstance(value, (list, dict)):
+        shown = "[" if isinstance(value, list) else "{"
     if isinstance(shown, bool):
         shown = "true" if shown else "false"
     return SalesforceError(

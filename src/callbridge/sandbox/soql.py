@@ -598,13 +598,6 @@ def check_literal(text: str, definition: FieldDef, literal: Literal, op: str) ->
     raise _filter_type_error(text, literal, definition)  # pragma: no cover
 
 
-@dataclass
-class CompiledCondition:
-    """A condition with every path resolved and every literal checked, ready to evaluate."""
-
-    test: Callable[[dict[str, Any]], bool]
-
-
 def _comparable(definition: FieldDef, value: Any) -> Any:
     if value is None:
         return None
@@ -649,7 +642,7 @@ def compile_condition(
             (v := path_value(resolved, record, lookup)) is not None
             and regex.fullmatch(str(v)) is not None
         )
-    targets = [_literal_comparable(definition, value) for value in checked]
+    targets = [_literal_comparable(value) for value in checked]
     if op in ("IN", "NOTIN"):
         present = set(targets)
         if op == "IN":
@@ -676,7 +669,7 @@ def compile_condition(
     return ordered
 
 
-def _literal_comparable(definition: FieldDef, value: Any) -> Any:
+def _literal_comparable(value: Any) -> Any:
     if isinstance(value, StringLiteral):
         return value.value.casefold()
     return value

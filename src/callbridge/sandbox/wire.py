@@ -24,20 +24,15 @@ class SalesforceError(Exception):
         error_code: str,
         message: str,
         fields: list[str] | None = None,
-        *,
-        code_first: bool = False,
     ) -> None:
         super().__init__(f"{error_code}: {message}")
         self.status = status
         self.error_code = error_code
         self.message = message
         self.fields = fields
-        self.code_first = code_first
 
     def item(self) -> dict[str, Any]:
         """The error object of a REST error body."""
-        if self.code_first:
-            return {"errorCode": self.error_code, "message": self.message}
         item: dict[str, Any] = {"message": self.message, "errorCode": self.error_code}
         if self.fields is not None:
             item["fields"] = self.fields
