@@ -46,6 +46,7 @@ def test_national(value: str, expected: str) -> None:
 def test_default_region_is_configurable() -> None:
     assert _call("E164({TEL})", "020 7946 0018", region="GB") == "+442079460018"
     assert _call("NATIONAL({TEL})", "+442079460018", region="GB") == "02079460018"
+    assert _call("NATIONAL({TEL})", "+817075373713", region="jp") == "07075373713"
 
 
 def test_digits() -> None:

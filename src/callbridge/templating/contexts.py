@@ -309,7 +309,7 @@ class _UrlCompiler:
         while hi > lo and isinstance(items[hi - 1], str) and str(items[hi - 1]).isspace():
             hi -= 1
         if lo > 0 or hi < len(items):
-            self.notes.add("url_outer_space", positions[lo - 1] if lo else positions[hi])
+            self.notes.add("url_outer_space", positions[0] if lo else positions[hi])
         self.items, self.positions = items[lo:hi], positions[lo:hi]
         items, positions = self.items, self.positions
         if not items:

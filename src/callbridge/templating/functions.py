@@ -33,7 +33,7 @@ def _uppercase(text: str, region: str) -> str:
 def _parse_phone(text: str, region: str) -> phonenumbers.PhoneNumber | None:
     """A possible phone number, or None (then the helpers return their input unchanged)."""
     try:
-        number = phonenumbers.parse(text, region)
+        number = phonenumbers.parse(text, region.upper())
     except phonenumbers.NumberParseException:
         return None
     except Exception:  # the library's own bugs must not fail a call
