@@ -89,3 +89,20 @@ def test_signed_mode_rules() -> None:
     assert staff.allowed
     other = decide_playback("signed", _user("agent", "2"), handled=False, link=LinkStatus.REVOKED)
     assert not other.allowed and "revoked" in (other.reason or "")
+
+
+def test_monitor_link_maker() -> None:
+    from callbridge.recordings.links import MonitorLinkMaker
+
+    plain = MonitorLinkMaker("https://cti.example.co.jp/", "admin", None, timedelta(days=90))
+    assert plain("u-1", NOW) == "https://cti.example.co.jp/monitor_link/u-1"
+    assert plain.expires_at(NOW) is None
+    signed = MonitorLinkMaker("https://cti.example.co.jp/", "signed", KEY, timedelta(days=90))
+    url = signed("u-1", NOW)
+    assert check_signed_link("u-1", _params(url), KEY, NOW + timedelta(days=89)) is (
+        LinkStatus.VALID
+    )
+    assert check_signed_link("u-1", _params(url), KEY, NOW + timedelta(days=90)) is (
+        LinkStatus.EXPIRED
+    )
+    assert signed.expires_at(NOW) == NOW + timedelta(days=90)

@@ -14,7 +14,7 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from urllib.parse import quote
 
@@ -69,6 +69,26 @@ def sign_monitor_link(svaddr: str, call_ref: str, key: LinkKey, expires_at: date
     return f"{monitor_link(svaddr, call_ref)}?" + "&".join(
         f"{name}={query[name]}" for name in SIGNED_PARAMS
     )
+
+
+@dataclass(frozen=True)
+class MonitorLinkMaker:
+    """Makes the playback link of a call as agents should get it; the value of the
+    template function ``MONITOR_LINK({ID})``. Pure once built (``service.
+    monitor_link_maker`` loads the mode, ``{SVADDR}`` and the current key)."""
+
+    svaddr: str
+    mode: str  # "url" | "admin" | "signed"
+    key: LinkKey | None  # the current key, for "signed"
+    lifetime: timedelta  # of signed links
+
+    def expires_at(self, now: datetime) -> datetime | None:
+        return now + self.lifetime if self.mode == "signed" else None
+
+    def __call__(self, call_ref: str, now: datetime) -> str:
+        if self.mode != "signed" or self.key is None:
+            return monitor_link(self.svaddr, call_ref)
+        return sign_monitor_link(self.svaddr, call_ref, self.key, now + self.lifetime)
 
 
 def check_signed_link(

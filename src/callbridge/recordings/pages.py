@@ -3,9 +3,11 @@ seekable with HTTP Range), and the admins' recordings page."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 from fastapi import APIRouter, BackgroundTasks, Form, Request
@@ -346,13 +348,31 @@ async def rotate_link_key_form(session: SessionDep, user: AdminUser) -> Response
     return RedirectResponse("/recordings?rotated=1", status_code=303)
 
 
+async def _display_timezone(session: SessionDep) -> str:
+    """The time zone an admin chose, else the process default (the provider gets no
+    request, so the process setting is read the way the server read it)."""
+    from callbridge.models import SystemSetting
+    from callbridge.settings import Settings
+
+    row = await session.get(SystemSetting, "timezone")
+    if row is not None and isinstance(row.value, str):
+        return row.value
+    return os.environ.get("CALLBRIDGE_TIMEZONE") or str(Settings.model_fields["timezone"].default)
+
+
 async def dashboard_cards(session: SessionDep) -> list[object]:
     """Storage used and the next retention purge, for the admin dashboard."""
     from callbridge.admin.pages import Card
 
     count, used = await repository.storage_totals(session)
     job = await repository.get_job(session, retention.JOB_NAME)
-    next_purge = job.next_run_at.strftime("%Y-%m-%d %H:%M UTC") if job is not None else "—"
+    next_purge = "—"
+    if job is not None:
+        try:
+            zone = ZoneInfo(await _display_timezone(session))
+        except (ZoneInfoNotFoundError, ValueError):
+            zone = ZoneInfo("UTC")
+        next_purge = job.next_run_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
     return [
         Card(N_("Recordings"), count),
         Card(N_("Recording storage used"), format_bytes(used)),

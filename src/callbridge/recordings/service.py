@@ -27,10 +27,9 @@ from callbridge.recordings import repository
 from callbridge.recordings.links import (
     LinkKey,
     LinkStatus,
+    MonitorLinkMaker,
     check_signed_link,
     derive_link_key,
-    monitor_link,
-    sign_monitor_link,
 )
 from callbridge.recordings.media import HEADER_BYTES, AudioFormat, detect_format, format_for
 from callbridge.recordings.media import wav_duration as wav_header_duration
@@ -352,6 +351,22 @@ class MonitorLink:
     expires_at: datetime | None
 
 
+async def monitor_link_maker(
+    session: AsyncSession, runtime: Runtime, *, ttl: timedelta | None = None
+) -> MonitorLinkMaker:
+    """A pure ``MONITOR_LINK`` for one run of templates: loads the playback mode,
+    ``{SVADDR}`` and, in the ``signed`` mode, the current key; signed links live ``ttl``
+    (default: the retention period, after which the recording is gone anyway)."""
+    current = await get_system_settings(session, runtime.settings)
+    key = await current_link_key(session, runtime) if current.playback_auth == "signed" else None
+    return MonitorLinkMaker(
+        svaddr=svaddr(current.public_url, runtime.settings),
+        mode=current.playback_auth,
+        key=key,
+        lifetime=ttl or timedelta(days=current.retention_days),
+    )
+
+
 async def make_monitor_link(
     session: AsyncSession,
     runtime: Runtime,
@@ -360,16 +375,11 @@ async def make_monitor_link(
     ttl: timedelta | None = None,
     now: datetime | None = None,
 ) -> MonitorLink:
-    """The playback link of a call as agents should get it — the value of the template
-    function ``MONITOR_LINK({ID})``: ``{SVADDR}monitor_link/{ID}``, signed with an expiry
-    (default: the retention period) when ``playback_auth`` is ``signed``."""
-    current = await get_system_settings(session, runtime.settings)
-    base = svaddr(current.public_url, runtime.settings)
-    if current.playback_auth != "signed":
-        return MonitorLink(monitor_link(base, call_ref), current.playback_auth, None)
-    expires_at = (now or utcnow()) + (ttl or timedelta(days=current.retention_days))
-    key = await current_link_key(session, runtime)
-    return MonitorLink(sign_monitor_link(base, call_ref, key, expires_at), "signed", expires_at)
+    """The playback link of one call (``call_id`` or ``unique_id``) as agents should get
+    it: ``{SVADDR}monitor_link/{ID}``, signed with an expiry in the ``signed`` mode."""
+    maker = await monitor_link_maker(session, runtime, ttl=ttl)
+    now = now or utcnow()
+    return MonitorLink(maker(call_ref, now), maker.mode, maker.expires_at(now))
 
 
 async def recording_summary(session: AsyncSession, call_id: str) -> Recording | None:
