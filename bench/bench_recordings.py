@@ -269,7 +269,7 @@ def main() -> None:
         make_wav(wav, 50 * 1000 * 1000)
         server, base, token = start_server(work / "data", free_port())
         try:
-            print(f"server pid {server.pid}, idle RSS {rss_mb(server.pid):.0f} MB")
+            print(f"server pid {server.pid}, idle RSS {rss_mb(server.pid):.0f} MiB")
             bench_upload(base, token, server.pid, wav, 3 if quick else 6)
             bench_ttfb(base, 50 if quick else 300)
             bench_readers(base, server.pid, wav.stat().st_size, 100, 2 if quick else 3)

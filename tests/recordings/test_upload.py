@@ -173,3 +173,26 @@ async def test_admin_api_reads_and_deletes(app, client: httpx.AsyncClient) -> No
             await session.scalars(select(AuditEntry).where(AuditEntry.action == "recording.delete"))
         ).one()
     assert (entry.actor, entry.target) == ("token:ops", "gone-soon")
+
+
+async def test_the_call_view_shows_the_recording(app, client: httpx.AsyncClient) -> None:
+    await add_call(app, "viewed", agents=("1001",))
+    pbx = await make_token(app, scope="pbx")
+    admin = await make_token(app, scope="admin", name="ops")
+    before = await client.get("/api/v1/calls/viewed", headers=bearer(admin))
+    assert before.json()["recording"] is None
+    await upload(client, pbx, "viewed", wav_bytes(1.0))
+    call = (await client.get("/api/v1/calls/viewed", headers=bearer(admin))).json()
+    assert call["recording"]["duration_seconds"] == pytest.approx(1.0)
+    assert call["recording"]["playback_path"] == "/monitor_link/viewed"
+    # The entry the call's timeline shows.
+    from callbridge.calls.store import TIMELINE_PROVIDERS
+    from callbridge.models import Call
+    from callbridge.recordings.call_view import recording_timeline
+
+    assert recording_timeline in TIMELINE_PROVIDERS
+    async with app.state.runtime.sessionmaker() as session:
+        row = (await session.scalars(select(Call).where(Call.call_id == "viewed"))).one()
+        (entry,) = await recording_timeline(session, row)
+    assert (entry.title, entry.link) == ("Recording uploaded", "/monitor_link/viewed")
+    assert entry.detail == "0:01 · 15.7 KB"

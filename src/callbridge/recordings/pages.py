@@ -23,6 +23,8 @@ from callbridge.db.session import SessionDep
 from callbridge.i18n import N_
 from callbridge.models import Recording, User
 from callbridge.recordings import repository, retention, service
+from callbridge.recordings.call_view import register_call_view
+from callbridge.recordings.display import format_bytes, format_seconds
 from callbridge.recordings.links import SIGNED_PARAMS
 from callbridge.recordings.permissions import Decision
 from callbridge.recordings.ranges import (
@@ -52,6 +54,7 @@ def _register_templates() -> None:
 
 
 _register_templates()
+register_call_view()
 
 _EXTENSIONS = {
     "audio/wav": "wav",
@@ -71,24 +74,6 @@ def _signed_params(request: Request) -> dict[str, str]:
     return {
         name: request.query_params[name] for name in SIGNED_PARAMS if name in request.query_params
     }
-
-
-def format_seconds(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    total = round(seconds)
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-
-
-def format_bytes(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1024 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TB"
 
 
 def _ascii_filename(call_id: str, content_type: str) -> str:
