@@ -36,6 +36,8 @@ BATCH_SIZE = 200
 LEASE = timedelta(minutes=5)
 # A new database gets its first purge this long after the first worker starts.
 FIRST_RUN_DELAY = timedelta(minutes=5)
+# The loop's first look at the schedule waits until the process has finished starting.
+STARTUP_GRACE_SECONDS = 10.0
 # Uploads interrupted by a crash leave staging files; they are swept after this long.
 STAGING_MAX_AGE = timedelta(days=1)
 
@@ -144,7 +146,14 @@ async def run_retention_if_due(
     now = now or utcnow()
     interval = timedelta(minutes=runtime.settings.retention_interval_minutes)
     async with runtime.sessionmaker() as session:
-        await repository.ensure_job(session, JOB_NAME, now + FIRST_RUN_DELAY)
+        # Look before writing: most looks find nothing due and take no write lock.
+        job = await repository.get_job(session, JOB_NAME)
+        if job is None:
+            await repository.ensure_job(session, JOB_NAME, now + FIRST_RUN_DELAY)
+            await session.commit()
+            return None
+        if job.next_run_at > now or (job.lease_expires_at and job.lease_expires_at > now):
+            return None
         claimed = await repository.claim_job(session, JOB_NAME, owner, now, now + LEASE)
         await session.commit()
     if not claimed:
@@ -193,6 +202,7 @@ async def seconds_until_due(runtime: Runtime) -> float:
 
 async def retention_loop(runtime: Runtime, owner: str | None = None) -> None:
     owner = owner or worker_identity()
+    await anyio.sleep(STARTUP_GRACE_SECONDS)
     while True:
         started = time.monotonic()
         try:
