@@ -171,7 +171,12 @@ async def _error_page(
 def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     settings = settings or Settings()
     settings.ensure_data_dir()
-    engine = create_engine(settings.resolved_database_url)
+    pool = (
+        {"pool_size": settings.database_pool_size, "max_overflow": settings.database_max_overflow}
+        if settings.database_kind == "postgresql"
+        else {}
+    )
+    engine = create_engine(settings.resolved_database_url, **pool)
     runtime = Runtime(
         settings=settings,
         engine=engine,

@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # An event whose processing was interrupted this many times (worker crashes) is
     # marked failed instead of being taken again.
     max_event_attempts: int = Field(default=5, ge=1, le=100)
+    # PostgreSQL connections kept per process: concurrent requests and in-flight events
+    # each use one for a moment; connections beyond the pool are opened and closed again.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    database_max_overflow: int = Field(default=30, ge=0, le=500)
     # Recording storage: "local" (recordings/ in the data directory) or "s3" (any
     # S3-compatible API, so several servers share recordings). Retention purge interval.
     recording_storage: Literal["local", "s3"] = "local"

@@ -25,6 +25,7 @@ from callbridge.call_actions.service import rule_label, rule_values
 from callbridge.calls import repository as calls_repository
 from callbridge.calls import store
 from callbridge.calls.dispatcher import EventJob, EventOutcome
+from callbridge.calls.writes import write_session
 from callbridge.models.call import Call
 from callbridge.models.call_action import CallAction
 from callbridge.outbound import (
@@ -132,18 +133,27 @@ class Environment:
     oauth_account_ids: frozenset[int]
 
 
-async def environment(runtime: Runtime, session: AsyncSession) -> Environment:
-    """The settings (re-read at most every few seconds) and the OAuth accounts that exist."""
-    cached = runtime.extras.get("call_actions.settings")
+async def environment(
+    runtime: Runtime, session: AsyncSession, needed_accounts: set[int] | None = None
+) -> Environment:
+    """The settings and the ids of the OAuth accounts that exist, re-read at most every
+    few seconds — at once when a rule names an account not seen yet."""
+    cached: tuple[float, Environment] | None = runtime.extras.get("call_actions.environment")
     now = time.monotonic()
-    if cached is not None and now - cached[0] < _SETTINGS_TTL:
-        base, zone = cached[1]
-    else:
-        current = await get_system_settings(session, runtime.settings)
-        base, zone = svaddr(current.public_url, runtime.settings), ZoneInfo(current.timezone)
-        runtime.extras["call_actions.settings"] = (now, (base, zone))
-    accounts = await repository.oauth_account_ids(session)
-    return Environment(base, zone, frozenset(accounts))
+    if (
+        cached is not None
+        and now - cached[0] < _SETTINGS_TTL
+        and not (needed_accounts or set()) - cached[1].oauth_account_ids
+    ):
+        return cached[1]
+    current = await get_system_settings(session, runtime.settings)
+    env = Environment(
+        svaddr(current.public_url, runtime.settings),
+        ZoneInfo(current.timezone),
+        frozenset(await repository.oauth_account_ids(session)),
+    )
+    runtime.extras["call_actions.environment"] = (now, env)
+    return env
 
 
 # ---- one rule -----------------------------------------------------------------------
@@ -383,7 +393,7 @@ async def process_event(job: EventJob) -> EventOutcome:
             if job.attempt > 1
             else set()
         )
-        env = await environment(runtime, session)
+        env = await environment(runtime, session, _accounts_of(rules))
         session.expunge_all()
     values = call_values(call, job.payload, job.event, variables)
     items: list[dict[str, Any]] = []
@@ -414,7 +424,7 @@ async def process_event(job: EventJob) -> EventOutcome:
         if run.status == "skipped":
             items.append({**item, "status": "skipped", "reason": "the condition did not match"})
             continue
-        async with runtime.sessionmaker() as session:
+        async with write_session(runtime) as session:
             execution_id = await store.record_execution(
                 session,
                 job.call_pk,
@@ -436,7 +446,6 @@ async def process_event(job: EventJob) -> EventOutcome:
                 await store.set_variables(
                     session, job.call_pk, run.extracted, source=f"rule:{rule.id}"
                 )
-            await session.commit()
         values.update(run.extracted)
         items.append(
             {
@@ -454,6 +463,10 @@ async def process_event(job: EventJob) -> EventOutcome:
     return EventOutcome(items=items, error=error)
 
 
+def _accounts_of(rules: list[CallAction]) -> set[int]:
+    return {r.oauth_account_id for r in rules if r.oauth_account_id is not None}
+
+
 async def test_rule(
     runtime: Runtime,
     session: AsyncSession,
@@ -463,7 +476,7 @@ async def test_rule(
     send: bool,
 ) -> RuleRun:
     """The test panel: the rule against sample call data; no call is touched."""
-    env = await environment(runtime, session)
+    env = await environment(runtime, session, _accounts_of([rule]))
     values = {k.strip().upper(): v for k, v in variables.items()}
     values.setdefault("EVENT", rule.event)
     return await run_rule(runtime, rule, values, env, check_condition=False, send=send)

@@ -3,7 +3,7 @@ the commit would find nothing and go back to sleep).
 
 The in-process signal runs from SQLAlchemy's ``after_commit`` hook of the very session
 that stored the event; other processes hear PostgreSQL's NOTIFY, sent in the same
-transaction (see ``repository.notify_workers``).
+transaction (see ``repository.store_event_row``).
 """
 
 from __future__ import annotations

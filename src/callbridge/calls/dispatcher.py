@@ -31,8 +31,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbridge.calls import repository
+from callbridge.calls.repository import PendingEvent
+from callbridge.calls.writes import write_session
 from callbridge.kit.time import utcnow
-from callbridge.models.call import CallEvent
 from callbridge.runtime import Runtime
 
 logger = logging.getLogger("callbridge.dispatcher")
@@ -114,9 +115,8 @@ class CallWorker:
     async def release_everything(self) -> None:
         """Hand back every call still leased to this worker (shutdown, after a cancel)."""
         try:
-            async with self.sessionmaker() as session:
+            async with write_session(self.runtime) as session:
                 count = await repository.drop_lease(session, self.owner, None)
-                await session.commit()
             if count:
                 logger.info("released %d call(s) for other workers", count)
         except Exception:
@@ -129,9 +129,8 @@ class CallWorker:
             if not self.held:
                 continue
             try:
-                async with self.sessionmaker() as session:
+                async with write_session(self.runtime) as session:
                     await repository.renew_leases(session, self.owner, list(self.held), self.lease)
-                    await session.commit()
             except Exception:
                 logger.exception("lease renewal failed")
 
@@ -156,21 +155,30 @@ class CallWorker:
             self.held.discard(call_pk)
 
     async def _run_call(self, call_pk: int) -> None:
+        finished: tuple[int, str, list[dict[str, Any]] | None, str | None] | None = None
         while True:
-            async with self.sessionmaker() as session:
+            # One short transaction: record the previous event's result, look at the
+            # next one, and either start it or give the call back.
+            async with write_session(self.runtime) as session:
+                if finished is not None:
+                    await repository.finish_event(
+                        session,
+                        finished[0],
+                        status=finished[1],
+                        outcome=finished[2],
+                        error=finished[3],
+                    )
+                    self.events_processed += 1
+                    finished = None
                 step = await repository.next_unfinished_event(session, call_pk)
-            if step is None or step.lease_owner != self.owner:
-                return  # the call is gone, or the lease was lost to another worker
-            event = step.event
-            if self.stopping and event is not None:
-                async with self.sessionmaker() as session:
+                if step is None or step.lease_owner != self.owner:
+                    return  # the call is gone, or the lease was lost to another worker
+                event = step.event
+                if self.stopping and event is not None:
                     await repository.drop_lease(session, self.owner, [call_pk])
-                    await session.commit()
-                return
-            now = utcnow()
-            if event is None or event.due_at > now:
-                next_due = event.due_at if event is not None else None
-                async with self.sessionmaker() as session:
+                    return
+                if event is None or event.due_at > utcnow():
+                    next_due = event.due_at if event is not None else None
                     released = await repository.release_call(
                         session,
                         call_pk,
@@ -178,30 +186,26 @@ class CallWorker:
                         seen_event_count=step.event_count,
                         next_due=next_due,
                     )
-                    await session.commit()
-                if released:
+                    if not released:
+                        continue  # an event arrived meanwhile: look again
                     if next_due is not None and self.on_future_due is not None:
                         self.on_future_due(next_due)
                     return
-                continue  # an event arrived meanwhile: look again
-            await self._run_event(call_pk, event)
+                if event.attempts >= self.max_attempts:
+                    logger.error("event %s abandoned after %s attempts", event.id, event.attempts)
+                    finished = (
+                        event.id,
+                        "failed",
+                        event.outcome,
+                        f"abandoned after {event.attempts} interrupted attempts",
+                    )
+                    continue
+                await repository.start_event(session, event.id, self.owner)
+            finished = await self._run_event(call_pk, event)
 
-    async def _run_event(self, call_pk: int, event: CallEvent) -> None:
-        if event.attempts >= self.max_attempts:
-            async with self.sessionmaker() as session:
-                await repository.finish_event(
-                    session,
-                    event.id,
-                    status="failed",
-                    outcome=event.outcome,
-                    error=f"abandoned after {event.attempts} interrupted attempts",
-                )
-                await session.commit()
-            logger.error("event %s abandoned after %s attempts", event.id, event.attempts)
-            return
-        async with self.sessionmaker() as session:
-            await repository.start_event(session, event.id, self.owner)
-            await session.commit()
+    async def _run_event(
+        self, call_pk: int, event: PendingEvent
+    ) -> tuple[int, str, list[dict[str, Any]] | None, str | None]:
         job = EventJob(
             runtime=self.runtime,
             call_pk=call_pk,
@@ -215,27 +219,20 @@ class CallWorker:
         )
         try:
             outcome = await self.processor(job)
-            status, items, error = "done", outcome.items, outcome.error
         except asyncio.CancelledError:
             raise  # shutdown: the event stays "processing" and is resumed elsewhere
         except Exception as exc:
             logger.exception("event %s failed", event.id)
-            status, items, error = "failed", [], f"{type(exc).__name__}: {exc}"
-        async with self.sessionmaker() as session:
-            await repository.finish_event(
-                session, event.id, status=status, outcome=items, error=error
-            )
-            await session.commit()
-        self.events_processed += 1
+            return event.id, "failed", [], f"{type(exc).__name__}: {exc}"
+        return event.id, "done", outcome.items, outcome.error
 
     # ---- ?wait=true ------------------------------------------------------------------
 
     async def process_now(self, call_pk: int, event_pk: int, wait_seconds: float) -> str | None:
         """Run the call here and now if nobody holds it, else wait for whoever does;
         the event's final status, or None if it is not finished within ``wait_seconds``."""
-        async with self.sessionmaker() as session:
+        async with write_session(self.runtime) as session:
             claimed = await repository.claim_call(session, call_pk, self.owner, self.lease)
-            await session.commit()
         if claimed:
             await self.run_call(call_pk)
         loop = asyncio.get_running_loop()
@@ -336,9 +333,8 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _claim(self, limit: int) -> list[int]:
-        async with self.runtime.sessionmaker() as session:
+        async with write_session(self.runtime) as session:
             claimed = await repository.claim_calls(session, self.owner, limit, self.worker.lease)
-            await session.commit()
         self.claims += 1
         return claimed
 

@@ -20,6 +20,7 @@ from callbridge.calls.router import local_dispatcher
 from callbridge.calls.schemas import CallDetail, ExecutionRead
 from callbridge.calls.store import TIMELINE_PROVIDERS
 from callbridge.calls.ui import form_values, is_htmx, register_templates
+from callbridge.calls.writes import serialized_writes
 from callbridge.db.session import SessionDep
 from callbridge.runtime import get_runtime
 
@@ -200,14 +201,15 @@ async def simulator_send(request: Request, session: SessionDep, user: AdminUser)
         result = {"ok": False, "errors": exc.detail()}
     else:
         dispatcher = local_dispatcher(runtime)
-        stored = await service.store_event(
-            session,
-            data,
-            reorder_window_ms=runtime.settings.reorder_window_ms,
-            waker=dispatcher.wake if dispatcher is not None else None,
-        )
+        async with serialized_writes(runtime):
+            stored = await service.store_event(
+                session,
+                data,
+                reorder_window_ms=runtime.settings.reorder_window_ms,
+                waker=dispatcher.wake if dispatcher is not None else None,
+            )
+            await session.commit()
         result = {"ok": True, "event": data.event, "duplicate": stored.duplicate}
-        await session.commit()
     context: dict[str, Any] = {
         "form": values,
         "events": SIMULATOR_EVENTS,

@@ -8,10 +8,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     ColumnElement,
+    Integer,
+    String,
     and_,
-    case,
-    exists,
+    bindparam,
     func,
     or_,
     select,
@@ -20,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
 
+from callbridge.db.types import UTCDateTime
 from callbridge.kit.time import utcnow
 from callbridge.models.call import (
     UNFINISHED_EVENT_STATUSES,
@@ -45,125 +47,237 @@ def is_postgresql(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-# ---- ingest ------------------------------------------------------------------------
+# ---- ingest, hot path: statements built once, one round trip on PostgreSQL ----------
+
+_CALL_DETAILS = ("unique_id", "tel", "tel_name", "called", "called_name", "direction", "queue")
+_PG_STORE = """
+WITH c AS (
+    INSERT INTO call (call_id, unique_id, tel, tel_name, called, called_name, direction,
+                      queue, started_at, ended_at, last_event, due_at, event_count,
+                      error_count, created_at, updated_at)
+    VALUES (:call_id, :unique_id, :tel, :tel_name, :called, :called_name, :direction,
+            :queue, :occurred_at, :ended_at, :event, :due_at, 1, 0, :received_at,
+            :received_at)
+    ON CONFLICT (call_id) DO UPDATE SET
+        {details},
+        started_at = LEAST(call.started_at, EXCLUDED.started_at),
+        ended_at = COALESCE(EXCLUDED.ended_at, call.ended_at),
+        last_event = EXCLUDED.last_event,
+        due_at = LEAST(call.due_at, EXCLUDED.due_at),
+        event_count = call.event_count + 1,
+        updated_at = EXCLUDED.updated_at
+    RETURNING id
+), e AS (
+    INSERT INTO call_event (call_pk, dedupe_key, event_id, event, occurred_at, received_at,
+                            due_at, agent_id, payload, status, attempts, late)
+    SELECT c.id, :dedupe_key, :event_id, :event, :occurred_at, :received_at, :due_at,
+           :agent_id, :payload, 'pending', 0, false
+    FROM c
+    ON CONFLICT (dedupe_key) DO NOTHING
+    RETURNING id, call_pk
+)
+SELECT e.call_pk, e.id, {notify} FROM e
+"""
+_SQLITE_CALL = """
+INSERT INTO call (call_id, unique_id, tel, tel_name, called, called_name, direction, queue,
+                  started_at, ended_at, last_event, due_at, event_count, error_count,
+                  created_at, updated_at)
+VALUES (:call_id, :unique_id, :tel, :tel_name, :called, :called_name, :direction, :queue,
+        :occurred_at, :ended_at, :event, :due_at, 1, 0, :received_at, :received_at)
+ON CONFLICT (call_id) DO UPDATE SET
+    {details},
+    started_at = CASE WHEN excluded.started_at < call.started_at
+                      THEN excluded.started_at ELSE call.started_at END,
+    ended_at = COALESCE(excluded.ended_at, call.ended_at),
+    last_event = excluded.last_event,
+    due_at = CASE WHEN call.due_at IS NULL OR excluded.due_at < call.due_at
+                  THEN excluded.due_at ELSE call.due_at END,
+    event_count = call.event_count + 1,
+    updated_at = excluded.updated_at
+RETURNING id
+"""
+_SQLITE_EVENT = """
+INSERT INTO call_event (call_pk, dedupe_key, event_id, event, occurred_at, received_at,
+                        due_at, agent_id, payload, status, attempts, late)
+VALUES (:call_pk, :dedupe_key, :event_id, :event, :occurred_at, :received_at, :due_at,
+        :agent_id, :payload, 'pending', 0, 0)
+ON CONFLICT (dedupe_key) DO NOTHING
+RETURNING id
+"""
+_TIMES = ("occurred_at", "ended_at", "due_at", "received_at")
 
 
-async def find_event_by_dedupe_key(
-    session: AsyncSession, dedupe_key: str
-) -> tuple[int, str | None] | None:
-    row = (
-        await session.execute(
-            select(CallEvent.id, CallEvent.event_id).where(CallEvent.dedupe_key == dedupe_key)
-        )
-    ).first()
-    return (row[0], row[1]) if row else None
+def _typed(statement: str) -> Any:
+    clause = text(statement)
+    binds = [bindparam(name, type_=UTCDateTime()) for name in _TIMES if f":{name}" in statement]
+    if ":payload" in statement:
+        binds.append(bindparam("payload", type_=JSON()))
+    return clause.bindparams(*binds)
 
 
-async def upsert_call_for_event(
-    session: AsyncSession, values: Mapping[str, Any], *, ended_at: datetime | None
-) -> int:
-    """Create the call, or fold the event's details into it; returns its primary key.
-
-    Newer non-empty details win; ``started_at`` keeps the earliest time; ``due_at``
-    moves to the new event's due time when that is earlier; ``event_count`` is bumped.
-    """
-    now = utcnow()
-    insert = _insert(session, Call).values(
-        **values, ended_at=ended_at, event_count=1, error_count=0, created_at=now, updated_at=now
-    )
-    new = insert.excluded
-    updates: dict[str, Any] = {
-        name: func.coalesce(getattr(new, name), getattr(Call, name))
-        for name in ("unique_id", "tel", "tel_name", "called", "called_name", "direction", "queue")
-    }
-    updates["started_at"] = case(
-        (new.started_at < Call.started_at, new.started_at), else_=Call.started_at
-    )
-    updates["ended_at"] = func.coalesce(new.ended_at, Call.ended_at)
-    updates["last_event"] = new.last_event
-    updates["due_at"] = case(
-        (or_(Call.due_at.is_(None), new.due_at < Call.due_at), new.due_at), else_=Call.due_at
-    )
-    updates["event_count"] = Call.event_count + 1
-    updates["updated_at"] = now
-    statement = insert.on_conflict_do_update(index_elements=[Call.call_id], set_=updates)
-    call_pk = await session.scalar(statement.returning(Call.id))
-    assert call_pk is not None
-    return int(call_pk)
+_STORE_STATEMENTS: dict[str, tuple[Any, ...]] = {}
 
 
-async def insert_event(session: AsyncSession, values: Mapping[str, Any]) -> int | None:
-    """The new event's primary key, or None when its dedupe key is already stored."""
-    statement = _insert(session, CallEvent).values(**values)
-    if values.get("dedupe_key") is not None:
-        statement = statement.on_conflict_do_nothing(index_elements=[CallEvent.dedupe_key])
-    event_pk = await session.scalar(statement.returning(CallEvent.id))
-    return int(event_pk) if event_pk is not None else None
+def _store_statements(session: AsyncSession) -> tuple[Any, ...]:
+    dialect = session.get_bind().dialect.name
+    found = _STORE_STATEMENTS.get(dialect)
+    if found is None:
+        if dialect == "postgresql":
+            details = ", ".join(f"{n} = COALESCE(EXCLUDED.{n}, call.{n})" for n in _CALL_DETAILS)
+            found = (
+                _typed(
+                    _PG_STORE.format(details=details, notify=f"pg_notify('{NOTIFY_CHANNEL}', '')")
+                ),
+            )
+        else:
+            details = ", ".join(f"{n} = COALESCE(excluded.{n}, call.{n})" for n in _CALL_DETAILS)
+            found = (_typed(_SQLITE_CALL.format(details=details)), _typed(_SQLITE_EVENT))
+        _STORE_STATEMENTS[dialect] = found
+    return found
 
 
-async def notify_workers(session: AsyncSession) -> None:
-    """PostgreSQL: wake every listening worker process when this transaction commits."""
-    if is_postgresql(session):
-        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+async def store_event_row(
+    session: AsyncSession, values: Mapping[str, Any]
+) -> tuple[int, int] | None:
+    """Create or update the call and add the event; ``(call_pk, event_pk)``, or None when
+    the event's dedupe key is already stored. PostgreSQL: one statement, which also
+    notifies listening workers (delivered at commit)."""
+    statements = _store_statements(session)
+    if len(statements) == 1:
+        row = (await session.execute(statements[0], values)).first()
+        return (int(row[0]), int(row[1])) if row is not None else None
+    call_pk = await session.scalar(statements[0], values)
+    event_pk = await session.scalar(statements[1], {**values, "call_pk": call_pk})
+    return (int(call_pk), int(event_pk)) if event_pk is not None else None
+
+
+_FIND_EVENT = text("SELECT id, call_pk FROM call_event WHERE dedupe_key = :key")
+
+
+async def event_for_dedupe_key(session: AsyncSession, dedupe_key: str) -> tuple[int, int] | None:
+    row = (await session.execute(_FIND_EVENT, {"key": dedupe_key})).first()
+    return (int(row[0]), int(row[1])) if row is not None else None
 
 
 # ---- dispatcher --------------------------------------------------------------------
+
+
+# The dispatcher's statements run several times per event: they are written once as
+# SQL with typed parameters, so no statement is built or cache-keyed per execution.
+_CLAIM = """
+UPDATE call SET lease_owner = :owner, lease_expires_at = :expires
+WHERE id IN (
+    SELECT id FROM call
+    WHERE due_at <= :now AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+    ORDER BY due_at
+    LIMIT :limit
+    {lock}
+) AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+RETURNING id
+"""
+_CLAIM_ONE = """
+UPDATE call SET lease_owner = :owner, lease_expires_at = :expires
+WHERE id = :call_pk AND (lease_expires_at IS NULL OR lease_expires_at < :now)
+"""
+_NEXT = """
+SELECT c.event_count, c.lease_owner, e.id, e.event, e.event_id, e.occurred_at, e.due_at,
+       e.attempts, e.payload, e.outcome
+FROM call c
+LEFT JOIN call_event e ON e.id = (
+    SELECT u.id FROM call_event u
+    WHERE u.call_pk = c.id AND u.status IN ('pending', 'processing')
+    ORDER BY u.occurred_at, u.id
+    LIMIT 1
+)
+WHERE c.id = :call_pk
+"""
+_START = """
+UPDATE call_event SET
+    status = 'processing', attempts = attempts + 1, worker = :owner, started_at = :now,
+    late = EXISTS (
+        SELECT 1 FROM call_event o
+        WHERE o.call_pk = call_event.call_pk AND o.status = 'done'
+          AND (o.occurred_at > call_event.occurred_at
+               OR (o.occurred_at = call_event.occurred_at AND o.id > call_event.id))
+    )
+WHERE id = :event_pk
+"""
+_FINISH = """
+UPDATE call_event SET status = :status, outcome = :outcome, error = :error,
+                      processed_at = :now
+WHERE id = :event_pk
+"""
+_RELEASE = """
+UPDATE call SET due_at = :next_due, lease_owner = NULL, lease_expires_at = NULL
+WHERE id = :call_pk AND lease_owner = :owner AND event_count = :seen
+"""
+
+
+def _sql(statement: str, *, times: tuple[str, ...] = (), json: tuple[str, ...] = ()) -> Any:
+    binds = [bindparam(n, type_=UTCDateTime()) for n in times]
+    binds += [bindparam(n, type_=JSON(none_as_null=True)) for n in json]
+    return text(statement).bindparams(*binds)
+
+
+_CLAIM_SQL = {
+    "postgresql": _sql(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED"), times=("now", "expires")),
+    "sqlite": _sql(_CLAIM.format(lock=""), times=("now", "expires")),
+}
+_CLAIM_ONE_SQL = _sql(_CLAIM_ONE, times=("now", "expires"))
+_NEXT_SQL = _sql(_NEXT).columns(
+    event_count=Integer(),
+    lease_owner=String(),
+    id=Integer(),
+    event=String(),
+    event_id=String(),
+    occurred_at=UTCDateTime(),
+    due_at=UTCDateTime(),
+    attempts=Integer(),
+    payload=JSON(),
+    outcome=JSON(),
+)
+_START_SQL = _sql(_START, times=("now",))
+_FINISH_SQL = _sql(_FINISH, times=("now",), json=("outcome",))
+_RELEASE_SQL = _sql(_RELEASE, times=("next_due",))
 
 
 async def claim_calls(session: AsyncSession, owner: str, limit: int, lease: timedelta) -> list[int]:
     """Lease up to ``limit`` calls with due work: never one another worker holds.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim at once
-    without waiting for or double-claiming each other's rows; a concurrent claim of the
-    same row is re-checked against the lease it set. SQLite: the single UPDATE statement
-    runs under the database's one write lock, which serialises claims.
+    without waiting for or double-claiming each other's rows; a row claimed concurrently
+    is re-checked against the lease just set. SQLite: the single UPDATE statement runs
+    under the database's one write lock, which serialises claims.
     """
     now = utcnow()
-    due = (
-        select(Call.id)
-        .where(
-            Call.due_at <= now,
-            or_(Call.lease_expires_at.is_(None), Call.lease_expires_at < now),
-        )
-        .order_by(Call.due_at)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    statement = _CLAIM_SQL["postgresql" if is_postgresql(session) else "sqlite"]
+    rows = await session.execute(
+        statement, {"owner": owner, "expires": now + lease, "now": now, "limit": limit}
     )
-    statement = (
-        update(Call)
-        .where(Call.id.in_(due.scalar_subquery()))
-        .where(or_(Call.lease_expires_at.is_(None), Call.lease_expires_at < now))
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(Call.id)
-        .execution_options(synchronize_session=False)
-    )
-    return [int(pk) for pk in (await session.scalars(statement)).all()]
+    return [int(pk) for (pk,) in rows]
 
 
 async def claim_call(session: AsyncSession, call_pk: int, owner: str, lease: timedelta) -> bool:
     """Lease one given call if nobody holds it (``?wait=true`` processing)."""
     now = utcnow()
     result = await session.execute(
-        update(Call)
-        .where(
-            Call.id == call_pk,
-            or_(
-                Call.lease_expires_at.is_(None),
-                Call.lease_expires_at < now,
-                Call.lease_owner == owner,
-            ),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .execution_options(synchronize_session=False)
+        _CLAIM_ONE_SQL, {"owner": owner, "expires": now + lease, "now": now, "call_pk": call_pk}
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def next_due_hint(session: AsyncSession) -> datetime | None:
-    """When the earliest idle call becomes due (to sleep exactly until then)."""
-    return await session.scalar(
-        select(func.min(Call.due_at)).where(Call.due_at.is_not(None), Call.lease_owner.is_(None))
-    )
+@dataclass(frozen=True, slots=True)
+class PendingEvent:
+    """The fields of an unfinished event the worker needs."""
+
+    id: int
+    event: str
+    event_id: str | None
+    occurred_at: datetime
+    due_at: datetime
+    attempts: int
+    payload: dict[str, Any]
+    outcome: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,57 +286,33 @@ class NextEvent:
 
     event_count: int
     lease_owner: str | None
-    event: CallEvent | None
+    event: PendingEvent | None
 
 
 async def next_unfinished_event(session: AsyncSession, call_pk: int) -> NextEvent | None:
     """The call's earliest unfinished event with the call's event counter, read in one
     statement so both come from the same snapshot."""
-    unfinished = aliased(CallEvent)
-    row = (
-        await session.execute(
-            select(Call.event_count, Call.lease_owner, unfinished)
-            .select_from(Call)
-            .outerjoin(
-                unfinished,
-                and_(
-                    unfinished.call_pk == Call.id,
-                    unfinished.status.in_(UNFINISHED_EVENT_STATUSES),
-                ),
-            )
-            .where(Call.id == call_pk)
-            .order_by(unfinished.occurred_at, unfinished.id)
-            .limit(1)
-        )
-    ).first()
+    row = (await session.execute(_NEXT_SQL, {"call_pk": call_pk})).first()
     if row is None:
         return None
-    return NextEvent(int(row[0]), row[1], row[2])
+    event = None
+    if row.id is not None:
+        event = PendingEvent(
+            int(row.id),
+            row.event,
+            row.event_id,
+            row.occurred_at,
+            row.due_at,
+            int(row.attempts),
+            row.payload or {},
+            row.outcome,
+        )
+    return NextEvent(int(row.event_count), row.lease_owner, event)
 
 
 async def start_event(session: AsyncSession, event_pk: int, owner: str) -> None:
     """Mark the event as being processed; ``late`` when a later event already ran."""
-    event = aliased(CallEvent)
-    later_done = exists().where(
-        event.call_pk == CallEvent.call_pk,
-        event.status == "done",
-        or_(
-            event.occurred_at > CallEvent.occurred_at,
-            and_(event.occurred_at == CallEvent.occurred_at, event.id > CallEvent.id),
-        ),
-    )
-    await session.execute(
-        update(CallEvent)
-        .where(CallEvent.id == event_pk)
-        .values(
-            status="processing",
-            attempts=CallEvent.attempts + 1,
-            worker=owner,
-            started_at=utcnow(),
-            late=later_done,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    await session.execute(_START_SQL, {"owner": owner, "now": utcnow(), "event_pk": event_pk})
 
 
 async def finish_event(
@@ -234,10 +324,14 @@ async def finish_event(
     error: str | None,
 ) -> None:
     await session.execute(
-        update(CallEvent)
-        .where(CallEvent.id == event_pk)
-        .values(status=status, outcome=outcome, error=error, processed_at=utcnow())
-        .execution_options(synchronize_session=False)
+        _FINISH_SQL,
+        {
+            "status": status,
+            "outcome": outcome,
+            "error": error,
+            "now": utcnow(),
+            "event_pk": event_pk,
+        },
     )
 
 
@@ -255,14 +349,8 @@ async def release_call(
     nothing, and the worker looks again instead of leaving that event behind.
     """
     result = await session.execute(
-        update(Call)
-        .where(
-            Call.id == call_pk,
-            Call.lease_owner == owner,
-            Call.event_count == seen_event_count,
-        )
-        .values(due_at=next_due, lease_owner=None, lease_expires_at=None)
-        .execution_options(synchronize_session=False)
+        _RELEASE_SQL,
+        {"next_due": next_due, "call_pk": call_pk, "owner": owner, "seen": seen_event_count},
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -13,6 +13,7 @@ from callbridge.auth.deps import AdminAccess, PbxAccess
 from callbridge.calls import ingest, repository, service
 from callbridge.calls.dispatcher import CallWorker, Dispatcher
 from callbridge.calls.schemas import CallDetail, CallEventIn, CallSummary, IngestAnswer
+from callbridge.calls.writes import serialized_writes
 from callbridge.db.session import SessionDep
 from callbridge.errors import ServiceUnavailable
 from callbridge.kit.pagination import Page, PageParams, page_params
@@ -77,15 +78,16 @@ async def post_call_event(
     data = ingest.validate_event(fields, runtime.settings.timezone)
     dispatcher = local_dispatcher(runtime)
     try:
-        stored = await service.store_event(
-            session,
-            data,
-            reorder_window_ms=runtime.settings.reorder_window_ms,
-            waker=dispatcher.wake if dispatcher is not None else None,
-            immediate=wait,
-        )
-        if wait and not stored.duplicate:
-            await session.commit()
+        async with serialized_writes(runtime):
+            stored = await service.store_event(
+                session,
+                data,
+                reorder_window_ms=runtime.settings.reorder_window_ms,
+                waker=dispatcher.wake if dispatcher is not None else None,
+                immediate=wait,
+            )
+            if wait or runtime.database_kind == "sqlite":
+                await session.commit()  # inside the SQLite write lock; ?wait: before running
     except PoolTimeout:
         raise ServiceUnavailable("storage is busy; retry later") from None
     answer: dict[str, Any] = {"event_id": stored.event_id, "call_id": stored.call_id}

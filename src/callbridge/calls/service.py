@@ -64,19 +64,25 @@ async def store_event(
 
     A repeat of a stored event is reported as a duplicate and stores nothing new.
     ``immediate`` (``?wait=true``) makes the event due at once. Workers are woken when
-    the transaction commits (``waker``: this process's dispatcher, if it runs one).
+    the transaction commits (``waker``: this process's dispatcher, if it runs one;
+    PostgreSQL's NOTIFY reaches the others).
     """
     received_at = utcnow()
     dedupe_key = dedupe_key_for(data)
     if dedupe_key is not None:
-        found = await repository.find_event_by_dedupe_key(session, dedupe_key)
+        found = await repository.event_for_dedupe_key(session, dedupe_key)
         if found is not None:
-            return await _duplicate(session, data, found[0], received_at)
+            return StoredEvent(found[1], found[0], data.call_id, data.event_id, True, received_at)
     occurred_at = data.occurred_at or received_at
     due_at = (
         received_at if immediate else due_time(received_at, data.occurred_at, reorder_window_ms)
     )
-    call_pk = await repository.upsert_call_for_event(
+    payload = data.model_dump(
+        mode="json", exclude={"call_id", "event", "event_id", "occurred_at"}, exclude_none=True
+    )
+    if not payload.get("variables"):
+        payload.pop("variables", None)
+    stored = await repository.store_event_row(
         session,
         {
             "call_id": data.call_id,
@@ -87,52 +93,26 @@ async def store_event(
             "called_name": data.called_name,
             "direction": data.direction,
             "queue": data.queue,
-            "started_at": occurred_at,
-            "last_event": data.event,
-            "due_at": due_at,
-        },
-        ended_at=occurred_at if data.event == "disconnect" else None,
-    )
-    payload = data.model_dump(
-        mode="json", exclude={"call_id", "event", "event_id", "occurred_at"}, exclude_none=True
-    )
-    if not payload.get("variables"):
-        payload.pop("variables", None)
-    event_pk = await repository.insert_event(
-        session,
-        {
-            "call_pk": call_pk,
-            "dedupe_key": dedupe_key,
-            "event_id": data.event_id,
             "event": data.event,
+            "event_id": data.event_id,
+            "dedupe_key": dedupe_key,
             "occurred_at": occurred_at,
             "received_at": received_at,
+            "ended_at": occurred_at if data.event == "disconnect" else None,
             "due_at": due_at,
             "agent_id": data.agent_id,
             "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "late": False,
         },
     )
-    if event_pk is None:  # the same event stored concurrently by another request
+    if stored is None:  # the same event stored concurrently by another request
         assert dedupe_key is not None
-        found = await repository.find_event_by_dedupe_key(session, dedupe_key)
+        found = await repository.event_for_dedupe_key(session, dedupe_key)
         assert found is not None
-        return await _duplicate(session, data, found[0], received_at)
-    if not immediate:
-        await repository.notify_workers(session)
-        if waker is not None:
-            wake_after_commit(session, waker, due_at)
+        return StoredEvent(found[1], found[0], data.call_id, data.event_id, True, received_at)
+    call_pk, event_pk = stored
+    if not immediate and waker is not None:
+        wake_after_commit(session, waker, due_at)
     return StoredEvent(call_pk, event_pk, data.call_id, data.event_id, False, due_at)
-
-
-async def _duplicate(
-    session: AsyncSession, data: CallEventIn, event_pk: int, received_at: datetime
-) -> StoredEvent:
-    event = await session.get(CallEvent, event_pk)
-    assert event is not None
-    return StoredEvent(event.call_pk, event_pk, data.call_id, data.event_id, True, received_at)
 
 
 # ---- reads -------------------------------------------------------------------------
