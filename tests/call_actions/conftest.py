@@ -173,3 +173,76 @@ async def connected(live: Live) -> Live:
     assert connect.json()["status"] == "connected", connect.text
     live.account_id = account_id
     return live
+
+
+# ---- a controllable CRM for engine tests -------------------------------------------
+
+
+@dataclass
+class FakeCrm:
+    base_url: str
+    received: list[dict[str, Any]]
+
+
+def _fake_crm_app(received: list[dict[str, Any]]) -> Any:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    async def record(request: Request) -> dict[str, Any]:
+        entry = {
+            "method": request.method,
+            "path": request.url.path,
+            "query": request.url.query,
+            "headers": list(request.headers.items()),
+            "body": (await request.body()).decode("utf-8", "replace"),
+        }
+        received.append(entry)
+        return entry
+
+    async def contact(request: Request) -> Response:
+        await record(request)
+        return JSONResponse(
+            {
+                "totalSize": 1,
+                "done": True,
+                "records": [{"Id": "003A0000001", "Name": 'O"Brien \u3042'}],
+            }
+        )
+
+    async def binary(request: Request) -> Response:
+        await record(request)
+        return Response(bytes(range(256)) * 4, media_type="application/octet-stream")
+
+    async def many_a(request: Request) -> Response:
+        await record(request)
+        return JSONResponse({"Name": "a" * 40})
+
+    async def status(request: Request) -> Response:
+        await record(request)
+        code = int(request.path_params["code"])
+        return JSONResponse([{"message": "nope", "errorCode": "NOT_FOUND"}], status_code=code)
+
+    async def echo(request: Request) -> Response:
+        entry = await record(request)
+        return JSONResponse(
+            {"id": "500B0000002", "success": True, "echo": entry["body"]}, status_code=201
+        )
+
+    return Starlette(
+        routes=[
+            Route("/contact", contact),
+            Route("/binary", binary),
+            Route("/many-a", many_a),
+            Route("/status/{code}", status, methods=["GET", "POST", "PATCH"]),
+            Route("/echo", echo, methods=["POST", "PATCH", "PUT"]),
+        ]
+    )
+
+
+@pytest.fixture
+def crm() -> Iterator[FakeCrm]:
+    received: list[dict[str, Any]] = []
+    with running_server(_fake_crm_app(received)) as server:
+        yield FakeCrm(server.base_url, received)

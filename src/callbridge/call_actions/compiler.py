@@ -32,6 +32,7 @@ URL_START_RE = re.compile(
 OAUTH_URL_RE = re.compile(r"[{<](?:OAUTH_INSTANCE_URL|SFAPI)[}>]")
 HEADER_NAME_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 RESPONSE_REF_RE = re.compile(r"[{<](RESPONSE_[A-Z0-9_]+)[}>]")
+VARIABLE_REF_RE = re.compile(r"[{<]([A-Z][A-Z0-9_]*)[}>]")
 BODYLESS_METHODS = frozenset({"GET", "DELETE"})
 
 
@@ -116,7 +117,9 @@ def compile_rule(
 
     def template(name: str, text: str, context: Context) -> CompiledTemplate | None:
         try:
-            compiled = compile_template(text, context, response_names=response_names)
+            compiled = compile_template(
+                text, context, response_names=response_names, unknown_names="warning"
+            )
         except TemplateError as exc:
             findings.extend(_from_problems(name, text, exc.problems))
             return None
@@ -235,14 +238,27 @@ def _from_problems(name: str, text: str, problems: list[Problem]) -> list[Findin
     found = []
     for problem in problems:
         message = problem.message
-        if problem.code == "unknown_response_variable":
+        severity = problem.severity
+        if problem.code == "unknown_variable":
+            # Other upper-case names are the PBX's own variables (variables[NAME] of the
+            # event); one that looks like a misspelt built-in is an error.
+            ref = VARIABLE_REF_RE.match(text, problem.position)
+            if "Did you mean" in message or ref is None:
+                severity = "error"
+            else:
+                variable = ref.group(1)
+                message = (
+                    f"{{{variable}}} is not a built-in variable: it expands to the "
+                    f"value the PBX sends as variables[{variable}], empty without it."
+                )
+        elif problem.code == "unknown_response_variable":
             ref = RESPONSE_REF_RE.match(text, problem.position)
             label = f"{{{ref.group(1)}}}" if ref else "This variable"
             message = (
                 f"{label} is not produced by any earlier rule: it expands to an "
                 "empty string unless an IVR of the call extracts it."
             )
-        found.append(Finding(name, message, problem.position, problem.severity))
+        found.append(Finding(name, message, problem.position, severity))
     return found
 
 
