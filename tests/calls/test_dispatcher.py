@@ -64,7 +64,8 @@ class Recorder:
 async def store(runtime: Runtime, dispatcher: Dispatcher | None = None, **fields: Any) -> int:
     async with runtime.sessionmaker() as session:
         stored = await service.store_event(
-            session, CallEventIn.model_validate(fields),
+            session,
+            CallEventIn.model_validate(fields),
             reorder_window_ms=runtime.settings.reorder_window_ms,
             waker=dispatcher.wake if dispatcher is not None else None,
         )
@@ -149,10 +150,16 @@ async def test_out_of_order_delivery_runs_in_occurrence_order(runtime: Runtime) 
     try:
         now = utcnow()
         # The PBX sends the disconnect first, the queue event a moment later.
-        later = await store(run, dispatcher, event="disconnect", call_id="ooo",
-                            occurred_at=(now + timedelta(milliseconds=50)).isoformat())
-        earlier = await store(run, dispatcher, event="queue", call_id="ooo",
-                              occurred_at=now.isoformat())
+        later = await store(
+            run,
+            dispatcher,
+            event="disconnect",
+            call_id="ooo",
+            occurred_at=(now + timedelta(milliseconds=50)).isoformat(),
+        )
+        earlier = await store(
+            run, dispatcher, event="queue", call_id="ooo", occurred_at=now.isoformat()
+        )
         await asyncio.wait_for(recorder.done.wait(), 5)
     finally:
         await dispatcher.stop()
@@ -166,10 +173,17 @@ async def test_an_event_arriving_after_a_later_one_ran_is_flagged_late(runtime: 
     await dispatcher.start()
     try:
         now = utcnow()
-        await store(run, dispatcher, event="disconnect", call_id="late", occurred_at=now.isoformat())
+        await store(
+            run, dispatcher, event="disconnect", call_id="late", occurred_at=now.isoformat()
+        )
         await wait_for(lambda: all_done(run, 1))
-        late = await store(run, dispatcher, event="queue", call_id="late",
-                           occurred_at=(now - timedelta(seconds=5)).isoformat())
+        late = await store(
+            run,
+            dispatcher,
+            event="queue",
+            call_id="late",
+            occurred_at=(now - timedelta(seconds=5)).isoformat(),
+        )
         await wait_for(lambda: all_done(run, 2))
     finally:
         await dispatcher.stop()
@@ -180,8 +194,11 @@ async def test_expired_lease_of_a_dead_worker_is_taken_at_once(runtime: Runtime)
     pk = await store(runtime, event="queue", call_id="orphan")
     async with runtime.sessionmaker() as session:
         # A worker took the call and the event, then died (SIGKILL): its lease ran out.
-        await session.execute(update(Call).values(
-            lease_owner="dead-worker", lease_expires_at=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(Call).values(
+                lease_owner="dead-worker", lease_expires_at=utcnow() - timedelta(seconds=1)
+            )
+        )
         await session.execute(update(CallEvent).values(status="processing", attempts=1))
         await session.commit()
     recorder = Recorder()
@@ -198,8 +215,11 @@ async def test_expired_lease_of_a_dead_worker_is_taken_at_once(runtime: Runtime)
 async def test_a_live_lease_is_respected(runtime: Runtime) -> None:
     await store(runtime, event="queue", call_id="held")
     async with runtime.sessionmaker() as session:
-        await session.execute(update(Call).values(
-            lease_owner="busy-worker", lease_expires_at=utcnow() + timedelta(minutes=5)))
+        await session.execute(
+            update(Call).values(
+                lease_owner="busy-worker", lease_expires_at=utcnow() + timedelta(minutes=5)
+            )
+        )
         await session.commit()
     async with runtime.sessionmaker() as session:
         assert await repository.claim_calls(session, "me", 10, timedelta(seconds=30)) == []

@@ -36,8 +36,11 @@ pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 def pg_settings(postgres_url: str, tmp_path: Path) -> Settings:
     _truncate_all(postgres_url)
     return Settings(
-        data_dir=tmp_path / "data", database_url=postgres_url, secret_key=TEST_SECRET,
-        database_pool_size=8, database_max_overflow=8,  # the test server is shared
+        data_dir=tmp_path / "data",
+        database_url=postgres_url,
+        secret_key=TEST_SECRET,
+        database_pool_size=8,
+        database_max_overflow=8,  # the test server is shared
         _env_file=None,  # type: ignore[call-arg]
     )
 
@@ -70,9 +73,19 @@ class Workers:
         }
         log = (self.tmp / f"worker{len(self.processes)}.log").open("wb")
         process = subprocess.Popen(
-            [sys.executable, "-m", "callbridge", "serve", "--role", "worker",
-             "--port", str(free_port())],
-            env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "callbridge",
+                "serve",
+                "--role",
+                "worker",
+                "--port",
+                str(free_port()),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         self.processes.append(process)
         return process
@@ -96,11 +109,18 @@ async def add_rules(settings: Settings, sandbox: SandboxHandle) -> None:
     try:
         async with create_sessionmaker(engine)() as session:
             for event in ("queue", "disconnect"):
-                await create_rule(session, CallActionCreate(
-                    event=event, auth_type="bearer", bearer_token=sandbox.token(),
-                    url=sandbox.base_url + "/services/data/v62.0/query?q=SELECT Id FROM "
-                    "Account WHERE Name = '{ID} {EVENT}'",
-                ), secrets, "test")
+                await create_rule(
+                    session,
+                    CallActionCreate(
+                        event=event,
+                        auth_type="bearer",
+                        bearer_token=sandbox.token(),
+                        url=sandbox.base_url + "/services/data/v62.0/query?q=SELECT Id FROM "
+                        "Account WHERE Name = '{ID} {EVENT}'",
+                    ),
+                    secrets,
+                    "test",
+                )
             await session.commit()
     finally:
         await engine.dispose()
@@ -157,10 +177,12 @@ async def test_two_workers_process_1000_calls_in_order_and_once(
     workers.start()
     client, headers = ingest
     try:
+
         async def one_call(n: int) -> None:
             for event in ("queue", "disconnect"):
                 answer = await client.post(
-                    "/api/v1/call-events", headers=headers,
+                    "/api/v1/call-events",
+                    headers=headers,
                     json={"event": event, "call_id": f"c{n:04d}", "event_id": f"{n}-{event}"},
                 )
                 assert answer.status_code == 202, answer.text
@@ -182,14 +204,16 @@ async def test_a_worker_killed_with_sigkill_loses_nothing(
 ) -> None:
     await add_rules(pg_settings, sandbox)
     sandbox.knobs.latency_ms = 200  # requests are in flight when the worker dies
-    workers = Workers(pg_settings, tmp_path, CALLBRIDGE_LEASE_SECONDS="5",
-                      CALLBRIDGE_DISPATCH_POLL_SECONDS="0.5")
+    workers = Workers(
+        pg_settings, tmp_path, CALLBRIDGE_LEASE_SECONDS="5", CALLBRIDGE_DISPATCH_POLL_SECONDS="0.5"
+    )
     victim = workers.start()
     client, headers = ingest
     try:
         for n in range(20):
-            answer = await client.post("/api/v1/call-events", headers=headers,
-                                       json={"event": "queue", "call_id": f"k{n}"})
+            answer = await client.post(
+                "/api/v1/call-events", headers=headers, json={"event": "queue", "call_id": f"k{n}"}
+            )
             assert answer.status_code == 202
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 30

@@ -144,6 +144,19 @@ def _new_call_id() -> str:
     return f"sim-{datetime.now().strftime('%Y%m%d%H%M%S')}-{secrets.token_hex(3)}"
 
 
+SIMULATOR_FIELDS = (
+    "call_id",
+    "tel",
+    "tel_name",
+    "called",
+    "queue",
+    "direction",
+    "agent_id",
+    "extension",
+    "variables",
+)
+
+
 @router.get("/simulator")
 async def simulator_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     form = {
@@ -211,7 +224,7 @@ async def simulator_send(request: Request, session: SessionDep, user: AdminUser)
             await session.commit()
         result = {"ok": True, "event": data.event, "duplicate": stored.duplicate}
     context: dict[str, Any] = {
-        "form": values,
+        "form": {name: values.get(name, "") for name in SIMULATOR_FIELDS},
         "events": SIMULATOR_EVENTS,
         "result": result,
         "call": None,
