@@ -93,7 +93,6 @@ def _register_navigation() -> None:
         [
             NavItem("calls", N_("Calls"), "/calls"),
             NavItem("call_actions", N_("Call actions"), "/call-actions"),
-            NavItem("simulator", N_("Simulator"), "/simulator"),
             NavItem("users", N_("Users"), "/users"),
             NavItem("tokens", N_("API tokens"), "/tokens"),
             NavItem("oauth_accounts", N_("OAuth accounts"), "/oauth-accounts"),

@@ -44,7 +44,7 @@ from callbridge.outbound import (
 from callbridge.patterns import ExtractionError
 from callbridge.runtime import Runtime
 from callbridge.system_settings.service import get_system_settings, svaddr
-from callbridge.templating import TemplateExpansionError
+from callbridge.templating import DATE_NAMES, SYSTEM_URL_NAMES, TemplateExpansionError
 
 logger = logging.getLogger("callbridge.call_actions")
 
@@ -461,6 +461,26 @@ async def process_event(job: EventJob) -> EventOutcome:
                 stopped_by = rule
     error = f"{failures} of {len(rules)} rule(s) failed" if failures else None
     return EventOutcome(items=items, error=error)
+
+
+def unset_variables(rule: CallAction, values: dict[str, str]) -> list[str]:
+    """Variables the rule uses that the sample data does not give (test panel hint)."""
+    try:
+        compiled = compiled_rule(rule)
+    except RuleFailure:
+        return []
+    used: set[str] = set()
+    for template in (compiled.url, compiled.headers, compiled.body, compiled.condition_code):
+        if template is not None:
+            used |= template.variables
+    return sorted(
+        name
+        for name in used
+        if name not in values
+        and name not in DATE_NAMES
+        and name not in SYSTEM_URL_NAMES
+        and name != "EVENT"
+    )
 
 
 def _accounts_of(rules: list[CallAction]) -> set[int]:

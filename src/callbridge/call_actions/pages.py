@@ -329,12 +329,20 @@ async def test_rule(
     send = values.get("send") == "1"
     described = await service.describe(session, rule)
     run = await engine.test_rule(get_runtime(request), session, rule, variables, send=send)
+    _ = gettext_for(request, user)
+    missing = [
+        _("{name} has no sample value: it expands to an empty string.").format(
+            name="{" + name + "}"
+        )
+        for name in engine.unset_variables(rule, variables)
+    ]
     return await render(
         request,
         "call_actions/_test_result.html",
         {
             "run": run,
             "sent": send,
+            "missing": missing,
             "hints": [
                 w for w in described.warnings if w.field in ("extract_pattern", "json_extractions")
             ],

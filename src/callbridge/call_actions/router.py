@@ -102,6 +102,13 @@ async def test_call_action(
         get_runtime(request), session, rule, data.variables, send=data.send
     )
     warnings = list(described.warnings)
+    warnings.extend(
+        Warning_(
+            field="variables",
+            message=f"{{{name}}} has no sample value: it expands to an empty string.",
+        )
+        for name in engine.unset_variables(rule, data.variables)
+    )
     warnings.extend(Warning_(field="response", message=note) for note in run.notes)
     return RuleTestResult(
         request=run.request,

@@ -176,7 +176,7 @@ async def simulator_page(request: Request, session: SessionDep, user: AdminUser)
         {"form": form, "events": SIMULATOR_EVENTS, "result": None, "call": None, "timeline": []},
         user=user,
         session=session,
-        active="simulator",
+        active="calls",
     )
 
 
@@ -238,6 +238,6 @@ async def simulator_send(request: Request, session: SessionDep, user: AdminUser)
         context,
         user=user,
         session=session,
-        active="simulator",
+        active="calls",
         status_code=200 if result["ok"] else 422,
     )
