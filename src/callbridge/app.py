@@ -30,13 +30,16 @@ from callbridge.admin.rendering import (
 from callbridge.auth.setup import issue_setup_token
 from callbridge.call_actions import pages as call_action_pages
 from callbridge.call_actions import router as call_actions_router
+from callbridge.call_actions import service as call_action_service
 from callbridge.call_actions.engine import process_event
 from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
 from callbridge.calls.lifecycle import call_processing
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.ivr import pages as ivr_pages
 from callbridge.ivr import router as ivr_router
+from callbridge.ivr import service as ivr_service
 from callbridge.ivr.runtime import ivr_lifespan
 from callbridge.kit.crypto import SecretBox
 from callbridge.models import User
@@ -93,6 +96,7 @@ def _register_navigation() -> None:
         [
             NavItem("calls", N_("Calls"), "/calls"),
             NavItem("call_actions", N_("Call actions"), "/call-actions"),
+            NavItem("ivrs", N_("IVRs"), "/ivrs"),
             NavItem("users", N_("Users"), "/users"),
             NavItem("tokens", N_("API tokens"), "/tokens"),
             NavItem("oauth_accounts", N_("OAuth accounts"), "/oauth-accounts"),
@@ -103,6 +107,7 @@ def _register_navigation() -> None:
     BANNER_PROVIDERS.append(_public_url_banner)
     BANNER_PROVIDERS.append(oauth_pages.reauthorization_banner)
     pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
+    call_action_service.RESPONSE_NAME_PROVIDERS.append(ivr_service.produced_by_ivrs)
 
 
 def _operation_ids(app: FastAPI) -> None:
@@ -224,6 +229,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(oauth_pages.router)
     app.include_router(recordings_router.router)
     app.include_router(ivr_router.router)
+    app.include_router(ivr_pages.router)
     app.include_router(calls_router.router)
     app.include_router(call_pages.router)
     app.include_router(call_actions_router.router)

@@ -375,9 +375,7 @@ def _match(
     loop = asyncio.get_running_loop()
     for setting in ivr.responses:
         if run.answer:
-            run.checks.append(
-                ResponseCheck(setting.priority, None, "not tested: an earlier setting matched")
-            )
+            run.checks.append(ResponseCheck(setting.priority, None, "an earlier setting matched"))
             continue
         step = last_sent if setting.step_index is None else run.steps[setting.step_index]
         matched, reason, extraction = _check(setting, step, env, deadline, loop.time())

@@ -47,6 +47,14 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 # ---- configuration -----------------------------------------------------------------------
 
 
+def forget_ivr(request: Request, *keys: str) -> None:
+    """A saved change is used by this process's next invocation, other processes' within
+    ``REVISION_TTL``."""
+    ivr_runtime = get_ivr_runtime(request)
+    for key in keys:
+        ivr_runtime.forget(key)
+
+
 @router.get("/api/v1/ivrs", operation_id="list_ivrs")
 async def list_ivrs(
     session: SessionDep, principal: AdminAccess, page: Annotated[PageParams, Depends(page_params)]
@@ -75,15 +83,21 @@ async def update_ivr(
     request: Request, session: SessionDep, principal: AdminAccess, key: str, data: IvrUpdate
 ) -> IvrRead:
     ivr = await service.get_ivr_or_404(session, key)
-    return await service.update_ivr(
+    old_key = ivr.key
+    updated = await service.update_ivr(
         session, ivr, data, get_runtime(request).secrets, principal.label
     )
+    forget_ivr(request, old_key, updated.key)
+    return updated
 
 
 @router.delete("/api/v1/ivrs/{key}", status_code=204, operation_id="delete_ivr", responses=_ERRORS)
-async def delete_ivr(session: SessionDep, principal: AdminAccess, key: str) -> Response:
+async def delete_ivr(
+    request: Request, session: SessionDep, principal: AdminAccess, key: str
+) -> Response:
     ivr = await service.get_ivr_or_404(session, key)
     await service.delete_ivr(session, ivr, principal.label)
+    forget_ivr(request, ivr.key)
     return Response(status_code=204)
 
 

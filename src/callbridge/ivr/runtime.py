@@ -26,6 +26,9 @@ logger = logging.getLogger("callbridge.ivr")
 EXTRAS_KEY = "ivr"
 # System settings (public URL, time zone) are re-read at most this often per process.
 _SYSTEM_TTL = 10.0
+# How long a compiled IVR is used before its stored revision is checked again. Saves in
+# this process take effect at once (``forget``); another process's within this time.
+REVISION_TTL = 1.0
 
 
 @dataclass(frozen=True)
@@ -39,33 +42,45 @@ class IvrRuntime:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.writer = InvocationWriter(runtime.sessionmaker)
-        self._compiled: dict[str, CompiledIvr] = {}
+        # key → (compiled IVR, when its revision was last confirmed)
+        self._compiled: dict[str, tuple[CompiledIvr, float]] = {}
+        # key → until when every invocation checks the revision (a save in this process
+        # is committed just after it says so).
+        self._recheck_until: dict[str, float] = {}
         self._system: SystemValues | None = None
 
     async def compiled(self, session: AsyncSession, key: str) -> CompiledIvr:
-        """The IVR ready to run. One small query tells whether the cached copy is the
-        stored revision (another process may have saved a change); only then is it loaded
-        and compiled again. Raises NotFound, or IvrInvalid for a stored IVR that no longer
+        """The IVR ready to run. The cached copy is used as it is for ``REVISION_TTL``
+        seconds; after that one small query tells whether it is still the stored revision
+        (another process may have saved a change), and only then is the IVR loaded and
+        compiled again. Raises NotFound, or IvrInvalid for a stored IVR that no longer
         compiles."""
+        now = time.monotonic()
+        cached = self._compiled.get(key)
+        if (
+            cached is not None
+            and now - cached[1] < REVISION_TTL
+            and now >= self._recheck_until.get(key, 0.0)
+        ):
+            return cached[0]
         current = await repository.revision_of(session, key)
         if current is None:
             self._compiled.pop(key, None)
             raise NotFound(f"IVR '{key}' does not exist")
-        cached = self._compiled.get(key)
-        if cached is not None and (cached.id, cached.revision) == current:
-            return cached
+        if cached is not None and (cached[0].id, cached[0].revision) == current:
+            self._compiled[key] = (cached[0], now)
+            return cached[0]
         ivr = await repository.get_by_key(session, key)
         if ivr is None:
             raise NotFound(f"IVR '{key}' does not exist")
         compiled = service.compile_for_run(ivr, self.runtime.secrets)
-        self._compiled[key] = compiled
+        self._compiled[key] = (compiled, now)
         return compiled
 
-    def forget(self, key: str | None = None) -> None:
-        if key is None:
-            self._compiled.clear()
-        else:
-            self._compiled.pop(key, None)
+    def forget(self, key: str) -> None:
+        """The IVR is being changed: check its revision on every invocation for a while."""
+        self._compiled.pop(key, None)
+        self._recheck_until[key] = time.monotonic() + REVISION_TTL
 
     async def system(self, session: AsyncSession) -> SystemValues:
         values = self._system

@@ -98,7 +98,7 @@ def explain(compiled: CompiledIvr, run: IvrRun, warnings: Any) -> IvrTestResult:
                 ResponseCheckOut(
                     priority=setting.priority,
                     matched=None,
-                    reason=f"not tested: the answer is {run.outcome}",
+                    reason=f"the answer is {run.outcome}",
                 )
             )
     last_response = next((s.response for s in reversed(steps) if s.response is not None), None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbridge.calls import store
+from callbridge.ivr import repository
 from callbridge.ivr.engine import IvrRun, StepRun
 
 logger = logging.getLogger("callbridge.ivr")
@@ -120,6 +121,8 @@ def execution_records(log: InvocationLog) -> list[dict[str, Any]]:
 
 
 async def store_invocation(session: AsyncSession, log: InvocationLog) -> None:
+    """One invocation through the call store's own API (the reference the bulk path in
+    ``store_invocations`` must agree with; used for a record a batch could not store)."""
     call_pk = await store.ensure_call(
         session, log.call_id, tel=log.tel, called=log.called, tel_name=log.tel_name
     )
@@ -127,6 +130,40 @@ async def store_invocation(session: AsyncSession, log: InvocationLog) -> None:
         await store.set_variables(session, call_pk, log.run.stored, source=f"ivr:{log.ivr_key}")
     for record in execution_records(log):
         await store.record_execution(session, call_pk, **record)
+
+
+async def store_invocations(session: AsyncSession, logs: Sequence[InvocationLog]) -> None:
+    """Many invocations in a handful of statements: under load the writer stores a batch
+    with one multi-row statement per table instead of several statements per call."""
+    if len(logs) == 1:
+        await store_invocation(session, logs[0])
+        return
+    calls = {
+        log.call_id: {"tel": log.tel, "called": log.called, "tel_name": log.tel_name}
+        for log in reversed(logs)
+    }
+    call_pks = await repository.ensure_calls(session, calls)
+    variables: dict[tuple[int, str], tuple[str, str]] = {}
+    executions: list[dict[str, Any]] = []
+    for log in logs:
+        call_pk = call_pks[log.call_id]
+        for name, value in log.run.stored.items():
+            variables[(call_pk, name)] = (value, f"ivr:{log.ivr_key}"[:100])
+        for record in execution_records(log):
+            executions.append(
+                {
+                    "call_pk": call_pk,
+                    "event_pk": None,
+                    "event": None,
+                    "attempt": record.pop("attempt", 1),
+                    "attempts": record.pop("attempts", []),
+                    "notes": record.pop("notes", []),
+                    **record,
+                    "response": store.cap_response(record["response"]),
+                }
+            )
+    await repository.upsert_call_variables(session, variables)
+    await repository.add_executions(session, executions)
 
 
 class InvocationWriter:
@@ -259,8 +296,7 @@ class InvocationWriter:
                     return
                 await asyncio.sleep(delay)
 
-    async def _write(self, logs: Iterable[InvocationLog]) -> None:
+    async def _write(self, logs: Sequence[InvocationLog]) -> None:
         async with self._sessionmaker() as session:
-            for log in logs:
-                await store_invocation(session, log)
+            await store_invocations(session, logs)
             await session.commit()

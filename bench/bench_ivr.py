@@ -1,0 +1,411 @@
+"""Added latency of an IVR invocation over the CRM's own latency (issue 6, "Speed").
+
+Run: ``python bench/bench_ivr.py`` (a few minutes; ``--quick`` for a smoke run;
+``--postgres URL`` to add PostgreSQL, e.g. ``postgresql+asyncpg://postgres@127.0.0.1/cb_bench``
+— its ``public`` schema is dropped and recreated).
+
+What is measured: the one-step IVR of seed 000 §3 (a SOSL search by the caller's
+number, two response settings) against the sandbox Salesforce answering after 100 ms.
+For 1, 50 and 200 concurrent callers, rounds of
+
+- direct: the same search request, sent straight to the sandbox with the access token;
+- invoke: ``POST /api/v1/ivr/seed000/invoke`` to callbridge, which sends that request;
+
+are interleaved, so both see the same machine. Added latency = invoke − direct, at p50
+and p99 of each. Every invocation has its own ``call_id``, so callbridge also stores a
+call, its variable and an execution for each one (off the answer path). "CPU/inv" is
+callbridge's own CPU time per invocation (from /proc), log writes included: the figure
+that decides how many invocations a core serves, and one that a busy machine does not
+distort the way it distorts latencies.
+
+Processes: the sandbox, callbridge (``callbridge serve --role web``) and this load
+generator each run in a process of their own on 127.0.0.1. The load generator is one
+process with a minimal keep-alive HTTP/1.1 client on asyncio streams (one connection per
+concurrent caller), because one process with httpx tops out well below what 200
+concurrent callers at 100 ms need (DESIGN.md §10); ``--client httpx`` uses one
+``httpx.AsyncClient`` per caller instead. Both kinds of round use the same client.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from callbridge.sandbox import (
+    DEMO_CLIENT_ID,
+    DEMO_CLIENT_SECRET,
+    DEMO_PASSWORD,
+    DEMO_SECURITY_TOKEN,
+    DEMO_USERNAME,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+SEARCH = "FIND {07075373713} IN PHONE FIELDS RETURNING Account(Id, Name, Phone)"
+SEED_IVR = {
+    "key": "seed000",
+    "name": "Salesforce 取引先検索",
+    "auth_type": "oauth",
+    "url": "{OAUTH_INSTANCE_URL}/services/data/v45.0/search ?q=FIND {{TEL}} IN PHONE FIELDS "
+    "RETURNING Account(Id, Name, Phone)",
+    "method": "GET",
+    "timeout_seconds": 10,
+    "responses": [
+        {
+            "priority": 1,
+            "response_code": "200",
+            "response_pattern": '/"searchRecords":¥[¥]/',
+            "guidance": {"type": "tts", "text": "お電話ありがとうございます。"},
+            "transfer": {"kind": "callcenter", "target": "support"},
+        },
+        {
+            "priority": 2,
+            "response_code": "200",
+            "extract_pattern": '/"Name":"(?P<NAME>.*)",/',
+            "guidance": {"type": "tts", "text": "{CODE1}様、お電話ありがとうございます。"},
+            "transfer": {"kind": "callcenter", "target": "support"},
+        },
+    ],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_http(url: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def child(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    try:
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT / "src")
+    return env
+
+
+# ---- the load generator's client ------------------------------------------------------
+
+
+@dataclass
+class Target:
+    host: str
+    port: int
+    raw: bytes  # the whole request, sent as is
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection; requests one at a time (Content-Length bodies)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, raw: bytes) -> int:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None
+        self.writer.write(raw)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        if length:
+            await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def build_request(method: str, url: str, headers: dict[str, str], body: bytes = b"") -> Target:
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [f"{method} {path} HTTP/1.1", f"Host: {parts.hostname}:{parts.port}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    if body or method == "POST":
+        lines.append(f"Content-Length: {len(body)}")
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    assert parts.hostname is not None and parts.port is not None
+    return Target(parts.hostname, parts.port, raw)
+
+
+async def run_round(make_target: object, concurrency: int, total: int, client: str) -> list[float]:
+    """``total`` requests by ``concurrency`` callers; each request's latency in ms."""
+    latencies: list[float] = []
+    counter = iter(range(total))
+
+    async def caller() -> None:
+        if client == "httpx":
+            async with httpx.AsyncClient(timeout=30) as http:
+                for n in counter:
+                    target = make_target(n)  # type: ignore[operator]
+                    started = time.perf_counter()
+                    response = await http.request(
+                        target.method, target.url, headers=target.headers, content=target.body
+                    )
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    assert response.status_code == 200, response.text
+            return
+        connection: RawConnection | None = None
+        try:
+            for n in counter:
+                target = make_target(n)  # type: ignore[operator]
+                if connection is None:
+                    connection = RawConnection(target.host, target.port)
+                started = time.perf_counter()
+                status = await connection.request(target.raw)
+                latencies.append((time.perf_counter() - started) * 1000)
+                assert status == 200, status
+        finally:
+            if connection is not None:
+                await connection.close()
+
+    await asyncio.gather(*(caller() for _ in range(concurrency)))
+    return latencies
+
+
+@dataclass
+class HttpxTarget:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
+    return ordered[index]
+
+
+# ---- setting up callbridge --------------------------------------------------------------
+
+
+def reset_postgres(url: str) -> None:
+    import asyncio as aio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def reset() -> None:
+        engine = create_async_engine(url)
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    aio.run(reset())
+
+
+def make_token(env: dict[str, str], scope: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "callbridge", "tokens", "create", "--name", f"bench-{scope}",
+         "--scope", scope],
+        env=env, check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def configure(base: str, admin: str, sandbox: str) -> None:
+    headers = {"Authorization": f"Bearer {admin}"}
+    account = httpx.post(
+        f"{base}/api/v1/oauth-accounts",
+        json={
+            "name": "sandbox",
+            "provider": "salesforce",
+            "grant_type": "password",
+            "login_url": sandbox,
+            "client_id": DEMO_CLIENT_ID,
+            "client_secret": DEMO_CLIENT_SECRET,
+            "username": DEMO_USERNAME,
+            "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
+        },
+        headers=headers,
+    ).json()
+    connected = httpx.post(
+        f"{base}/api/v1/oauth-accounts/{account['id']}/connect", headers=headers, timeout=30
+    )
+    assert connected.json()["status"] == "connected", connected.text
+    created = httpx.post(
+        f"{base}/api/v1/ivrs", json={**SEED_IVR, "oauth_account_id": account["id"]},
+        headers=headers,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+
+
+# ---- the benchmark -------------------------------------------------------------------------
+
+
+@dataclass
+class Level:
+    concurrency: int
+    direct: list[float]
+    invoke: list[float]
+    cpu_ms: float  # callbridge's CPU time per invocation
+
+
+async def measure(
+    base: str,
+    pbx: str,
+    sandbox: str,
+    token: str,
+    args: argparse.Namespace,
+    server_pid: int,
+) -> list[Level]:
+    levels, per_level, client = args.levels, args.requests, args.client
+    direct_url = f"{sandbox}/services/data/v45.0/search?q={quote(SEARCH, safe='')}"
+    invoke_url = f"{base}/api/v1/ivr/seed000/invoke"
+    direct_headers = {"Authorization": f"Bearer {token}", "Accept": "*/*"}
+    invoke_headers = {"Authorization": f"Bearer {pbx}", "Content-Type": "application/json"}
+
+    def direct(n: int) -> object:
+        if client == "httpx":
+            return HttpxTarget("GET", direct_url, direct_headers, b"")
+        return build_request("GET", direct_url, direct_headers)
+
+    sequence = iter(range(10**9))
+
+    def invoke(n: int) -> object:
+        body = json.dumps({"call_id": f"bench-{next(sequence)}", "tel": "07075373713"}).encode()
+        if client == "httpx":
+            return HttpxTarget("POST", invoke_url, invoke_headers, body)
+        return build_request("POST", invoke_url, invoke_headers, body)
+
+    results = []
+    for concurrency in levels:
+        # Warm up: connections, the compiled IVR, the OAuth token, the pools.
+        await run_round(invoke, concurrency, concurrency * 2, client)
+        await run_round(direct, concurrency, concurrency * 2, client)
+        direct_all: list[float] = []
+        invoke_all: list[float] = []
+        cpu = 0.0
+        rounds = 4
+        size = max(concurrency * 3, per_level // rounds)
+        for _ in range(rounds):
+            direct_all += await run_round(direct, concurrency, size, client)
+            before = cpu_seconds(server_pid)
+            invoke_all += await run_round(invoke, concurrency, size, client)
+            # The log writes that follow the answers are part of the cost too.
+            await asyncio.sleep(0.5)
+            cpu += cpu_seconds(server_pid) - before
+        results.append(Level(concurrency, direct_all, invoke_all, cpu * 1000 / len(invoke_all)))
+    return results
+
+
+def report(database: str, results: list[Level]) -> None:
+    print(f"\n{database}: latency in ms (sandbox at 100 ms)")
+    print(
+        f"{'concurrent':>10} {'n':>6} {'direct p50':>11} {'direct p99':>11} {'invoke p50':>11} "
+        f"{'invoke p99':>11} {'added p50':>10} {'added p99':>10} {'CPU/inv':>8}"
+    )
+    for level in results:
+        d50, d99 = percentile(level.direct, 50), percentile(level.direct, 99)
+        i50, i99 = percentile(level.invoke, 50), percentile(level.invoke, 99)
+        print(
+            f"{level.concurrency:>10} {len(level.invoke):>6} {d50:>11.2f} {d99:>11.2f} "
+            f"{i50:>11.2f} {i99:>11.2f} {i50 - d50:>10.2f} {i99 - d99:>10.2f} "
+            f"{level.cpu_ms:>8.2f}"
+        )
+    sys.stdout.flush()
+
+
+def run_database(database: str, url: str | None, sandbox: str, args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as data_dir:
+        env = base_env()
+        env.update(
+            CALLBRIDGE_DATA_DIR=data_dir,
+            CALLBRIDGE_LOG_LEVEL="WARNING",
+            CALLBRIDGE_PUBLIC_URL="http://127.0.0.1/",
+        )
+        if url:
+            reset_postgres(url)
+            env["CALLBRIDGE_DATABASE_URL"] = url
+        else:
+            env.pop("CALLBRIDGE_DATABASE_URL", None)
+        admin = make_token(env, "admin")
+        pbx = make_token(env, "pbx")
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        command = [sys.executable, "-m", "callbridge", "serve", "--host", "127.0.0.1",
+                   "--port", str(port), "--role", "web"]  # fmt: skip
+        with child(command, env) as server:
+            wait_http(f"{base}/healthz")
+            configure(base, admin, sandbox)
+            token = httpx.post(f"{sandbox}/_sandbox/tokens", json={}).json()["access_token"]
+            results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid))
+            report(database, results)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="PostgreSQL URL (its public schema is reset)")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
+    parser.add_argument("--requests", type=int, default=2000, help="per level and kind")
+    args = parser.parse_args()
+    if args.quick:
+        args.requests = 200
+    port = free_port()
+    sandbox = f"http://127.0.0.1:{port}"
+    code = f"from callbridge.sandbox import run_sandbox; run_sandbox('127.0.0.1', {port}, None)"
+    with child([sys.executable, "-c", code], base_env()):
+        wait_http(f"{sandbox}/_sandbox")
+        httpx.patch(f"{sandbox}/_sandbox/knobs", json={"latency_ms": 100, "log_requests": False})
+        print(f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}")
+        if not args.no_sqlite:
+            run_database("SQLite", None, sandbox, args)
+        if args.postgres:
+            run_database("PostgreSQL", args.postgres, sandbox, args)
+
+
+if __name__ == "__main__":
+    main()
