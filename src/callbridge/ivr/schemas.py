@@ -466,6 +466,9 @@ class ResponseCheckOut(BaseModel):
 
 
 class IvrTestResult(InvokeAnswer):
+    # As the invoke answer sends them (no null "file" in a TTS guidance).
+    guidance: dict[str, str] | None  # type: ignore[assignment]
+    transfer: dict[str, str]  # type: ignore[assignment]
     steps: list[StepTrace]
     responses: list[ResponseCheckOut]
     warnings: list[Warning_]
