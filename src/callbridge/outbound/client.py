@@ -95,7 +95,9 @@ class Outbound:
         connect_timeout: float = 5.0,
         max_connections: int = 1000,
         max_keepalive_connections: int = 200,
-        keepalive_expiry: float = 30.0,
+        # Below common servers' idle timeouts (uvicorn 5 s): a connection the server is
+        # closing at the moment it is reused fails the request (and POSTs are not retried).
+        keepalive_expiry: float = 4.0,
         account_cache_seconds: float = 30.0,
         transport: Any = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
