@@ -227,7 +227,7 @@ async def create(request: Request, session: SessionDep, user: AdminUser) -> Resp
             session, get_runtime(request), data, f"user:{user.username}"
         )
     except (ValidationError, FieldError, FieldErrors, Conflict) as exc:
-        await session.rollback()
+        # The service validates before adding anything: there is nothing to undo.
         return await _render_form(
             request,
             session,
@@ -267,8 +267,8 @@ async def update(
             session, get_runtime(request), account, data, f"user:{user.username}"
         )
     except (ValidationError, FieldError, FieldErrors, Conflict) as exc:
-        await session.rollback()
-        account = await service.get_account_or_404(session, account_id)
+        # Drop the refused changes (nothing was flushed): the account stays as stored.
+        await session.refresh(account)
         return await _render_form(
             request,
             session,
