@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbridge.calls.writes import serialized_writes
 from callbridge.kit.crypto import SecretDecryptionError
 from callbridge.models import OAuthAccount
 from callbridge.oauth_accounts import protocol, repository, service
@@ -60,27 +61,27 @@ class DatabaseTokenSource:
                     else None
                 )
             except SecretDecryptionError as exc:
-                return await self._give_up(session, account, str(exc))
+                return await self._give_up(session, account_id, str(exc))
             if runtime.database_kind == "sqlite":
                 await session.rollback()
             try:
                 tokens = await protocol.refresh(config, refresh_token)
             except protocol.ProviderFailure as failure:
                 if failure.kind == "reauthorize":
-                    account = await self._reload(session, account_id)
-                    return await self._give_up(session, account, failure.message, failure.code)
+                    return await self._give_up(session, account_id, failure.message, failure.code)
                 raise TokenRefreshError(
                     failure.message, reauthorize=False, code=failure.code
                 ) from failure
-            account = await self._reload(session, account_id)
-            try:
-                service.store_tokens(account, tokens, runtime)
-            except protocol.ProviderFailure as failure:
-                raise TokenRefreshError(
-                    failure.message, reauthorize=False, code=failure.code
-                ) from failure
-            token = service.account_token(account, runtime.secrets)
-            await session.commit()
+            async with serialized_writes(runtime):
+                account = await self._reload(session, account_id)
+                try:
+                    service.store_tokens(account, tokens, runtime)
+                except protocol.ProviderFailure as failure:
+                    raise TokenRefreshError(
+                        failure.message, reauthorize=False, code=failure.code
+                    ) from failure
+                token = service.account_token(account, runtime.secrets)
+                await session.commit()
             return token
 
     async def _reload(self, session: AsyncSession, account_id: int) -> OAuthAccount:
@@ -92,13 +93,17 @@ class DatabaseTokenSource:
         return account
 
     async def _give_up(
-        self, session: AsyncSession, account: OAuthAccount, message: str, code: str | None = None
+        self, session: AsyncSession, account_id: int, message: str, code: str | None = None
     ) -> AccountToken:
-        service.mark_reauthorization(account, message)
-        await session.commit()
+        """Mark the account ``needs_reauthorization`` and raise: no refresh until an admin
+        reconnects it."""
+        async with serialized_writes(self._runtime):
+            account = await self._reload(session, account_id)
+            service.mark_reauthorization(account, message)
+            await session.commit()
         raise TokenRefreshError(message, reauthorize=True, code=code or "invalid_grant")
 
     async def save_usage(self, account_id: int, usage: ApiUsage) -> None:
-        async with self._runtime.sessionmaker() as session:
+        async with serialized_writes(self._runtime), self._runtime.sessionmaker() as session:
             await repository.save_usage(session, account_id, usage.used, usage.allowed, usage.at)
             await session.commit()
