@@ -347,6 +347,13 @@ async def test_headers_sent_as_given(outbound: Outbound, crm: respx.MockRouter) 
     assert sent.content == '{"Subject":"着信"}'.encode()
 
 
+async def test_empty_body_sends_no_body(outbound: Outbound, crm: respx.MockRouter) -> None:
+    route = crm.get(f"{API}/limits").mock(return_value=httpx.Response(200))
+    await outbound.send(OutboundRequest("GET", f"{API}/limits", body=""))
+    sent = route.calls.last.request
+    assert sent.content == b"" and "content-length" not in sent.headers
+
+
 async def test_3xx_is_not_an_error(outbound: Outbound, crm: respx.MockRouter) -> None:
     crm.patch(f"{API}/sobjects/Task/B_UniqueId__c/1").mock(
         return_value=httpx.Response(300, json=["/a", "/b"])

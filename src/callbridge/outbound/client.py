@@ -303,6 +303,7 @@ class Outbound:
         started = time.perf_counter()
         method = request.method.strip().upper()
         body = request.body.encode("utf-8") if isinstance(request.body, str) else request.body
+        body = body or None  # an empty body template sends no body at all
         secrets = _auth_secrets(request)
         view: RequestView | None = None
 
