@@ -64,7 +64,12 @@ def test_connect_salesforce_account_in_chromium(
         assert callback in page.inner_text("main")
         page.fill("#f-name", "Salesforce sandbox")
         page.select_option("#f-provider", "salesforce")
+        # Only the fields of the chosen provider and grant are shown.
+        assert not page.is_visible("#f-token_url")
+        page.select_option("#f-grant_type", "password")
+        assert page.is_visible("#f-username")
         page.select_option("#f-grant_type", "authorization_code")
+        assert not page.is_visible("#f-username")
         page.select_option("#f-login_choice", "custom")
         page.fill("#f-login_url", sandbox.login_url)
         page.fill("#f-client_id", "3MVG9.browser.test")
