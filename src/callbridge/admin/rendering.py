@@ -23,14 +23,17 @@ from callbridge.runtime import get_runtime
 _TEMPLATE_DIRS: list[Path] = [Path(__file__).resolve().parent / "templates"]
 
 
+_loader = jinja2.FileSystemLoader(_TEMPLATE_DIRS)
+
+
 def add_template_dir(path: Path) -> None:
     """Feature folders keep their templates next to their routes and register them here."""
-    if path not in _TEMPLATE_DIRS:
-        _TEMPLATE_DIRS.append(path)
+    if str(path) not in _loader.searchpath:
+        _loader.searchpath.append(str(path))
 
 
 _environment = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(_TEMPLATE_DIRS),
+    loader=_loader,
     autoescape=jinja2.select_autoescape(["html"]),
     undefined=jinja2.StrictUndefined,
     trim_blocks=True,
