@@ -177,9 +177,10 @@ def bench_upload(base: str, token: str, pid: int, wav: Path, rounds: int) -> Non
             speeds.append(size / MB / elapsed)
             growth.append(sampler.peak - idle)
     print(
-        f"upload {size / MB:.0f} MB x{rounds}: median {statistics.median(speeds):.0f} MB/s, "
-        f"best {max(speeds):.0f} MB/s; server RSS growth while uploading: "
-        f"max {max(growth):.1f} MB (idle {rss_mb(pid):.0f} MB)"
+        f"upload of a {size / 1e6:.0f} MB file ({size / MB:.1f} MiB) x{rounds}: "
+        f"median {statistics.median(speeds):.0f} MiB/s, best {max(speeds):.0f} MiB/s; "
+        f"server RSS growth while uploading: max {max(growth):.1f} MiB "
+        f"(idle {rss_mb(pid):.0f} MiB)"
     )
 
 
@@ -252,8 +253,8 @@ def bench_readers(base: str, pid: int, size: int, readers: int, rounds: int) -> 
         with RssSampler(pid) as sampler:
             throughput = asyncio.run(_readers_round(base, cookies, size, readers, span))
         print(
-            f"  round {index + 1}: server RSS before {before:.0f} MB, peak "
-            f"{sampler.peak:.0f} MB, after {rss_mb(pid):.0f} MB; {throughput:.0f} MB/s"
+            f"  round {index + 1}: server RSS before {before:.0f} MiB, peak "
+            f"{sampler.peak:.0f} MiB, after {rss_mb(pid):.0f} MiB; {throughput:.0f} MiB/s"
         )
 
 

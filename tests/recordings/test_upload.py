@@ -194,5 +194,5 @@ async def test_the_call_view_shows_the_recording(app, client: httpx.AsyncClient)
     async with app.state.runtime.sessionmaker() as session:
         row = (await session.scalars(select(Call).where(Call.call_id == "viewed"))).one()
         (entry,) = await recording_timeline(session, row)
-    assert (entry.title, entry.link) == ("Recording uploaded", "/monitor_link/viewed")
+    assert (entry.title, entry.link) == ("Recording received", "/monitor_link/viewed")
     assert entry.detail == "0:01 · 15.7 KB"

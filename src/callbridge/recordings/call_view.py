@@ -39,7 +39,7 @@ async def recording_timeline(session: AsyncSession, call: Call) -> list[Timeline
     return [
         TimelineEntry(
             at=recording.updated_at,
-            title=N_("Recording uploaded"),
+            title=N_("Recording received"),
             detail=detail,
             link=playback_path(call.call_id),
         )

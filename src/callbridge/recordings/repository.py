@@ -107,14 +107,23 @@ async def link_key_row(session: AsyncSession) -> PlaybackLinkKey | None:
 
 
 async def bump_link_key(session: AsyncSession, actor: str, now: datetime) -> int:
-    row = await session.get(PlaybackLinkKey, LINK_KEY_ROW, with_for_update=True)
-    if row is None:
-        row = PlaybackLinkKey(id=LINK_KEY_ROW, generation=2, rotated_at=now, rotated_by=actor)
-        session.add(row)
-    else:
-        row.generation += 1
-        row.rotated_at = now
-        row.rotated_by = actor
+    """The next key generation (the row is created at generation 1 first if needed, so
+    two admins rotating at once both succeed, one after the other)."""
+    await session.execute(
+        _insert_ignoring_conflict(
+            session,
+            PlaybackLinkKey,
+            {"id": LINK_KEY_ROW, "generation": 1, "rotated_at": now, "rotated_by": ""},
+            PlaybackLinkKey.id,
+        )
+    )
+    row = await session.get(
+        PlaybackLinkKey, LINK_KEY_ROW, with_for_update=True, populate_existing=True
+    )
+    assert row is not None
+    row.generation += 1
+    row.rotated_at = now
+    row.rotated_by = actor
     await session.flush()
     return row.generation
 
