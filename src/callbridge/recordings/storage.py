@@ -119,20 +119,30 @@ class LocalStorage:
 
     async def open(self, key: str, start: int, length: int) -> ObjectStream:
         path = self.path_for(key)
+
+        def open_and_read_first() -> tuple[BinaryIO, bytes]:
+            # One trip to a worker thread for open, seek and the first chunk: the time to
+            # first byte of a seek is mostly these hops.
+            handle = path.open("rb")
+            try:
+                handle.seek(start)
+                return handle, handle.read(min(READ_CHUNK, length))
+            except BaseException:
+                handle.close()
+                raise
+
         try:
-            handle: BinaryIO = await anyio.to_thread.run_sync(path.open, "rb")
+            handle, first = await anyio.to_thread.run_sync(open_and_read_first)
         except FileNotFoundError as exc:
             raise ObjectMissing(key) from exc
 
         async def chunks() -> AsyncIterator[bytes]:
-            await anyio.to_thread.run_sync(handle.seek, start)
-            remaining = length
-            while remaining > 0:
-                chunk = await anyio.to_thread.run_sync(handle.read, min(READ_CHUNK, remaining))
-                if not chunk:
-                    return
+            chunk, remaining = first, length
+            while chunk and remaining > 0:
                 remaining -= len(chunk)
                 yield chunk
+                if remaining > 0:
+                    chunk = await anyio.to_thread.run_sync(handle.read, min(READ_CHUNK, remaining))
 
         async def close() -> None:
             handle.close()
