@@ -170,3 +170,16 @@ async def test_a_crashed_workers_lease_expires(app) -> None:
     later = utcnow() + timedelta(minutes=2)
     assert await retention.run_retention_if_due(runtime, "w2", now=later) is not None
     assert await retention.seconds_until_due(runtime) > 60
+
+
+async def test_the_job_runs_in_the_worker_role_only(settings) -> None:
+    from callbridge.app import create_app
+
+    def retention_tasks() -> list[asyncio.Task[object]]:
+        return [t for t in asyncio.all_tasks() if t.get_name() == "callbridge-retention"]
+
+    for role, expected in (("web", 0), ("worker", 1), ("all", 1)):
+        application = create_app(settings, role=role)  # type: ignore[arg-type]
+        async with application.router.lifespan_context(application):
+            assert len(retention_tasks()) == expected, role
+        assert not [t for t in retention_tasks() if not t.done()]
