@@ -67,9 +67,10 @@ async def store(runtime: Runtime, dispatcher: Dispatcher | None = None, **fields
             session,
             CallEventIn.model_validate(fields),
             reorder_window_ms=runtime.settings.reorder_window_ms,
-            waker=dispatcher.wake if dispatcher is not None else None,
         )
         await session.commit()
+    if dispatcher is not None:
+        dispatcher.wake(stored.due_at)
     return stored.event_pk
 
 

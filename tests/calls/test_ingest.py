@@ -194,15 +194,21 @@ async def test_storage_unavailable_answers_503(
 ) -> None:
     from callbridge.db.engine import create_engine, create_sessionmaker
 
+    assert (await post_event(client, pbx_headers, event="queue", call_id="ok")).status_code == 202
+
     runtime = app.state.runtime
-    good = runtime.sessionmaker
+    good = runtime.engine, runtime.sessionmaker
     dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-    runtime.sessionmaker = create_sessionmaker(dead)
+    runtime.engine, runtime.sessionmaker = dead, create_sessionmaker(dead)
     try:
+        # With the token already known (no lookup needed) and without.
         response = await post_event(client, pbx_headers, event="queue", call_id="c503")
+        runtime.extras.pop("calls.pbx_tokens", None)
+        unknown = await post_event(client, pbx_headers, event="queue", call_id="c503")
     finally:
-        runtime.sessionmaker = good
+        runtime.engine, runtime.sessionmaker = good
         await dead.dispose()
+    assert unknown.status_code == 503
     assert response.status_code == 503
     assert response.headers.get("retry-after")
 

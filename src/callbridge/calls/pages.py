@@ -20,7 +20,6 @@ from callbridge.calls.router import local_dispatcher
 from callbridge.calls.schemas import CallDetail, ExecutionRead
 from callbridge.calls.store import TIMELINE_PROVIDERS
 from callbridge.calls.ui import form_values, is_htmx, register_templates
-from callbridge.calls.writes import serialized_writes
 from callbridge.db.session import SessionDep
 from callbridge.runtime import get_runtime
 
@@ -213,15 +212,7 @@ async def simulator_send(request: Request, session: SessionDep, user: AdminUser)
     except ingest.InvalidEvent as exc:
         result = {"ok": False, "errors": exc.detail()}
     else:
-        dispatcher = local_dispatcher(runtime)
-        async with serialized_writes(runtime):
-            stored = await service.store_event(
-                session,
-                data,
-                reorder_window_ms=runtime.settings.reorder_window_ms,
-                waker=dispatcher.wake if dispatcher is not None else None,
-            )
-            await session.commit()
+        stored = await service.accept_event(runtime, data)
         result = {"ok": True, "event": data.event, "duplicate": stored.duplicate}
     context: dict[str, Any] = {
         "form": {name: values.get(name, "") for name in SIMULATOR_FIELDS},

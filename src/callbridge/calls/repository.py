@@ -21,7 +21,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callbridge.db.types import UTCDateTime
 from callbridge.kit.time import utcnow
@@ -43,21 +43,30 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
-def is_postgresql(session: AsyncSession) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def dialect_of(executor: AsyncSession | AsyncConnection) -> str:
+    if isinstance(executor, AsyncConnection):
+        return str(executor.dialect.name)
+    return str(executor.get_bind().dialect.name)
+
+
+def is_postgresql(executor: AsyncSession | AsyncConnection) -> bool:
+    return dialect_of(executor) == "postgresql"
 
 
 # ---- ingest, hot path: statements built once, one round trip on PostgreSQL ----------
 
 _CALL_DETAILS = ("unique_id", "tel", "tel_name", "called", "called_name", "direction", "queue")
 _PG_STORE = """
-WITH c AS (
+WITH existing AS (
+    SELECT id, call_pk FROM call_event WHERE dedupe_key = :dedupe_key
+), c AS (
     INSERT INTO call (call_id, unique_id, tel, tel_name, called, called_name, direction,
                       queue, started_at, ended_at, last_event, due_at, event_count,
                       error_count, created_at, updated_at)
-    VALUES (:call_id, :unique_id, :tel, :tel_name, :called, :called_name, :direction,
-            :queue, :occurred_at, :ended_at, :event, :due_at, 1, 0, :received_at,
-            :received_at)
+    SELECT :call_id, :unique_id, :tel, :tel_name, :called, :called_name, :direction,
+           :queue, :occurred_at, :ended_at, :event, :due_at, 1, 0, :received_at,
+           :received_at
+    WHERE NOT EXISTS (SELECT 1 FROM existing)
     ON CONFLICT (call_id) DO UPDATE SET
         {details},
         started_at = LEAST(call.started_at, EXCLUDED.started_at),
@@ -76,7 +85,10 @@ WITH c AS (
     ON CONFLICT (dedupe_key) DO NOTHING
     RETURNING id, call_pk
 )
-SELECT e.call_pk, e.id, {notify} FROM e
+SELECT e.call_pk, e.id, false AS duplicate
+FROM e CROSS JOIN LATERAL (SELECT {notify}) AS notified
+UNION ALL
+SELECT existing.call_pk, existing.id, true FROM existing
 """
 _SQLITE_CALL = """
 INSERT INTO call (call_id, unique_id, tel, tel_name, called, called_name, direction, queue,
@@ -118,8 +130,8 @@ def _typed(statement: str) -> Any:
 _STORE_STATEMENTS: dict[str, tuple[Any, ...]] = {}
 
 
-def _store_statements(session: AsyncSession) -> tuple[Any, ...]:
-    dialect = session.get_bind().dialect.name
+def _store_statements(session: AsyncSession | AsyncConnection) -> tuple[Any, ...]:
+    dialect = dialect_of(session)
     found = _STORE_STATEMENTS.get(dialect)
     if found is None:
         if dialect == "postgresql":
@@ -137,24 +149,30 @@ def _store_statements(session: AsyncSession) -> tuple[Any, ...]:
 
 
 async def store_event_row(
-    session: AsyncSession, values: Mapping[str, Any]
-) -> tuple[int, int] | None:
-    """Create or update the call and add the event; ``(call_pk, event_pk)``, or None when
-    the event's dedupe key is already stored. PostgreSQL: one statement, which also
-    notifies listening workers (delivered at commit)."""
+    session: AsyncSession | AsyncConnection, values: Mapping[str, Any]
+) -> tuple[int, int, bool] | None:
+    """Create or update the call and add the event: ``(call_pk, event_pk, duplicate)``,
+    or None when a concurrent request stored the same event first. PostgreSQL: one
+    statement, which also finds a repeat and notifies listening workers (at commit)."""
     statements = _store_statements(session)
     if len(statements) == 1:
         row = (await session.execute(statements[0], values)).first()
-        return (int(row[0]), int(row[1])) if row is not None else None
+        return (int(row[0]), int(row[1]), bool(row[2])) if row is not None else None
+    if values.get("dedupe_key") is not None:
+        found = await event_for_dedupe_key(session, values["dedupe_key"])
+        if found is not None:
+            return found[1], found[0], True
     call_pk = await session.scalar(statements[0], values)
     event_pk = await session.scalar(statements[1], {**values, "call_pk": call_pk})
-    return (int(call_pk), int(event_pk)) if event_pk is not None else None
+    return (int(call_pk), int(event_pk), False) if event_pk is not None else None
 
 
 _FIND_EVENT = text("SELECT id, call_pk FROM call_event WHERE dedupe_key = :key")
 
 
-async def event_for_dedupe_key(session: AsyncSession, dedupe_key: str) -> tuple[int, int] | None:
+async def event_for_dedupe_key(
+    session: AsyncSession | AsyncConnection, dedupe_key: str
+) -> tuple[int, int] | None:
     row = (await session.execute(_FIND_EVENT, {"key": dedupe_key})).first()
     return (int(row[0]), int(row[1])) if row is not None else None
 

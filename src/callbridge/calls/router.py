@@ -9,11 +9,11 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from callbridge.auth.deps import AdminAccess, PbxAccess
+from callbridge.auth.deps import AdminAccess
 from callbridge.calls import ingest, repository, service
 from callbridge.calls.dispatcher import CallWorker, Dispatcher
+from callbridge.calls.pbx_auth import PbxToken
 from callbridge.calls.schemas import CallDetail, CallEventIn, CallSummary, IngestAnswer
-from callbridge.calls.writes import serialized_writes
 from callbridge.db.session import SessionDep
 from callbridge.errors import ServiceUnavailable
 from callbridge.kit.pagination import Page, PageParams, page_params
@@ -65,8 +65,7 @@ def local_dispatcher(runtime: Runtime) -> Dispatcher | None:
 )
 async def post_call_event(
     request: Request,
-    session: SessionDep,
-    principal: PbxAccess,
+    token: PbxToken,
     wait: Annotated[
         bool, Query(description="Diagnostics: process the event before answering")
     ] = False,
@@ -76,18 +75,8 @@ async def post_call_event(
     body = await ingest.read_limited_body(request)
     fields = await ingest.parse_fields(request, body)
     data = ingest.validate_event(fields, runtime.settings.timezone)
-    dispatcher = local_dispatcher(runtime)
     try:
-        async with serialized_writes(runtime):
-            stored = await service.store_event(
-                session,
-                data,
-                reorder_window_ms=runtime.settings.reorder_window_ms,
-                waker=dispatcher.wake if dispatcher is not None else None,
-                immediate=wait,
-            )
-            if wait or runtime.database_kind == "sqlite":
-                await session.commit()  # inside the SQLite write lock; ?wait: before running
+        stored = await service.accept_event(runtime, data, immediate=wait)
     except PoolTimeout:
         raise ServiceUnavailable("storage is busy; retry later") from None
     answer: dict[str, Any] = {"event_id": stored.event_id, "call_id": stored.call_id}
@@ -96,7 +85,8 @@ async def post_call_event(
     if not wait:
         return JSONResponse({"status": "accepted", **answer}, status_code=202)
     status = await call_worker(runtime).process_now(stored.call_pk, stored.event_pk, WAIT_SECONDS)
-    executions = await repository.executions_of_event(session, stored.event_pk)
+    async with runtime.sessionmaker() as session:
+        executions = await repository.executions_of_event(session, stored.event_pk)
     answer["executions"] = [service.execution_read(x).model_dump(mode="json") for x in executions]
     if status is None:
         return JSONResponse({"status": "accepted", **answer}, status_code=202)

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callbridge.calls import repository
-from callbridge.calls.dispatch_signal import Waker, wake_after_commit
 from callbridge.calls.schemas import (
     CallDetail,
     CallEventIn,
@@ -18,9 +17,11 @@ from callbridge.calls.schemas import (
     ExecutionRead,
 )
 from callbridge.calls.store import DETAIL_PROVIDERS
+from callbridge.calls.writes import serialized_writes
 from callbridge.errors import NotFound
 from callbridge.kit.time import utcnow
 from callbridge.models.call import Call, CallEvent, Execution
+from callbridge.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,27 +53,41 @@ def due_time(received_at: datetime, occurred_at: datetime | None, window_ms: int
     return min(received_at + window, max(received_at, occurred_at + window))
 
 
+async def accept_event(
+    runtime: Runtime, data: CallEventIn, *, immediate: bool = False
+) -> StoredEvent:
+    """Store the event in a transaction of its own and commit it; then wake this
+    process's dispatcher (PostgreSQL's NOTIFY, sent by the same statement, wakes the
+    others). This is the PBX's path: a plain connection, no ORM session, one round trip
+    on PostgreSQL."""
+    async with serialized_writes(runtime), runtime.engine.begin() as connection:
+        stored = await store_event(
+            connection,
+            data,
+            reorder_window_ms=runtime.settings.reorder_window_ms,
+            immediate=immediate,
+        )
+    dispatcher = runtime.extras.get("dispatcher")
+    if dispatcher is not None and not stored.duplicate and not immediate:
+        dispatcher.wake(stored.due_at)
+    return stored
+
+
 async def store_event(
-    session: AsyncSession,
+    session: AsyncSession | AsyncConnection,
     data: CallEventIn,
     *,
     reorder_window_ms: int,
-    waker: Waker | None = None,
     immediate: bool = False,
 ) -> StoredEvent:
     """Store the event (and create or update its call) in the caller's transaction.
 
     A repeat of a stored event is reported as a duplicate and stores nothing new.
-    ``immediate`` (``?wait=true``) makes the event due at once. Workers are woken when
-    the transaction commits (``waker``: this process's dispatcher, if it runs one;
-    PostgreSQL's NOTIFY reaches the others).
+    ``immediate`` (``?wait=true``) makes the event due at once. The caller commits and
+    wakes the workers (see :func:`accept_event`).
     """
     received_at = utcnow()
     dedupe_key = dedupe_key_for(data)
-    if dedupe_key is not None:
-        found = await repository.event_for_dedupe_key(session, dedupe_key)
-        if found is not None:
-            return StoredEvent(found[1], found[0], data.call_id, data.event_id, True, received_at)
     occurred_at = data.occurred_at or received_at
     due_at = (
         received_at if immediate else due_time(received_at, data.occurred_at, reorder_window_ms)
@@ -104,15 +119,13 @@ async def store_event(
             "payload": payload,
         },
     )
-    if stored is None:  # the same event stored concurrently by another request
+    if stored is None:  # the same event, stored concurrently by another request
         assert dedupe_key is not None
         found = await repository.event_for_dedupe_key(session, dedupe_key)
         assert found is not None
-        return StoredEvent(found[1], found[0], data.call_id, data.event_id, True, received_at)
-    call_pk, event_pk = stored
-    if not immediate and waker is not None:
-        wake_after_commit(session, waker, due_at)
-    return StoredEvent(call_pk, event_pk, data.call_id, data.event_id, False, due_at)
+        stored = (found[1], found[0], True)
+    call_pk, event_pk, duplicate = stored
+    return StoredEvent(call_pk, event_pk, data.call_id, data.event_id, duplicate, due_at)
 
 
 # ---- reads -------------------------------------------------------------------------

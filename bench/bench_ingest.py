@@ -1,0 +1,388 @@
+"""Call-event ingest: events/s accepted durably and the PBX's answer time (issue 5, "Speed").
+
+Run: ``python bench/bench_ingest.py`` (about a minute; ``--quick`` for a smoke run;
+``--postgres URL`` to add PostgreSQL, e.g. ``postgresql+asyncpg://postgres@127.0.0.1/cb_bench``
+— its ``public`` schema is dropped and recreated).
+
+What is measured: ``POST /api/v1/call-events`` (JSON, a pbx token, a unique ``event_id``)
+sent by ``--connections`` keep-alive connections as fast as each answer comes back, for
+``--seconds``. Every ``202`` means the event was committed (on PostgreSQL with its default
+``synchronous_commit``); the run ends by counting the stored events, which must equal the
+``202`` answers. Figures: accepted events/s, answer time p50/p99/max, callbridge's CPU
+time per event (from /proc: what decides how many events a core accepts, and what a busy
+machine does not distort the way it distorts latencies).
+
+Processes: callbridge (``callbridge serve --role web``: ingest only, as in a split
+deployment; ``--role all`` adds its dispatcher, idle here), and the load generator, one
+or more processes (``--load-processes``) with a minimal keep-alive HTTP/1.1 client on
+asyncio streams — one process with httpx tops out near 1,300 requests/s on a core here
+(DESIGN.md §10), below what is measured. Reference: the same load against a bare ASGI
+app on the same server stack that answers ``202`` without storing anything — the ceiling
+the HTTP layer alone allows on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-key-not-for-production-0123456789"
+
+
+# ---- processes ---------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(base_url: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{base_url} exited with {process.returncode}")
+        try:
+            if httpx.get(base_url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{base_url} did not start")
+
+
+def reset_postgres(url: str) -> None:
+    """Drop and recreate the ``public`` schema of the benchmark's own database."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def reset() -> None:
+        engine = create_async_engine(url)
+        try:
+            async with engine.begin() as connection:
+                await connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+                await connection.execute(text("CREATE SCHEMA public"))
+        finally:
+            await engine.dispose()
+
+    asyncio.run(reset())
+
+
+@dataclass
+class Callbridge:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+    database_url: str
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "callbridge", *args], env=self.env, check=True,
+            capture_output=True, text=True,
+        )
+        return done.stdout.strip()
+
+    def token(self, scope: str) -> str:
+        return self.cli("tokens", "create", "--name", f"bench-{scope}-{time.time_ns()}",
+                        "--scope", scope)
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the callbridge process so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return (int(fields[11]) + int(fields[12])) / ticks
+
+    def rss_mb(self) -> tuple[float, float]:
+        """Current and peak resident memory (MB)."""
+        values = {}
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                values[key] = int(rest.split()[0]) / 1024
+        return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+@contextmanager
+def running_callbridge(
+    database: str, postgres_url: str | None, *, role: str = "web", **settings: str
+) -> Iterator[Callbridge]:
+    with tempfile.TemporaryDirectory() as tmp:
+        if database == "postgresql":
+            assert postgres_url
+            reset_postgres(postgres_url)
+            url = postgres_url
+        else:
+            url = f"sqlite+aiosqlite:///{tmp}/callbridge.db"
+        port = free_port()
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "CALLBRIDGE_DATABASE_URL": url,
+            "CALLBRIDGE_DATA_DIR": tmp,
+            "CALLBRIDGE_SECRET_KEY": SECRET,
+            "CALLBRIDGE_PUBLIC_URL": "https://callbridge.example.jp/",
+            "CALLBRIDGE_LOG_LEVEL": "WARNING",
+            **{f"CALLBRIDGE_{k.upper()}": v for k, v in settings.items()},
+        }
+        subprocess.run([sys.executable, "-m", "callbridge", "migrate"], env=env, check=True,
+                       capture_output=True)
+        log = Path(tmp) / "callbridge.log"
+        with log.open("wb") as output:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "callbridge", "serve", "--port", str(port),
+                 "--role", role],
+                env=env, stdout=output, stderr=subprocess.STDOUT,
+            )
+            base = f"http://127.0.0.1:{port}"
+            try:
+                wait_healthy(base, process)
+                yield Callbridge(base, process, env, url)
+            finally:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                if process.returncode not in (0, -15):
+                    sys.stderr.write(log.read_text()[-3000:])
+
+
+def reference_app() -> Any:
+    """An ASGI app answering like ingest, without storing anything."""
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["path"] == "/healthz":
+            body = b'{"status":"ok"}'
+            status = 200
+        else:
+            more = True
+            while more:
+                message = await receive()
+                more = message.get("more_body", False)
+            body = b'{"status":"accepted","event_id":"x","call_id":"y"}'
+            status = 202
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+@contextmanager
+def running_reference() -> Iterator[Callbridge]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--serve-reference", str(port)], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_healthy(base, process)
+        yield Callbridge(base, process, env, "")
+    finally:
+        process.terminate()
+        process.wait()
+
+
+# ---- the load generator ------------------------------------------------------------
+
+
+class RawClient:
+    """One keep-alive HTTP/1.1 connection: write a request, read one response."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes
+                      ) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                f"Content-Length: {len(body)}"]
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        assert self.reader is not None
+        status_line = await self.reader.readline()
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value.strip())
+        payload = await self.reader.readexactly(length) if length else b""
+        return int(status_line.split()[1]), payload
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def _load_process(args: tuple[str, str, int, float, str]) -> dict[str, Any]:
+    base_url, token, connections, seconds, worker = args
+    return asyncio.run(_load(base_url, token, connections, seconds, worker))
+
+
+async def _load(base_url: str, token: str, connections: int, seconds: float, worker: str
+                ) -> dict[str, Any]:
+    host, port = base_url.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    stop_at = time.perf_counter() + seconds
+
+    async def one_connection(index: int) -> None:
+        client = RawClient(host, int(port))
+        n = 0
+        try:
+            while time.perf_counter() < stop_at:
+                n += 1
+                body = json.dumps({
+                    "event": "queue", "call_id": f"w{worker}c{index}n{n}",
+                    "event_id": f"w{worker}c{index}n{n}", "tel": "07075373713",
+                    "called": "0312345678", "direction": "inbound", "queue": "support",
+                }).encode()
+                started = time.perf_counter()
+                status, _ = await client.request("POST", "/api/v1/call-events", headers, body)
+                latencies.append(time.perf_counter() - started)
+                statuses[status] = statuses.get(status, 0) + 1
+        finally:
+            await client.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one_connection(i) for i in range(connections)))
+    return {"latencies": latencies, "statuses": statuses,
+            "elapsed": time.perf_counter() - started}
+
+
+def generate_load(base_url: str, token: str, connections: int, seconds: float,
+                  processes: int) -> dict[str, Any]:
+    per = max(connections // processes, 1)
+    run = time.time_ns()
+    jobs = [(base_url, token, per, seconds, f"{run}-{i}") for i in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(_load_process, jobs)
+    latencies = sorted(x for r in results for x in r["latencies"])
+    statuses: dict[int, int] = {}
+    for result in results:
+        for status, count in result["statuses"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    elapsed = max(r["elapsed"] for r in results)
+    return {"latencies": latencies, "statuses": statuses, "elapsed": elapsed}
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(int(len(values) * fraction), len(values) - 1)]
+
+
+async def stored_events(database_url: str) -> int:
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(database_url)
+    try:
+        async with engine.connect() as connection:
+            return int((await connection.execute(text("SELECT count(*) FROM call_event")))
+                       .scalar_one())
+    finally:
+        await engine.dispose()
+
+
+def report(label: str, result: dict[str, Any], cpu: float | None, stored: int | None) -> None:
+    latencies = result["latencies"]
+    accepted = result["statuses"].get(202, 0)
+    rate = accepted / result["elapsed"] if result["elapsed"] else 0.0
+    other = {k: v for k, v in result["statuses"].items() if k != 202}
+    line = (f"{label:<34} {rate:8.0f} events/s   answer p50 {percentile(latencies, .5)*1000:6.1f}"
+            f" ms  p99 {percentile(latencies, .99)*1000:6.1f} ms  max "
+            f"{(latencies[-1] if latencies else 0)*1000:6.1f} ms")
+    if cpu is not None and accepted:
+        line += f"   CPU/event {cpu / accepted * 1000:.2f} ms"
+    if stored is not None:
+        line += f"   stored {stored}/{accepted}"
+    if other:
+        line += f"   other answers {other}"
+    print(line, flush=True)
+
+
+def run_database(database: str, postgres_url: str | None, args: argparse.Namespace) -> None:
+    with running_callbridge(database, postgres_url, role=args.role) as server:
+        token = server.token("pbx")
+        generate_load(server.base_url, token, 4, 1.0, 1)  # warm-up: connections, caches
+        before_cpu = server.cpu_seconds()
+        before = asyncio.run(stored_events(server.database_url))
+        result = generate_load(server.base_url, token, args.connections, args.seconds,
+                               args.load_processes)
+        cpu = server.cpu_seconds() - before_cpu
+        stored = asyncio.run(stored_events(server.database_url)) - before
+        report(f"{database} (--role {args.role})", result, cpu, stored)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--postgres", help="PostgreSQL URL (its public schema is reset)")
+    parser.add_argument("--no-sqlite", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--role", choices=("web", "all"), default="web")
+    parser.add_argument("--serve-reference", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_reference:
+        import uvicorn
+
+        uvicorn.run(reference_app(), host="127.0.0.1", port=args.serve_reference,
+                    log_level="warning", access_log=False)
+        return
+    if args.quick:
+        args.seconds = 2.0
+    print(f"ingest: {args.connections} connections from {args.load_processes} load "
+          f"process(es), {args.seconds:g} s per run, {os.cpu_count()} CPUs, load average "
+          f"{os.getloadavg()[0]:.1f} at start", flush=True)
+    if not args.no_sqlite:
+        run_database("sqlite", None, args)
+    if args.postgres:
+        run_database("postgresql", args.postgres, args)
+    with running_reference() as reference:
+        result = generate_load(reference.base_url, "x", args.connections, args.seconds,
+                               args.load_processes)
+        report("reference: bare ASGI, no storage", result, None, None)
+
+
+if __name__ == "__main__":
+    main()
