@@ -8,7 +8,12 @@ from types import MappingProxyType
 
 from callbridge.templating.contexts import Notes, Output, compile_context
 from callbridge.templating.escaping import Refusal, clean_value, is_dot_segment
-from callbridge.templating.functions import DEFAULT_REGION, FUNCTIONS
+from callbridge.templating.functions import (
+    DEFAULT_REGION,
+    FUNCTIONS,
+    MONITOR_LINK,
+    _monitor_link_path,
+)
 from callbridge.templating.names import DATE_NAMES, RESPONSE_PREFIX, SYSTEM_URL_NAMES, Context
 from callbridge.templating.parser import Literal, NameScope, Node, Ref, iter_refs, parse_template
 from callbridge.templating.problems import (
@@ -21,11 +26,14 @@ from callbridge.templating.problems import (
 
 _NO_URLS: Mapping[str, str] = MappingProxyType({})
 
+LinkMaker = Callable[[str], str]
+"""Makes the playback link of a call reference (``MONITOR_LINK``)."""
+
 
 class _Env:
     """What one expansion reads: the values, the trusted URLs and the clock."""
 
-    __slots__ = ("_local", "now", "region", "system_urls", "tz", "values")
+    __slots__ = ("_local", "link_maker", "now", "region", "system_urls", "tz", "values")
 
     def __init__(
         self,
@@ -34,13 +42,22 @@ class _Env:
         now: datetime | None,
         tz: tzinfo,
         region: str,
+        link_maker: LinkMaker | None = None,
     ) -> None:
         self.values = values
         self.system_urls = system_urls
         self.now = now
         self.tz = tz
         self.region = region
+        self.link_maker = link_maker
         self._local: datetime | None = None
+
+    def monitor_link(self, call_ref: str) -> str:
+        """``MONITOR_LINK(x)``: the caller's link maker, else ``{SVADDR}monitor_link/x``."""
+        if self.link_maker is not None:
+            return self.link_maker(call_ref)
+        base = self.system_url("SVADDR")
+        return (base.rstrip("/") + "/" if base else "") + _monitor_link_path(call_ref, "")
 
     def local_time(self) -> datetime:
         if self._local is None:
@@ -63,6 +80,12 @@ class _Env:
 Getter = Callable[[_Env], str]
 
 
+def _calls(node: Node, name: str) -> bool:
+    if isinstance(node, Literal | Ref):
+        return False
+    return node.name == name or any(_calls(arg, name) for arg in node.args)
+
+
 def _getter(node: Node) -> Getter:
     if isinstance(node, Literal):
         text = node.text
@@ -75,8 +98,10 @@ def _getter(node: Node) -> Getter:
             fmt = DATE_NAMES[name]
             return lambda env: env.local_time().strftime(fmt)
         return lambda env: clean_value(env.values.get(name))
-    function = FUNCTIONS[node.name]
     getters = [_getter(arg) for arg in node.args]
+    if node.name == MONITOR_LINK:
+        return lambda env: env.monitor_link("".join([g(env) for g in getters]))
+    function = FUNCTIONS[node.name]
     if len(getters) == 1:
         only = getters[0]
         return lambda env: function(only(env), env.region)
@@ -104,6 +129,7 @@ class CompiledTemplate:
         "normalisations",
         "response_names",
         "text",
+        "uses_monitor_link",
         "variables",
         "warnings",
     )
@@ -131,6 +157,7 @@ class CompiledTemplate:
         self._dot_checks = tuple(out.dot_checks)
         self._json_error = out.json_error
         self._static = "".join(out.parts) if not out.slots else ""
+        self.uses_monitor_link = any(_calls(s.node, MONITOR_LINK) for s in out.slots)
 
     @property
     def notices(self) -> list[Problem]:
@@ -149,6 +176,7 @@ class CompiledTemplate:
         now: datetime | None = None,
         tz: tzinfo = UTC,
         region: str = DEFAULT_REGION,
+        link_maker: LinkMaker | None = None,
     ) -> str:
         """Insert ``values`` (untrusted: from the PBX, the caller or a CRM response).
 
@@ -156,7 +184,9 @@ class CompiledTemplate:
         ``SVADDR``; ``SFAPI`` falls back to ``OAUTH_INSTANCE_URL``); those names are never
         read from ``values``. ``now`` (default: the current time) and ``tz`` give the
         ``{DATE-…}`` variables; ``region`` is the default country of ``E164()`` and
-        ``NATIONAL()``. A missing value expands to an empty string.
+        ``NATIONAL()``. ``link_maker`` gives ``MONITOR_LINK(…)`` its value (the playback
+        link, signed when playback uses signed links); without it the link is
+        ``{SVADDR}monitor_link/…``. A missing value expands to an empty string.
 
         Raises :class:`TemplateExpansionError` when a value cannot be inserted without
         changing the structure (the request must then not be sent).
@@ -166,7 +196,7 @@ class CompiledTemplate:
         slots = self._slots
         if not slots:
             return self._static
-        env = _Env(values, system_urls, now, tz, region)
+        env = _Env(values, system_urls, now, tz, region, link_maker)
         parts = self._parts.copy()
         try:
             for index, getter, escape in slots:
@@ -190,11 +220,14 @@ class CompiledTemplate:
         now: datetime | None = None,
         tz: tzinfo = UTC,
         region: str = DEFAULT_REGION,
+        link_maker: LinkMaker | None = None,
     ) -> list[tuple[str, str]]:
         """For the ``header`` context: the expanded ``(name, value)`` pairs, in order."""
         if self.context is not Context.HEADER:
             raise ValueError("expand_headers() needs a template compiled for Context.HEADER")
-        expanded = self.expand(values, system_urls=system_urls, now=now, tz=tz, region=region)
+        expanded = self.expand(
+            values, system_urls=system_urls, now=now, tz=tz, region=region, link_maker=link_maker
+        )
         return split_header_lines(expanded)
 
     def _raise_refusal(self, env: _Env) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import unicodedata
 from collections.abc import Callable
+from urllib.parse import quote
 
 import phonenumbers
 
@@ -69,6 +70,15 @@ def _digits(text: str, region: str) -> str:
     return "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
 
 
+def _monitor_link_path(text: str, region: str) -> str:
+    """``MONITOR_LINK`` is evaluated by the expansion with the caller's link maker (the
+    playback link of a call, signed when playback uses signed links); this is only its
+    path, for the documentation and for constant folding, which never applies to it."""
+    return "monitor_link/" + quote(text, safe="")
+
+
+MONITOR_LINK = "MONITOR_LINK"
+
 FUNCTIONS: dict[str, TemplateFunction] = {
     "MD5": _md5,
     "SHA256": _sha256,
@@ -77,4 +87,5 @@ FUNCTIONS: dict[str, TemplateFunction] = {
     "E164": _e164,
     "NATIONAL": _national,
     "DIGITS": _digits,
+    MONITOR_LINK: _monitor_link_path,
 }

@@ -78,6 +78,7 @@ FUNCTION_NAMES: tuple[str, ...] = (
     "E164",
     "NATIONAL",
     "DIGITS",
+    "MONITOR_LINK",
 )
 
 VARIABLE_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]*")
