@@ -18,6 +18,11 @@ callbridge's own CPU time per invocation (from /proc), log writes included: the 
 that decides how many invocations a core serves, and one that a busy machine does not
 distort the way it distorts latencies.
 
+One OAuth account serves every caller, so callbridge's per-account cap on requests in
+flight (``CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT``, 20 by default) is raised to
+``--per-account`` (1000): at the default, 20 requests of 100 ms make at most 200
+invocations a second per account and the rest wait in line (``--per-account 20`` shows it).
+
 Processes: the sandbox, callbridge (``callbridge serve --role web``) and this load
 generator each run in a process of their own on 127.0.0.1. The load generator is one
 process with a minimal keep-alive HTTP/1.1 client on asyncio streams (one connection per
@@ -363,6 +368,8 @@ def run_database(database: str, url: str | None, sandbox: str, args: argparse.Na
             CALLBRIDGE_DATA_DIR=data_dir,
             CALLBRIDGE_LOG_LEVEL="WARNING",
             CALLBRIDGE_PUBLIC_URL="http://127.0.0.1/",
+            # Every caller uses the one OAuth account: let them all be on the wire at once.
+            CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT=str(args.per_account),
         )
         if url:
             reset_postgres(url)
@@ -391,6 +398,12 @@ def main() -> None:
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
     parser.add_argument("--requests", type=int, default=2000, help="per level and kind")
+    parser.add_argument(
+        "--per-account",
+        type=int,
+        default=1000,
+        help="CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT (callbridge's default is 20)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests = 200
@@ -399,8 +412,12 @@ def main() -> None:
     code = f"from callbridge.sandbox import run_sandbox; run_sandbox('127.0.0.1', {port}, None)"
     with child([sys.executable, "-c", code], base_env()):
         wait_http(f"{sandbox}/_sandbox")
-        httpx.patch(f"{sandbox}/_sandbox/knobs", json={"latency_ms": 100, "log_requests": False})
-        print(f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}")
+        knobs = {"latency_ms": 100, "log_requests": False, "api_request_limit": 10**9}
+        httpx.patch(f"{sandbox}/_sandbox/knobs", json=knobs)
+        print(
+            f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}, "
+            f"outbound concurrency per account {args.per_account}"
+        )
         if not args.no_sqlite:
             run_database("SQLite", None, sandbox, args)
         if args.postgres:

@@ -361,14 +361,14 @@ async def test_the_answer_does_not_wait_for_the_log_write(
     await create_ivr(client, admin, simple_ivr())
     gate = asyncio.Event()
     written: list[str] = []
-    original = ivr_writer.store_invocation
+    original = ivr_writer.store_invocations
 
-    async def slow_store(session: Any, log: ivr_writer.InvocationLog) -> None:
+    async def slow_store(session: Any, logs: list[ivr_writer.InvocationLog]) -> None:
         await gate.wait()
-        await original(session, log)
-        written.append(log.call_id)
+        await original(session, logs)
+        written.extend(log.call_id for log in logs)
 
-    monkeypatch.setattr(ivr_writer, "store_invocation", slow_store)
+    monkeypatch.setattr(ivr_writer, "store_invocations", slow_store)
     answer = (await invoke(client, pbx)).json()
     assert answer["outcome"] == "matched" and written == []
     gate.set()

@@ -122,13 +122,21 @@ async def test_a_failed_batch_is_retried_record_by_record(
     original = ivr_writer.store_invocations
     calls = {"n": 0}
 
+    original_one = ivr_writer.store_invocation
+
     async def flaky(session: Any, logs: Any) -> None:
         calls["n"] += 1
-        if calls["n"] == 1 or any(item.call_id == "poison" for item in logs):
+        if calls["n"] == 1:
             raise RuntimeError("database hiccup")
         await original(session, logs)
 
+    async def poisoned(session: Any, log: Any) -> None:
+        if log.call_id == "poison":
+            raise RuntimeError("this record cannot be stored")
+        await original_one(session, log)
+
     monkeypatch.setattr(ivr_writer, "store_invocations", flaky)
+    monkeypatch.setattr(ivr_writer, "store_invocation", poisoned)
     monkeypatch.setattr(ivr_writer, "_RETRY_DELAYS", (0.0, 0.0))
     writer = InvocationWriter(app.state.runtime.sessionmaker)
     for call_id in ("a", "poison", "b"):

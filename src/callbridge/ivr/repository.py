@@ -74,6 +74,16 @@ def _insert(session: AsyncSession, table: Any) -> Any:
     return sqlite.insert(table)
 
 
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# Bulk statements run as one "executemany" each: the statement is compiled once and cached,
+# whatever the number of rows (a multi-row VALUES clause would be compiled for every batch).
+
+
 async def ensure_calls(
     session: AsyncSession, calls: Mapping[str, Mapping[str, str | None]]
 ) -> dict[str, int]:
@@ -94,11 +104,12 @@ async def ensure_calls(
         }
         for call_id, details in calls.items()
     ]
+    table = _table(Call)
     await session.execute(
-        _insert(session, Call).values(rows).on_conflict_do_nothing(index_elements=[Call.call_id])
+        _insert(session, table).on_conflict_do_nothing(index_elements=[table.c.call_id]), rows
     )
     found = await session.execute(
-        select(Call.call_id, Call.id).where(Call.call_id.in_(list(calls)))
+        select(table.c.call_id, table.c.id).where(table.c.call_id.in_(list(calls)))
     )
     return {str(call_id): int(pk) for call_id, pk in found}
 
@@ -110,21 +121,22 @@ async def upsert_call_variables(
     if not variables:
         return
     now = utcnow()
-    statement = _insert(session, CallVariable).values(
+    table = _table(CallVariable)
+    statement = _insert(session, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c.call_pk, table.c.name],
+        set_={
+            "value": statement.excluded.value,
+            "source": statement.excluded.source,
+            "updated_at": statement.excluded.updated_at,
+        },
+    )
+    await session.execute(
+        statement,
         [
             {"call_pk": call_pk, "name": name, "value": value, "source": source, "updated_at": now}
             for (call_pk, name), (value, source) in variables.items()
-        ]
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[CallVariable.call_pk, CallVariable.name],
-            set_={
-                "value": statement.excluded.value,
-                "source": statement.excluded.source,
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
+        ],
     )
 
 
@@ -132,11 +144,10 @@ async def add_executions(session: AsyncSession, rows: Sequence[dict[str, Any]]) 
     """Insert execution records; a call with failed ones counts them as errors."""
     if not rows:
         return
-    await session.execute(insert(Execution), list(rows))
+    await session.execute(insert(_table(Execution)), list(rows))
     errors = Counter(row["call_pk"] for row in rows if row.get("error") is not None)
     if errors:
-        table = Call.__table__
-        assert isinstance(table, Table)
+        table = _table(Call)
         await session.execute(
             update(table)
             .where(table.c.id == bindparam("pk"))

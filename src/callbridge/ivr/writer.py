@@ -121,8 +121,8 @@ def execution_records(log: InvocationLog) -> list[dict[str, Any]]:
 
 
 async def store_invocation(session: AsyncSession, log: InvocationLog) -> None:
-    """One invocation through the call store's own API (the reference the bulk path in
-    ``store_invocations`` must agree with; used for a record a batch could not store)."""
+    """One invocation through the call store's own API: the reference the bulk path in
+    ``store_invocations`` agrees with, and the path of a record whose batch failed."""
     call_pk = await store.ensure_call(
         session, log.call_id, tel=log.tel, called=log.called, tel_name=log.tel_name
     )
@@ -133,11 +133,8 @@ async def store_invocation(session: AsyncSession, log: InvocationLog) -> None:
 
 
 async def store_invocations(session: AsyncSession, logs: Sequence[InvocationLog]) -> None:
-    """Many invocations in a handful of statements: under load the writer stores a batch
-    with one multi-row statement per table instead of several statements per call."""
-    if len(logs) == 1:
-        await store_invocation(session, logs[0])
-        return
+    """Many invocations in a handful of statements: one statement per table for the whole
+    batch instead of several statements per call."""
     calls = {
         log.call_id: {"tel": log.tel, "called": log.called, "tel_name": log.tel_name}
         for log in reversed(logs)
@@ -279,7 +276,9 @@ class InvocationWriter:
     async def _write_one_with_retries(self, log: InvocationLog) -> None:
         for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
             try:
-                await self._write([log])
+                async with self._sessionmaker() as session:
+                    await store_invocation(session, log)
+                    await session.commit()
                 self.written += 1
                 return
             except asyncio.CancelledError:
