@@ -29,7 +29,6 @@ import json
 import multiprocessing
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,14 +94,18 @@ class Callbridge:
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "callbridge", *args], env=self.env, check=True,
-            capture_output=True, text=True,
+            [sys.executable, "-m", "callbridge", *args],
+            env=self.env,
+            check=True,
+            capture_output=True,
+            text=True,
         )
         return done.stdout.strip()
 
     def token(self, scope: str) -> str:
-        return self.cli("tokens", "create", "--name", f"bench-{scope}-{time.time_ns()}",
-                        "--scope", scope)
+        return self.cli(
+            "tokens", "create", "--name", f"bench-{scope}-{time.time_ns()}", "--scope", scope
+        )
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the callbridge process so far."""
@@ -142,14 +145,19 @@ def running_callbridge(
             "CALLBRIDGE_LOG_LEVEL": "WARNING",
             **{f"CALLBRIDGE_{k.upper()}": v for k, v in settings.items()},
         }
-        subprocess.run([sys.executable, "-m", "callbridge", "migrate"], env=env, check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "callbridge", "migrate"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         log = Path(tmp) / "callbridge.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "callbridge", "serve", "--port", str(port),
-                 "--role", role],
-                env=env, stdout=output, stderr=subprocess.STDOUT,
+                [sys.executable, "-m", "callbridge", "serve", "--port", str(port), "--role", role],
+                env=env,
+                stdout=output,
+                stderr=subprocess.STDOUT,
             )
             base = f"http://127.0.0.1:{port}"
             try:
@@ -188,9 +196,16 @@ def reference_app() -> Any:
                 more = message.get("more_body", False)
             body = b'{"status":"accepted","event_id":"x","call_id":"y"}'
             status = 202
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -201,8 +216,10 @@ def running_reference() -> Iterator[Callbridge]:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     process = subprocess.Popen(
-        [sys.executable, __file__, "--serve-reference", str(port)], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [sys.executable, __file__, "--serve-reference", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -224,12 +241,16 @@ class RawClient:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def request(self, method: str, path: str, headers: dict[str, str], body: bytes
-                      ) -> tuple[int, bytes]:
+    async def request(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes]:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                f"Content-Length: {len(body)}"]
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Content-Length: {len(body)}",
+        ]
         head += [f"{k}: {v}" for k, v in headers.items()]
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
         assert self.reader is not None
@@ -255,8 +276,9 @@ def _load_process(args: tuple[str, str, int, float, str]) -> dict[str, Any]:
     return asyncio.run(_load(base_url, token, connections, seconds, worker))
 
 
-async def _load(base_url: str, token: str, connections: int, seconds: float, worker: str
-                ) -> dict[str, Any]:
+async def _load(
+    base_url: str, token: str, connections: int, seconds: float, worker: str
+) -> dict[str, Any]:
     host, port = base_url.removeprefix("http://").split(":")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     latencies: list[float] = []
@@ -269,11 +291,7 @@ async def _load(base_url: str, token: str, connections: int, seconds: float, wor
         try:
             while time.perf_counter() < stop_at:
                 n += 1
-                body = json.dumps({
-                    "event": "queue", "call_id": f"w{worker}c{index}n{n}",
-                    "event_id": f"w{worker}c{index}n{n}", "tel": "07075373713",
-                    "called": "0312345678", "direction": "inbound", "queue": "support",
-                }).encode()
+                body = event_body(f"w{worker}c{index}n{n}")
                 started = time.perf_counter()
                 status, _ = await client.request("POST", "/api/v1/call-events", headers, body)
                 latencies.append(time.perf_counter() - started)
@@ -283,17 +301,81 @@ async def _load(base_url: str, token: str, connections: int, seconds: float, wor
 
     started = time.perf_counter()
     await asyncio.gather(*(one_connection(i) for i in range(connections)))
-    return {"latencies": latencies, "statuses": statuses,
-            "elapsed": time.perf_counter() - started}
+    return {"latencies": latencies, "statuses": statuses, "elapsed": time.perf_counter() - started}
 
 
-def generate_load(base_url: str, token: str, connections: int, seconds: float,
-                  processes: int) -> dict[str, Any]:
-    per = max(connections // processes, 1)
+def event_body(call_id: str) -> bytes:
+    return json.dumps(
+        {
+            "event": "queue",
+            "call_id": call_id,
+            "event_id": call_id,
+            "tel": "07075373713",
+            "called": "0312345678",
+            "direction": "inbound",
+            "queue": "support",
+        }
+    ).encode()
+
+
+def _rate_process(args: tuple[str, str, float, float, int, str]) -> dict[str, Any]:
+    return asyncio.run(_load_at_rate(*args))
+
+
+async def _load_at_rate(
+    base_url: str, token: str, rate: float, seconds: float, connections: int, worker: str
+) -> dict[str, Any]:
+    """Open loop: request i is due at start + i/rate whatever happened before; its answer
+    time counts from then (a slow answer delays nothing but is fully counted)."""
+    host, port = base_url.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    pool: asyncio.Queue[RawClient] = asyncio.Queue()
+    for _ in range(connections):
+        pool.put_nowait(RawClient(host, int(port)))
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+
+    async def one(n: int, due: float) -> None:
+        client = await pool.get()
+        try:
+            status, _ = await client.request(
+                "POST", "/api/v1/call-events", headers, event_body(f"{worker}r{n}")
+            )
+        finally:
+            pool.put_nowait(client)
+        latencies.append(time.perf_counter() - due)
+        statuses[status] = statuses.get(status, 0) + 1
+
+    start = time.perf_counter() + 0.05
+    tasks = []
+    total = int(rate * seconds)
+    for n in range(total):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    while not pool.empty():
+        await pool.get_nowait().close()
+    return {"latencies": latencies, "statuses": statuses, "elapsed": elapsed}
+
+
+def generate_rate(
+    base_url: str, token: str, rate: float, seconds: float, connections: int, processes: int
+) -> dict[str, Any]:
     run = time.time_ns()
-    jobs = [(base_url, token, per, seconds, f"{run}-{i}") for i in range(processes)]
+    jobs = [
+        (base_url, token, rate / processes, seconds, max(connections // processes, 1), f"{run}-{i}")
+        for i in range(processes)
+    ]
     with multiprocessing.get_context("spawn").Pool(processes) as pool:
-        results = pool.map(_load_process, jobs)
+        results = pool.map(_rate_process, jobs)
+    return _merge(results)
+
+
+def _merge(results: list[dict[str, Any]]) -> dict[str, Any]:
     latencies = sorted(x for r in results for x in r["latencies"])
     statuses: dict[int, int] = {}
     for result in results:
@@ -301,6 +383,17 @@ def generate_load(base_url: str, token: str, connections: int, seconds: float,
             statuses[status] = statuses.get(status, 0) + count
     elapsed = max(r["elapsed"] for r in results)
     return {"latencies": latencies, "statuses": statuses, "elapsed": elapsed}
+
+
+def generate_load(
+    base_url: str, token: str, connections: int, seconds: float, processes: int
+) -> dict[str, Any]:
+    per = max(connections // processes, 1)
+    run = time.time_ns()
+    jobs = [(base_url, token, per, seconds, f"{run}-{i}") for i in range(processes)]
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(_load_process, jobs)
+    return _merge(results)
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -316,8 +409,9 @@ async def stored_events(database_url: str) -> int:
     engine = create_async_engine(database_url)
     try:
         async with engine.connect() as connection:
-            return int((await connection.execute(text("SELECT count(*) FROM call_event")))
-                       .scalar_one())
+            return int(
+                (await connection.execute(text("SELECT count(*) FROM call_event"))).scalar_one()
+            )
     finally:
         await engine.dispose()
 
@@ -327,9 +421,11 @@ def report(label: str, result: dict[str, Any], cpu: float | None, stored: int | 
     accepted = result["statuses"].get(202, 0)
     rate = accepted / result["elapsed"] if result["elapsed"] else 0.0
     other = {k: v for k, v in result["statuses"].items() if k != 202}
-    line = (f"{label:<34} {rate:8.0f} events/s   answer p50 {percentile(latencies, .5)*1000:6.1f}"
-            f" ms  p99 {percentile(latencies, .99)*1000:6.1f} ms  max "
-            f"{(latencies[-1] if latencies else 0)*1000:6.1f} ms")
+    line = (
+        f"{label:<34} {rate:8.0f} events/s   answer p50 {percentile(latencies, 0.5) * 1000:6.1f}"
+        f" ms  p99 {percentile(latencies, 0.99) * 1000:6.1f} ms  max "
+        f"{(latencies[-1] if latencies else 0) * 1000:6.1f} ms"
+    )
     if cpu is not None and accepted:
         line += f"   CPU/event {cpu / accepted * 1000:.2f} ms"
     if stored is not None:
@@ -345,11 +441,21 @@ def run_database(database: str, postgres_url: str | None, args: argparse.Namespa
         generate_load(server.base_url, token, 4, 1.0, 1)  # warm-up: connections, caches
         before_cpu = server.cpu_seconds()
         before = asyncio.run(stored_events(server.database_url))
-        result = generate_load(server.base_url, token, args.connections, args.seconds,
-                               args.load_processes)
+        result = generate_load(
+            server.base_url, token, args.connections, args.seconds, args.load_processes
+        )
         cpu = server.cpu_seconds() - before_cpu
         stored = asyncio.run(stored_events(server.database_url)) - before
-        report(f"{database} (--role {args.role})", result, cpu, stored)
+        report(f"{database}: as fast as it answers", result, cpu, stored)
+        for rate in args.rates:
+            before_cpu = server.cpu_seconds()
+            before = asyncio.run(stored_events(server.database_url))
+            result = generate_rate(
+                server.base_url, token, rate, args.seconds, 128, args.load_processes
+            )
+            cpu = server.cpu_seconds() - before_cpu
+            stored = asyncio.run(stored_events(server.database_url)) - before
+            report(f"{database}: offered {rate:g}/s", result, cpu, stored)
 
 
 def main() -> None:
@@ -361,26 +467,43 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--role", choices=("web", "all"), default="web")
+    parser.add_argument(
+        "--rates",
+        type=float,
+        nargs="*",
+        default=[250, 500, 1000],
+        help="fixed offered rates (events/s) to measure answer times at",
+    )
     parser.add_argument("--serve-reference", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_reference:
         import uvicorn
 
-        uvicorn.run(reference_app(), host="127.0.0.1", port=args.serve_reference,
-                    log_level="warning", access_log=False)
+        uvicorn.run(
+            reference_app(),
+            host="127.0.0.1",
+            port=args.serve_reference,
+            log_level="warning",
+            access_log=False,
+        )
         return
     if args.quick:
         args.seconds = 2.0
-    print(f"ingest: {args.connections} connections from {args.load_processes} load "
-          f"process(es), {args.seconds:g} s per run, {os.cpu_count()} CPUs, load average "
-          f"{os.getloadavg()[0]:.1f} at start", flush=True)
+    print(
+        f"ingest: {args.seconds:g} s per run; saturation with {args.connections} "
+        f"connections, then open-loop at fixed rates; {args.load_processes} load "
+        f"process(es); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at "
+        "start (role --{args.role})".replace("--{args.role}", args.role),
+        flush=True,
+    )
     if not args.no_sqlite:
         run_database("sqlite", None, args)
     if args.postgres:
         run_database("postgresql", args.postgres, args)
     with running_reference() as reference:
-        result = generate_load(reference.base_url, "x", args.connections, args.seconds,
-                               args.load_processes)
+        result = generate_load(
+            reference.base_url, "x", args.connections, args.seconds, args.load_processes
+        )
         report("reference: bare ASGI, no storage", result, None, None)
 
 

@@ -192,13 +192,18 @@ async def test_tokens_and_scopes(client: httpx.AsyncClient, admin_headers: dict[
 async def test_storage_unavailable_answers_503(
     app: FastAPI, client: httpx.AsyncClient, pbx_headers: dict[str, str]
 ) -> None:
+    from callbridge.calls.pg_ingest import PgIngest
     from callbridge.db.engine import create_engine, create_sessionmaker
 
     assert (await post_event(client, pbx_headers, event="queue", call_id="ok")).status_code == 202
-
     runtime = app.state.runtime
-    good = runtime.engine, runtime.sessionmaker
-    dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    saved_engine, saved_sessions = runtime.engine, runtime.sessionmaker
+    saved_ingest = runtime.extras.get("calls.pg_ingest")
+    if runtime.database_kind == "postgresql":
+        dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
+        runtime.extras["calls.pg_ingest"] = PgIngest("postgresql://nobody@127.0.0.1:1/none", 2)
+    else:
+        dead = create_engine("sqlite+aiosqlite:////nonexistent-directory/callbridge.db")
     runtime.engine, runtime.sessionmaker = dead, create_sessionmaker(dead)
     try:
         # With the token already known (no lookup needed) and without.
@@ -206,11 +211,13 @@ async def test_storage_unavailable_answers_503(
         runtime.extras.pop("calls.pbx_tokens", None)
         unknown = await post_event(client, pbx_headers, event="queue", call_id="c503")
     finally:
-        runtime.engine, runtime.sessionmaker = good
+        runtime.engine, runtime.sessionmaker = saved_engine, saved_sessions
+        if saved_ingest is not None:
+            runtime.extras["calls.pg_ingest"] = saved_ingest
         await dead.dispose()
-    assert unknown.status_code == 503
-    assert response.status_code == 503
+    assert response.status_code == 503, response.text
     assert response.headers.get("retry-after")
+    assert unknown.status_code == 503
 
 
 async def test_wait_true_processes_before_answering(

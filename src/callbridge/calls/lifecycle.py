@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from callbridge.calls.dispatcher import CallWorker, Dispatcher, Processor
+from callbridge.calls.pg_ingest import close_pg_ingest
 from callbridge.runtime import Runtime
 
 
@@ -37,3 +38,4 @@ async def call_processing(
             await worker.release_everything()
         runtime.extras.pop("dispatcher", None)
         runtime.extras.pop("call_worker", None)
+        await close_pg_ingest(runtime)

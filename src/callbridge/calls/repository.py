@@ -55,8 +55,8 @@ def is_postgresql(executor: AsyncSession | AsyncConnection) -> bool:
 
 # ---- ingest, hot path: statements built once, one round trip on PostgreSQL ----------
 
-_CALL_DETAILS = ("unique_id", "tel", "tel_name", "called", "called_name", "direction", "queue")
-_PG_STORE = """
+CALL_DETAILS = ("unique_id", "tel", "tel_name", "called", "called_name", "direction", "queue")
+PG_STORE = """
 WITH existing AS (
     SELECT id, call_pk FROM call_event WHERE dedupe_key = :dedupe_key
 ), c AS (
@@ -135,14 +135,14 @@ def _store_statements(session: AsyncSession | AsyncConnection) -> tuple[Any, ...
     found = _STORE_STATEMENTS.get(dialect)
     if found is None:
         if dialect == "postgresql":
-            details = ", ".join(f"{n} = COALESCE(EXCLUDED.{n}, call.{n})" for n in _CALL_DETAILS)
+            details = ", ".join(f"{n} = COALESCE(EXCLUDED.{n}, call.{n})" for n in CALL_DETAILS)
             found = (
                 _typed(
-                    _PG_STORE.format(details=details, notify=f"pg_notify('{NOTIFY_CHANNEL}', '')")
+                    PG_STORE.format(details=details, notify=f"pg_notify('{NOTIFY_CHANNEL}', '')")
                 ),
             )
         else:
-            details = ", ".join(f"{n} = COALESCE(excluded.{n}, call.{n})" for n in _CALL_DETAILS)
+            details = ", ".join(f"{n} = COALESCE(excluded.{n}, call.{n})" for n in CALL_DETAILS)
             found = (_typed(_SQLITE_CALL.format(details=details)), _typed(_SQLITE_EVENT))
         _STORE_STATEMENTS[dialect] = found
     return found

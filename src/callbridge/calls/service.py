@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callbridge.calls import repository
+from callbridge.calls.pg_ingest import PgIngest, pg_ingest
 from callbridge.calls.schemas import (
     CallDetail,
     CallEventIn,
@@ -56,17 +57,21 @@ def due_time(received_at: datetime, occurred_at: datetime | None, window_ms: int
 async def accept_event(
     runtime: Runtime, data: CallEventIn, *, immediate: bool = False
 ) -> StoredEvent:
-    """Store the event in a transaction of its own and commit it; then wake this
-    process's dispatcher (PostgreSQL's NOTIFY, sent by the same statement, wakes the
-    others). This is the PBX's path: a plain connection, no ORM session, one round trip
-    on PostgreSQL."""
-    async with serialized_writes(runtime), runtime.engine.begin() as connection:
+    """Store the event durably, then wake this process's dispatcher (PostgreSQL's
+    NOTIFY, sent by the same statement, wakes the others). This is the PBX's path.
+    PostgreSQL: one prepared statement that commits on its own (see ``pg_ingest``), so
+    one round trip that has committed (fsync'd) when it returns. SQLite: one short
+    transaction, queued behind this process's other writes."""
+    window = runtime.settings.reorder_window_ms
+    if runtime.database_kind == "postgresql":
         stored = await store_event(
-            connection,
-            data,
-            reorder_window_ms=runtime.settings.reorder_window_ms,
-            immediate=immediate,
+            pg_ingest(runtime), data, reorder_window_ms=window, immediate=immediate
         )
+    else:
+        async with serialized_writes(runtime), runtime.engine.begin() as connection:
+            stored = await store_event(
+                connection, data, reorder_window_ms=window, immediate=immediate
+            )
     dispatcher = runtime.extras.get("dispatcher")
     if dispatcher is not None and not stored.duplicate and not immediate:
         dispatcher.wake(stored.due_at)
@@ -74,13 +79,14 @@ async def accept_event(
 
 
 async def store_event(
-    session: AsyncSession | AsyncConnection,
+    storage: AsyncSession | AsyncConnection | PgIngest,
     data: CallEventIn,
     *,
     reorder_window_ms: int,
     immediate: bool = False,
 ) -> StoredEvent:
-    """Store the event (and create or update its call) in the caller's transaction.
+    """Store the event (and create or update its call) in the caller's transaction (or,
+    with :class:`PgIngest`, in a statement of its own).
 
     A repeat of a stored event is reported as a duplicate and stores nothing new.
     ``immediate`` (``?wait=true``) makes the event due at once. The caller commits and
@@ -97,31 +103,35 @@ async def store_event(
     )
     if not payload.get("variables"):
         payload.pop("variables", None)
-    stored = await repository.store_event_row(
-        session,
-        {
-            "call_id": data.call_id,
-            "unique_id": data.unique_id,
-            "tel": data.tel,
-            "tel_name": data.tel_name,
-            "called": data.called,
-            "called_name": data.called_name,
-            "direction": data.direction,
-            "queue": data.queue,
-            "event": data.event,
-            "event_id": data.event_id,
-            "dedupe_key": dedupe_key,
-            "occurred_at": occurred_at,
-            "received_at": received_at,
-            "ended_at": occurred_at if data.event == "disconnect" else None,
-            "due_at": due_at,
-            "agent_id": data.agent_id,
-            "payload": payload,
-        },
-    )
+    values = {
+        "call_id": data.call_id,
+        "unique_id": data.unique_id,
+        "tel": data.tel,
+        "tel_name": data.tel_name,
+        "called": data.called,
+        "called_name": data.called_name,
+        "direction": data.direction,
+        "queue": data.queue,
+        "event": data.event,
+        "event_id": data.event_id,
+        "dedupe_key": dedupe_key,
+        "occurred_at": occurred_at,
+        "received_at": received_at,
+        "ended_at": occurred_at if data.event == "disconnect" else None,
+        "due_at": due_at,
+        "agent_id": data.agent_id,
+        "payload": payload,
+    }
+    if isinstance(storage, PgIngest):
+        stored = await storage.store(values)
+    else:
+        stored = await repository.store_event_row(storage, values)
     if stored is None:  # the same event, stored concurrently by another request
         assert dedupe_key is not None
-        found = await repository.event_for_dedupe_key(session, dedupe_key)
+        if isinstance(storage, PgIngest):
+            found = await storage.find(dedupe_key)
+        else:
+            found = await repository.event_for_dedupe_key(storage, dedupe_key)
         assert found is not None
         stored = (found[1], found[0], True)
     call_pk, event_pk, duplicate = stored
