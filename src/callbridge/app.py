@@ -175,8 +175,16 @@ async def _error_page(
 def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     settings = settings or Settings()
     settings.ensure_data_dir()
+    # PostgreSQL: no ping before each use of a pooled connection (a round trip per
+    # transaction on the event path); a connection found dead fails that one operation
+    # and the pool is refreshed, and connections are renewed every half hour.
     pool = (
-        {"pool_size": settings.database_pool_size, "max_overflow": settings.database_max_overflow}
+        {
+            "pool_size": settings.database_pool_size,
+            "max_overflow": settings.database_max_overflow,
+            "pool_pre_ping": False,
+            "pool_recycle": 1800,
+        }
         if settings.database_kind == "postgresql"
         else {}
     )

@@ -22,11 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.call_actions import repository
 from callbridge.call_actions.compiler import CompiledRule, RuleInvalid, compile_rule
 from callbridge.call_actions.service import rule_label, rule_values
-from callbridge.calls import repository as calls_repository
 from callbridge.calls import store
 from callbridge.calls.dispatcher import EventJob, EventOutcome
-from callbridge.calls.writes import write_session
-from callbridge.models.call import Call
+from callbridge.calls.repository import CallInfo
+from callbridge.calls.writes import read_session
 from callbridge.models.call_action import CallAction
 from callbridge.outbound import (
     NO_AUTH,
@@ -93,7 +92,7 @@ def compiled_rule(rule: CallAction) -> CompiledRule:
 
 
 def call_values(
-    call: Call, payload: dict[str, Any], event: str, variables: dict[str, str]
+    call: CallInfo, payload: dict[str, Any], event: str, variables: dict[str, str]
 ) -> dict[str, str]:
     """Template variables of one event: the call's stored variables (``RESPONSE_…``), the
     PBX's extra ``variables``, and the built-ins from the event (falling back to what
@@ -380,21 +379,13 @@ async def run_rule(
 async def process_event(job: EventJob) -> EventOutcome:
     """The dispatcher's processor: run the event's rules, record every execution."""
     runtime = job.runtime
-    async with runtime.sessionmaker() as session:
-        call = await session.get(Call, job.call_pk)
-        if call is None:
-            return EventOutcome(error="the call was deleted")
-        rules = await repository.enabled_rules_for(session, job.event)
+    cache = runtime.extras.setdefault("call_actions.rules", {})
+    async with read_session(runtime) as session:
+        rules = await repository.cached_enabled_rules(session, cache, job.event)
         if not rules:
             return EventOutcome()
-        variables = await store.get_variables(session, job.call_pk)
-        done = (
-            await calls_repository.executed_rule_ids(session, job.event_pk, SOURCE)
-            if job.attempt > 1
-            else set()
-        )
         env = await environment(runtime, session, _accounts_of(rules))
-        session.expunge_all()
+    call, variables, done = job.call, dict(job.variables), job.executed_rule_ids
     values = call_values(call, job.payload, job.event, variables)
     items: list[dict[str, Any]] = []
     failures = 0
@@ -424,28 +415,25 @@ async def process_event(job: EventJob) -> EventOutcome:
         if run.status == "skipped":
             items.append({**item, "status": "skipped", "reason": "the condition did not match"})
             continue
-        async with write_session(runtime) as session:
-            execution_id = await store.record_execution(
-                session,
-                job.call_pk,
-                source=SOURCE,
-                rule_id=rule.id,
-                label=label,
-                event=job.event,
-                event_pk=job.event_pk,
-                attempt=max(len(run.attempts), 1),
-                request=run.request or unsent_request(rule),
-                response=run.response,
-                duration_ms=run.duration_ms,
-                extracted=run.extracted,
-                error=run.error,
-                attempts=run.attempts,
-                notes=run.notes,
-            )
-            if run.extracted:
-                await store.set_variables(
-                    session, job.call_pk, run.extracted, source=f"rule:{rule.id}"
-                )
+        execution_id = await store.record_step(
+            runtime,
+            job.call_pk,
+            variables=run.extracted,
+            variables_source=f"rule:{rule.id}",
+            source=SOURCE,
+            rule_id=rule.id,
+            label=label,
+            event=job.event,
+            event_pk=job.event_pk,
+            attempt=max(len(run.attempts), 1),
+            request=run.request or unsent_request(rule),
+            response=run.response,
+            duration_ms=run.duration_ms,
+            extracted=run.extracted,
+            error=run.error,
+            attempts=run.attempts,
+            notes=run.notes,
+        )
         values.update(run.extracted)
         items.append(
             {

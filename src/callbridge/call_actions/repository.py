@@ -68,3 +68,32 @@ async def oauth_account_names(session: AsyncSession) -> list[tuple[int, str]]:
 
 async def oauth_account_ids(session: AsyncSession) -> list[int]:
     return [int(i) for i in await session.scalars(select(OAuthAccount.id))]
+
+
+# ---- the engine's view of the rules: read at most every few seconds per process ------
+
+RULES_TTL_SECONDS = 2.0
+_rules_version = 0
+
+
+def rules_changed() -> None:
+    """Called by every change made in this process: its engine reads the rules again.
+    Other processes see a change within ``RULES_TTL_SECONDS``."""
+    global _rules_version
+    _rules_version += 1
+
+
+async def cached_enabled_rules(
+    session: AsyncSession, cache: dict[str, tuple[float, int, list[CallAction]]], event: str
+) -> list[CallAction]:
+    import time
+
+    now = time.monotonic()
+    hit = cache.get(event)
+    if hit is not None and hit[1] == _rules_version and now - hit[0] < RULES_TTL_SECONDS:
+        return hit[2]
+    rules = await enabled_rules_for(session, event)
+    for rule in rules:
+        session.expunge(rule)
+    cache[event] = (now, _rules_version, rules)
+    return rules

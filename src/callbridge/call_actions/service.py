@@ -231,6 +231,7 @@ async def create_rule(
     session.add(rule)
     await session.flush()
     record_audit(session, actor, "call_action.create", str(rule.id), event=rule.event)
+    repository.rules_changed()
     return to_read(rule, compiled, warnings)
 
 
@@ -259,6 +260,7 @@ async def update_rule(
     _apply(rule, changes, secrets)
     await session.flush()
     record_audit(session, actor, "call_action.update", str(rule.id), fields=sorted(changes))
+    repository.rules_changed()
     return to_read(rule, compiled, warnings)
 
 
@@ -272,6 +274,7 @@ def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:
 async def delete_rule(session: AsyncSession, rule: CallAction, actor: str) -> None:
     await session.delete(rule)
     record_audit(session, actor, "call_action.delete", str(rule.id), event=rule.event)
+    repository.rules_changed()
 
 
 async def reorder_rules(
@@ -287,6 +290,7 @@ async def reorder_rules(
         by_id[rule_id].execution_order = position
     await session.flush()
     record_audit(session, actor, "call_action.reorder", data.event, ids=data.ids)
+    repository.rules_changed()
     return [by_id[rule_id] for rule_id in data.ids]
 
 

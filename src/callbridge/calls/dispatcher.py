@@ -31,7 +31,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbridge.calls import repository
-from callbridge.calls.repository import PendingEvent
+from callbridge.calls.pg_ingest import pg_ingest
+from callbridge.calls.repository import CallInfo, PendingEvent
 from callbridge.calls.writes import write_session
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
@@ -43,10 +44,14 @@ FINISHED = ("done", "failed")
 
 @dataclass(frozen=True, slots=True)
 class EventJob:
-    """One event handed to the processor (the call-action engine)."""
+    """One event handed to the processor (the call-action engine), with what it reads:
+    the call, its variables, and (when resuming) the rules already recorded."""
 
     runtime: Runtime
     call_pk: int
+    call: CallInfo
+    variables: dict[str, str]
+    executed_rule_ids: set[int]
     event_pk: int
     event: str
     event_id: str | None
@@ -201,14 +206,29 @@ class CallWorker:
                     )
                     continue
                 await repository.start_event(session, event.id, self.owner)
-            finished = await self._run_event(call_pk, event)
+                # What the processor reads anyway, in this same transaction.
+                call = step.call
+                variables = await repository.variables_of(session, call_pk)
+                executed = (
+                    await repository.executed_rule_ids(session, event.id, "call_action")
+                    if event.attempts
+                    else set()
+                )
+            finished = await self._run_event(call, event, variables, executed)
 
     async def _run_event(
-        self, call_pk: int, event: PendingEvent
+        self,
+        call: CallInfo,
+        event: PendingEvent,
+        variables: dict[str, str],
+        executed: set[int],
     ) -> tuple[int, str, list[dict[str, Any]] | None, str | None]:
         job = EventJob(
             runtime=self.runtime,
-            call_pk=call_pk,
+            call_pk=call.id,
+            call=call,
+            variables=variables,
+            executed_rule_ids=executed,
             event_pk=event.id,
             event=event.event,
             event_id=event.event_id,
@@ -266,6 +286,9 @@ class Dispatcher:
         self._listener: asyncio.Task[None] | None = None
         self._saturated = False
         self.claims = 0
+        # PostgreSQL: LISTEN is up, so NOTIFY (also sent by this process's own ingest)
+        # wakes this dispatcher; no second, in-process wake is needed.
+        self.listening = False
 
     @property
     def owner(self) -> str:
@@ -333,10 +356,11 @@ class Dispatcher:
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
     async def _claim(self, limit: int) -> list[int]:
-        async with write_session(self.runtime) as session:
-            claimed = await repository.claim_calls(session, self.owner, limit, self.worker.lease)
         self.claims += 1
-        return claimed
+        if self.runtime.database_kind == "postgresql":
+            return await pg_ingest(self.runtime).claim(self.owner, limit, self.worker.lease)
+        async with write_session(self.runtime) as session:
+            return await repository.claim_calls(session, self.owner, limit, self.worker.lease)
 
     def _sleep_time(self) -> float:
         timeout = self.poll_seconds
@@ -360,6 +384,13 @@ class Dispatcher:
 
     # ---- PostgreSQL LISTEN -----------------------------------------------------------
 
+    def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        try:
+            due_at: datetime | None = datetime.fromisoformat(payload) if payload else None
+        except ValueError:
+            due_at = None
+        self.wake(due_at)
+
     async def _listen(self) -> None:
         import asyncpg
 
@@ -371,11 +402,11 @@ class Dispatcher:
                 connection = await asyncpg.connect(dsn)
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(
-                    repository.NOTIFY_CHANNEL, lambda *_args: self._wake.set()
-                )
+                await connection.add_listener(repository.NOTIFY_CHANNEL, self._notified)
+                self.listening = True
                 self._wake.set()  # anything committed while we were not listening
                 await lost.wait()
+                self.listening = False
                 logger.warning("LISTEN connection lost; reconnecting")
             except asyncio.CancelledError:
                 raise
@@ -386,6 +417,7 @@ class Dispatcher:
                     self.poll_seconds,
                 )
             finally:
+                self.listening = False
                 if connection is not None and not connection.is_closed():
                     with contextlib.suppress(Exception):
                         await connection.close(timeout=2)

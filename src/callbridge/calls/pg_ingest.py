@@ -1,6 +1,7 @@
-"""PostgreSQL ingest on a small asyncpg pool of its own: the PBX's busiest path is one
-prepared statement per event (no ORM, no per-checkout ping, no BEGIN/COMMIT round trips:
-the statement commits on its own), which roughly halves the CPU an event costs."""
+"""The PostgreSQL hot paths on a small asyncpg pool of their own: storing an event and
+recording a rule's execution with its variables are one prepared statement each (no
+ORM, no BEGIN/COMMIT round trips: the statement commits on its own), which roughly
+halves the CPU they cost."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import asyncio
 import json
 import re
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from callbridge.calls.repository import CALL_DETAILS, NOTIFY_CHANNEL, PG_STORE
+from callbridge.calls.repository import CALL_DETAILS, CLAIM, NOTIFY_CHANNEL, PG_STORE
+from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
 _KEY = "calls.pg_ingest"
@@ -34,8 +37,34 @@ def _positional(statement: str) -> tuple[str, list[str]]:
 
 _DETAILS = ", ".join(f"{n} = COALESCE(EXCLUDED.{n}, call.{n})" for n in CALL_DETAILS)
 STATEMENT, PARAMETERS = _positional(
-    PG_STORE.format(details=_DETAILS, notify=f"pg_notify('{NOTIFY_CHANNEL}', '')")
+    PG_STORE.format(details=_DETAILS, notify=f"pg_notify('{NOTIFY_CHANNEL}', :notice)")
 )
+
+
+CLAIM_STATEMENT, CLAIM_PARAMETERS = _positional(CLAIM.format(lock="FOR UPDATE SKIP LOCKED"))
+
+_STEP = """
+WITH x AS (
+    INSERT INTO execution (call_pk, event_pk, source, rule_id, label, event, attempt,
+                           request, response, duration_ms, extracted, error, attempts,
+                           notes, at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8::json, $9::json, $10, $11::json, $12::json,
+            $13::json, $14::json, $15)
+    RETURNING id
+), v AS (
+    INSERT INTO call_variable (call_pk, name, value, source, updated_at)
+    SELECT $1, key, value, $16, $15 FROM json_each_text($17::json)
+    ON CONFLICT (call_pk, name) DO UPDATE SET
+        value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+), e AS (
+    UPDATE call SET error_count = error_count + 1 WHERE id = $1 AND $18
+)
+SELECT id FROM x
+"""
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value, ensure_ascii=False)
 
 
 class PgIngest:
@@ -68,6 +97,46 @@ class PgIngest:
         async with pool.acquire() as connection:
             row = await connection.fetchrow(STATEMENT, *arguments)
         return (int(row[0]), int(row[1]), bool(row[2])) if row is not None else None
+
+    async def record_step(
+        self, execution: Mapping[str, Any], variables: Mapping[str, str], source: str
+    ) -> int:
+        """Insert the execution, upsert the variables, count an error: one statement."""
+        pool = await self.pool()
+        async with pool.acquire() as connection:
+            execution_pk = await connection.fetchval(
+                _STEP,
+                execution["call_pk"],
+                execution["event_pk"],
+                execution["source"],
+                execution["rule_id"],
+                execution["label"],
+                execution["event"],
+                execution["attempt"],
+                _json(execution["request"]),
+                _json(execution["response"]),
+                execution["duration_ms"],
+                _json(execution["extracted"]),
+                _json(execution["error"]),
+                _json(execution["attempts"]),
+                _json(execution["notes"]),
+                execution["at"],
+                source,
+                _json(dict(variables)),
+                execution["error"] is not None,
+            )
+        return int(execution_pk)
+
+    async def claim(self, owner: str, limit: int, lease: timedelta) -> list[int]:
+        """The dispatcher's claim (see ``repository.claim_calls``), one statement."""
+        now = utcnow()
+        values = {"owner": owner, "expires": now + lease, "now": now, "limit": limit}
+        pool = await self.pool()
+        async with pool.acquire() as connection:
+            rows = await connection.fetch(
+                CLAIM_STATEMENT, *(values[name] for name in CLAIM_PARAMETERS)
+            )
+        return [int(row[0]) for row in rows]
 
     async def find(self, dedupe_key: str) -> tuple[int, int] | None:
         pool = await self.pool()

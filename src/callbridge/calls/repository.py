@@ -29,7 +29,6 @@ from callbridge.models.call import (
     UNFINISHED_EVENT_STATUSES,
     Call,
     CallEvent,
-    CallVariable,
     Execution,
 )
 
@@ -138,7 +137,9 @@ def _store_statements(session: AsyncSession | AsyncConnection) -> tuple[Any, ...
             details = ", ".join(f"{n} = COALESCE(EXCLUDED.{n}, call.{n})" for n in CALL_DETAILS)
             found = (
                 _typed(
-                    PG_STORE.format(details=details, notify=f"pg_notify('{NOTIFY_CHANNEL}', '')")
+                    PG_STORE.format(
+                        details=details, notify=f"pg_notify('{NOTIFY_CHANNEL}', :notice)"
+                    )
                 ),
             )
         else:
@@ -182,7 +183,7 @@ async def event_for_dedupe_key(
 
 # The dispatcher's statements run several times per event: they are written once as
 # SQL with typed parameters, so no statement is built or cache-keyed per execution.
-_CLAIM = """
+CLAIM = """
 UPDATE call SET lease_owner = :owner, lease_expires_at = :expires
 WHERE id IN (
     SELECT id FROM call
@@ -199,7 +200,8 @@ WHERE id = :call_pk AND (lease_expires_at IS NULL OR lease_expires_at < :now)
 """
 _NEXT = """
 SELECT c.event_count, c.lease_owner, e.id, e.event, e.event_id, e.occurred_at, e.due_at,
-       e.attempts, e.payload, e.outcome
+       e.attempts, e.payload, e.outcome, c.call_id, c.unique_id, c.tel, c.tel_name, c.called,
+       c.called_name, c.direction, c.queue
 FROM call c
 LEFT JOIN call_event e ON e.id = (
     SELECT u.id FROM call_event u
@@ -238,8 +240,8 @@ def _sql(statement: str, *, times: tuple[str, ...] = (), json: tuple[str, ...] =
 
 
 _CLAIM_SQL = {
-    "postgresql": _sql(_CLAIM.format(lock="FOR UPDATE SKIP LOCKED"), times=("now", "expires")),
-    "sqlite": _sql(_CLAIM.format(lock=""), times=("now", "expires")),
+    "postgresql": _sql(CLAIM.format(lock="FOR UPDATE SKIP LOCKED"), times=("now", "expires")),
+    "sqlite": _sql(CLAIM.format(lock=""), times=("now", "expires")),
 }
 _CLAIM_ONE_SQL = _sql(_CLAIM_ONE, times=("now", "expires"))
 _NEXT_SQL = _sql(_NEXT).columns(
@@ -253,6 +255,14 @@ _NEXT_SQL = _sql(_NEXT).columns(
     attempts=Integer(),
     payload=JSON(),
     outcome=JSON(),
+    call_id=String(),
+    unique_id=String(),
+    tel=String(),
+    tel_name=String(),
+    called=String(),
+    called_name=String(),
+    direction=String(),
+    queue=String(),
 )
 _START_SQL = _sql(_START, times=("now",))
 _FINISH_SQL = _sql(_FINISH, times=("now",), json=("outcome",))
@@ -305,6 +315,7 @@ class NextEvent:
     event_count: int
     lease_owner: str | None
     event: PendingEvent | None
+    call: CallInfo
 
 
 async def next_unfinished_event(session: AsyncSession, call_pk: int) -> NextEvent | None:
@@ -325,7 +336,18 @@ async def next_unfinished_event(session: AsyncSession, call_pk: int) -> NextEven
             row.payload or {},
             row.outcome,
         )
-    return NextEvent(int(row.event_count), row.lease_owner, event)
+    call = CallInfo(
+        call_pk,
+        row.call_id,
+        row.unique_id,
+        row.tel,
+        row.tel_name,
+        row.called,
+        row.called_name,
+        row.direction,
+        row.queue,
+    )
+    return NextEvent(int(row.event_count), row.lease_owner, event, call)
 
 
 async def start_event(session: AsyncSession, event_pk: int, owner: str) -> None:
@@ -431,10 +453,56 @@ async def get_or_create_call(session: AsyncSession, call_id: str, values: Mappin
     return int(call_pk)
 
 
+_VARIABLES_SQL = text("SELECT name, value FROM call_variable WHERE call_pk = :call_pk")
+_UPSERT_VARIABLE_SQL = _sql(
+    """
+    INSERT INTO call_variable (call_pk, name, value, source, updated_at)
+    VALUES (:call_pk, :name, :value, :source, :updated_at)
+    ON CONFLICT (call_pk, name) DO UPDATE SET
+        value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+    """,
+    times=("updated_at",),
+)
+_EXECUTION_SQL = _sql(
+    """
+    INSERT INTO execution (call_pk, event_pk, source, rule_id, label, event, attempt, request,
+                           response, duration_ms, extracted, error, attempts, notes, at)
+    VALUES (:call_pk, :event_pk, :source, :rule_id, :label, :event, :attempt, :request,
+            :response, :duration_ms, :extracted, :error, :attempts, :notes, :at)
+    RETURNING id
+    """,
+    times=("at",),
+    json=("request", "response", "extracted", "error", "attempts", "notes"),
+)
+_COUNT_ERROR_SQL = text("UPDATE call SET error_count = error_count + 1 WHERE id = :call_pk")
+_CALL_INFO_SQL = text(
+    "SELECT id, call_id, unique_id, tel, tel_name, called, called_name, direction, queue "
+    "FROM call WHERE id = :call_pk"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallInfo:
+    """What templates read from a call."""
+
+    id: int
+    call_id: str
+    unique_id: str | None
+    tel: str | None
+    tel_name: str | None
+    called: str | None
+    called_name: str | None
+    direction: str | None
+    queue: str | None
+
+
+async def call_info(session: AsyncSession, call_pk: int) -> CallInfo | None:
+    row = (await session.execute(_CALL_INFO_SQL, {"call_pk": call_pk})).first()
+    return CallInfo(*row) if row is not None else None
+
+
 async def variables_of(session: AsyncSession, call_pk: int) -> dict[str, str]:
-    rows = await session.execute(
-        select(CallVariable.name, CallVariable.value).where(CallVariable.call_pk == call_pk)
-    )
+    rows = await session.execute(_VARIABLES_SQL, {"call_pk": call_pk})
     return {name: value for name, value in rows}
 
 
@@ -444,34 +512,19 @@ async def upsert_variables(
     if not values:
         return
     now = utcnow()
-    statement = _insert(session, CallVariable).values(
+    await session.execute(
+        _UPSERT_VARIABLE_SQL,
         [
             {"call_pk": call_pk, "name": name, "value": value, "source": source, "updated_at": now}
             for name, value in values.items()
-        ]
+        ],
     )
-    statement = statement.on_conflict_do_update(
-        index_elements=[CallVariable.call_pk, CallVariable.name],
-        set_={
-            "value": statement.excluded.value,
-            "source": statement.excluded.source,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
-    await session.execute(statement)
 
 
 async def add_execution(session: AsyncSession, values: Mapping[str, Any]) -> int:
-    execution_pk = await session.scalar(
-        _insert(session, Execution).values(**values).returning(Execution.id)
-    )
+    execution_pk = await session.scalar(_EXECUTION_SQL, dict(values))
     if values.get("error") is not None:
-        await session.execute(
-            update(Call)
-            .where(Call.id == values["call_pk"])
-            .values(error_count=Call.error_count + 1)
-            .execution_options(synchronize_session=False)
-        )
+        await session.execute(_COUNT_ERROR_SQL, {"call_pk": values["call_pk"]})
     assert execution_pk is not None
     return int(execution_pk)
 

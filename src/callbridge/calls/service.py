@@ -73,7 +73,9 @@ async def accept_event(
                 connection, data, reorder_window_ms=window, immediate=immediate
             )
     dispatcher = runtime.extras.get("dispatcher")
-    if dispatcher is not None and not stored.duplicate and not immediate:
+    # PostgreSQL: the statement's NOTIFY wakes this process's dispatcher as well.
+    notified = runtime.database_kind == "postgresql" and getattr(dispatcher, "listening", False)
+    if dispatcher is not None and not stored.duplicate and not immediate and not notified:
         dispatcher.wake(stored.due_at)
     return stored
 
@@ -121,6 +123,8 @@ async def store_event(
         "due_at": due_at,
         "agent_id": data.agent_id,
         "payload": payload,
+        # What the NOTIFY tells listening workers: when the event is due.
+        "notice": due_at.isoformat(),
     }
     if isinstance(storage, PgIngest):
         stored = await storage.store(values)

@@ -22,8 +22,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls import repository
+from callbridge.calls.pg_ingest import pg_ingest
+from callbridge.calls.writes import write_session
 from callbridge.kit.time import utcnow
 from callbridge.models.call import Call
+from callbridge.runtime import Runtime
 
 RESPONSE_PREFIX = "RESPONSE_"
 # Execution records keep at most this much of a response body (the rest is cut and the
@@ -99,24 +102,81 @@ async def record_execution(
     Returns the execution's id."""
     return await repository.add_execution(
         session,
-        {
-            "call_pk": call_pk,
-            "event_pk": event_pk,
-            "source": source,
-            "rule_id": rule_id,
-            "label": label[:300],
-            "event": event,
-            "attempt": attempt,
-            "request": dict(request),
-            "response": cap_response(response),
-            "duration_ms": duration_ms,
-            "extracted": dict(extracted or {}),
-            "error": dict(error) if error is not None else None,
-            "attempts": list(attempts or []),
-            "notes": list(notes or []),
-            "at": at or utcnow(),
-        },
+        execution_values(
+            call_pk,
+            source=source,
+            request=request,
+            response=response,
+            duration_ms=duration_ms,
+            extracted=extracted,
+            error=error,
+            rule_id=rule_id,
+            label=label,
+            event=event,
+            event_pk=event_pk,
+            attempt=attempt,
+            attempts=attempts,
+            notes=notes,
+            at=at,
+        ),
     )
+
+
+def execution_values(
+    call_pk: int,
+    *,
+    source: str,
+    request: Mapping[str, Any],
+    response: Mapping[str, Any] | None,
+    duration_ms: float | None,
+    extracted: Mapping[str, Any] | None = None,
+    error: Mapping[str, Any] | None = None,
+    rule_id: int | None = None,
+    label: str = "",
+    event: str | None = None,
+    event_pk: int | None = None,
+    attempt: int = 1,
+    attempts: list[dict[str, Any]] | None = None,
+    notes: list[str] | None = None,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "call_pk": call_pk,
+        "event_pk": event_pk,
+        "source": source,
+        "rule_id": rule_id,
+        "label": label[:300],
+        "event": event,
+        "attempt": attempt,
+        "request": dict(request),
+        "response": cap_response(response),
+        "duration_ms": duration_ms,
+        "extracted": dict(extracted or {}),
+        "error": dict(error) if error is not None else None,
+        "attempts": list(attempts or []),
+        "notes": list(notes or []),
+        "at": at or utcnow(),
+    }
+
+
+async def record_step(
+    runtime: Runtime,
+    call_pk: int,
+    *,
+    variables: Mapping[str, str],
+    variables_source: str,
+    **execution: Any,
+) -> int:
+    """Record one execution and store the variables it extracted, atomically and in a
+    transaction of its own (the rule engine's hot path; the arguments are those of
+    :func:`record_execution`). Returns the execution's id."""
+    values = execution_values(call_pk, **execution)
+    if runtime.database_kind == "postgresql":
+        return await pg_ingest(runtime).record_step(values, variables, variables_source[:100])
+    async with write_session(runtime) as session:
+        execution_pk = await repository.add_execution(session, values)
+        await repository.upsert_variables(session, call_pk, variables, variables_source[:100])
+    return execution_pk
 
 
 def cap_response(response: Mapping[str, Any] | None) -> dict[str, Any] | None:

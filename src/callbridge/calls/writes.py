@@ -1,7 +1,14 @@
-"""SQLite has one writer at a time. Writers that wait for its lock sleep in steps of up
-to 100 ms (its busy handler), so this process queues its own hot-path writes (ingest,
-dispatcher, executions) on an asyncio lock instead: they then never wait for each other
-inside SQLite. PostgreSQL needs nothing of the kind."""
+"""Database sessions of the dispatcher and the rule engine.
+
+Two queues keep the hot path from hurting itself under load:
+
+- connections: at most ``database_pool_size`` worker sessions at once (the rest wait
+  here, in order) — the dispatcher may hold hundreds of calls, and sessions beyond the
+  pool would open and close a connection each time;
+- SQLite writes: SQLite has one writer at a time, and writers that wait for its lock
+  sleep in steps of up to 100 ms (its busy handler), so this process queues its own
+  hot-path writes (ingest, dispatcher, executions) on an asyncio lock instead.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.runtime import Runtime
 
-_KEY = "calls.sqlite_write_lock"
+_LOCK = "calls.sqlite_write_lock"
+_SLOTS = "calls.session_slots"
 
 
 @asynccontextmanager
@@ -22,16 +30,32 @@ async def serialized_writes(runtime: Runtime) -> AsyncIterator[None]:
     if runtime.database_kind != "sqlite":
         yield
         return
-    lock = runtime.extras.get(_KEY)
+    lock = runtime.extras.get(_LOCK)
     if lock is None:
-        lock = runtime.extras[_KEY] = asyncio.Lock()
+        lock = runtime.extras[_LOCK] = asyncio.Lock()
     async with lock:
         yield
 
 
+def _slots(runtime: Runtime) -> asyncio.Semaphore:
+    slots: asyncio.Semaphore | None = runtime.extras.get(_SLOTS)
+    if slots is None:
+        # Leave a few connections of the pool to the web requests.
+        size = max(runtime.settings.database_pool_size - 4, 2)
+        slots = runtime.extras[_SLOTS] = asyncio.Semaphore(size)
+    return slots
+
+
+@asynccontextmanager
+async def read_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
+    """A worker session for reading (rolled back on leaving the block)."""
+    async with _slots(runtime), runtime.sessionmaker() as session:
+        yield session
+
+
 @asynccontextmanager
 async def write_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
-    """A session for one short write transaction, committed on leaving the block."""
-    async with serialized_writes(runtime), runtime.sessionmaker() as session:
+    """A worker session for one short write transaction, committed on leaving the block."""
+    async with _slots(runtime), serialized_writes(runtime), runtime.sessionmaker() as session:
         yield session
         await session.commit()
