@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from callbridge.auth.deps import AdminAccess, PbxAccess
 from callbridge.calls.ingest import InvalidEvent, parse_fields, read_limited_body
 from callbridge.db.session import SessionDep
-from callbridge.ivr import service
+from callbridge.ivr import repository, service
 from callbridge.ivr.compiler import IvrInvalid
 from callbridge.ivr.engine import InvokeInputs, IvrRun, run_ivr
 from callbridge.ivr.runtime import get_ivr_runtime
@@ -59,8 +59,6 @@ def forget_ivr(request: Request, *keys: str) -> None:
 async def list_ivrs(
     session: SessionDep, principal: AdminAccess, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[IvrRead]:
-    from callbridge.ivr import repository
-
     rows, total = await repository.list_ivrs(session, page.limit, page.offset)
     return Page(items=[await service.describe(session, ivr) for ivr in rows], total=total)
 
