@@ -28,12 +28,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbridge.calls import repository
-from callbridge.calls.pg_ingest import pg_ingest
+from callbridge.calls.queue import CallQueue, call_queue
 from callbridge.calls.repository import CallInfo, PendingEvent
-from callbridge.calls.writes import write_session
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -94,7 +92,7 @@ class CallWorker:
         self.runtime = runtime
         self.processor = processor
         self.owner = owner or new_worker_id()
-        self.sessionmaker: async_sessionmaker[AsyncSession] = runtime.sessionmaker
+        self.queue: CallQueue = call_queue(runtime)
         self.lease = timedelta(seconds=runtime.settings.lease_seconds)
         self.max_attempts = runtime.settings.max_event_attempts
         self.on_future_due = on_future_due
@@ -120,8 +118,7 @@ class CallWorker:
     async def release_everything(self) -> None:
         """Hand back every call still leased to this worker (shutdown, after a cancel)."""
         try:
-            async with write_session(self.runtime) as session:
-                count = await repository.drop_lease(session, self.owner, None)
+            count = await self.queue.drop(self.owner, None)
             if count:
                 logger.info("released %d call(s) for other workers", count)
         except Exception:
@@ -134,8 +131,7 @@ class CallWorker:
             if not self.held:
                 continue
             try:
-                async with write_session(self.runtime) as session:
-                    await repository.renew_leases(session, self.owner, list(self.held), self.lease)
+                await self.queue.renew(self.owner, list(self.held), self.lease)
             except Exception:
                 logger.exception("lease renewal failed")
 
@@ -160,61 +156,36 @@ class CallWorker:
             self.held.discard(call_pk)
 
     async def _run_call(self, call_pk: int) -> None:
-        finished: tuple[int, str, list[dict[str, Any]] | None, str | None] | None = None
+        queue = self.queue
         while True:
-            # One short transaction: record the previous event's result, look at the
-            # next one, and either start it or give the call back.
-            async with write_session(self.runtime) as session:
-                if finished is not None:
-                    await repository.finish_event(
-                        session,
-                        finished[0],
-                        status=finished[1],
-                        outcome=finished[2],
-                        error=finished[3],
-                    )
-                    self.events_processed += 1
-                    finished = None
-                step = await repository.next_unfinished_event(session, call_pk)
-                if step is None or step.lease_owner != self.owner:
-                    return  # the call is gone, or the lease was lost to another worker
-                event = step.event
-                if self.stopping and event is not None:
-                    await repository.drop_lease(session, self.owner, [call_pk])
-                    return
-                if event is None or event.due_at > utcnow():
-                    next_due = event.due_at if event is not None else None
-                    released = await repository.release_call(
-                        session,
-                        call_pk,
-                        self.owner,
-                        seen_event_count=step.event_count,
-                        next_due=next_due,
-                    )
-                    if not released:
-                        continue  # an event arrived meanwhile: look again
-                    if next_due is not None and self.on_future_due is not None:
-                        self.on_future_due(next_due)
-                    return
-                if event.attempts >= self.max_attempts:
-                    logger.error("event %s abandoned after %s attempts", event.id, event.attempts)
-                    finished = (
-                        event.id,
-                        "failed",
-                        event.outcome,
-                        f"abandoned after {event.attempts} interrupted attempts",
-                    )
-                    continue
-                await repository.start_event(session, event.id, self.owner)
-                # What the processor reads anyway, in this same transaction.
-                call = step.call
-                variables = await repository.variables_of(session, call_pk)
-                executed = (
-                    await repository.executed_rule_ids(session, event.id, "call_action")
-                    if event.attempts
-                    else set()
+            step = await queue.next(call_pk)
+            if step is None or step.lease_owner != self.owner:
+                return  # the call is gone, or the lease was lost to another worker
+            event = step.event
+            if self.stopping and event is not None:
+                await queue.drop(self.owner, [call_pk])
+                return
+            if event is None or event.due_at > utcnow():
+                next_due = event.due_at if event is not None else None
+                if not await queue.release(call_pk, self.owner, step.event_count, next_due):
+                    continue  # an event arrived meanwhile: look again
+                if next_due is not None and self.on_future_due is not None:
+                    self.on_future_due(next_due)
+                return
+            if event.attempts >= self.max_attempts:
+                logger.error("event %s abandoned after %s attempts", event.id, event.attempts)
+                await queue.finish(
+                    event.id,
+                    "failed",
+                    event.outcome,
+                    f"abandoned after {event.attempts} interrupted attempts",
                 )
-            finished = await self._run_event(call, event, variables, executed)
+                continue
+            await queue.start(event.id, self.owner)
+            executed = await queue.executed(event.id, "call_action") if event.attempts else set()
+            status, items, error = await self._run_event(step.call, event, step.variables, executed)
+            await queue.finish(event.id, status, items, error)
+            self.events_processed += 1
 
     async def _run_event(
         self,
@@ -222,7 +193,7 @@ class CallWorker:
         event: PendingEvent,
         variables: dict[str, str],
         executed: set[int],
-    ) -> tuple[int, str, list[dict[str, Any]] | None, str | None]:
+    ) -> tuple[str, list[dict[str, Any]] | None, str | None]:
         job = EventJob(
             runtime=self.runtime,
             call_pk=call.id,
@@ -243,24 +214,21 @@ class CallWorker:
             raise  # shutdown: the event stays "processing" and is resumed elsewhere
         except Exception as exc:
             logger.exception("event %s failed", event.id)
-            return event.id, "failed", [], f"{type(exc).__name__}: {exc}"
-        return event.id, "done", outcome.items, outcome.error
+            return "failed", [], f"{type(exc).__name__}: {exc}"
+        return "done", outcome.items, outcome.error
 
     # ---- ?wait=true ------------------------------------------------------------------
 
     async def process_now(self, call_pk: int, event_pk: int, wait_seconds: float) -> str | None:
         """Run the call here and now if nobody holds it, else wait for whoever does;
         the event's final status, or None if it is not finished within ``wait_seconds``."""
-        async with write_session(self.runtime) as session:
-            claimed = await repository.claim_call(session, call_pk, self.owner, self.lease)
-        if claimed:
+        if await self.queue.claim_one(call_pk, self.owner, self.lease):
             await self.run_call(call_pk)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         delay = 0.005
         while True:
-            async with self.sessionmaker() as session:
-                status = await repository.event_status(session, event_pk)
+            status = await self.queue.status(event_pk)
             if status in FINISHED or status is None:
                 return status
             if loop.time() >= deadline:
@@ -357,10 +325,7 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[int]:
         self.claims += 1
-        if self.runtime.database_kind == "postgresql":
-            return await pg_ingest(self.runtime).claim(self.owner, limit, self.worker.lease)
-        async with write_session(self.runtime) as session:
-            return await repository.claim_calls(session, self.owner, limit, self.worker.lease)
+        return await self.worker.queue.claim(self.owner, limit, self.worker.lease)
 
     def _sleep_time(self) -> float:
         timeout = self.poll_seconds

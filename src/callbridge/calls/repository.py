@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -194,11 +194,11 @@ WHERE id IN (
 ) AND (lease_expires_at IS NULL OR lease_expires_at < :now)
 RETURNING id
 """
-_CLAIM_ONE = """
+CLAIM_ONE = """
 UPDATE call SET lease_owner = :owner, lease_expires_at = :expires
 WHERE id = :call_pk AND (lease_expires_at IS NULL OR lease_expires_at < :now)
 """
-_NEXT = """
+NEXT = """
 SELECT c.event_count, c.lease_owner, e.id, e.event, e.event_id, e.occurred_at, e.due_at,
        e.attempts, e.payload, e.outcome, c.call_id, c.unique_id, c.tel, c.tel_name, c.called,
        c.called_name, c.direction, c.queue
@@ -211,7 +211,7 @@ LEFT JOIN call_event e ON e.id = (
 )
 WHERE c.id = :call_pk
 """
-_START = """
+START = """
 UPDATE call_event SET
     status = 'processing', attempts = attempts + 1, worker = :owner, started_at = :now,
     late = EXISTS (
@@ -222,12 +222,12 @@ UPDATE call_event SET
     )
 WHERE id = :event_pk
 """
-_FINISH = """
+FINISH = """
 UPDATE call_event SET status = :status, outcome = :outcome, error = :error,
                       processed_at = :now
 WHERE id = :event_pk
 """
-_RELEASE = """
+RELEASE = """
 UPDATE call SET due_at = :next_due, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :call_pk AND lease_owner = :owner AND event_count = :seen
 """
@@ -243,8 +243,8 @@ _CLAIM_SQL = {
     "postgresql": _sql(CLAIM.format(lock="FOR UPDATE SKIP LOCKED"), times=("now", "expires")),
     "sqlite": _sql(CLAIM.format(lock=""), times=("now", "expires")),
 }
-_CLAIM_ONE_SQL = _sql(_CLAIM_ONE, times=("now", "expires"))
-_NEXT_SQL = _sql(_NEXT).columns(
+_CLAIM_ONE_SQL = _sql(CLAIM_ONE, times=("now", "expires"))
+_NEXT_SQL = _sql(NEXT).columns(
     event_count=Integer(),
     lease_owner=String(),
     id=Integer(),
@@ -264,9 +264,9 @@ _NEXT_SQL = _sql(_NEXT).columns(
     direction=String(),
     queue=String(),
 )
-_START_SQL = _sql(_START, times=("now",))
-_FINISH_SQL = _sql(_FINISH, times=("now",), json=("outcome",))
-_RELEASE_SQL = _sql(_RELEASE, times=("next_due",))
+_START_SQL = _sql(START, times=("now",))
+_FINISH_SQL = _sql(FINISH, times=("now",), json=("outcome",))
+_RELEASE_SQL = _sql(RELEASE, times=("next_due",))
 
 
 async def claim_calls(session: AsyncSession, owner: str, limit: int, lease: timedelta) -> list[int]:
@@ -316,6 +316,8 @@ class NextEvent:
     lease_owner: str | None
     event: PendingEvent | None
     call: CallInfo
+    # The call's variables (read with the next event, when there is one).
+    variables: dict[str, str] = field(default_factory=dict)
 
 
 async def next_unfinished_event(session: AsyncSession, call_pk: int) -> NextEvent | None:
