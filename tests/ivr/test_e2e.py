@@ -4,6 +4,7 @@ invocations sent as HTTP requests (issue 6 §4)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -99,6 +100,20 @@ async def invoke(
     return answer, elapsed
 
 
+async def stored_call(
+    http: httpx.AsyncClient, admin: dict[str, str], call_id: str
+) -> dict[str, Any]:
+    """The call once the server's log writer has stored it (it writes after answering)."""
+    deadline = time.monotonic() + 10
+    while True:  # a readiness wait, not a timing assumption
+        response = await http.get(f"/api/v1/calls/{call_id}", headers=admin)
+        if response.status_code == 200 and response.json()["executions"]:
+            call: dict[str, Any] = response.json()
+            return call
+        assert time.monotonic() < deadline, response.text
+        await asyncio.sleep(0.01)
+
+
 async def test_seed_000_known_and_unknown_numbers(
     http: httpx.AsyncClient, tokens: dict[str, dict[str, str]], sandbox: SandboxHandle
 ) -> None:
@@ -125,7 +140,7 @@ async def test_seed_000_known_and_unknown_numbers(
     assert answer["transfer"] == {"kind": "callcenter", "target": "support"}
     assert answer["variables"] == {}
 
-    call = (await http.get("/api/v1/calls/call-07075373713", headers=tokens["admin"])).json()
+    call = await stored_call(http, tokens["admin"], "call-07075373713")
     assert call["variables"]["RESPONSE_NAME"] == "CDF 株式会社"
     [execution] = [e for e in call["executions"] if e["source"] == "ivr"]
     assert execution["response"]["status"] == 200
