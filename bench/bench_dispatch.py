@@ -22,9 +22,10 @@ calls per second).
    second: the backlog (events waiting or being processed) and callbridge's memory.
    Afterwards every call must have its 3 requests, in order, without error.
 
-Reference: a bare ``httpx`` loop in a process of its own sending the same three requests
-per call on the same schedule straight to the sandbox (no events, no database, no
-templates): its pickup lateness, CPU and memory are the floor to compare with.
+Reference: a bare ``httpx`` loop (and the same with ``httpx2``, which callbridge's
+outbound path uses) in a process of its own, sending the same three requests per call on
+the same schedule straight to the sandbox (no events, no database, no templates): its
+request round trip, CPU and memory are the floor to compare with.
 """
 
 from __future__ import annotations
@@ -104,6 +105,14 @@ SEED_RULES: list[dict[str, Any]] = [
 # ---- the sandbox -------------------------------------------------------------------
 
 
+SANDBOX_PID: dict[str, int] = {}
+
+
+def process_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextmanager
 def running_sandbox_process(latency_ms: float) -> Iterator[str]:
     port = free_port()
@@ -134,6 +143,7 @@ def running_sandbox_process(latency_ms: float) -> Iterator[str]:
                 "api_request_limit": 100_000_000,
             },
         ).raise_for_status()
+        SANDBOX_PID[base] = process.pid
         yield base
     finally:
         process.terminate()
@@ -309,6 +319,9 @@ async def sustained(
         await sender.send(event="disconnect", call_id=call_id, event_id=f"{call_id}-d")
 
     sampler = asyncio.create_task(sample())
+    sandbox_cpu_before = (
+        process_cpu_seconds(SANDBOX_PID[sandbox]) if sandbox in SANDBOX_PID else 0.0
+    )
     started = time.perf_counter()
     await at_rate(calls_per_second, count, call)
     offered = time.perf_counter() - started
@@ -319,6 +332,11 @@ async def sustained(
     stop.set()
     await sampler
     cpu = server.cpu_seconds() - cpu_before
+    sandbox_cpu = (
+        process_cpu_seconds(SANDBOX_PID[sandbox]) - sandbox_cpu_before
+        if sandbox in SANDBOX_PID
+        else 0.0
+    )
     await sender.close()
     requests = sandbox_requests(sandbox, since)
     errors = [r for r in requests if (r.get("status") or 0) >= 400]
@@ -332,6 +350,7 @@ async def sustained(
         "statuses": sender.statuses,
         "cpu": cpu,
         "peak_rss": server.rss_mb()[1],
+        "sandbox_cpu": sandbox_cpu,
     }
 
 
@@ -350,7 +369,9 @@ def report_sustained(label: str, result: dict[str, Any]) -> None:
         f"{result['drain_seconds']:.1f} s after the last event; CPU "
         f"{result['cpu'] / (result['calls'] * 2) * 1000:.2f} ms/event, "
         f"{result['cpu'] / (result['offered_seconds'] + result['drain_seconds']) * 100:.0f}"
-        f"% of a core; peak RSS {result['peak_rss']:.0f} MB",
+        f"% of a core (the sandbox "
+        f"{result['sandbox_cpu'] / (result['offered_seconds'] + result['drain_seconds']) * 100:.0f}"
+        f"%); peak RSS {result['peak_rss']:.0f} MB",
         flush=True,
     )
 
@@ -387,9 +408,17 @@ def run_database(
 
 
 def reference_process(
-    sandbox: str, calls_per_second: float, seconds: float, pickup_rate: float, pickup_seconds: float
+    sandbox: str,
+    calls_per_second: float,
+    seconds: float,
+    pickup_rate: float,
+    pickup_seconds: float,
+    library: str,
 ) -> None:
-    """The same requests straight to the sandbox with one httpx client (child process)."""
+    """The same requests straight to the sandbox with one client (child process)."""
+    import importlib
+
+    client_library: Any = importlib.import_module(library)
     token = httpx.post(
         sandbox + "/services/oauth2/token",
         data={
@@ -404,8 +433,8 @@ def reference_process(
     base = sandbox + "/services/data/v45.0"
 
     async def main() -> dict[str, Any]:
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
-        async with httpx.AsyncClient(headers=auth, limits=limits, timeout=30) as http:
+        limits = client_library.Limits(max_connections=1000, max_keepalive_connections=1000)
+        async with client_library.AsyncClient(headers=auth, limits=limits, timeout=30) as http:
             lateness: list[float] = []
 
             async def pickup_job(n: int) -> None:
@@ -452,7 +481,7 @@ def reference_process(
     print(json.dumps(result))
 
 
-def run_reference(sandbox: str, args: argparse.Namespace) -> None:
+def run_reference(sandbox: str, args: argparse.Namespace, library: str) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     done = subprocess.run(
         [
@@ -468,6 +497,8 @@ def run_reference(sandbox: str, args: argparse.Namespace) -> None:
             str(args.pickup_rate),
             "--pickup-seconds",
             str(args.pickup_seconds),
+            "--reference-library",
+            library,
         ],
         env=env,
         check=True,
@@ -477,11 +508,13 @@ def run_reference(sandbox: str, args: argparse.Namespace) -> None:
     result = json.loads(done.stdout.strip().splitlines()[-1])
     lateness = result["lateness"]
     latency = float(args.latency_ms) / 1000
+    on_schedule = args.seconds + 2 + 3 * latency
     print(
-        f"{'reference: bare httpx loop':<34} request round trip at {args.pickup_rate:g}/s "
-        f"p50 {percentile(lateness, 0.5) * 1000:.1f} ms p99 "
+        f"{'reference: bare ' + library + ' loop':<34} request round trip at "
+        f"{args.pickup_rate:g}/s p50 {percentile(lateness, 0.5) * 1000:.1f} ms p99 "
         f"{percentile(lateness, 0.99) * 1000:.1f} ms (of which {latency * 1000:.0f} ms is "
-        f"the sandbox's latency); sustained {args.calls_per_second:g} calls/s: CPU "
+        f"the sandbox's latency); {args.calls_per_second:g} calls/s for {args.seconds:g} s "
+        f"took {result['elapsed']:.0f} s ({on_schedule:.0f} s on schedule): CPU "
         f"{result['cpu'] / (args.calls_per_second * args.seconds * 3) * 1000:.2f} "
         f"ms/request, {result['cpu'] / result['elapsed'] * 100:.0f}% of a core; peak RSS "
         f"{result['peak_rss']:.0f} MB",
@@ -502,6 +535,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--reference-of", help=argparse.SUPPRESS)
+    parser.add_argument("--reference-library", default="httpx", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.reference_of:
         reference_process(
@@ -510,6 +544,7 @@ def main() -> None:
             args.seconds,
             args.pickup_rate,
             args.pickup_seconds,
+            args.reference_library,
         )
         return
     if args.quick:
@@ -528,7 +563,9 @@ def main() -> None:
         if args.postgres:
             run_database("postgresql", args.postgres, sandbox, args)
         if not args.no_reference:
-            run_reference(sandbox, args)
+            run_reference(sandbox, args, "httpx")
+            # The maintained successor the outbound path uses (DESIGN.md §10).
+            run_reference(sandbox, args, "httpx2")
 
 
 if __name__ == "__main__":
