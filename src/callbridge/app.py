@@ -106,6 +106,7 @@ def _register_navigation() -> None:
     )
     BANNER_PROVIDERS.append(_public_url_banner)
     BANNER_PROVIDERS.append(oauth_pages.reauthorization_banner)
+    pages.DASHBOARD_CARDS.append(call_pages.dashboard_cards)
     pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
     call_action_service.RESPONSE_NAME_PROVIDERS.append(ivr_service.produced_by_ivrs)
 

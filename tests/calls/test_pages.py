@@ -81,3 +81,13 @@ async def test_the_simulator_posts_through_the_ingest_path(
     assert bad.status_code == 422 and "body.event" in bad.text
     forged = await client.post("/simulator", data={"event": "queue", "call_id": "x"})
     assert forged.status_code == 403
+
+
+async def test_dashboard_shows_call_figures(
+    app: FastAPI, client: httpx.AsyncClient, pbx_headers: dict[str, str]
+) -> None:
+    await post_event(client, pbx_headers, event="queue", call_id="dash-1")
+    await wait_until_processed(app, 1)
+    await signed_in(app, client)
+    page = await client.get("/")
+    assert "Calls in the last 24 hours" in page.text and "Events waiting" in page.text

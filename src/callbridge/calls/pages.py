@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbridge.admin.pages import Card
 from callbridge.admin.rendering import gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.calls import ingest, repository, service
@@ -21,6 +23,8 @@ from callbridge.calls.schemas import CallDetail, ExecutionRead
 from callbridge.calls.store import TIMELINE_PROVIDERS
 from callbridge.calls.ui import form_values, is_htmx, register_templates
 from callbridge.db.session import SessionDep
+from callbridge.i18n import N_
+from callbridge.kit.time import utcnow
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
@@ -134,6 +138,23 @@ async def call_timeline(
 ) -> Response:
     context = await _detail_context(session, call_id)
     return await render(request, "calls/_timeline.html", context, user=user, session=session)
+
+
+async def dashboard_cards(session: AsyncSession) -> list[Card]:
+    """Calls in the last 24 hours, calls with errors, and the events still to process."""
+    since = utcnow() - timedelta(days=1)
+    _calls, recent = await service.list_calls(
+        session, tel=None, since=since, until=None, status=None, limit=1, offset=0
+    )
+    _failed, failed = await service.list_calls(
+        session, tel=None, since=since, until=None, status="error", limit=1, offset=0
+    )
+    counts = await repository.backlog(session)
+    return [
+        Card(N_("Calls in the last 24 hours"), recent),
+        Card(N_("Calls with errors (24 hours)"), failed),
+        Card(N_("Events waiting"), counts["pending"] + counts["processing"]),
+    ]
 
 
 # ---- simulator ---------------------------------------------------------------------
