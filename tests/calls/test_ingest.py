@@ -189,6 +189,21 @@ async def test_tokens_and_scopes(client: httpx.AsyncClient, admin_headers: dict[
     assert scoped.status_code == 403
 
 
+async def test_a_revoked_pbx_token_is_refused_at_once(
+    app: FastAPI, client: httpx.AsyncClient, admin_headers: dict[str, str]
+) -> None:
+    created = (
+        await client.post(
+            "/api/v1/tokens", json={"name": "pbx2", "scope": "pbx"}, headers=admin_headers
+        )
+    ).json()
+    pbx = {"Authorization": f"Bearer {created['token']}"}
+    assert (await post_event(client, pbx, event="queue", call_id="r1")).status_code == 202
+    revoked = await client.delete(f"/api/v1/tokens/{created['id']}", headers=admin_headers)
+    assert revoked.status_code == 204
+    assert (await post_event(client, pbx, event="queue", call_id="r2")).status_code == 401
+
+
 async def test_storage_unavailable_answers_503(
     app: FastAPI, client: httpx.AsyncClient, pbx_headers: dict[str, str]
 ) -> None:
@@ -208,7 +223,9 @@ async def test_storage_unavailable_answers_503(
     try:
         # With the token already known (no lookup needed) and without.
         response = await post_event(client, pbx_headers, event="queue", call_id="c503")
-        runtime.extras.pop("calls.pbx_tokens", None)
+        from callbridge.calls.pbx_auth import _REMEMBERED
+
+        _REMEMBERED.clear()
         unknown = await post_event(client, pbx_headers, event="queue", call_id="c503")
     finally:
         runtime.engine, runtime.sessionmaker = saved_engine, saved_sessions

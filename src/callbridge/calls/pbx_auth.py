@@ -1,23 +1,32 @@
 """The PBX's bearer token on the ingest path, checked without a database round trip per
-event: a token found valid is remembered for a few seconds (a revoked token stops
-working within that time). Answers exactly like ``PbxAccess``: 401 without or with an
-unknown token, 403 with a token of another scope."""
+event: a token found valid is remembered for a few seconds. Revoking it in this process
+forgets it at once; other processes stop accepting it within ``REMEMBER_SECONDS``.
+Answers exactly like ``PbxAccess``: 401 without or with an unknown token, 403 with a
+token of another scope."""
 
 from __future__ import annotations
 
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from sqlalchemy import event
 
 from callbridge.auth.deps import token_for
 from callbridge.errors import Forbidden, Unauthorized
 from callbridge.kit.crypto import sha256_hex
+from callbridge.models import ApiToken
 from callbridge.runtime import get_runtime
 
 REMEMBER_SECONDS = 5.0
 _MAX_REMEMBERED = 1000
-_KEY = "calls.pbx_tokens"
+# token hash → (database, valid until, scope, name)
+_REMEMBERED: dict[str, tuple[str, float, str, str]] = {}
+
+
+@event.listens_for(ApiToken, "after_delete")
+def _forget_revoked(_mapper: Any, _connection: Any, token: ApiToken) -> None:
+    _REMEMBERED.pop(token.token_hash, None)
 
 
 async def pbx_token(request: Request) -> str:
@@ -30,23 +39,23 @@ async def pbx_token(request: Request) -> str:
     if scheme.lower() != "bearer" or not raw:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
     runtime = get_runtime(request)
-    remembered: dict[str, tuple[float, str, str]] = runtime.extras.setdefault(_KEY, {})
+    database = runtime.settings.resolved_database_url
     digest = sha256_hex(raw)
     now = time.monotonic()
-    hit = remembered.get(digest)
-    if hit is None or hit[0] < now:
+    hit = _REMEMBERED.get(digest)
+    if hit is None or hit[0] != database or hit[1] < now:
         async with runtime.sessionmaker() as session:
             token = await token_for(session, raw)  # also records when it was last used
             await session.commit()
         if token is None:
-            remembered.pop(digest, None)
+            _REMEMBERED.pop(digest, None)
             raise Unauthorized("invalid API token")
-        if len(remembered) >= _MAX_REMEMBERED:
-            remembered.clear()
-        hit = remembered[digest] = (now + REMEMBER_SECONDS, token.scope, token.name)
-    if hit[1] != "pbx":
+        if len(_REMEMBERED) >= _MAX_REMEMBERED:
+            _REMEMBERED.clear()
+        hit = _REMEMBERED[digest] = (database, now + REMEMBER_SECONDS, token.scope, token.name)
+    if hit[2] != "pbx":
         raise Forbidden("this endpoint needs a token with scope 'pbx'")
-    return hit[2]
+    return hit[3]
 
 
 PbxToken = Annotated[str, Depends(pbx_token)]
