@@ -319,9 +319,11 @@ class Dispatcher:
             self._saturated = claimed_full or free <= 0
             if claimed_full and len(self._tasks) < self.concurrency:
                 continue  # there may be more
-            timeout = self._sleep_time()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation
+            # that arrives just as the event is set, and stop() would then wait for ever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+                async with asyncio.timeout(self._sleep_time()):
+                    await self._wake.wait()
 
     async def _claim(self, limit: int) -> list[int]:
         self.claims += 1
