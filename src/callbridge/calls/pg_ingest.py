@@ -68,25 +68,43 @@ def _json(value: Any) -> str | None:
 
 
 class PgIngest:
+    """Two small pools. ``pool()``: durable statements (events, executions) that have
+    reached the disk when they return, as the PBX's 202 promises. ``bookkeeping_pool()``:
+    the dispatcher's own state (claims, leases, event status) with ``synchronous_commit``
+    off — visible at once to every worker, flushed a moment later; a database crash can
+    only lose the last instants of it, and the work is then resumed after the rules
+    already recorded (their executions are durable)."""
+
     def __init__(self, dsn: str, size: int) -> None:
         self.dsn = dsn
         self.size = size
-        self._pool: Any = None
+        self._pools: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
-    async def pool(self) -> Any:
-        if self._pool is None:
+    async def _pool(self, kind: str, size: int, settings: dict[str, str]) -> Any:
+        found = self._pools.get(kind)
+        if found is None:
             async with self._lock:
-                if self._pool is None:
+                found = self._pools.get(kind)
+                if found is None:
                     import asyncpg
 
-                    self._pool = await asyncpg.create_pool(
+                    found = self._pools[kind] = await asyncpg.create_pool(
                         self.dsn,
                         min_size=1,
-                        max_size=self.size,
+                        max_size=size,
                         max_inactive_connection_lifetime=300,
+                        server_settings=settings,
                     )
-        return self._pool
+        return found
+
+    async def pool(self) -> Any:
+        return await self._pool("durable", self.size, {})
+
+    async def bookkeeping_pool(self) -> Any:
+        return await self._pool(
+            "bookkeeping", max(self.size // 2, 2), {"synchronous_commit": "off"}
+        )
 
     async def store(self, values: Mapping[str, Any]) -> tuple[int, int, bool] | None:
         arguments = [
@@ -131,7 +149,7 @@ class PgIngest:
         """The dispatcher's claim (see ``repository.claim_calls``), one statement."""
         now = utcnow()
         values = {"owner": owner, "expires": now + lease, "now": now, "limit": limit}
-        pool = await self.pool()
+        pool = await self.bookkeeping_pool()
         async with pool.acquire() as connection:
             rows = await connection.fetch(
                 CLAIM_STATEMENT, *(values[name] for name in CLAIM_PARAMETERS)
@@ -147,9 +165,14 @@ class PgIngest:
         return (int(row[0]), int(row[1])) if row is not None else None
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+        pools, self._pools = self._pools, {}
+        for pool in pools.values():
+            # close() waits for every acquired connection to come back; a task that was
+            # cancelled mid-statement must not hold shutdown up for ever.
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except TimeoutError:
+                pool.terminate()
 
 
 def pg_ingest(runtime: Runtime) -> PgIngest:

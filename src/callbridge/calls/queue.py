@@ -139,12 +139,12 @@ class PgQueue:
         self.pg = pg
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        pool = await self.pg.pool()
+        pool = await self.pg.bookkeeping_pool()
         async with pool.acquire() as connection:
             return list(await connection.fetch(sql, *args))
 
     async def _execute(self, sql: str, *args: Any) -> int:
-        pool = await self.pg.pool()
+        pool = await self.pg.bookkeeping_pool()
         async with pool.acquire() as connection:
             return _count(await connection.execute(sql, *args))
 
