@@ -329,7 +329,8 @@ async def ivrs_page(request: Request, session: SessionDep, user: AdminUser) -> R
     rows = await repository.all_ivrs(session)
     accounts = await _accounts(session)
     by_id = {a.id: a for a in accounts}
-    described = [await service.describe(session, ivr) for ivr in rows]
+    available = await service.available_response_names(session)
+    described = [await service.describe(session, ivr, available) for ivr in rows]
     return await render(
         request,
         "ivr/list.html",

@@ -60,7 +60,10 @@ async def list_ivrs(
     session: SessionDep, principal: AdminAccess, page: Annotated[PageParams, Depends(page_params)]
 ) -> Page[IvrRead]:
     rows, total = await repository.list_ivrs(session, page.limit, page.offset)
-    return Page(items=[await service.describe(session, ivr) for ivr in rows], total=total)
+    available = await service.available_response_names(session)
+    return Page(
+        items=[await service.describe(session, ivr, available) for ivr in rows], total=total
+    )
 
 
 @router.post("/api/v1/ivrs", status_code=201, operation_id="create_ivr", responses=_ERRORS)

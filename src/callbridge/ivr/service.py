@@ -180,10 +180,13 @@ async def check_ivr(
     values: dict[str, Any],
     *,
     secrets_set: dict[str, bool],
+    available: set[str] | None = None,
 ) -> tuple[CompiledIvr, list[Warning_]]:
-    """Validate every field; all errors at once as 422, else the warnings."""
+    """Validate every field; all errors at once as 422, else the warnings.
+    ``available``: the names call-action rules extract (read here when not given)."""
     notes = _normalise_empty_words(values)
-    available = await available_response_names(session)
+    if available is None:
+        available = await available_response_names(session)
     errors: list[FieldError] = []
     compiled: CompiledIvr | None = None
     try:
@@ -250,15 +253,18 @@ def to_read(ivr: Ivr, compiled: CompiledIvr | None, warnings: list[Warning_]) ->
     )
 
 
-async def describe(session: AsyncSession, ivr: Ivr) -> IvrRead:
-    """The IVR as read, with the warnings it has now (rules and accounts may have changed)."""
+async def describe(session: AsyncSession, ivr: Ivr, available: set[str] | None = None) -> IvrRead:
+    """The IVR as read, with the warnings it has now (rules and accounts may have changed).
+    ``available``: as for ``check_ivr`` (a list reads it once for all its IVRs)."""
     values = ivr_values(ivr)
     secrets_set = {
         "basic_password": values["basic_password_set"],
         "bearer_token": values["bearer_token_set"],
     }
     try:
-        compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set)
+        compiled, warnings = await check_ivr(
+            session, values, secrets_set=secrets_set, available=available
+        )
     except FieldErrors as exc:
         # Saved before something it depends on changed (its OAuth account was deleted):
         # shown as warnings; invocations answer request_error with the reason.
