@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,6 +27,7 @@ from callbridge.calls import store
 from callbridge.calls.dispatcher import EventJob, EventOutcome
 from callbridge.calls.repository import CallInfo
 from callbridge.calls.writes import read_session
+from callbridge.kit.time import utcnow
 from callbridge.models.call_action import CallAction
 from callbridge.outbound import (
     NO_AUTH,
@@ -41,6 +43,7 @@ from callbridge.outbound import (
     get_outbound,
 )
 from callbridge.patterns import ExtractionError
+from callbridge.recordings.service import monitor_link_maker
 from callbridge.runtime import Runtime
 from callbridge.system_settings.service import get_system_settings, svaddr
 from callbridge.templating import DATE_NAMES, SYSTEM_URL_NAMES, TemplateExpansionError
@@ -130,6 +133,8 @@ class Environment:
     svaddr: str
     timezone: ZoneInfo
     oauth_account_ids: frozenset[int]
+    # MONITOR_LINK(…): the playback link as agents get it (signed in the signed mode).
+    link_maker: Callable[[str], str] | None = None
 
 
 async def environment(
@@ -146,10 +151,12 @@ async def environment(
     ):
         return cached[1]
     current = await get_system_settings(session, runtime.settings)
+    maker = await monitor_link_maker(session, runtime)
     env = Environment(
         svaddr(current.public_url, runtime.settings),
         ZoneInfo(current.timezone),
         frozenset(await repository.oauth_account_ids(session)),
+        lambda call_ref: maker(call_ref, utcnow()),
     )
     runtime.extras["call_actions.environment"] = (now, env)
     return env
@@ -219,15 +226,21 @@ def prepare(
 ) -> Prepared:
     """Expand the rule's templates; :class:`RuleFailure` when a value cannot be inserted."""
     try:
-        url = compiled.url.expand(values, system_urls=urls, tz=env.timezone)
+        url = compiled.url.expand(
+            values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
+        )
         headers = (
-            compiled.headers.expand_headers(values, system_urls=urls, tz=env.timezone)
+            compiled.headers.expand_headers(
+                values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
+            )
             if compiled.headers is not None
             else []
         )
         body: str | None = None
         if compiled.body is not None and compiled.send_body:
-            body = compiled.body.expand(values, system_urls=urls, tz=env.timezone)
+            body = compiled.body.expand(
+                values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
+            )
     except TemplateExpansionError as exc:
         raise RuleFailure("template", exc.message) from None
     if compiled.implied_content_type and body is not None:
