@@ -11,11 +11,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 
-from callbridge.admin.rendering import form_errors, gettext_for, render
+from callbridge.admin.rendering import add_template_dir, form_errors, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.call_actions import engine, repository, service
 from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate, Warning_
-from callbridge.calls.ui import form_values, register_templates
+from callbridge.calls.ui import form_values
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
 from callbridge.i18n import N_
@@ -23,7 +23,7 @@ from callbridge.models.call import EVENT_TYPES
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
-register_templates(Path(__file__).resolve().parent / "templates")
+add_template_dir(Path(__file__).resolve().parent / "templates")
 
 EVENT_LABELS = {
     "incoming": N_("Incoming (着信)"),

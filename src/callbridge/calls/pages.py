@@ -15,20 +15,20 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.pages import Card
-from callbridge.admin.rendering import gettext_for, render
+from callbridge.admin.rendering import add_template_dir, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.calls import ingest, repository, service
 from callbridge.calls.router import local_dispatcher
 from callbridge.calls.schemas import CallDetail, ExecutionRead
 from callbridge.calls.store import TIMELINE_PROVIDERS
-from callbridge.calls.ui import form_values, is_htmx, register_templates
+from callbridge.calls.ui import form_values, is_htmx
 from callbridge.db.session import SessionDep
 from callbridge.i18n import N_
 from callbridge.kit.time import utcnow
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
-register_templates(Path(__file__).resolve().parent / "templates")
+add_template_dir(Path(__file__).resolve().parent / "templates")
 
 PAGE_SIZE = 50
 SIMULATOR_EVENTS = ("incoming", "queue", "answer", "disconnect", "outgoing")

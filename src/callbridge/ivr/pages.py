@@ -12,9 +12,9 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.rendering import gettext_for, render
+from callbridge.admin.rendering import add_template_dir, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
-from callbridge.calls.ui import form_values, register_templates
+from callbridge.calls.ui import form_values
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldError, FieldErrors, NotFound
 from callbridge.i18n import N_
@@ -33,7 +33,7 @@ from callbridge.models.oauth_account import OAuthAccount
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
-register_templates(Path(__file__).resolve().parent / "templates")
+add_template_dir(Path(__file__).resolve().parent / "templates")
 
 TRANSFER_LABELS = {
     "callcenter": N_("Call center"),

@@ -7,13 +7,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jinja2
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin import rendering
 from callbridge.admin.rendering import Banner, add_template_dir, form_errors, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.auth.sessions import SESSION_COOKIE
@@ -28,15 +26,7 @@ router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def _register_templates() -> None:
-    add_template_dir(TEMPLATES)
-    # The shared Jinja loader copied the folder list when it was built: tell it as well.
-    loader = rendering._environment.loader
-    if isinstance(loader, jinja2.FileSystemLoader) and str(TEMPLATES) not in loader.searchpath:
-        loader.searchpath.append(str(TEMPLATES))
-
-
-_register_templates()
+add_template_dir(TEMPLATES)
 
 NAV_KEY = "oauth_accounts"
 LOGIN_CHOICES = {

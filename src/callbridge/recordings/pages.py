@@ -9,12 +9,10 @@ from typing import Annotated
 from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import jinja2
 from fastapi import APIRouter, BackgroundTasks, Form, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.background import BackgroundTask
 
-from callbridge.admin import rendering
 from callbridge.admin.auth_pages import login_redirect
 from callbridge.admin.rendering import add_template_dir, gettext_for, render, safe_next
 from callbridge.audit import record_audit
@@ -44,16 +42,7 @@ router = APIRouter(include_in_schema=False)
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def _register_templates() -> None:
-    add_template_dir(TEMPLATES)
-    # add_template_dir records the folder in a list the Jinja loader copied when it was
-    # built; until the shared renderer reads that list again, tell the loader as well.
-    loader = rendering._environment.loader
-    if isinstance(loader, jinja2.FileSystemLoader) and str(TEMPLATES) not in loader.searchpath:
-        loader.searchpath.append(str(TEMPLATES))
-
-
-_register_templates()
+add_template_dir(TEMPLATES)
 register_call_view()
 
 _EXTENSIONS = {
