@@ -18,6 +18,13 @@ from pydantic import (
     field_validator,
 )
 
+from callbridge.templating.names import (
+    CALL_NAMES,
+    REFUSED_NAMES,
+    SYSTEM_URL_NAMES,
+    VARIABLE_NAME_RE,
+)
+
 EventType = Literal["incoming", "queue", "answer", "disconnect", "outgoing"]
 
 # BIZTEL's names for the same events, accepted as they are (DESIGN.md §3.8).
@@ -32,30 +39,9 @@ EVENT_ALIASES: dict[str, str] = {
 MAX_BODY_BYTES = 64 * 1024
 MAX_VARIABLES = 100
 MAX_VARIABLE_LENGTH = 4000
-VARIABLE_NAME_RE = re.compile(r"[A-Z][A-Z0-9_]*")
-# Names a PBX variable may not take: the built-ins (DESIGN.md §3.2, §4) and the values
-# callbridge itself produces (RESPONSE_…, DATE-…, system URLs).
-RESERVED_VARIABLE_NAMES = frozenset(
-    {
-        "EVENT",
-        "ID",
-        "TEL",
-        "TELNAME",
-        "CALLED",
-        "CALLEDNAME",
-        "DIRECTION",
-        "QUEUE",
-        "AID",
-        "EXT",
-        "UNIQUE_ID",
-        "SVADDR",
-        "OAUTH_INSTANCE_URL",
-        "SFAPI",
-        "APW",
-        "SFSID",
-        "SFID",
-    }
-)
+# Names a PBX variable may not take: the built-ins (DESIGN.md §3.2, §4) and the names
+# callbridge refuses or supplies itself (system URLs, {APW}, ...).
+RESERVED_VARIABLE_NAMES = CALL_NAMES | SYSTEM_URL_NAMES | frozenset(REFUSED_NAMES)
 
 
 def _clean_text(value: str) -> str:
