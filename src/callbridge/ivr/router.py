@@ -11,8 +11,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
-from callbridge.auth.deps import AdminAccess, PbxAccess
+from callbridge.auth.deps import AdminAccess
 from callbridge.calls.ingest import InvalidEvent, parse_fields, read_limited_body
+from callbridge.calls.pbx_auth import PbxToken
 from callbridge.db.session import SessionDep
 from callbridge.ivr import repository, service
 from callbridge.ivr.compiler import IvrInvalid
@@ -174,11 +175,14 @@ async def _read_invoke(request: Request) -> InvokeRequest:
     },
     openapi_extra=_INVOKE_BODY,
 )
-async def invoke_ivr(
-    arrival: Arrival, request: Request, session: SessionDep, principal: PbxAccess, key: str
-) -> Response:
+async def invoke_ivr(arrival: Arrival, request: Request, token: PbxToken, key: str) -> Response:
     """The PBX asks what to say and where to send the caller; the answer arrives within
-    the IVR's timeout (plus a few milliseconds) whatever the CRM does."""
+    the IVR's timeout (plus a few milliseconds) whatever the CRM does.
+
+    The answer path writes nothing and, once the token and the IVR are known to this
+    process, reads nothing from the database: a valid token is remembered a few seconds
+    (as on the call-event ingest), the compiled IVR for ``REVISION_TTL``; the invocation
+    log is written after the answer."""
     data = await _read_invoke(request)
     ivr_runtime = get_ivr_runtime(request)
     inputs = InvokeInputs(
@@ -190,7 +194,7 @@ async def invoke_ivr(
         variables=data.variables,
     )
     try:
-        compiled = await ivr_runtime.compiled(session, key)
+        compiled = await ivr_runtime.compiled(key)
     except IvrInvalid as exc:
         logger.error("IVR %s cannot run: %s", key, exc)
         return _json(
@@ -203,13 +207,13 @@ async def invoke_ivr(
                 "variables": {},
             }
         )
-    call_values = (
-        await service.call_values(session, data.call_id) if compiled.needs_call_store else {}
-    )
-    system = await ivr_runtime.system(session)
-    # Everything read: end the transaction now so no database connection is held while the
-    # CRM answers (hundreds of invocations may be waiting on it at once).
-    await session.commit()
+    call_values: dict[str, str] = {}
+    if compiled.needs_call_store:
+        # A short read-only session: no database connection is held while the CRM answers
+        # (hundreds of invocations may be waiting on it at once).
+        async with get_runtime(request).sessionmaker() as session:
+            call_values = await service.call_values(session, data.call_id)
+    system = await ivr_runtime.system()
     run: IvrRun = await run_ivr(
         compiled,
         inputs,

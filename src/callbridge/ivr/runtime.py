@@ -49,20 +49,34 @@ class IvrRuntime:
         self._recheck_until: dict[str, float] = {}
         self._system: SystemValues | None = None
 
-    async def compiled(self, session: AsyncSession, key: str) -> CompiledIvr:
+    def fresh(self, key: str) -> CompiledIvr | None:
+        """The compiled IVR when it can be used without asking the database."""
+        cached = self._compiled.get(key)
+        if cached is None:
+            return None
+        now = time.monotonic()
+        if now - cached[1] < REVISION_TTL and now >= self._recheck_until.get(key, 0.0):
+            return cached[0]
+        return None
+
+    async def compiled(self, key: str, session: AsyncSession | None = None) -> CompiledIvr:
         """The IVR ready to run. The cached copy is used as it is for ``REVISION_TTL``
         seconds; after that one small query tells whether it is still the stored revision
         (another process may have saved a change), and only then is the IVR loaded and
-        compiled again. Raises NotFound, or IvrInvalid for a stored IVR that no longer
-        compiles."""
+        compiled again. Without ``session`` a session of its own is opened, and only when
+        the database must be asked. Raises NotFound, or IvrInvalid for a stored IVR that
+        no longer compiles."""
+        ready = self.fresh(key)
+        if ready is not None:
+            return ready
+        if session is None:
+            async with self.runtime.sessionmaker() as own:
+                return await self._load(own, key)
+        return await self._load(session, key)
+
+    async def _load(self, session: AsyncSession, key: str) -> CompiledIvr:
         now = time.monotonic()
         cached = self._compiled.get(key)
-        if (
-            cached is not None
-            and now - cached[1] < REVISION_TTL
-            and now >= self._recheck_until.get(key, 0.0)
-        ):
-            return cached[0]
         current = await repository.revision_of(session, key)
         if current is None:
             self._compiled.pop(key, None)
@@ -82,13 +96,18 @@ class IvrRuntime:
         self._compiled.pop(key, None)
         self._recheck_until[key] = time.monotonic() + REVISION_TTL
 
-    async def system(self, session: AsyncSession) -> SystemValues:
+    async def system(self, session: AsyncSession | None = None) -> SystemValues:
+        """Without ``session`` a session of its own is opened when the values are stale."""
         values = self._system
         now = time.monotonic()
         if values is not None and now - values.loaded_at < _SYSTEM_TTL:
             return values
         settings = self.runtime.settings
-        current = await get_system_settings(session, settings)
+        if session is None:
+            async with self.runtime.sessionmaker() as own:
+                current = await get_system_settings(own, settings)
+        else:
+            current = await get_system_settings(session, settings)
         try:
             tz: tzinfo = ZoneInfo(current.timezone)
         except (ValueError, KeyError):
