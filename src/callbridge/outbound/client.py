@@ -28,6 +28,7 @@ from callbridge.outbound.accounts import (
 from callbridge.outbound.body import decode_body, provider_error
 from callbridge.outbound.redaction import RequestView
 from callbridge.outbound.retry import backoff_delay, is_idempotent, parse_retry_after
+from callbridge.outbound.transport import fast_transport
 from callbridge.outbound.types import (
     Attempt,
     BasicAuth,
@@ -120,12 +121,15 @@ class Outbound:
         self._timeouts: dict[float, Any] = {}
         self._background: set[asyncio.Task[None]] = set()
         lib = self._lib
+        limits = lib.Limits(
+            max_connections=max_connections,
+            max_keepalive_connections=max_keepalive_connections,
+            keepalive_expiry=keepalive_expiry,
+        )
+        if transport is None and library == "httpx2":
+            transport = fast_transport(limits)
         self._client: Any = lib.AsyncClient(
-            limits=lib.Limits(
-                max_connections=max_connections,
-                max_keepalive_connections=max_keepalive_connections,
-                keepalive_expiry=keepalive_expiry,
-            ),
+            limits=limits,
             timeout=lib.Timeout(10.0, connect=connect_timeout),
             headers={"User-Agent": f"callbridge/{callbridge.__version__}"},
             follow_redirects=False,
