@@ -9,12 +9,15 @@ Setup: the sandbox Salesforce (``callbridge sandbox``) answering every request a
 ``--latency-ms`` (150), an OAuth account connected to it, and the three call actions of
 seed 000 §2 configured through the API exactly as the acceptance tests do (queue: find
 the contact, create a Case; disconnect: patch the Case with the playback URL).
-callbridge runs as one process (``callbridge serve``: ingest and dispatcher), with
+callbridge runs as one process (``callbridge serve``: ingest and dispatcher) — or, on
+PostgreSQL with ``--workers N``, as ``serve --role web`` plus N ``serve --role worker``
+processes, each worker with the same settings (CPU is then reported per process) — with
 ``worker_concurrency`` and ``outbound_concurrency_per_account`` raised to what 100 calls/s
 at 150 ms need (about 45 calls in flight; the defaults, 50 and 20, are sized for a few
 calls per second).
 
-1. Pickup: queue events at ``--pickup-rate`` (50/s), each for its own number; the time
+1. Pickup (``--pickup-seconds 0`` skips it): queue events at ``--pickup-rate`` (50/s),
+   each for its own number; the time
    from sending the event to the sandbox receiving that call's first request (the
    contact query), p50/p99. Both ends stamp with the machine's clock.
 2. Sustained: ``--calls-per-second`` (100) calls for ``--seconds`` (60): each call sends
@@ -299,7 +302,7 @@ async def sustained(
     count = int(calls_per_second * seconds)
     samples: list[tuple[float, int, int, float]] = []
     since = max((r["seq"] for r in sandbox_requests(sandbox)), default=0)
-    cpu_before = server.cpu_seconds()
+    cpu_before = server.cpu_by_process()
     stop = asyncio.Event()
 
     async def sample() -> None:
@@ -331,7 +334,11 @@ async def sustained(
     drained = time.monotonic() - drain_started
     stop.set()
     await sampler
-    cpu = server.cpu_seconds() - cpu_before
+    cpu_by_process = {
+        label: seconds - cpu_before.get(label, 0.0)
+        for label, seconds in server.cpu_by_process().items()
+    }
+    cpu = sum(cpu_by_process.values())
     sandbox_cpu = (
         process_cpu_seconds(SANDBOX_PID[sandbox]) - sandbox_cpu_before
         if sandbox in SANDBOX_PID
@@ -349,7 +356,9 @@ async def sustained(
         "errors": len(errors),
         "statuses": sender.statuses,
         "cpu": cpu,
+        "cpu_by_process": cpu_by_process,
         "peak_rss": server.rss_mb()[1],
+        "peak_rss_by_process": server.peak_rss_by_process(),
         "sandbox_cpu": sandbox_cpu,
     }
 
@@ -374,6 +383,19 @@ def report_sustained(label: str, result: dict[str, Any]) -> None:
         f"%); peak RSS {result['peak_rss']:.0f} MB",
         flush=True,
     )
+    if len(result["cpu_by_process"]) > 1:
+        elapsed = result["offered_seconds"] + result["drain_seconds"]
+        events = result["calls"] * 2
+        print(
+            f"{'':<34} per process: "
+            + ", ".join(
+                f"{label} {seconds / events * 1000:.2f} ms/event, "
+                f"{seconds / elapsed * 100:.0f}% of a core, peak RSS "
+                f"{result['peak_rss_by_process'][label]:.0f} MB"
+                for label, seconds in result["cpu_by_process"].items()
+            ),
+            flush=True,
+        )
 
 
 def run_database(
@@ -384,24 +406,30 @@ def run_database(
         "outbound_concurrency_per_account": str(args.concurrency),
         "reorder_window_ms": "0",
     }
-    with running_callbridge(database, postgres_url, role="all", **settings) as server:
+    workers = args.workers if database == "postgresql" else 0
+    role = "web" if workers else "all"
+    label = f"{database} (web + {workers} workers)" if workers else database
+    with running_callbridge(
+        database, postgres_url, role=role, workers=workers, **settings
+    ) as server:
         headers = configure(server, sandbox)
         asyncio.run(measure_pickup(server, sandbox, headers, 5, 1))  # warm up
-        pickup = asyncio.run(
-            measure_pickup(server, sandbox, headers, args.pickup_rate, args.pickup_seconds)
-        )
-        print(
-            f"{database + ': event → first CRM request':<34} "
-            f"at {args.pickup_rate:g} events/s: p50 {percentile(pickup, 0.5) * 1000:.1f} ms"
-            f"  p99 {percentile(pickup, 0.99) * 1000:.1f} ms  max "
-            f"{(pickup[-1] if pickup else float('nan')) * 1000:.1f} ms  ({len(pickup)} "
-            "events)",
-            flush=True,
-        )
+        if args.pickup_seconds > 0:
+            pickup = asyncio.run(
+                measure_pickup(server, sandbox, headers, args.pickup_rate, args.pickup_seconds)
+            )
+            print(
+                f"{label + ': event → first CRM request':<34} "
+                f"at {args.pickup_rate:g} events/s: p50 {percentile(pickup, 0.5) * 1000:.1f} ms"
+                f"  p99 {percentile(pickup, 0.99) * 1000:.1f} ms  max "
+                f"{(pickup[-1] if pickup else float('nan')) * 1000:.1f} ms  ({len(pickup)} "
+                "events)",
+                flush=True,
+            )
         result = asyncio.run(
             sustained(server, sandbox, headers, args.calls_per_second, args.seconds)
         )
-        report_sustained(f"{database}: sustained", result)
+        report_sustained(f"{label}: sustained", result)
 
 
 # ---- reference -----------------------------------------------------------------------
@@ -533,6 +561,13 @@ def main() -> None:
     parser.add_argument("--calls-per-second", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--concurrency", type=int, default=200)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="PostgreSQL: run callbridge as `serve --role web` plus this many "
+        "`serve --role worker` processes (0: one `--role all` process)",
+    )
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--reference-of", help=argparse.SUPPRESS)
     parser.add_argument("--reference-library", default="httpx", help=argparse.SUPPRESS)

@@ -35,7 +35,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,12 +85,41 @@ def reset_postgres(url: str) -> None:
     asyncio.run(reset())
 
 
+def _proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _proc_rss_mb(pid: int) -> tuple[float, float]:
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
 @dataclass
 class Callbridge:
     base_url: str
     process: subprocess.Popen[bytes]
     env: dict[str, str]
     database_url: str
+    # ``--role worker`` processes beside ``process`` (a split deployment).
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    role: str = "web"
+
+    def processes(self) -> dict[str, int]:
+        """Label → pid of every callbridge process."""
+        found = {self.role: self.process.pid}
+        found.update({f"worker{n + 1}": w.pid for n, w in enumerate(self.workers)})
+        return found
+
+    def cpu_by_process(self) -> dict[str, float]:
+        return {label: _proc_cpu_seconds(pid) for label, pid in self.processes().items()}
+
+    def peak_rss_by_process(self) -> dict[str, float]:
+        return {label: _proc_rss_mb(pid)[1] for label, pid in self.processes().items()}
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -108,25 +137,26 @@ class Callbridge:
         )
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the callbridge process so far."""
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return (int(fields[11]) + int(fields[12])) / ticks
+        """User + system CPU time of the callbridge processes so far (all of them)."""
+        return sum(self.cpu_by_process().values())
 
     def rss_mb(self) -> tuple[float, float]:
-        """Current and peak resident memory (MB)."""
-        values = {}
-        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            key, _, rest = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                values[key] = int(rest.split()[0]) / 1024
-        return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+        """Current and peak resident memory (MB) of the largest callbridge process."""
+        values = [_proc_rss_mb(pid) for pid in self.processes().values()]
+        return max(v[0] for v in values), max(v[1] for v in values)
 
 
 @contextmanager
 def running_callbridge(
-    database: str, postgres_url: str | None, *, role: str = "web", **settings: str
+    database: str,
+    postgres_url: str | None,
+    *,
+    role: str = "web",
+    workers: int = 0,
+    **settings: str,
 ) -> Iterator[Callbridge]:
+    """callbridge with ``role``, plus ``workers`` processes of ``--role worker``
+    (PostgreSQL) started after it."""
     with tempfile.TemporaryDirectory() as tmp:
         if database == "postgresql":
             assert postgres_url
@@ -160,18 +190,43 @@ def running_callbridge(
                 stderr=subprocess.STDOUT,
             )
             base = f"http://127.0.0.1:{port}"
+            started: list[tuple[subprocess.Popen[bytes], Path]] = [(process, log)]
             try:
                 wait_healthy(base, process)
-                yield Callbridge(base, process, env, url)
+                worker_processes = []
+                for n in range(workers):
+                    worker_port = free_port()
+                    worker_log = Path(tmp) / f"worker{n + 1}.log"
+                    worker = subprocess.Popen(
+                        [
+                            sys.executable,
+                            "-m",
+                            "callbridge",
+                            "serve",
+                            "--port",
+                            str(worker_port),
+                            "--role",
+                            "worker",
+                        ],
+                        env=env,
+                        stdout=worker_log.open("wb"),
+                        stderr=subprocess.STDOUT,
+                    )
+                    started.append((worker, worker_log))
+                    wait_healthy(f"http://127.0.0.1:{worker_port}", worker)
+                    worker_processes.append(worker)
+                yield Callbridge(base, process, env, url, worker_processes, role)
             finally:
-                process.terminate()
-                try:
-                    process.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
-                if process.returncode not in (0, -15):
-                    sys.stderr.write(log.read_text()[-3000:])
+                for child, _log in reversed(started):
+                    child.terminate()
+                for child, child_log in reversed(started):
+                    try:
+                        child.wait(timeout=30)
+                    except subprocess.TimeoutExpired:
+                        child.kill()
+                        child.wait()
+                    if child.returncode not in (0, -15):
+                        sys.stderr.write(child_log.read_text()[-3000:])
 
 
 def reference_app() -> Any:

@@ -137,19 +137,43 @@ class Environment:
     link_maker: Callable[[str], str] | None = None
 
 
+def _cached_environment(
+    runtime: Runtime, needed_accounts: set[int] | None = None
+) -> Environment | None:
+    cached: tuple[float, Environment] | None = runtime.extras.get("call_actions.environment")
+    if (
+        cached is not None
+        and time.monotonic() - cached[0] < _SETTINGS_TTL
+        and not (needed_accounts or set()) - cached[1].oauth_account_ids
+    ):
+        return cached[1]
+    return None
+
+
+def _cached_rules(
+    cache: dict[str, tuple[float, int, list[CallAction]]], event: str
+) -> list[CallAction] | None:
+    """The event's enabled rules while the engine's cache of them is fresh (see
+    ``repository.cached_enabled_rules``), else None."""
+    hit = cache.get(event)
+    if (
+        hit is not None
+        and hit[1] == repository.rules_version()
+        and time.monotonic() - hit[0] < repository.RULES_TTL_SECONDS
+    ):
+        return hit[2]
+    return None
+
+
 async def environment(
     runtime: Runtime, session: AsyncSession, needed_accounts: set[int] | None = None
 ) -> Environment:
     """The settings and the ids of the OAuth accounts that exist, re-read at most every
     few seconds — at once when a rule names an account not seen yet."""
-    cached: tuple[float, Environment] | None = runtime.extras.get("call_actions.environment")
+    found = _cached_environment(runtime, needed_accounts)
+    if found is not None:
+        return found
     now = time.monotonic()
-    if (
-        cached is not None
-        and now - cached[0] < _SETTINGS_TTL
-        and not (needed_accounts or set()) - cached[1].oauth_account_ids
-    ):
-        return cached[1]
     current = await get_system_settings(session, runtime.settings)
     maker = await monitor_link_maker(session, runtime)
     env = Environment(
@@ -393,11 +417,20 @@ async def process_event(job: EventJob) -> EventOutcome:
     """The dispatcher's processor: run the event's rules, record every execution."""
     runtime = job.runtime
     cache = runtime.extras.setdefault("call_actions.rules", {})
-    async with read_session(runtime) as session:
-        rules = await repository.cached_enabled_rules(session, cache, job.event)
-        if not rules:
-            return EventOutcome()
-        env = await environment(runtime, session, _accounts_of(rules))
+    # Rules and settings are cached: most events need no session at all.
+    rules = _cached_rules(cache, job.event)
+    env = None
+    if rules is None or rules:
+        env = _cached_environment(runtime, _accounts_of(rules) if rules else None)
+    if rules is None or (rules and env is None):
+        async with read_session(runtime) as session:
+            if rules is None:
+                rules = await repository.cached_enabled_rules(session, cache, job.event)
+            if rules:
+                env = await environment(runtime, session, _accounts_of(rules))
+    if not rules:
+        return EventOutcome()
+    assert env is not None
     call, variables, done = job.call, dict(job.variables), job.executed_rule_ids
     values = call_values(call, job.payload, job.event, variables)
     items: list[dict[str, Any]] = []

@@ -83,6 +83,11 @@ def rules_changed() -> None:
     _rules_version += 1
 
 
+def rules_version() -> int:
+    """Bumped by :func:`rules_changed` (cache entries of an older version are stale)."""
+    return _rules_version
+
+
 async def cached_enabled_rules(
     session: AsyncSession, cache: dict[str, tuple[float, int, list[CallAction]]], event: str
 ) -> list[CallAction]:

@@ -158,14 +158,17 @@ class CallWorker:
     async def _run_call(self, call_pk: int) -> None:
         queue = self.queue
         while True:
-            step = await queue.next(call_pk)
+            # The next event, already marked as being processed when it is due and ours.
+            step = await queue.take(
+                call_pk, self.owner, start=not self.stopping, max_attempts=self.max_attempts
+            )
             if step is None or step.lease_owner != self.owner:
                 return  # the call is gone, or the lease was lost to another worker
             event = step.event
-            if self.stopping and event is not None:
+            if self.stopping and event is not None and not step.started:
                 await queue.drop(self.owner, [call_pk])
                 return
-            if event is None or event.due_at > utcnow():
+            if event is None or (not step.started and event.due_at > utcnow()):
                 next_due = event.due_at if event is not None else None
                 if not await queue.release(call_pk, self.owner, step.event_count, next_due):
                     continue  # an event arrived meanwhile: look again
@@ -181,11 +184,26 @@ class CallWorker:
                     f"abandoned after {event.attempts} interrupted attempts",
                 )
                 continue
-            await queue.start(event.id, self.owner)
+            if not step.started:  # became due between the statement and now
+                await queue.start(event.id, self.owner)
             executed = await queue.executed(event.id, "call_action") if event.attempts else set()
             status, items, error = await self._run_event(step.call, event, step.variables, executed)
-            await queue.finish(event.id, status, items, error)
             self.events_processed += 1
+            if step.unfinished == 1:
+                # The call's only unfinished event: finish it and hand the call back in
+                # one step, unless an event arrived meanwhile (then look again).
+                if await queue.finish_and_release(
+                    event.id,
+                    status,
+                    items,
+                    error,
+                    call_pk=call_pk,
+                    owner=self.owner,
+                    seen_event_count=step.event_count,
+                ):
+                    return
+            else:
+                await queue.finish(event.id, status, items, error)
 
     async def _run_event(
         self,

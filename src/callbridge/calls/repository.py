@@ -34,6 +34,9 @@ from callbridge.models.call import (
 
 NOTIFY_CHANNEL = "callbridge_call_events"
 
+# The dispatcher's statements run on an ORM session or on a plain connection.
+Executor = AsyncSession | AsyncConnection
+
 
 def _insert(session: AsyncSession, table: Any) -> Any:
     """An INSERT that knows ON CONFLICT on both databases."""
@@ -201,7 +204,9 @@ WHERE id = :call_pk AND (lease_expires_at IS NULL OR lease_expires_at < :now)
 NEXT = """
 SELECT c.event_count, c.lease_owner, e.id, e.event, e.event_id, e.occurred_at, e.due_at,
        e.attempts, e.payload, e.outcome, c.call_id, c.unique_id, c.tel, c.tel_name, c.called,
-       c.called_name, c.direction, c.queue
+       c.called_name, c.direction, c.queue,
+       (SELECT count(*) FROM call_event n
+        WHERE n.call_pk = c.id AND n.status IN ('pending', 'processing')) AS unfinished
 FROM call c
 LEFT JOIN call_event e ON e.id = (
     SELECT u.id FROM call_event u
@@ -263,13 +268,14 @@ _NEXT_SQL = _sql(NEXT).columns(
     called_name=String(),
     direction=String(),
     queue=String(),
+    unfinished=Integer(),
 )
 _START_SQL = _sql(START, times=("now",))
 _FINISH_SQL = _sql(FINISH, times=("now",), json=("outcome",))
 _RELEASE_SQL = _sql(RELEASE, times=("next_due",))
 
 
-async def claim_calls(session: AsyncSession, owner: str, limit: int, lease: timedelta) -> list[int]:
+async def claim_calls(session: Executor, owner: str, limit: int, lease: timedelta) -> list[int]:
     """Lease up to ``limit`` calls with due work: never one another worker holds.
 
     PostgreSQL: ``FOR UPDATE SKIP LOCKED`` lets any number of workers claim at once
@@ -285,7 +291,7 @@ async def claim_calls(session: AsyncSession, owner: str, limit: int, lease: time
     return [int(pk) for (pk,) in rows]
 
 
-async def claim_call(session: AsyncSession, call_pk: int, owner: str, lease: timedelta) -> bool:
+async def claim_call(session: Executor, call_pk: int, owner: str, lease: timedelta) -> bool:
     """Lease one given call if nobody holds it (``?wait=true`` processing)."""
     now = utcnow()
     result = await session.execute(
@@ -318,9 +324,13 @@ class NextEvent:
     call: CallInfo
     # The call's variables (read with the next event, when there is one).
     variables: dict[str, str] = field(default_factory=dict)
+    # How many unfinished events the call has (``event`` is the earliest of them).
+    unfinished: int = 0
+    # ``event`` was marked as being processed by the same operation (see ``take``).
+    started: bool = False
 
 
-async def next_unfinished_event(session: AsyncSession, call_pk: int) -> NextEvent | None:
+async def next_unfinished_event(session: Executor, call_pk: int) -> NextEvent | None:
     """The call's earliest unfinished event with the call's event counter, read in one
     statement so both come from the same snapshot."""
     row = (await session.execute(_NEXT_SQL, {"call_pk": call_pk})).first()
@@ -349,16 +359,18 @@ async def next_unfinished_event(session: AsyncSession, call_pk: int) -> NextEven
         row.direction,
         row.queue,
     )
-    return NextEvent(int(row.event_count), row.lease_owner, event, call)
+    return NextEvent(
+        int(row.event_count), row.lease_owner, event, call, unfinished=int(row.unfinished or 0)
+    )
 
 
-async def start_event(session: AsyncSession, event_pk: int, owner: str) -> None:
+async def start_event(session: Executor, event_pk: int, owner: str) -> None:
     """Mark the event as being processed; ``late`` when a later event already ran."""
     await session.execute(_START_SQL, {"owner": owner, "now": utcnow(), "event_pk": event_pk})
 
 
 async def finish_event(
-    session: AsyncSession,
+    session: Executor,
     event_pk: int,
     *,
     status: str,
@@ -378,7 +390,7 @@ async def finish_event(
 
 
 async def release_call(
-    session: AsyncSession,
+    session: Executor,
     call_pk: int,
     owner: str,
     *,
@@ -397,7 +409,7 @@ async def release_call(
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def drop_lease(session: AsyncSession, owner: str, call_pks: Sequence[int] | None) -> int:
+async def drop_lease(session: Executor, owner: str, call_pks: Sequence[int] | None) -> int:
     """Hand calls back without touching their work (shutdown): others take them at once."""
     statement = update(Call).where(Call.lease_owner == owner)
     if call_pks is not None:
@@ -411,7 +423,7 @@ async def drop_lease(session: AsyncSession, owner: str, call_pks: Sequence[int] 
 
 
 async def renew_leases(
-    session: AsyncSession, owner: str, call_pks: Sequence[int], lease: timedelta
+    session: Executor, owner: str, call_pks: Sequence[int], lease: timedelta
 ) -> int:
     if not call_pks:
         return 0
@@ -503,13 +515,13 @@ async def call_info(session: AsyncSession, call_pk: int) -> CallInfo | None:
     return CallInfo(*row) if row is not None else None
 
 
-async def variables_of(session: AsyncSession, call_pk: int) -> dict[str, str]:
+async def variables_of(session: Executor, call_pk: int) -> dict[str, str]:
     rows = await session.execute(_VARIABLES_SQL, {"call_pk": call_pk})
     return {name: value for name, value in rows}
 
 
 async def upsert_variables(
-    session: AsyncSession, call_pk: int, values: Mapping[str, str], source: str
+    session: Executor, call_pk: int, values: Mapping[str, str], source: str
 ) -> None:
     if not values:
         return
@@ -523,7 +535,7 @@ async def upsert_variables(
     )
 
 
-async def add_execution(session: AsyncSession, values: Mapping[str, Any]) -> int:
+async def add_execution(session: Executor, values: Mapping[str, Any]) -> int:
     execution_pk = await session.scalar(_EXECUTION_SQL, dict(values))
     if values.get("error") is not None:
         await session.execute(_COUNT_ERROR_SQL, {"call_pk": values["call_pk"]})
@@ -531,7 +543,7 @@ async def add_execution(session: AsyncSession, values: Mapping[str, Any]) -> int
     return int(execution_pk)
 
 
-async def executed_rule_ids(session: AsyncSession, event_pk: int, source: str) -> set[int]:
+async def executed_rule_ids(session: Executor, event_pk: int, source: str) -> set[int]:
     rows = await session.scalars(
         select(Execution.rule_id).where(
             Execution.event_pk == event_pk,
@@ -565,7 +577,7 @@ async def executions_of(session: AsyncSession, call_pk: int) -> list[Execution]:
     return list(rows)
 
 
-async def event_status(session: AsyncSession, event_pk: int) -> str | None:
+async def event_status(session: Executor, event_pk: int) -> str | None:
     return await session.scalar(select(CallEvent.status).where(CallEvent.id == event_pk))
 
 

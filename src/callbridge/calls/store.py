@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls import repository
 from callbridge.calls.pg_ingest import pg_ingest
-from callbridge.calls.writes import write_session
+from callbridge.calls.writes import write_connection
 from callbridge.kit.time import utcnow
 from callbridge.models.call import Call
 from callbridge.runtime import Runtime
@@ -173,9 +173,9 @@ async def record_step(
     values = execution_values(call_pk, **execution)
     if runtime.database_kind == "postgresql":
         return await pg_ingest(runtime).record_step(values, variables, variables_source[:100])
-    async with write_session(runtime) as session:
-        execution_pk = await repository.add_execution(session, values)
-        await repository.upsert_variables(session, call_pk, variables, variables_source[:100])
+    async with write_connection(runtime) as connection:
+        execution_pk = await repository.add_execution(connection, values)
+        await repository.upsert_variables(connection, call_pk, variables, variables_source[:100])
     return execution_pk
 
 

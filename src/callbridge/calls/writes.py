@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callbridge.runtime import Runtime
 
@@ -59,3 +59,19 @@ async def write_session(runtime: Runtime) -> AsyncIterator[AsyncSession]:
     async with _slots(runtime), serialized_writes(runtime), runtime.sessionmaker() as session:
         yield session
         await session.commit()
+
+
+@asynccontextmanager
+async def read_connection(runtime: Runtime) -> AsyncIterator[AsyncConnection]:
+    """A worker connection for SQL reads (no ORM session: the dispatcher's statements are
+    plain SQL, and a session costs more CPU than the statement)."""
+    async with _slots(runtime), runtime.engine.connect() as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def write_connection(runtime: Runtime) -> AsyncIterator[AsyncConnection]:
+    """A worker connection for one short write transaction, committed on leaving the
+    block (rolled back on an exception)."""
+    async with _slots(runtime), serialized_writes(runtime), runtime.engine.begin() as connection:
+        yield connection
