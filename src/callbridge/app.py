@@ -229,8 +229,9 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     _register_navigation()
     _install_error_handlers(app)
     app.include_router(ops_router.router)
-    # The PBX's call events are the busiest route: matched before the others.
+    # The PBX's call events and IVR invocations are the busiest routes: matched first.
     app.include_router(calls_router.router)
+    app.include_router(ivr_router.router)
     app.include_router(users_router.router)
     app.include_router(tokens_router.router)
     app.include_router(settings_router.router)
@@ -239,7 +240,6 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(oauth_router.router)
     app.include_router(oauth_pages.router)
     app.include_router(recordings_router.router)
-    app.include_router(ivr_router.router)
     app.include_router(ivr_pages.router)
     app.include_router(call_pages.router)
     app.include_router(call_actions_router.router)

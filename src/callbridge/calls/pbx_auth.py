@@ -6,6 +6,7 @@ token of another scope."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Annotated, Any
 
@@ -21,7 +22,11 @@ from callbridge.runtime import get_runtime
 REMEMBER_SECONDS = 5.0
 _MAX_REMEMBERED = 1000
 # token hash → (database, valid until, scope, name)
-_REMEMBERED: dict[str, tuple[str, float, str, str]] = {}
+_Remembered = tuple[str, float, str, str]
+_REMEMBERED: dict[str, _Remembered] = {}
+# token hash → the check under way: requests arriving meanwhile wait for it instead of
+# each asking the database (a busy PBX sends tens of requests in the same millisecond).
+_CHECKING: dict[str, asyncio.Future[_Remembered | None]] = {}
 
 
 @event.listens_for(ApiToken, "after_delete")
@@ -38,24 +43,38 @@ async def pbx_token(request: Request) -> str:
     raw = raw.strip()
     if scheme.lower() != "bearer" or not raw:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
-    runtime = get_runtime(request)
-    database = runtime.settings.resolved_database_url
+    database = get_runtime(request).settings.resolved_database_url
     digest = sha256_hex(raw)
     now = time.monotonic()
     hit = _REMEMBERED.get(digest)
     if hit is None or hit[0] != database or hit[1] < now:
-        async with runtime.sessionmaker() as session:
-            token = await token_for(session, raw)  # also records when it was last used
-            await session.commit()
-        if token is None:
-            _REMEMBERED.pop(digest, None)
+        key = f"{database} {digest}"
+        checking = _CHECKING.get(key)
+        if checking is None:
+            # A task of its own: a PBX that hangs up does not cancel the others' check.
+            checking = asyncio.ensure_future(_check(request, raw, digest, database))
+            _CHECKING[key] = checking
+            checking.add_done_callback(lambda _: _CHECKING.pop(key, None))
+        hit = await asyncio.shield(checking)
+        if hit is None:
             raise Unauthorized("invalid API token")
-        if len(_REMEMBERED) >= _MAX_REMEMBERED:
-            _REMEMBERED.clear()
-        hit = _REMEMBERED[digest] = (database, now + REMEMBER_SECONDS, token.scope, token.name)
     if hit[2] != "pbx":
         raise Forbidden("this endpoint needs a token with scope 'pbx'")
     return hit[3]
+
+
+async def _check(request: Request, raw: str, digest: str, database: str) -> _Remembered | None:
+    async with get_runtime(request).sessionmaker() as session:
+        token = await token_for(session, raw)  # also records when it was last used
+        await session.commit()
+    if token is None:
+        _REMEMBERED.pop(digest, None)
+        return None
+    if len(_REMEMBERED) >= _MAX_REMEMBERED:
+        _REMEMBERED.clear()
+    hit = (database, time.monotonic() + REMEMBER_SECONDS, token.scope, token.name)
+    _REMEMBERED[digest] = hit
+    return hit
 
 
 PbxToken = Annotated[str, Depends(pbx_token)]

@@ -3,6 +3,7 @@ need, and the invocation log writer. Started and stopped by the app lifespan."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -48,6 +49,7 @@ class IvrRuntime:
         # is committed just after it says so).
         self._recheck_until: dict[str, float] = {}
         self._system: SystemValues | None = None
+        self._loading: dict[str, asyncio.Future[CompiledIvr]] = {}
 
     def fresh(self, key: str) -> CompiledIvr | None:
         """The compiled IVR when it can be used without asking the database."""
@@ -59,20 +61,31 @@ class IvrRuntime:
             return cached[0]
         return None
 
-    async def compiled(self, key: str, session: AsyncSession | None = None) -> CompiledIvr:
+    async def compiled(self, key: str) -> CompiledIvr:
         """The IVR ready to run. The cached copy is used as it is for ``REVISION_TTL``
         seconds; after that one small query tells whether it is still the stored revision
         (another process may have saved a change), and only then is the IVR loaded and
-        compiled again. Without ``session`` a session of its own is opened, and only when
-        the database must be asked. Raises NotFound, or IvrInvalid for a stored IVR that
-        no longer compiles."""
+        compiled again. Invocations arriving while that check runs wait for it rather than
+        each asking the database. Raises NotFound, or IvrInvalid for a stored IVR that no
+        longer compiles."""
         ready = self.fresh(key)
         if ready is not None:
             return ready
-        if session is None:
-            async with self.runtime.sessionmaker() as own:
-                return await self._load(own, key)
-        return await self._load(session, key)
+        loading = self._loading.get(key)
+        if loading is None:
+            # A task of its own: a caller that hangs up does not cancel the others' load.
+            loading = asyncio.ensure_future(self._load_in_own_session(key))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda done: self._loaded(key, done))
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: str, done: asyncio.Future[CompiledIvr]) -> None:
+        if self._loading.get(key) is done:
+            del self._loading[key]
+
+    async def _load_in_own_session(self, key: str) -> CompiledIvr:
+        async with self.runtime.sessionmaker() as session:
+            return await self._load(session, key)
 
     async def _load(self, session: AsyncSession, key: str) -> CompiledIvr:
         now = time.monotonic()
@@ -94,6 +107,7 @@ class IvrRuntime:
     def forget(self, key: str) -> None:
         """The IVR is being changed: check its revision on every invocation for a while."""
         self._compiled.pop(key, None)
+        self._loading.pop(key, None)  # a load under way may have read the old revision
         self._recheck_until[key] = time.monotonic() + REVISION_TTL
 
     async def system(self, session: AsyncSession | None = None) -> SystemValues:
