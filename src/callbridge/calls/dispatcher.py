@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from callbridge.calls import repository
 from callbridge.calls.queue import CallQueue, call_queue
-from callbridge.calls.repository import CallInfo, PendingEvent
+from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -137,15 +137,16 @@ class CallWorker:
 
     # ---- one call ------------------------------------------------------------------
 
-    async def run_call(self, call_pk: int) -> None:
-        """Run the call's due events in order, then give the call back.
+    async def run_call(self, call_pk: int, first: NextEvent | None = None) -> None:
+        """Run the call's due events in order, then give the call back. ``first``: the
+        call's first step when the claim already took it.
 
         Never raises: a database failure leaves the lease to expire, and the call to be
         taken again then.
         """
         self.held.add(call_pk)
         try:
-            await self._run_call(call_pk)
+            await self._run_call(call_pk, first)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -155,13 +156,17 @@ class CallWorker:
         finally:
             self.held.discard(call_pk)
 
-    async def _run_call(self, call_pk: int) -> None:
+    async def _run_call(self, call_pk: int, first: NextEvent | None) -> None:
         queue = self.queue
+        step: NextEvent | None = first
         while True:
             # The next event, already marked as being processed when it is due and ours.
-            step = await queue.take(
-                call_pk, self.owner, start=not self.stopping, max_attempts=self.max_attempts
-            )
+            if first is not None:
+                first = None
+            else:
+                step = await queue.take(
+                    call_pk, self.owner, start=not self.stopping, max_attempts=self.max_attempts
+                )
             if step is None or step.lease_owner != self.owner:
                 return  # the call is gone, or the lease was lost to another worker
             event = step.event
@@ -331,8 +336,8 @@ class Dispatcher:
                 except Exception:
                     logger.exception("claiming work failed; retrying in %ss", self.poll_seconds)
                     claimed = []
-                for call_pk in claimed:
-                    self._spawn(call_pk)
+                for call_pk, first in claimed:
+                    self._spawn(call_pk, first)
                 claimed_full = len(claimed) == want
             self._saturated = claimed_full or free <= 0
             if claimed_full and len(self._tasks) < self.concurrency:
@@ -343,9 +348,12 @@ class Dispatcher:
                 async with asyncio.timeout(self._sleep_time()):
                     await self._wake.wait()
 
-    async def _claim(self, limit: int) -> list[int]:
+    async def _claim(self, limit: int) -> list[tuple[int, NextEvent | None]]:
         self.claims += 1
-        return await self.worker.queue.claim(self.owner, limit, self.worker.lease)
+        worker = self.worker
+        return await worker.queue.claim_steps(
+            self.owner, limit, worker.lease, max_attempts=worker.max_attempts
+        )
 
     def _sleep_time(self) -> float:
         timeout = self.poll_seconds
@@ -357,8 +365,8 @@ class Dispatcher:
             timeout = min(timeout, until)
         return timeout
 
-    def _spawn(self, call_pk: int) -> None:
-        task = asyncio.create_task(self.worker.run_call(call_pk), name=f"call-{call_pk}")
+    def _spawn(self, call_pk: int, first: NextEvent | None = None) -> None:
+        task = asyncio.create_task(self.worker.run_call(call_pk, first), name=f"call-{call_pk}")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
 

@@ -29,6 +29,9 @@ from callbridge.runtime import Runtime
 
 class CallQueue(Protocol):
     async def claim(self, owner: str, limit: int, lease: timedelta) -> list[int]: ...
+    async def claim_steps(
+        self, owner: str, limit: int, lease: timedelta, *, max_attempts: int
+    ) -> list[tuple[int, NextEvent | None]]: ...
     async def claim_one(self, call_pk: int, owner: str, lease: timedelta) -> bool: ...
     async def next(self, call_pk: int) -> NextEvent | None: ...
     async def take(
@@ -71,6 +74,12 @@ class SessionQueue:
     async def claim(self, owner: str, limit: int, lease: timedelta) -> list[int]:
         async with write_connection(self.runtime) as session:
             return await repository.claim_calls(session, owner, limit, lease)
+
+    async def claim_steps(
+        self, owner: str, limit: int, lease: timedelta, *, max_attempts: int
+    ) -> list[tuple[int, NextEvent | None]]:
+        """:meth:`claim`; the first step of each call is left to ``take``."""
+        return [(call_pk, None) for call_pk in await self.claim(owner, limit, lease)]
 
     async def claim_one(self, call_pk: int, owner: str, lease: timedelta) -> bool:
         async with write_connection(self.runtime) as session:
@@ -209,6 +218,55 @@ SELECT c.event_count, c.lease_owner, n.id, n.event, n.event_id, n.occurred_at, n
        END AS variables
 FROM c LEFT JOIN n ON true
 """
+# claim + the first take of every claimed call in one statement. The call's counter and
+# details come from the statement's snapshot (``c``), like its events (``n``): the
+# UPDATE's RETURNING may show a newer row (an event stored meanwhile), and the release's
+# compare-and-set must then fail.
+_CLAIM_TAKE_PG = """
+WITH claimed AS (
+    UPDATE call SET lease_owner = $1, lease_expires_at = $2
+    WHERE id IN (
+        SELECT id FROM call
+        WHERE due_at <= $3 AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+        ORDER BY due_at
+        LIMIT $4
+        FOR UPDATE SKIP LOCKED
+    ) AND (lease_expires_at IS NULL OR lease_expires_at < $3)
+    RETURNING id
+), n AS (
+    SELECT DISTINCT ON (u.call_pk) u.call_pk, u.id, u.event, u.event_id, u.occurred_at,
+           u.due_at, u.attempts, u.payload, u.outcome,
+           count(*) OVER (PARTITION BY u.call_pk) AS unfinished
+    FROM call_event u
+    WHERE u.call_pk IN (SELECT id FROM claimed) AND u.status IN ('pending', 'processing')
+    ORDER BY u.call_pk, u.occurred_at, u.id
+), s AS (
+    UPDATE call_event SET
+        status = 'processing', attempts = call_event.attempts + 1, worker = $1,
+        started_at = $3,
+        late = EXISTS (
+            SELECT 1 FROM call_event o
+            WHERE o.call_pk = call_event.call_pk AND o.status = 'done'
+              AND (o.occurred_at > call_event.occurred_at
+                   OR (o.occurred_at = call_event.occurred_at AND o.id > call_event.id))
+        )
+    FROM n
+    WHERE call_event.id = n.id AND n.due_at <= $3 AND n.attempts < $5
+    RETURNING call_event.id
+)
+SELECT claimed.id AS call_pk, c.event_count, $1::text AS lease_owner, n.id, n.event,
+       n.event_id, n.occurred_at, n.due_at, n.attempts, n.payload, n.outcome, n.unfinished,
+       c.call_id, c.unique_id, c.tel, c.tel_name, c.called, c.called_name, c.direction,
+       c.queue, n.id IN (SELECT id FROM s) AS started,
+       CASE WHEN n.id IS NOT NULL THEN
+           (SELECT json_object_agg(v.name, v.value) FROM call_variable v
+            WHERE v.call_pk = claimed.id)
+       END AS variables
+FROM claimed
+JOIN call c ON c.id = claimed.id
+LEFT JOIN n ON n.call_pk = claimed.id
+ORDER BY c.due_at
+"""
 # finish + release (compare-and-set on the event counter) in one statement.
 _FINISH_RELEASE_PG = """
 WITH f AS (
@@ -305,6 +363,14 @@ class PgQueue:
 
     async def claim(self, owner: str, limit: int, lease: timedelta) -> list[int]:
         return await self.pg.claim(owner, limit, lease)
+
+    async def claim_steps(
+        self, owner: str, limit: int, lease: timedelta, *, max_attempts: int
+    ) -> list[tuple[int, NextEvent | None]]:
+        """:meth:`claim`, with each claimed call's ``take`` done by the same statement."""
+        now = utcnow()
+        rows = await self._fetch(_CLAIM_TAKE_PG, owner, now + lease, now, limit, max_attempts)
+        return [(int(row["call_pk"]), _next_event(int(row["call_pk"]), row)) for row in rows]
 
     async def claim_one(self, call_pk: int, owner: str, lease: timedelta) -> bool:
         now = utcnow()
