@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 from callbridge.calls.dispatcher import CallWorker, Dispatcher, Processor
 from callbridge.calls.pg_ingest import close_pg_ingest
+from callbridge.calls.sqlite_hot import close_sqlite_hot_path
 from callbridge.runtime import Runtime
 
 
@@ -39,3 +40,4 @@ async def call_processing(
         runtime.extras.pop("dispatcher", None)
         runtime.extras.pop("call_worker", None)
         await close_pg_ingest(runtime)
+        await close_sqlite_hot_path(runtime)

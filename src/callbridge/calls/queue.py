@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from callbridge.calls import repository
 from callbridge.calls.pg_ingest import PgIngest, _positional, pg_ingest
 from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
+from callbridge.calls.sqlite_hot import sqlite_hot_path
 from callbridge.calls.writes import read_connection, write_connection
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
@@ -64,7 +65,10 @@ class CallQueue(Protocol):
 def call_queue(runtime: Runtime) -> CallQueue:
     if runtime.database_kind == "postgresql":
         return PgQueue(pg_ingest(runtime))
-    return SessionQueue(runtime)
+    hot_path = sqlite_hot_path(runtime)
+    if hot_path is not None:
+        return hot_path
+    return SessionQueue(runtime)  # SQLite without a file of its own (in memory)
 
 
 class SessionQueue:

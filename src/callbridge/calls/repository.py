@@ -467,28 +467,26 @@ async def get_or_create_call(session: AsyncSession, call_id: str, values: Mappin
     return int(call_pk)
 
 
-_VARIABLES_SQL = text("SELECT name, value FROM call_variable WHERE call_pk = :call_pk")
-_UPSERT_VARIABLE_SQL = _sql(
-    """
-    INSERT INTO call_variable (call_pk, name, value, source, updated_at)
-    VALUES (:call_pk, :name, :value, :source, :updated_at)
-    ON CONFLICT (call_pk, name) DO UPDATE SET
-        value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
-    """,
-    times=("updated_at",),
-)
-_EXECUTION_SQL = _sql(
-    """
-    INSERT INTO execution (call_pk, event_pk, source, rule_id, label, event, attempt, request,
-                           response, duration_ms, extracted, error, attempts, notes, at)
-    VALUES (:call_pk, :event_pk, :source, :rule_id, :label, :event, :attempt, :request,
-            :response, :duration_ms, :extracted, :error, :attempts, :notes, :at)
-    RETURNING id
-    """,
-    times=("at",),
-    json=("request", "response", "extracted", "error", "attempts", "notes"),
-)
-_COUNT_ERROR_SQL = text("UPDATE call SET error_count = error_count + 1 WHERE id = :call_pk")
+UPSERT_VARIABLE = """
+INSERT INTO call_variable (call_pk, name, value, source, updated_at)
+VALUES (:call_pk, :name, :value, :source, :updated_at)
+ON CONFLICT (call_pk, name) DO UPDATE SET
+    value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+"""
+ADD_EXECUTION = """
+INSERT INTO execution (call_pk, event_pk, source, rule_id, label, event, attempt, request,
+                       response, duration_ms, extracted, error, attempts, notes, at)
+VALUES (:call_pk, :event_pk, :source, :rule_id, :label, :event, :attempt, :request,
+        :response, :duration_ms, :extracted, :error, :attempts, :notes, :at)
+RETURNING id
+"""
+EXECUTION_JSON = ("request", "response", "extracted", "error", "attempts", "notes")
+COUNT_ERROR = "UPDATE call SET error_count = error_count + 1 WHERE id = :call_pk"
+VARIABLES = "SELECT name, value FROM call_variable WHERE call_pk = :call_pk"
+_UPSERT_VARIABLE_SQL = _sql(UPSERT_VARIABLE, times=("updated_at",))
+_EXECUTION_SQL = _sql(ADD_EXECUTION, times=("at",), json=EXECUTION_JSON)
+_COUNT_ERROR_SQL = text(COUNT_ERROR)
+_VARIABLES_SQL = text(VARIABLES)
 _CALL_INFO_SQL = text(
     "SELECT id, call_id, unique_id, tel, tel_name, called, called_name, direction, queue "
     "FROM call WHERE id = :call_pk"

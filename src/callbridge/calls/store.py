@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls import repository
 from callbridge.calls.pg_ingest import pg_ingest
+from callbridge.calls.sqlite_hot import sqlite_hot_path
 from callbridge.calls.writes import write_connection
 from callbridge.kit.time import utcnow
 from callbridge.models.call import Call
@@ -173,6 +174,9 @@ async def record_step(
     values = execution_values(call_pk, **execution)
     if runtime.database_kind == "postgresql":
         return await pg_ingest(runtime).record_step(values, variables, variables_source[:100])
+    hot_path = sqlite_hot_path(runtime)
+    if hot_path is not None:
+        return await hot_path.record_step(values, variables, variables_source[:100])
     async with write_connection(runtime) as connection:
         execution_pk = await repository.add_execution(connection, values)
         await repository.upsert_variables(connection, call_pk, variables, variables_source[:100])
