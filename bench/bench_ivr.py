@@ -219,9 +219,19 @@ class HttpxTarget:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its children (Linux): with
+    ``--web-processes N`` the web processes are children of the one started."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -381,7 +391,8 @@ def run_database(database: str, url: str | None, sandbox: str, args: argparse.Na
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "callbridge", "serve", "--host", "127.0.0.1",
-                   "--port", str(port), "--role", "web"]  # fmt: skip
+                   "--port", str(port), "--role", "web",
+                   "--workers", str(args.web_processes)]  # fmt: skip
         with child(command, env) as server:
             wait_http(f"{base}/healthz")
             configure(base, admin, sandbox)
@@ -404,6 +415,9 @@ def main() -> None:
         default=1000,
         help="CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT (callbridge's default is 20)",
     )
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="callbridge serve --role web --workers N"
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests = 200
@@ -416,7 +430,8 @@ def main() -> None:
         httpx.patch(f"{sandbox}/_sandbox/knobs", json=knobs)
         print(
             f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}, "
-            f"outbound concurrency per account {args.per_account}"
+            f"outbound concurrency per account {args.per_account}, "
+            f"{args.web_processes} web process(es)"
         )
         if not args.no_sqlite:
             run_database("SQLite", None, sandbox, args)

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -15,6 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.errors import CallbridgeError
 from callbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 T = TypeVar("T")
 
@@ -60,6 +65,14 @@ def serve(
     role: Annotated[
         str, typer.Option(help="all: web and worker; web: HTTP only; worker: dispatcher only.")
     ] = "all",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Web processes sharing the port (with --role web; more dispatchers are "
+            "more processes started with --role worker).",
+        ),
+    ] = 1,
 ) -> None:
     """Migrate the database, then serve the web UI, the API and the dispatcher."""
     import uvicorn
@@ -69,6 +82,11 @@ def serve(
 
     if role not in ("all", "web", "worker"):
         raise _fail("--role must be all, web or worker")
+    if workers > 1 and role != "web":
+        raise _fail(
+            "--workers needs --role web: dispatchers scale as processes of their own "
+            "(callbridge serve --role worker), one per core"
+        )
     settings = _settings()
     if host:
         settings.host = host
@@ -85,6 +103,22 @@ def serve(
         role,
         settings.database_kind,
     )
+    if workers > 1:
+        # Each process builds its own app from the same settings (the environment).
+        os.environ["CALLBRIDGE_HOST"] = settings.host
+        os.environ["CALLBRIDGE_PORT"] = str(settings.port)
+        uvicorn.run(
+            "callbridge.cli:web_app",
+            factory=True,
+            workers=workers,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            proxy_headers=True,
+            timeout_graceful_shutdown=30,
+        )
+        return
+    _freeze_startup_objects()
     if role == "worker":
         # A worker has no public HTTP: it listens on loopback for health checks only.
         uvicorn.run(
@@ -103,6 +137,26 @@ def serve(
         proxy_headers=True,
         timeout_graceful_shutdown=30,
     )
+
+
+def _freeze_startup_objects() -> None:
+    """What was built so far (modules, the app, its routes and templates) lives as long as
+    the process: keep the cyclic garbage collector from walking it again and again."""
+    gc.collect()
+    gc.freeze()
+
+
+def web_app() -> FastAPI:
+    """The app of one web process of ``serve --workers N`` (settings from the environment,
+    the database already migrated by the parent)."""
+    from callbridge.app import create_app
+    from callbridge.ops.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    application = create_app(settings, role="web")
+    _freeze_startup_objects()
+    return application
 
 
 @app.command()

@@ -86,3 +86,86 @@ def test_help_for_every_command(data_dir: Path) -> None:
         result = _run(args, data_dir)
         assert result.returncode == 0, (args, result.stderr)
         assert "Usage" in result.stdout
+
+
+def test_workers_need_the_web_role(data_dir: Path) -> None:
+    result = _run(["serve", "--workers", "2"], data_dir)
+    assert result.returncode == 1
+    assert "--workers needs --role web" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                children.append(int(entry.name))
+    return children
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
+def test_serve_with_two_web_processes(data_dir: Path) -> None:
+    """``--workers 2``: two web processes answer on one port, each with its own app; a
+    token made by the CLI works on both; SIGTERM stops them all."""
+    import signal
+
+    import httpx
+
+    from tests.servers import free_port
+
+    token = _run(["tokens", "create", "--name", "PBX", "--scope", "pbx"], data_dir).stdout.strip()
+    port = free_port()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLBRIDGE_")}
+    environment.update({"CALLBRIDGE_DATA_DIR": str(data_dir), "CALLBRIDGE_LOG_LEVEL": "WARNING"})
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "callbridge",
+            "serve",
+            "--role",
+            "web",
+            "--workers",
+            "2",
+            "--port",
+            str(port),
+        ],
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        with httpx.Client(base_url=base, timeout=5) as client:
+            for _ in range(600):  # until the port answers (at most 60 s)
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                try:
+                    server.wait(0.1)
+                    break  # exited
+                except subprocess.TimeoutExpired:
+                    pass
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            processes = [
+                pid
+                for pid in _children(server.pid)
+                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ]
+            assert len(processes) == 2
+            for _ in range(20):
+                answer = httpx.post(
+                    f"{base}/api/v1/ivr/unknown/invoke",
+                    json={"call_id": "1.1"},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
+                assert answer.status_code == 404
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 0
