@@ -107,9 +107,9 @@ class CompiledPattern:
     def _search(self, text: str, timeout: float) -> regex.Match[str] | None:
         assert self._regex is not None
         try:
-            # concurrent=True releases the GIL while matching, so a caller that runs a
-            # match in a thread (asyncio.to_thread) does not stall its event loop
-            return self._regex.search(text, timeout=timeout, concurrent=True)
+            # Not concurrent=True: matches run on the event loop's thread, where giving
+            # up the GIL only means waiting to get it back from another thread.
+            return self._regex.search(text, timeout=timeout)
         except TimeoutError:
             raise PatternTimeout(
                 f"The pattern did not finish within {timeout:g} s on a response of "
