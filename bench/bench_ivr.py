@@ -50,13 +50,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from callbridge.sandbox import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_PASSWORD,
-    DEMO_SECURITY_TOKEN,
-    DEMO_USERNAME,
-)
+from callbridge.sandbox import demo_account_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 SEARCH = "FIND {07075373713} IN PHONE FIELDS RETURNING Account(Id, Name, Phone)"
@@ -272,16 +266,7 @@ def configure(base: str, admin: str, sandbox: str) -> None:
     headers = {"Authorization": f"Bearer {admin}"}
     account = httpx.post(
         f"{base}/api/v1/oauth-accounts",
-        json={
-            "name": "sandbox",
-            "provider": "salesforce",
-            "grant_type": "password",
-            "login_url": sandbox,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "username": DEMO_USERNAME,
-            "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
-        },
+        json=demo_account_fields(sandbox, "sandbox"),
         headers=headers,
     ).json()
     connected = httpx.post(

@@ -13,12 +13,8 @@ import pytest
 from callbridge.app import create_app
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.sandbox import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_PASSWORD,
-    DEMO_SECURITY_TOKEN,
-    DEMO_USERNAME,
     SandboxHandle,
+    demo_account_fields,
     running_sandbox,
 )
 from callbridge.settings import Settings
@@ -155,16 +151,7 @@ async def connected(live: Live) -> Live:
     response = await live.api(
         "POST",
         "/api/v1/oauth-accounts",
-        json={
-            "name": "Sandbox",
-            "provider": "salesforce",
-            "grant_type": "password",
-            "login_url": live.sandbox.login_url,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "username": DEMO_USERNAME,
-            "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
-        },
+        json=demo_account_fields(live.sandbox.login_url, "Sandbox"),
     )
     assert response.status_code == 201, response.text
     account_id = response.json()["id"]

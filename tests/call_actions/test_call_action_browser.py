@@ -15,12 +15,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from callbridge.sandbox import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_PASSWORD,
-    DEMO_SECURITY_TOKEN,
-    DEMO_USERNAME,
     SandboxHandle,
+    demo_account_fields,
 )
 from callbridge.settings import Settings
 from tests.call_actions.conftest import EXAMPLE_1, make_tokens
@@ -48,16 +44,7 @@ def _prepare(settings: Settings, base_url: str, sandbox: SandboxHandle) -> httpx
     assert user.status_code == 201, user.text
     account = api.post(
         "/api/v1/oauth-accounts",
-        json={
-            "name": "Sandbox",
-            "provider": "salesforce",
-            "grant_type": "password",
-            "login_url": sandbox.login_url,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "username": DEMO_USERNAME,
-            "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
-        },
+        json=demo_account_fields(sandbox.login_url, "Sandbox"),
     )
     assert account.status_code == 201, account.text
     connect = api.post(f"/api/v1/oauth-accounts/{account.json()['id']}/connect")

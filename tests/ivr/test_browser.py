@@ -12,11 +12,7 @@ import pytest
 
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.sandbox import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_PASSWORD,
-    DEMO_SECURITY_TOKEN,
-    DEMO_USERNAME,
+    demo_account_fields,
     running_sandbox,
 )
 from callbridge.sandbox.server import SandboxHandle
@@ -65,16 +61,7 @@ def test_seed_000_in_the_simulator(
     base = live_server.base_url
     account = httpx.post(
         f"{base}/api/v1/oauth-accounts",
-        json={
-            "name": "Sandbox",
-            "provider": "salesforce",
-            "grant_type": "password",
-            "login_url": sandbox.login_url,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "username": DEMO_USERNAME,
-            "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
-        },
+        json=demo_account_fields(sandbox.login_url, "Sandbox"),
         headers=admin,
     ).json()
     httpx.post(f"{base}/api/v1/oauth-accounts/{account['id']}/connect", headers=admin)

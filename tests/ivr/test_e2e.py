@@ -14,11 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from callbridge.sandbox import (
-    DEMO_CLIENT_ID,
-    DEMO_CLIENT_SECRET,
-    DEMO_PASSWORD,
-    DEMO_SECURITY_TOKEN,
-    DEMO_USERNAME,
+    demo_account_fields,
     running_sandbox,
 )
 from callbridge.sandbox.server import SandboxHandle
@@ -60,16 +56,7 @@ async def connect_sandbox(
 ) -> int:
     created = await http.post(
         "/api/v1/oauth-accounts",
-        json={
-            "name": "Sandbox Salesforce",
-            "provider": "salesforce",
-            "grant_type": "password",
-            "login_url": sandbox.login_url,
-            "client_id": DEMO_CLIENT_ID,
-            "client_secret": DEMO_CLIENT_SECRET,
-            "username": DEMO_USERNAME,
-            "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
-        },
+        json=demo_account_fields(sandbox.login_url, "Sandbox Salesforce"),
         headers=admin,
     )
     assert created.status_code == 201, created.text

@@ -12,6 +12,7 @@ from callbridge.sandbox.demo import (
     DEMO_PASSWORD,
     DEMO_SECURITY_TOKEN,
     DEMO_USERNAME,
+    demo_account_fields,
 )
 from callbridge.sandbox.ids import case_safe_suffix, normalize_id, to_18
 from callbridge.sandbox.knobs import FailureKind, FailurePlan, Knobs
@@ -47,6 +48,7 @@ __all__ = [
     "SandboxUser",
     "case_safe_suffix",
     "create_sandbox_app",
+    "demo_account_fields",
     "normalize_id",
     "run_sandbox",
     "running_sandbox",

@@ -22,6 +22,22 @@ DEMO_CALLBACK_URLS = [
     "http://localhost:8000/oauth_client/callback",
 ]
 
+
+def demo_account_fields(login_url: str, name: str = "Sandbox") -> dict[str, str]:
+    """The body of ``POST /api/v1/oauth-accounts`` for an account that connects to the
+    sandbox at ``login_url`` with the demo user's password grant (no browser needed)."""
+    return {
+        "name": name,
+        "provider": "salesforce",
+        "grant_type": "password",
+        "login_url": login_url,
+        "client_id": DEMO_CLIENT_ID,
+        "client_secret": DEMO_CLIENT_SECRET,
+        "username": DEMO_USERNAME,
+        "password": DEMO_PASSWORD + DEMO_SECURITY_TOKEN,
+    }
+
+
 _ACCOUNTS: list[dict[str, Any]] = [
     {"Name": "CDF 株式会社", "Phone": "07075373713", "Industry": "Technology",
      "Type": "Customer - Direct", "BillingState": "東京都", "BillingCity": "千代田区",
