@@ -469,3 +469,37 @@ async def test_oauth_requests_carry_the_token_and_the_instance_url(
     assert sent.headers["authorization"] == "Bearer access-token-1"
     query = parse_qs(urlsplit(str(sent.url)).query)["q"][0]
     assert query == "SELECT Id FROM Account WHERE Phone = 'x\\' OR Name LIKE \\'%'"
+
+
+async def test_concurrent_invocations_check_the_token_and_the_ivr_once(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    pbx: dict[str, str],
+    crm: respx.MockRouter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twenty invocations arriving together with a token and an IVR this process has not
+    seen yet: one token lookup and one IVR load, the others wait for them."""
+    from callbridge.calls import pbx_auth
+    from callbridge.ivr import repository
+
+    crm.get(f"{CRM}/lookup").respond(200, text=FOUND)
+    await create_ivr(client, admin, simple_ivr())
+    counts = {"token": 0, "revision": 0}
+    token_for, revision_of = pbx_auth.token_for, repository.revision_of
+
+    async def counting_token_for(*args: Any) -> Any:
+        counts["token"] += 1
+        return await token_for(*args)
+
+    async def counting_revision_of(*args: Any) -> Any:
+        counts["revision"] += 1
+        return await revision_of(*args)
+
+    monkeypatch.setattr(pbx_auth, "token_for", counting_token_for)
+    monkeypatch.setattr(repository, "revision_of", counting_revision_of)
+    answers = await asyncio.gather(
+        *(invoke(client, pbx, call_id=f"1700000000.{n}") for n in range(20))
+    )
+    assert [answer.json()["outcome"] for answer in answers] == ["matched"] * 20
+    assert counts == {"token": 1, "revision": 1}
