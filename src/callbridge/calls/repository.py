@@ -92,7 +92,7 @@ FROM e CROSS JOIN LATERAL (SELECT {notify}) AS notified
 UNION ALL
 SELECT existing.call_pk, existing.id, true FROM existing
 """
-_SQLITE_CALL = """
+SQLITE_CALL = """
 INSERT INTO call (call_id, unique_id, tel, tel_name, called, called_name, direction, queue,
                   started_at, ended_at, last_event, due_at, event_count, error_count,
                   created_at, updated_at)
@@ -110,7 +110,7 @@ ON CONFLICT (call_id) DO UPDATE SET
     updated_at = excluded.updated_at
 RETURNING id
 """
-_SQLITE_EVENT = """
+SQLITE_EVENT = """
 INSERT INTO call_event (call_pk, dedupe_key, event_id, event, occurred_at, received_at,
                         due_at, agent_id, payload, status, attempts, late)
 VALUES (:call_pk, :dedupe_key, :event_id, :event, :occurred_at, :received_at, :due_at,
@@ -147,7 +147,7 @@ def _store_statements(session: AsyncSession | AsyncConnection) -> tuple[Any, ...
             )
         else:
             details = ", ".join(f"{n} = COALESCE(excluded.{n}, call.{n})" for n in CALL_DETAILS)
-            found = (_typed(_SQLITE_CALL.format(details=details)), _typed(_SQLITE_EVENT))
+            found = (_typed(SQLITE_CALL.format(details=details)), _typed(SQLITE_EVENT))
         _STORE_STATEMENTS[dialect] = found
     return found
 

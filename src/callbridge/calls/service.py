@@ -17,6 +17,7 @@ from callbridge.calls.schemas import (
     EventRead,
     ExecutionRead,
 )
+from callbridge.calls.sqlite_hot import SqliteHotPath, sqlite_hot_path
 from callbridge.calls.store import DETAIL_PROVIDERS
 from callbridge.calls.writes import serialized_writes
 from callbridge.errors import NotFound
@@ -63,10 +64,13 @@ async def accept_event(
     one round trip that has committed (fsync'd) when it returns. SQLite: one short
     transaction, queued behind this process's other writes."""
     window = runtime.settings.reorder_window_ms
+    hot_path = sqlite_hot_path(runtime)
     if runtime.database_kind == "postgresql":
         stored = await store_event(
             pg_ingest(runtime), data, reorder_window_ms=window, immediate=immediate
         )
+    elif hot_path is not None:  # SQLite: one thread hop, committed when it returns
+        stored = await store_event(hot_path, data, reorder_window_ms=window, immediate=immediate)
     else:
         async with serialized_writes(runtime), runtime.engine.begin() as connection:
             stored = await store_event(
@@ -81,7 +85,7 @@ async def accept_event(
 
 
 async def store_event(
-    storage: AsyncSession | AsyncConnection | PgIngest,
+    storage: AsyncSession | AsyncConnection | PgIngest | SqliteHotPath,
     data: CallEventIn,
     *,
     reorder_window_ms: int,
@@ -126,13 +130,13 @@ async def store_event(
         # What the NOTIFY tells listening workers: when the event is due.
         "notice": due_at.isoformat(),
     }
-    if isinstance(storage, PgIngest):
+    if isinstance(storage, PgIngest | SqliteHotPath):
         stored = await storage.store(values)
     else:
         stored = await repository.store_event_row(storage, values)
     if stored is None:  # the same event, stored concurrently by another request
         assert dedupe_key is not None
-        if isinstance(storage, PgIngest):
+        if isinstance(storage, PgIngest | SqliteHotPath):
             found = await storage.find(dedupe_key)
         else:
             found = await repository.event_for_dedupe_key(storage, dedupe_key)

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 from callbridge.calls import repository
 from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
@@ -48,6 +49,24 @@ _EXECUTED = (
     "SELECT rule_id FROM execution WHERE event_pk = ? AND source = ? AND rule_id IS NOT NULL"
 )
 _STATUS = "SELECT status FROM call_event WHERE id = ?"
+_FIND_EVENT = "SELECT id, call_pk FROM call_event WHERE dedupe_key = ?"
+_STORE_CALL = repository.SQLITE_CALL.format(
+    details=", ".join(f"{n} = COALESCE(excluded.{n}, call.{n})" for n in repository.CALL_DETAILS)
+)
+_STORE_EVENT = repository.SQLITE_EVENT
+_STORE_NAMES = (
+    "call_id",
+    *repository.CALL_DETAILS,
+    "event",
+    "event_id",
+    "dedupe_key",
+    "occurred_at",
+    "received_at",
+    "ended_at",
+    "due_at",
+    "agent_id",
+    "payload",
+)
 
 
 def db_time(value: datetime | None) -> str | None:
@@ -181,10 +200,15 @@ class SqliteHotPath:
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
         loop = asyncio.get_running_loop()
-        if not write:
-            return await loop.run_in_executor(self._executor, self._in_thread, work, False)
-        async with serialized_writes(self.runtime):
-            return await loop.run_in_executor(self._executor, self._in_thread, work, True)
+        try:
+            if not write:
+                return await loop.run_in_executor(self._executor, self._in_thread, work, False)
+            async with serialized_writes(self.runtime):
+                return await loop.run_in_executor(self._executor, self._in_thread, work, True)
+        except sqlite3.Error as exc:
+            # SQLAlchemy's exception classes, as from the other paths: the API answers
+            # 503 for an OperationalError (the database cannot be opened, is locked…).
+            raise DBAPIError.instance(None, None, exc, sqlite3.Error) from exc
 
     async def close(self) -> None:
         def close() -> None:
@@ -317,6 +341,34 @@ class SqliteHotPath:
     async def status(self, event_pk: int) -> str | None:
         row = await self._run(lambda c: c.execute(_STATUS, (event_pk,)).fetchone(), write=False)
         return str(row[0]) if row is not None else None
+
+    # ---- ingest (``service.store_event``) ------------------------------------------
+
+    async def store(self, values: Mapping[str, Any]) -> tuple[int, int, bool] | None:
+        """Create or update the call and add the event, committed when this returns:
+        ``(call_pk, event_pk, duplicate)``, or None when the event (by its dedupe key) was
+        stored by someone else in between (see ``repository.store_event_row``)."""
+        row = {name: values.get(name) for name in _STORE_NAMES}
+        for name in ("occurred_at", "ended_at", "due_at", "received_at"):
+            row[name] = db_time(row[name])
+        row["payload"] = _json(row["payload"])
+
+        def work(connection: sqlite3.Connection) -> tuple[int, int, bool] | None:
+            if row["dedupe_key"] is not None:
+                found = connection.execute(_FIND_EVENT, (row["dedupe_key"],)).fetchone()
+                if found is not None:
+                    return int(found[1]), int(found[0]), True
+            call_pk = int(connection.execute(_STORE_CALL, row).fetchall()[0][0])
+            event = connection.execute(_STORE_EVENT, {**row, "call_pk": call_pk}).fetchall()
+            return (call_pk, int(event[0][0]), False) if event else None
+
+        return await self._run(work)
+
+    async def find(self, dedupe_key: str) -> tuple[int, int] | None:
+        row = await self._run(
+            lambda c: c.execute(_FIND_EVENT, (dedupe_key,)).fetchone(), write=False
+        )
+        return (int(row[0]), int(row[1])) if row is not None else None
 
     # ---- the engine's step record (``store.record_step``) ---------------------------
 
