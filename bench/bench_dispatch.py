@@ -407,6 +407,9 @@ def run_database(
         "reorder_window_ms": "0",
     }
     workers = args.workers if database == "postgresql" else 0
+    if workers:
+        # Several processes share the server's connections (max_connections is often 100).
+        settings.update(database_pool_size="10", database_max_overflow="5")
     role = "web" if workers else "all"
     label = f"{database} (web + {workers} workers)" if workers else database
     with running_callbridge(
