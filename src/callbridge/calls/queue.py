@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from callbridge.calls import repository
 from callbridge.calls.pg_ingest import PgIngest, _positional, pg_ingest
-from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
+from callbridge.calls.repository import NextEvent
 from callbridge.calls.sqlite_hot import sqlite_hot_path
 from callbridge.calls.writes import read_connection, write_connection
 from callbridge.kit.time import utcnow
@@ -315,40 +315,8 @@ def _dumps(value: Any) -> str | None:
 
 
 def _next_event(call_pk: int, row: Any) -> NextEvent:
-    """A row of ``next`` or ``take`` (asyncpg)."""
-    event = None
-    if row["id"] is not None:
-        event = PendingEvent(
-            int(row["id"]),
-            row["event"],
-            row["event_id"],
-            row["occurred_at"],
-            row["due_at"],
-            int(row["attempts"]),
-            json.loads(row["payload"] or "{}"),
-            json.loads(row["outcome"]) if row["outcome"] else None,
-        )
-    call = CallInfo(
-        call_pk,
-        row["call_id"],
-        row["unique_id"],
-        row["tel"],
-        row["tel_name"],
-        row["called"],
-        row["called_name"],
-        row["direction"],
-        row["queue"],
-    )
-    variables = json.loads(row["variables"]) if row["variables"] else {}
-    return NextEvent(
-        int(row["event_count"]),
-        row["lease_owner"],
-        event,
-        call,
-        variables,
-        unfinished=int(row["unfinished"] or 0),
-        started=bool(row.get("started", False)),
-    )
+    """A row of ``next`` or ``take`` (asyncpg: JSON arrives as text)."""
+    return repository.next_event_from_row(call_pk, row, decode_json=json.loads)
 
 
 class PgQueue:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -336,31 +336,56 @@ async def next_unfinished_event(session: Executor, call_pk: int) -> NextEvent | 
     row = (await session.execute(_NEXT_SQL, {"call_pk": call_pk})).first()
     if row is None:
         return None
+    return next_event_from_row(call_pk, row._mapping)
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def next_event_from_row(
+    call_pk: int,
+    row: Any,
+    *,
+    decode_json: Callable[[Any], Any] = _as_is,
+    read_time: Callable[[Any], Any] = _as_is,
+) -> NextEvent:
+    """A row of ``NEXT`` (or a statement with its columns, optionally ``variables`` and
+    ``started``) from any driver: ``decode_json`` and ``read_time`` turn the driver's raw
+    JSON and timestamp values into Python ones (SQLAlchemy rows need neither)."""
+    keys = set(row.keys())  # asyncpg gives an iterator
     event = None
-    if row.id is not None:
+    if row["id"] is not None:
         event = PendingEvent(
-            int(row.id),
-            row.event,
-            row.event_id,
-            row.occurred_at,
-            row.due_at,
-            int(row.attempts),
-            row.payload or {},
-            row.outcome,
+            int(row["id"]),
+            row["event"],
+            row["event_id"],
+            read_time(row["occurred_at"]),
+            read_time(row["due_at"]),
+            int(row["attempts"]),
+            decode_json(row["payload"]) if row["payload"] else {},
+            decode_json(row["outcome"]) if row["outcome"] is not None else None,
         )
     call = CallInfo(
         call_pk,
-        row.call_id,
-        row.unique_id,
-        row.tel,
-        row.tel_name,
-        row.called,
-        row.called_name,
-        row.direction,
-        row.queue,
+        row["call_id"],
+        row["unique_id"],
+        row["tel"],
+        row["tel_name"],
+        row["called"],
+        row["called_name"],
+        row["direction"],
+        row["queue"],
     )
+    variables = row["variables"] if "variables" in keys else None
     return NextEvent(
-        int(row.event_count), row.lease_owner, event, call, unfinished=int(row.unfinished or 0)
+        int(row["event_count"]),
+        row["lease_owner"],
+        event,
+        call,
+        decode_json(variables) if variables else {},
+        unfinished=int(row["unfinished"] or 0),
+        started=bool(row["started"]) if "started" in keys else False,
     )
 
 

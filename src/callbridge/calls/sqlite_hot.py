@@ -27,7 +27,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from callbridge.calls import repository
-from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
+from callbridge.calls.repository import NextEvent
 from callbridge.calls.writes import serialized_writes
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
@@ -102,35 +102,8 @@ def _next_event(connection: sqlite3.Connection, call_pk: int) -> NextEvent | Non
     row = connection.execute(repository.NEXT, {"call_pk": call_pk}).fetchone()
     if row is None:
         return None
-    event = None
-    if row["id"] is not None:
-        event = PendingEvent(
-            int(row["id"]),
-            row["event"],
-            row["event_id"],
-            from_db_time(row["occurred_at"]),  # type: ignore[arg-type]
-            from_db_time(row["due_at"]),  # type: ignore[arg-type]
-            int(row["attempts"]),
-            json.loads(row["payload"]) if row["payload"] else {},
-            json.loads(row["outcome"]) if row["outcome"] else None,
-        )
-    call = CallInfo(
-        call_pk,
-        row["call_id"],
-        row["unique_id"],
-        row["tel"],
-        row["tel_name"],
-        row["called"],
-        row["called_name"],
-        row["direction"],
-        row["queue"],
-    )
-    return NextEvent(
-        int(row["event_count"]),
-        row["lease_owner"],
-        event,
-        call,
-        unfinished=int(row["unfinished"] or 0),
+    return repository.next_event_from_row(
+        call_pk, row, decode_json=json.loads, read_time=from_db_time
     )
 
 
