@@ -25,9 +25,10 @@ calls per second).
    second: the backlog (events waiting or being processed) and callbridge's memory.
    Afterwards every call must have its 3 requests, in order, without error.
 
-Reference: a bare ``httpx`` loop (and the same with ``httpx2``, which callbridge's
-outbound path uses) in a process of its own, sending the same three requests per call on
-the same schedule straight to the sandbox (no events, no database, no templates): its
+Reference: a bare ``httpx`` loop (and the same with ``httpx2``, its maintained
+successor; callbridge's outbound path sends with aiohttp, docs/outbound.md) in a process
+of its own, sending the same three requests per call on the same schedule straight to
+the sandbox (no events, no database, no templates): its
 request round trip, CPU and memory are the floor to compare with.
 """
 
@@ -602,7 +603,7 @@ def main() -> None:
             run_database("postgresql", args.postgres, sandbox, args)
         if not args.no_reference:
             run_reference(sandbox, args, "httpx")
-            # The maintained successor the outbound path uses (DESIGN.md §10).
+            # httpx's maintained successor (DESIGN.md §10).
             run_reference(sandbox, args, "httpx2")
 
 

@@ -6,14 +6,16 @@ Run: ``python bench/bench_outbound.py`` (about a minute; ``--quick`` for a smoke
    result) over a bare client, against the sandbox Salesforce over loopback, at 1, 20
    and 100 concurrent requests. Bare and outbound rounds are interleaved so both see the
    same machine; p50/p99 of each and their difference are printed. The bare baselines
-   are ``httpx.AsyncClient`` (what the issue names) and ``httpx2.AsyncClient`` (the
-   library the outbound path uses, so the difference is the path's own cost).
-2. The same over an in-memory transport: the path's pure CPU cost, without network or
-   server noise.
+   are ``httpx.AsyncClient`` (what the issue names) and ``aiohttp.ClientSession`` (the
+   library under the outbound wire, so the difference is the path's own cost).
+2. ``Outbound.send`` over an in-memory wire against that wire called directly: the
+   path's pure CPU cost, without network or server noise.
 3. Client choice (DESIGN.md §10): one shared ``httpx.AsyncClient``, four of them, one
-   ``httpx2.AsyncClient``, and the outbound path, at 20, 100 and 200 concurrent requests
-   to a minimal fake CRM answering after 50 ms (a separate process, so the server is not
-   what is measured). One load-generating process, as the note in §10 says.
+   ``httpx2.AsyncClient``, one ``aiohttp.ClientSession``, and the outbound path on its
+   aiohttp wire, at 20, 100 and 200 concurrent requests to a minimal fake CRM answering
+   after 50 ms (a separate process, so the server is not what is measured), with the
+   load generator's CPU time per request. One load-generating process, as the note in
+   §10 says.
 
 The servers run as child processes on 127.0.0.1 and are stopped at the end.
 """
@@ -33,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import httpx
 import httpx2
 
@@ -44,6 +47,7 @@ from callbridge.outbound import (
     OutboundRequest,
     TokenRefreshError,
 )
+from callbridge.outbound.transport import WireAnswer
 from callbridge.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -169,39 +173,50 @@ async def added_latency(
     token: str,
     rounds: int,
     per_worker: int,
-    transport: httpx2.AsyncBaseTransport | None = None,
+    wire: InMemoryWire | None = None,
 ) -> None:
-    # Below uvicorn's 5 s keep-alive, as the outbound path's own default (see its docs).
-    limits = dict(max_connections=1000, max_keepalive_connections=200, keepalive_expiry=4.0)
     url = base + QUERY
     headers = {"Authorization": f"Bearer {token}"}
     # No per-account cap here: it would make requests beyond 20 wait, by design.
     outbound = Outbound(
-        token_source=StaticTokenSource(token, base),
-        transport=transport,
-        concurrency_per_account=1000,
+        token_source=StaticTokenSource(token, base), wire=wire, concurrency_per_account=1000
     )
-    bare2 = httpx2.AsyncClient(limits=httpx2.Limits(**limits), transport=transport)
-    bare1 = None if transport is not None else httpx.AsyncClient(limits=httpx.Limits(**limits))
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
+    bare1 = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200)
+    )
 
     async def via_outbound() -> None:
         result = await outbound.send(OutboundRequest("GET", url, auth=OAuthAuth(1)))
         assert result.status == 200, result.error
 
-    async def via_httpx2() -> None:
-        response = await bare2.get(url, headers=headers)
-        assert response.status_code == 200
+    async def via_wire() -> None:
+        assert wire is not None
+        answer = await wire.exchange(
+            "GET",
+            httpx2.URL(url),
+            list(headers.items()),
+            None,
+            connect_timeout=5,
+            read_timeout=10,
+            max_bytes=1 << 20,
+        )
+        assert answer.status == 200
+
+    async def via_aiohttp() -> None:
+        async with session.get(url, headers=headers) as response:
+            await response.read()
+            assert response.status == 200
 
     async def via_httpx() -> None:
-        assert bare1 is not None
         response = await bare1.get(url, headers=headers)
         assert response.status_code == 200
 
-    variants: dict[str, Callable[[], Awaitable[None]]] = {
-        "outbound": via_outbound,
-        "httpx2": via_httpx2,
-    }
-    if bare1 is not None:
+    variants: dict[str, Callable[[], Awaitable[None]]] = {"outbound": via_outbound}
+    if wire is not None:
+        variants["wire"] = via_wire
+    else:
+        variants["aiohttp"] = via_aiohttp
         variants["httpx"] = via_httpx
     print(
         f"  {'conc':>4}  {'variant':<9} {'p50 ms':>8} {'p99 ms':>8}   "
@@ -223,9 +238,8 @@ async def added_latency(
                 added = f"{statistics.median(out) - p50:>+9.3f} {pct(out, 0.99) - p99:>+9.3f}"
             print(f"  {concurrency:>4}  {name:<9} {p50:>8.3f} {p99:>8.3f}   {added}")
     await outbound.aclose()
-    await bare2.aclose()
-    if bare1 is not None:
-        await bare1.aclose()
+    await session.close()
+    await bare1.aclose()
 
 
 # ---- 3: client choice ------------------------------------------------------------------
@@ -235,6 +249,15 @@ def bare_call(clients: list[Any], url: str) -> Callable[[int], Awaitable[None]]:
     async def call(index: int) -> None:
         response = await clients[index % len(clients)].get(url)
         assert response.status_code == 200
+
+    return call
+
+
+def aiohttp_call(session: aiohttp.ClientSession, url: str) -> Callable[[int], Awaitable[None]]:
+    async def call(index: int) -> None:
+        async with session.get(url) as response:
+            await response.read()
+            assert response.status == 200
 
     return call
 
@@ -249,7 +272,9 @@ def outbound_call(outbound: Outbound, url: str) -> Callable[[int], Awaitable[Non
 
 async def client_choice(base: str, per_worker: int) -> None:
     url = base + QUERY
-    print(f"  {'client':<22} {'conc':>4} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"  {'client':<26} {'conc':>4} {'req/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'CPU/req ms':>10}"
+    )
     for concurrency in (20, 100, 200):
         limit = concurrency + 10
         one_httpx = [
@@ -270,6 +295,7 @@ async def client_choice(base: str, per_worker: int) -> None:
                 limits=httpx2.Limits(max_connections=limit, max_keepalive_connections=limit)
             )
         ]
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
         outbound = Outbound(
             token_source=StaticTokenSource("bench-token", base), concurrency_per_account=1000
         )
@@ -278,7 +304,8 @@ async def client_choice(base: str, per_worker: int) -> None:
             ("httpx, 1 client", bare_call(one_httpx, url)),
             ("httpx, 4 clients", bare_call(four_httpx, url)),
             ("httpx2, 1 client", bare_call(one_httpx2, url)),
-            ("outbound (httpx2)", outbound_call(outbound, url)),
+            ("aiohttp, 1 session", aiohttp_call(session, url)),
+            ("outbound (aiohttp wire)", outbound_call(outbound, url)),
         ]
         for name, call in cases:
             counter = iter(range(10**9))
@@ -287,15 +314,19 @@ async def client_choice(base: str, per_worker: int) -> None:
                 await call(next(counter))  # noqa: B023
 
             await run_load(one, concurrency, 2)
+            cpu = time.process_time()
             latencies, elapsed = await run_load(one, concurrency, per_worker)
+            cpu_per_request = (time.process_time() - cpu) * 1000 / len(latencies)
             print(
-                f"  {name:<22} {concurrency:>4} {len(latencies) / elapsed:>7.0f} "
-                f"{statistics.median(latencies):>8.2f} {pct(latencies, 0.99):>8.2f}"
+                f"  {name:<26} {concurrency:>4} {len(latencies) / elapsed:>7.0f} "
+                f"{statistics.median(latencies):>8.2f} {pct(latencies, 0.99):>8.2f} "
+                f"{cpu_per_request:>10.3f}"
             )
         for client in one_httpx + four_httpx:
             await client.aclose()
         for client2 in one_httpx2:
             await client2.aclose()
+        await session.close()
         await outbound.aclose()
 
 
@@ -317,20 +348,30 @@ def sandbox_token(base: str, latency_ms: float) -> str:
     return str(answer.json()["access_token"])
 
 
-def in_memory_transport() -> httpx2.AsyncBaseTransport:
-    body = b'{"totalSize":1,"done":true,"records":[{"Id":"001000000000001AAA"}]}'
+class InMemoryWire:
+    """Answers every exchange at once, without a network: the outbound path's own cost."""
 
-    def answer(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(
-            200,
-            content=body,
-            headers={
-                "Content-Type": "application/json;charset=UTF-8",
-                "Sforce-Limit-Info": "api-usage=18/15000",
-            },
-        )
+    BODY = b'{"totalSize":1,"done":true,"records":[{"Id":"001000000000001AAA"}]}'
+    HEADERS = (
+        ("Content-Type", "application/json;charset=UTF-8"),
+        ("Sforce-Limit-Info", "api-usage=18/15000"),
+    )
 
-    return httpx2.MockTransport(answer)
+    async def exchange(
+        self,
+        method: str,
+        url: httpx2.URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_bytes: int,
+    ) -> WireAnswer:
+        return WireAnswer(200, self.HEADERS, self.BODY, False)
+
+    async def aclose(self) -> None:
+        return None
 
 
 def main() -> None:
@@ -362,8 +403,7 @@ def main() -> None:
         )
         asyncio.run(added_latency(sandbox, token, rounds, per_worker))
         print(
-            "\n2. Added latency over a bare httpx2 client, in-memory transport "
-            "(the path's own CPU cost)"
+            "\n2. Added latency over the bare wire, in-memory (no network): the path's own CPU cost"
         )
         asyncio.run(
             added_latency(
@@ -371,7 +411,7 @@ def main() -> None:
                 "t0ken-1234",
                 rounds,
                 per_worker * 5,
-                transport=in_memory_transport(),
+                wire=InMemoryWire(),
             )
         )
         print("\n3. Client choice: fake CRM answering after 50 ms (DESIGN.md §10)")

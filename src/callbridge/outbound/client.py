@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import ipaddress
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Protocol, Self
 from urllib.parse import urlsplit
+
+import httpx2
 
 import callbridge
 from callbridge.kit.time import utcnow
@@ -28,7 +30,7 @@ from callbridge.outbound.accounts import (
 from callbridge.outbound.body import decode_body, provider_error
 from callbridge.outbound.redaction import RequestView
 from callbridge.outbound.retry import backoff_delay, is_idempotent, parse_retry_after
-from callbridge.outbound.transport import fast_transport
+from callbridge.outbound.transport import AiohttpWire, WireAnswer, WireError
 from callbridge.outbound.types import (
     Attempt,
     BasicAuth,
@@ -42,7 +44,25 @@ from callbridge.outbound.types import (
 
 logger = logging.getLogger("callbridge.outbound")
 
-Library = Literal["httpx2", "httpx"]
+
+class Wire(Protocol):
+    """What carries one exchange (``AiohttpWire``; tests and benchmarks pass their own)."""
+
+    async def exchange(
+        self,
+        method: str,
+        url: httpx2.URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_bytes: int,
+    ) -> WireAnswer: ...
+
+    async def aclose(self) -> None: ...
+
+
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # Refresh a token whose expiry is known this long before it runs out.
 _EXPIRY_SKEW = 60.0
@@ -92,7 +112,6 @@ class Outbound:
         token_source: TokenSource | None = None,
         concurrency_per_account: int = 20,
         allow_insecure_http: bool = False,
-        library: Library = "httpx2",
         connect_timeout: float = 5.0,
         max_connections: int = 1000,
         max_keepalive_connections: int = 200,
@@ -100,14 +119,12 @@ class Outbound:
         # closing at the moment it is reused fails the request (and POSTs are not retried).
         keepalive_expiry: float = 4.0,
         account_cache_seconds: float = 30.0,
-        transport: Any = None,
+        wire: Wire | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = utcnow,
     ) -> None:
-        self._lib: Any = importlib.import_module(library)
-        self.library = library
         self._token_source = token_source
         self._concurrency = concurrency_per_account
         self._allow_insecure_http = allow_insecure_http
@@ -118,38 +135,11 @@ class Outbound:
         self._clock = clock
         self._now = now
         self._accounts: dict[int, AccountState] = {}
-        self._timeouts: dict[float, Any] = {}
         self._background: set[asyncio.Task[None]] = set()
-        lib = self._lib
-        limits = lib.Limits(
+        self._wire: Wire = wire or AiohttpWire(
             max_connections=max_connections,
-            max_keepalive_connections=max_keepalive_connections,
             keepalive_expiry=keepalive_expiry,
-        )
-        if transport is None and library == "httpx2":
-            transport = fast_transport(limits)
-        self._client: Any = lib.AsyncClient(
-            limits=limits,
-            timeout=lib.Timeout(10.0, connect=connect_timeout),
-            headers={"User-Agent": f"callbridge/{callbridge.__version__}"},
-            follow_redirects=False,
-            transport=transport,
-        )
-        self._connect_errors: tuple[type[BaseException], ...] = (
-            lib.ConnectError,
-            lib.ConnectTimeout,
-            lib.PoolTimeout,
-            lib.UnsupportedProtocol,
-        )
-        self._timeout_errors: tuple[type[BaseException], ...] = (lib.TimeoutException,)
-        self._transport_errors: tuple[type[BaseException], ...] = (lib.TransportError,)
-        self._invalid_errors: tuple[type[BaseException], ...] = (
-            lib.InvalidURL,
-            lib.LocalProtocolError,
-            lib.UnsupportedProtocol,
-            ValueError,
-            TypeError,
-            UnicodeError,
+            user_agent=f"callbridge/{callbridge.__version__}",
         )
 
     # ---- lifecycle ----------------------------------------------------------------
@@ -170,7 +160,7 @@ class Outbound:
             task.cancel()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
-        await self._client.aclose()
+        await self._wire.aclose()
 
     # ---- accounts -----------------------------------------------------------------
 
@@ -512,13 +502,6 @@ class Outbound:
             delay = max(delay, retry_after)
         return delay
 
-    def _timeout(self, seconds: float) -> Any:
-        timeout = self._timeouts.get(seconds)
-        if timeout is None:
-            timeout = self._lib.Timeout(seconds, connect=min(seconds, self._connect_timeout))
-            self._timeouts[seconds] = timeout
-        return timeout
-
     async def _exchange(
         self,
         request: OutboundRequest,
@@ -528,54 +511,47 @@ class Outbound:
     ) -> _Exchange:
         exchange = _Exchange()
         try:
+            url = httpx2.URL(request.url)
             headers = _wire_headers(request, token)
-            http_request = self._client.build_request(
-                method,
-                request.url,
-                headers=headers,
-                content=body,
-                timeout=self._timeout(request.timeout),
-            )
-        except self._invalid_errors as exc:
+        except (httpx2.InvalidURL, ValueError, TypeError, UnicodeError) as exc:
             exchange.sent = False
             exchange.error = OutboundError("request", f"the request cannot be sent: {exc}")
             return exchange
         try:
             async with asyncio.timeout(request.timeout):
-                response = await self._client.send(http_request, stream=True)
-                try:
-                    exchange.response_status = response.status_code
-                    exchange.headers = tuple(
-                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers.raw
-                    )
-                    exchange.body, exchange.truncated = await _read_capped(
-                        response, request.max_response_bytes
-                    )
-                finally:
-                    await response.aclose()
+                answer = await self._wire.exchange(
+                    method,
+                    url,
+                    headers,
+                    body,
+                    connect_timeout=min(request.timeout, self._connect_timeout),
+                    read_timeout=request.timeout,
+                    max_bytes=request.max_response_bytes,
+                )
         except TimeoutError:
             exchange.error = OutboundError(
                 "timeout", f"no complete answer within {request.timeout:g} s"
             )
-        except self._connect_errors as exc:
-            exchange.sent = False
-            if isinstance(exc, self._timeout_errors):
+        except WireError as exc:
+            exchange.sent = exc.sent
+            if exc.kind == "timeout" and not exc.sent:
                 exchange.error = OutboundError(
-                    "timeout", f"could not connect within the time limit ({_describe(exc)})"
+                    "timeout", f"could not connect within the time limit ({exc.message})"
                 )
+            elif exc.kind == "timeout":
+                exchange.error = OutboundError(
+                    "timeout", f"no complete answer within {request.timeout:g} s ({exc.message})"
+                )
+            elif exc.kind == "connect":
+                exchange.error = OutboundError("connect", f"could not connect: {exc.message}")
             else:
-                exchange.error = OutboundError("connect", f"could not connect: {_describe(exc)}")
-        except self._timeout_errors as exc:
-            exchange.error = OutboundError(
-                "timeout", f"no complete answer within {request.timeout:g} s ({_describe(exc)})"
-            )
-        except self._transport_errors as exc:
-            exchange.error = OutboundError("connect", f"network failure: {_describe(exc)}")
-        except self._invalid_errors as exc:
-            exchange.sent = False
-            exchange.error = OutboundError("request", f"the request cannot be sent: {exc}")
+                exchange.error = OutboundError("connect", f"network failure: {exc.message}")
         else:
-            exchange.error = provider_error(exchange.response_status, exchange.body)
+            exchange.response_status = answer.status
+            exchange.headers = answer.headers
+            exchange.body = answer.body
+            exchange.truncated = answer.truncated
+            exchange.error = provider_error(answer.status, answer.body)
         return exchange
 
     def _result(
@@ -638,9 +614,10 @@ def _basic_value(auth: BasicAuth) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-def _wire_headers(
-    request: OutboundRequest, token: AccountToken | None
-) -> list[tuple[bytes, bytes]]:
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def _wire_headers(request: OutboundRequest, token: AccountToken | None) -> list[tuple[str, str]]:
     auth = request.auth
     authorization: str | None = None
     if isinstance(auth, BasicAuth):
@@ -649,26 +626,18 @@ def _wire_headers(
         authorization = f"Bearer {auth.token}"
     elif token is not None and token.access_token is not None:
         authorization = f"{token.token_type or 'Bearer'} {token.access_token}"
-    headers: list[tuple[bytes, bytes]] = []
+    headers: list[tuple[str, str]] = []
     for name, value in request.headers:
         if authorization is not None and name.lower() == "authorization":
             continue
-        clean = value.replace("\r", " ").replace("\n", " ")
-        headers.append((name.strip().encode("ascii"), clean.encode("utf-8")))
+        name = name.strip()
+        if not _TOKEN.fullmatch(name):
+            raise ValueError(f"invalid header name {name!r}")
+        clean = value.replace("\r", " ").replace("\n", " ").replace("\0", " ")
+        headers.append((name, clean))  # sent as UTF-8
     if authorization is not None:
-        headers.append((b"Authorization", authorization.encode("utf-8")))
+        headers.append(("Authorization", authorization))
     return headers
-
-
-async def _read_capped(response: Any, limit: int) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:
-            return b"".join(chunks)[:limit], True
-    return b"".join(chunks), False
 
 
 def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
@@ -676,8 +645,3 @@ def _header(headers: tuple[tuple[str, str], ...], name: str) -> str | None:
         if key.lower() == name:
             return value
     return None
-
-
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

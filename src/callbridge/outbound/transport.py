@@ -1,33 +1,58 @@
-"""httpx2's transport with a cheaper idle-connection check.
+"""The wire under ``Outbound``: one HTTP exchange over aiohttp's connection pool.
 
-Every time a request joins or leaves httpcore2's connection pool, the pool asks each idle
-keep-alive connection whether the server has closed it (``get_extra_info("is_readable")``).
-On the anyio backend that question goes through anyio's typed attributes, which build a
-dictionary of accessors per call: about 11 µs against 1 µs for the socket check itself,
-measured here, and with tens of idle connections it was the largest single cost of an
-IVR invocation. The streams below answer that question from the socket they keep, and
-pass everything else through unchanged.
+``Outbound`` decides what to send (URL, headers, auth, body), when to retry and what a
+result means; ``AiohttpWire.exchange`` only carries one request and its answer and says
+how a failure happened (``WireError``: could not connect, timed out, broke mid-way).
+aiohttp was chosen for the wire because its pool takes an idle connection in constant
+time and its HTTP parser is compiled, where httpx2's pool scans every connection per
+request and parses with h11 in Python; figures in docs/outbound.md ("Choosing the HTTP
+client"). URLs are still normalised by ``httpx2.URL`` (callbridge's percent-encoding of
+templates, unchanged), and aiohttp sends them as given.
 
-httpx2 does not take a network backend as an argument, so ``fast_transport`` builds its
-``AsyncHTTPTransport`` and replaces the pool with the same pool given this backend;
-``tests/outbound/test_transport.py`` fails if a new httpx2 release changes that shape.
+Behaviour kept from the httpx2 client it replaces: no redirects followed, no cookies
+kept, no proxies from the environment, ``Accept-Encoding: gzip, deflate`` (bodies are
+decoded before the size cap applies), the system's TLS verification. A keep-alive
+connection the server closed while idle is never handed to a request, even when the
+close has reached the socket but not yet the event loop (``_ProbingConnector``).
 """
-
-# The ``timeout`` arguments are httpcore2's backend interface, passed through unchanged.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 
 import select
 import socket
 import ssl
-from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal
 
-import httpcore2
+import aiohttp
 import httpx2
-from httpcore2 import SOCKET_OPTION, AsyncNetworkBackend, AsyncNetworkStream
-from httpcore2._backends.auto import AutoBackend
+from aiohttp.client_reqrep import ClientRequest
+from aiohttp.connector import Connection
+from aiohttp.tracing import Trace
+from multidict import CIMultiDict
+from yarl import URL
+
+WireFailure = Literal["connect", "timeout", "network"]
+_CHUNK = 64 * 1024
+
+
+@dataclass(slots=True)
+class WireAnswer:
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    truncated: bool
+
+
+class WireError(Exception):
+    """A failed exchange. ``sent`` is False when the request cannot have reached the
+    server (no connection was made), which makes even a POST safe to repeat."""
+
+    def __init__(self, kind: WireFailure, message: str, *, sent: bool) -> None:
+        super().__init__(message)
+        self.kind: WireFailure = kind
+        self.message = message
+        self.sent = sent
 
 
 def is_readable(sock: socket.socket) -> bool:
@@ -35,91 +60,146 @@ def is_readable(sock: socket.socket) -> bool:
     On an idle keep-alive connection either means it cannot be reused."""
     if sock.fileno() < 0:
         return True
-    if hasattr(select, "poll"):
-        poller = select.poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-    readable, _, _ = select.select([sock], [], [], 0)
-    return bool(readable)
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
-class ProbingStream(AsyncNetworkStream):
-    """A network stream whose readability check goes straight to its socket."""
+class _ProbingConnector(aiohttp.TCPConnector):
+    """aiohttp's pool drops a connection once the loop has handled the server's close; one
+    whose close is still in the socket, unread, would be handed out and fail the request
+    (a POST is not retried). So each connection is asked first, straight on its socket."""
 
-    def __init__(self, stream: AsyncNetworkStream) -> None:
-        self._stream = stream
-        self._socket = stream.get_extra_info("socket")
+    async def connect(  # aiohttp's signature
+        self,
+        req: ClientRequest,
+        traces: list[Trace],
+        timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
+    ) -> Connection:
+        while True:
+            connection = await super().connect(req, traces, timeout)
+            transport = connection.transport
+            sock = transport.get_extra_info("socket") if transport is not None else None
+            if sock is None or not is_readable(sock):
+                return connection
+            connection.close()
 
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return await self._stream.read(max_bytes, timeout)
 
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        await self._stream.write(buffer, timeout)
+def _describe(exc: BaseException, name: str | None = None) -> str:
+    text = str(exc).strip()
+    name = name or type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _failure(exc: BaseException) -> WireError:
+    """What an aiohttp exception means for the request (its words kept in the message)."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return WireError("timeout", _describe(exc, "ConnectTimeout"), sent=False)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return WireError("connect", _describe(exc, "ConnectError"), sent=False)
+    if isinstance(exc, TimeoutError):  # aiohttp's read timeouts are TimeoutErrors too
+        return WireError("timeout", _describe(exc, "ReadTimeout"), sent=True)
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return WireError("network", _describe(exc, "RemoteProtocolError"), sent=True)
+    if isinstance(exc, aiohttp.ClientPayloadError | aiohttp.ClientResponseError):
+        # A body cut short, or an answer that is not HTTP.
+        return WireError("network", _describe(exc, "RemoteProtocolError"), sent=True)
+    return WireError("network", _describe(exc, "ReadError"), sent=True)
+
+
+class AiohttpWire:
+    """One ``aiohttp.ClientSession`` per process, opened on first use on the running loop
+    (aiohttp binds a session to one loop)."""
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        keepalive_expiry: float,
+        user_agent: str,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._max_connections = max_connections
+        self._keepalive_expiry = keepalive_expiry
+        self._user_agent = user_agent
+        self._ssl_context = ssl_context or httpx2.create_ssl_context()
+        self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[tuple[float, float], aiohttp.ClientTimeout] = {}
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = _ProbingConnector(
+            limit=self._max_connections,
+            limit_per_host=0,
+            keepalive_timeout=self._keepalive_expiry,
+            ssl=self._ssl_context,
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            headers={"User-Agent": self._user_agent},
+            timeout=aiohttp.ClientTimeout(total=None),
+            trust_env=False,
+            requote_redirect_url=False,
+        )
+        return self._session
+
+    def _timeout(self, connect: float, read: float) -> aiohttp.ClientTimeout:
+        timeout = self._timeouts.get((connect, read))
+        if timeout is None:
+            # "connect" covers waiting for a pool slot as well as dialling.
+            timeout = aiohttp.ClientTimeout(
+                total=None, connect=connect + read, sock_connect=connect, sock_read=read
+            )
+            self._timeouts[(connect, read)] = timeout
+        return timeout
+
+    async def exchange(
+        self,
+        method: str,
+        url: httpx2.URL,
+        headers: list[tuple[str, str]],
+        body: bytes | None,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        max_bytes: int,
+    ) -> WireAnswer:
+        """Send one request and read at most ``max_bytes`` of its (decoded) body.
+        Raises ``WireError``; the caller bounds the whole exchange in time."""
+        session = self._session
+        if session is None or session.closed:
+            session = self._open()
+        try:
+            async with session.request(
+                method,
+                URL(str(url), encoded=True),
+                headers=CIMultiDict(headers),
+                data=body,
+                allow_redirects=False,
+                timeout=self._timeout(connect_timeout, read_timeout),
+            ) as response:
+                chunks: list[bytes] = []
+                size = 0
+                truncated = False
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    if size > max_bytes:
+                        truncated = True
+                        break
+                content = b"".join(chunks)
+                return WireAnswer(
+                    response.status,
+                    tuple(
+                        (k.decode("latin-1"), v.decode("latin-1")) for k, v in response.raw_headers
+                    ),
+                    content[:max_bytes] if truncated else content,
+                    truncated,
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise _failure(exc) from exc
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
-
-    async def start_tls(
-        self,
-        ssl_context: ssl.SSLContext,
-        server_hostname: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncNetworkStream:
-        tls = await self._stream.start_tls(ssl_context, server_hostname, timeout)
-        return ProbingStream(tls)
-
-    def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable" and self._socket is not None:
-            return is_readable(self._socket)
-        return self._stream.get_extra_info(info)
-
-
-class ProbingBackend(AsyncNetworkBackend):
-    """httpcore2's default backend, its streams wrapped in ``ProbingStream``."""
-
-    def __init__(self) -> None:
-        self._backend = AutoBackend()
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        stream = await self._backend.connect_tcp(
-            host, port, timeout=timeout, local_address=local_address, socket_options=socket_options
-        )
-        return ProbingStream(stream)
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SOCKET_OPTION] | None = None,
-    ) -> AsyncNetworkStream:
-        stream = await self._backend.connect_unix_socket(
-            path, timeout=timeout, socket_options=socket_options
-        )
-        return ProbingStream(stream)
-
-    async def sleep(self, seconds: float) -> None:
-        await self._backend.sleep(seconds)
-
-
-def fast_transport(limits: httpx2.Limits) -> httpx2.AsyncHTTPTransport:
-    """The transport ``httpx2.AsyncClient(limits=limits)`` makes, on ``ProbingBackend``.
-    (Proxies from the environment still apply: the client mounts them beside it.)"""
-    transport = httpx2.AsyncHTTPTransport(limits=limits)
-    pool = transport._pool
-    transport._pool = httpcore2.AsyncConnectionPool(
-        ssl_context=pool._ssl_context,
-        max_connections=limits.max_connections,
-        max_keepalive_connections=limits.max_keepalive_connections,
-        keepalive_expiry=limits.keepalive_expiry,
-        http1=pool._http1,
-        http2=pool._http2,
-        network_backend=ProbingBackend(),
-    )
-    return transport
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
