@@ -47,7 +47,7 @@ from callbridge.outbound import (
     OutboundRequest,
     TokenRefreshError,
 )
-from callbridge.outbound.transport import WireAnswer
+from callbridge.outbound.transport import WireAnswer, WireRequest
 from callbridge.sandbox import DEMO_CLIENT_ID, DEMO_CLIENT_SECRET
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -193,13 +193,7 @@ async def added_latency(
     async def via_wire() -> None:
         assert wire is not None
         answer = await wire.exchange(
-            "GET",
-            httpx2.URL(url),
-            list(headers.items()),
-            None,
-            connect_timeout=5,
-            read_timeout=10,
-            max_bytes=1 << 20,
+            WireRequest("GET", httpx2.URL(url), list(headers.items()), None, 5, 10, 1 << 20)
         )
         assert answer.status == 200
 
@@ -357,17 +351,7 @@ class InMemoryWire:
         ("Sforce-Limit-Info", "api-usage=18/15000"),
     )
 
-    async def exchange(
-        self,
-        method: str,
-        url: httpx2.URL,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_bytes: int,
-    ) -> WireAnswer:
+    async def exchange(self, request: WireRequest) -> WireAnswer:
         return WireAnswer(200, self.HEADERS, self.BODY, False)
 
     async def aclose(self) -> None:

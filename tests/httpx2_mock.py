@@ -18,7 +18,7 @@ import httpx2
 import pytest
 import respx
 
-from callbridge.outbound.transport import AiohttpWire, WireAnswer, WireError
+from callbridge.outbound.transport import AiohttpWire, WireAnswer, WireError, WireRequest
 
 
 def _wire_error(exc: httpx.TransportError) -> WireError:
@@ -48,20 +48,13 @@ def respx_for_httpx2(router: respx.MockRouter) -> Iterator[respx.MockRouter]:
         headers = [(k, v) for k, v in response.headers.raw if k.lower() != b"content-length"]
         return httpx2.Response(response.status_code, headers=headers, content=body, request=request)
 
-    async def exchange(
-        self: AiohttpWire,
-        method: str,
-        url: httpx2.URL,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_bytes: int,
-    ) -> WireAnswer:
+    async def exchange(self: AiohttpWire, request: WireRequest) -> WireAnswer:
         sent = [(b"User-Agent", self._user_agent.encode())]
-        sent += [(k.encode("utf-8"), v.encode("utf-8")) for k, v in headers]
-        mirrored = httpx.Request(method, str(url), headers=sent, content=body or b"")
+        sent += [(k.encode("utf-8"), v.encode("utf-8")) for k, v in request.headers]
+        mirrored = httpx.Request(
+            request.method, str(request.url), headers=sent, content=request.body or b""
+        )
+        max_bytes = request.max_bytes
         try:
             response = await router.async_handler(mirrored)
         except httpx.TransportError as exc:

@@ -3,6 +3,7 @@ queued is lost (overflow, failures, shutdown)."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -156,3 +157,49 @@ async def test_stop_writes_what_is_queued(app: FastAPI) -> None:
     writer.submit(log("x-3"))  # after stop: written by the next flush, not dropped
     await writer.flush()
     assert set((await stored_state(app))["calls"]) == {"x-1", "x-2", "x-3"}
+
+
+async def test_the_writer_lingers_for_a_batch_but_a_flush_does_not_wait(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches: list[int] = []
+    original = ivr_writer.store_invocations
+
+    async def counted(session: Any, logs: Any) -> None:
+        batches.append(len(logs))
+        await original(session, logs)
+
+    monkeypatch.setattr(ivr_writer, "store_invocations", counted)
+    # A minute's linger: the test would time out if the flush waited for it.
+    writer = InvocationWriter(app.state.runtime.sessionmaker, linger=60)
+    writer.start()
+    for n in range(5):
+        writer.submit(log(f"l-{n}"))
+        await asyncio.sleep(0)  # the writer task runs between submissions
+    async with asyncio.timeout(10):
+        await writer.flush()
+    assert batches == [5]  # one transaction, not one per invocation
+    async with asyncio.timeout(10):
+        await writer.stop()
+    assert writer.written == 5
+
+
+async def test_a_full_batch_is_written_without_waiting_for_the_linger(
+    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written = asyncio.Event()
+    original = ivr_writer.store_invocations
+
+    async def noted(session: Any, logs: Any) -> None:
+        await original(session, logs)
+        written.set()
+
+    monkeypatch.setattr(ivr_writer, "store_invocations", noted)
+    writer = InvocationWriter(app.state.runtime.sessionmaker, batch_size=3, linger=60)
+    writer.start()
+    for n in range(3):
+        writer.submit(log(f"f-{n}"))
+    async with asyncio.timeout(10):
+        await written.wait()  # the batch went out with no flush and no stop
+    await writer.stop()
+    assert writer.written == 3

@@ -74,6 +74,21 @@ def ok(body: bytes = b"ok", extra: bytes = b"") -> bytes:
     )
 
 
+def keep_alive(server: RawServer, answer: bytes) -> Handler:
+    """A handler answering every request on a connection with ``answer``."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                await read_request(reader, server)
+            except asyncio.IncompleteReadError:
+                return
+            writer.write(answer)
+            await writer.drain()
+
+    return handle
+
+
 def request(url: str, **fields: object) -> OutboundRequest:
     values: dict[str, object] = {"method": "GET", "url": url, "auth": NO_AUTH, "timeout": 5}
     values.update(fields)
@@ -86,16 +101,7 @@ async def test_the_outbound_client_sends_through_the_aiohttp_wire() -> None:
 
 
 async def test_the_wire_carries_each_header_once_and_the_url_as_built(serve) -> None:  # type: ignore[no-untyped-def]
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader, raw)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(ok())
-            await writer.drain()
-
-    raw, base = await serve(answer)
+    raw, base = await serve(lambda r, w: keep_alive(raw, ok())(r, w))
     url = f"{base}/services/data/v45.0/search?q=FIND%20%7B0707%7D%20IN%20PHONE&x=%E3%81%82"
     async with Outbound(allow_insecure_http=True) as outbound:
         got = await outbound.send(request(url, headers=(("X-Trace", "a b"),)))
@@ -216,17 +222,7 @@ async def test_a_broken_answer_is_a_network_failure_not_a_crash(  # type: ignore
 
 async def test_a_capped_body_stops_reading_and_the_next_request_still_works(serve) -> None:  # type: ignore[no-untyped-def]
     big = b"x" * 200_000
-
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            try:
-                await read_request(reader, raw)
-            except asyncio.IncompleteReadError:
-                return
-            writer.write(ok(big))
-            await writer.drain()
-
-    raw, base = await serve(answer)
+    raw, base = await serve(lambda r, w: keep_alive(raw, ok(big))(r, w))
     async with Outbound(allow_insecure_http=True) as outbound:
         capped = await outbound.send(request(base + "/", max_response_bytes=1000))
         again = await outbound.send(request(base + "/"))

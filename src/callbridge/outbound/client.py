@@ -30,7 +30,7 @@ from callbridge.outbound.accounts import (
 from callbridge.outbound.body import decode_body, provider_error
 from callbridge.outbound.redaction import RequestView
 from callbridge.outbound.retry import backoff_delay, is_idempotent, parse_retry_after
-from callbridge.outbound.transport import AiohttpWire, WireAnswer, WireError
+from callbridge.outbound.transport import AiohttpWire, WireAnswer, WireError, WireRequest
 from callbridge.outbound.types import (
     Attempt,
     BasicAuth,
@@ -48,17 +48,7 @@ logger = logging.getLogger("callbridge.outbound")
 class Wire(Protocol):
     """What carries one exchange (``AiohttpWire``; tests and benchmarks pass their own)."""
 
-    async def exchange(
-        self,
-        method: str,
-        url: httpx2.URL,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_bytes: int,
-    ) -> WireAnswer: ...
+    async def exchange(self, request: WireRequest) -> WireAnswer: ...
 
     async def aclose(self) -> None: ...
 
@@ -520,13 +510,15 @@ class Outbound:
         try:
             async with asyncio.timeout(request.timeout):
                 answer = await self._wire.exchange(
-                    method,
-                    url,
-                    headers,
-                    body,
-                    connect_timeout=min(request.timeout, self._connect_timeout),
-                    read_timeout=request.timeout,
-                    max_bytes=request.max_response_bytes,
+                    WireRequest(
+                        method,
+                        url,
+                        headers,
+                        body,
+                        connect_timeout=min(request.timeout, self._connect_timeout),
+                        read_timeout=request.timeout,
+                        max_bytes=request.max_response_bytes,
+                    )
                 )
         except TimeoutError:
             exchange.error = OutboundError(

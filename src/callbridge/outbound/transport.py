@@ -36,6 +36,19 @@ WireFailure = Literal["connect", "timeout", "network"]
 _CHUNK = 64 * 1024
 
 
+@dataclass(slots=True, frozen=True)
+class WireRequest:
+    """One exchange as ``Outbound`` has prepared it (auth applied, URL normalised)."""
+
+    method: str
+    url: httpx2.URL
+    headers: list[tuple[str, str]]
+    body: bytes | None
+    connect_timeout: float
+    read_timeout: float
+    max_bytes: int
+
+
 @dataclass(slots=True)
 class WireAnswer:
     status: int
@@ -153,30 +166,21 @@ class AiohttpWire:
             self._timeouts[(connect, read)] = timeout
         return timeout
 
-    async def exchange(
-        self,
-        method: str,
-        url: httpx2.URL,
-        headers: list[tuple[str, str]],
-        body: bytes | None,
-        *,
-        connect_timeout: float,
-        read_timeout: float,
-        max_bytes: int,
-    ) -> WireAnswer:
+    async def exchange(self, request: WireRequest) -> WireAnswer:
         """Send one request and read at most ``max_bytes`` of its (decoded) body.
         Raises ``WireError``; the caller bounds the whole exchange in time."""
+        max_bytes = request.max_bytes
         session = self._session
         if session is None or session.closed:
             session = self._open()
         try:
             async with session.request(
-                method,
-                URL(str(url), encoded=True),
-                headers=CIMultiDict(headers),
-                data=body,
+                request.method,
+                URL(str(request.url), encoded=True),
+                headers=CIMultiDict(request.headers),
+                data=request.body,
                 allow_redirects=False,
-                timeout=self._timeout(connect_timeout, read_timeout),
+                timeout=self._timeout(request.connect_timeout, request.read_timeout),
             ) as response:
                 chunks: list[bytes] = []
                 size = 0
