@@ -320,8 +320,9 @@ async def measure(
 
     results = []
     for concurrency in levels:
-        # Warm up: connections, the compiled IVR, the OAuth token, the pools.
-        await run_round(invoke, concurrency, concurrency * 2, client)
+        # Warm up: connections, the compiled IVR, the OAuth token, the pools, and the
+        # first seconds of a new process (slow full collections of start-up garbage).
+        await run_round(invoke, concurrency, min(max(concurrency * 30, 20), 1500), client)
         await run_round(direct, concurrency, concurrency * 2, client)
         direct_all: list[float] = []
         invoke_all: list[float] = []
