@@ -216,17 +216,24 @@ LEFT JOIN call_event e ON e.id = (
 )
 WHERE c.id = :call_pk
 """
-START = """
-UPDATE call_event SET
-    status = 'processing', attempts = attempts + 1, worker = :owner, started_at = :now,
-    late = EXISTS (
+# An event is "late" when a later event of its call has already been processed; the one
+# expression every statement that starts an event uses.
+LATE = """EXISTS (
         SELECT 1 FROM call_event o
         WHERE o.call_pk = call_event.call_pk AND o.status = 'done'
           AND (o.occurred_at > call_event.occurred_at
                OR (o.occurred_at = call_event.occurred_at AND o.id > call_event.id))
-    )
+    )"""
+START = (
+    """
+UPDATE call_event SET
+    status = 'processing', attempts = attempts + 1, worker = :owner, started_at = :now,
+    late = """
+    + LATE
+    + """
 WHERE id = :event_pk
 """
+)
 FINISH = """
 UPDATE call_event SET status = :status, outcome = :outcome, error = :error,
                       processed_at = :now

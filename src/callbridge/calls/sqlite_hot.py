@@ -145,6 +145,12 @@ def _release(
     return cursor.rowcount > 0
 
 
+def _lease_values(owner: str, lease: timedelta) -> dict[str, Any]:
+    """The owner, lease end and current time that the claim statements take."""
+    now = utcnow()
+    return {"owner": owner, "expires": db_time(now + lease), "now": db_time(now)}
+
+
 class SqliteHotPath:
     """One ``sqlite3`` connection on one thread; see the module's docstring."""
 
@@ -196,13 +202,7 @@ class SqliteHotPath:
     # ---- the dispatcher's queue (``queue.CallQueue``) ------------------------------
 
     async def claim(self, owner: str, limit: int, lease: timedelta) -> list[int]:
-        now = utcnow()
-        values = {
-            "owner": owner,
-            "expires": db_time(now + lease),
-            "now": db_time(now),
-            "limit": limit,
-        }
+        values = {**_lease_values(owner, lease), "limit": limit}
         rows = await self._run(lambda c: c.execute(_CLAIM, values).fetchall())
         return [int(row[0]) for row in rows]
 
@@ -212,13 +212,7 @@ class SqliteHotPath:
         return [(call_pk, None) for call_pk in await self.claim(owner, limit, lease)]
 
     async def claim_one(self, call_pk: int, owner: str, lease: timedelta) -> bool:
-        now = utcnow()
-        values = {
-            "owner": owner,
-            "expires": db_time(now + lease),
-            "now": db_time(now),
-            "call_pk": call_pk,
-        }
+        values = {**_lease_values(owner, lease), "call_pk": call_pk}
         return await self._run(lambda c: c.execute(repository.CLAIM_ONE, values).rowcount > 0)
 
     async def next(self, call_pk: int) -> NextEvent | None:

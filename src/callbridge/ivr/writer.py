@@ -6,9 +6,10 @@ to a bounded in-process queue and returns; one task drains the queue in batches,
 transaction per batch. After the first record of a batch the task lingers (``linger``,
 0.2 s) for more, unless a full batch is already waiting or a flush asks: a transaction
 per invocation would cost more than the invocation, and writing just as the next
-invocation arrives would delay it. Nothing is dropped: when the queue is full the record waits in a
-small overflow task for room (and a warning is logged), a failed batch is retried record
-by record, and shutdown drains everything queued before the database is closed.
+invocation arrives would delay it. Nothing is dropped: when the queue is full the record
+waits in a small overflow task for room (and a warning is logged), a failed batch is
+retried record by record, and shutdown drains everything queued before the database is
+closed.
 """
 
 from __future__ import annotations

@@ -104,7 +104,6 @@ class Outbound:
         allow_insecure_http: bool = False,
         connect_timeout: float = 5.0,
         max_connections: int = 1000,
-        max_keepalive_connections: int = 200,
         # Below common servers' idle timeouts (uvicorn 5 s): a connection the server is
         # closing at the moment it is reused fails the request (and POSTs are not retried).
         keepalive_expiry: float = 4.0,
