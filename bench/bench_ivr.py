@@ -53,6 +53,8 @@ import httpx
 from callbridge.sandbox import demo_account_fields
 
 ROOT = Path(__file__).resolve().parent.parent
+# The sandbox's latency; callers starting "spread" begin over this long.
+CRM_LATENCY_MS = 100
 SEARCH = "FIND {07075373713} IN PHONE FIELDS RETURNING Account(Id, Name, Phone)"
 SEED_IVR = {
     "key": "seed000",
@@ -114,7 +116,8 @@ def child(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[byt
 
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = str(ROOT / "src")
+    # The caller's own PYTHONPATH stays after the project's (a profiler's hooks, say).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "src"), env.get("PYTHONPATH")]))
     return env
 
 
@@ -169,39 +172,59 @@ def build_request(method: str, url: str, headers: dict[str, str], body: bytes = 
     return Target(parts.hostname, parts.port, raw)
 
 
-async def run_round(make_target: object, concurrency: int, total: int, client: str) -> list[float]:
-    """``total`` requests by ``concurrency`` callers; each request's latency in ms."""
-    latencies: list[float] = []
-    counter = iter(range(total))
+class Callers:
+    """``concurrency`` callers of one kind (direct or invoke), each with a connection of
+    its own that it keeps from round to round, as a PBX keeps its connections open."""
 
-    async def caller() -> None:
-        if client == "httpx":
-            async with httpx.AsyncClient(timeout=30) as http:
-                for n in counter:
-                    target = make_target(n)  # type: ignore[operator]
-                    started = time.perf_counter()
-                    response = await http.request(
-                        target.method, target.url, headers=target.headers, content=target.body
-                    )
-                    latencies.append((time.perf_counter() - started) * 1000)
-                    assert response.status_code == 200, response.text
-            return
-        connection: RawConnection | None = None
-        try:
+    def __init__(self, concurrency: int, client: str, start: str) -> None:
+        self.concurrency, self.client, self.start = concurrency, client, start
+        self.raw: dict[int, RawConnection] = {}
+        self.httpx: dict[int, httpx.AsyncClient] = {}
+
+    async def run(self, make_target: object, total: int) -> list[float]:
+        """``total`` requests, each caller sending its next as soon as it has an answer;
+        the latency of each in ms.
+
+        ``start="spread"``: the callers begin one after another over one CRM latency, so
+        that they are as out of step as independent calls are; they stay so, every
+        caller waiting about as long for each answer. ``start="together"``: all of them
+        send their first request in the same millisecond — the worst burst, which a
+        round of fifty calls reaching the IVR at one instant would be."""
+        latencies: list[float] = []
+        counter = iter(range(total))
+
+        async def caller(index: int) -> None:
+            if self.start == "spread":
+                await asyncio.sleep(index * CRM_LATENCY_MS / 1000 / self.concurrency)
             for n in counter:
                 target = make_target(n)  # type: ignore[operator]
-                if connection is None:
-                    connection = RawConnection(target.host, target.port)
                 started = time.perf_counter()
-                status = await connection.request(target.raw)
+                status = await self._send(index, target)
                 latencies.append((time.perf_counter() - started) * 1000)
                 assert status == 200, status
-        finally:
-            if connection is not None:
-                await connection.close()
 
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
-    return latencies
+        await asyncio.gather(*(caller(index) for index in range(self.concurrency)))
+        return latencies
+
+    async def _send(self, index: int, target: Target | HttpxTarget) -> int:
+        if isinstance(target, HttpxTarget):
+            http = self.httpx.get(index)
+            if http is None:
+                http = self.httpx[index] = httpx.AsyncClient(timeout=30)
+            response = await http.request(
+                target.method, target.url, headers=target.headers, content=target.body
+            )
+            return response.status_code
+        connection = self.raw.get(index)
+        if connection is None:
+            connection = self.raw[index] = RawConnection(target.host, target.port)
+        return await connection.request(target.raw)
+
+    async def close(self) -> None:
+        for connection in self.raw.values():
+            await connection.close()
+        for http in self.httpx.values():
+            await http.aclose()
 
 
 @dataclass
@@ -320,28 +343,32 @@ async def measure(
 
     results = []
     for concurrency in levels:
+        direct_callers = Callers(concurrency, client, args.start)
+        invoke_callers = Callers(concurrency, client, args.start)
         # Warm up: connections, the compiled IVR, the OAuth token, the pools, and the
         # first seconds of a new process (slow full collections of start-up garbage).
-        await run_round(invoke, concurrency, min(max(concurrency * 30, 20), 1500), client)
-        await run_round(direct, concurrency, concurrency * 2, client)
+        await invoke_callers.run(invoke, min(max(concurrency * 30, 20), 1500))
+        await direct_callers.run(direct, concurrency * 2)
         direct_all: list[float] = []
         invoke_all: list[float] = []
         cpu = 0.0
         rounds = 4
         size = max(concurrency * 3, per_level // rounds)
         for _ in range(rounds):
-            direct_all += await run_round(direct, concurrency, size, client)
+            direct_all += await direct_callers.run(direct, size)
             before = cpu_seconds(server_pid)
-            invoke_all += await run_round(invoke, concurrency, size, client)
+            invoke_all += await invoke_callers.run(invoke, size)
             # The log writes that follow the answers are part of the cost too.
             await asyncio.sleep(0.5)
             cpu += cpu_seconds(server_pid) - before
+        await direct_callers.close()
+        await invoke_callers.close()
         results.append(Level(concurrency, direct_all, invoke_all, cpu * 1000 / len(invoke_all)))
     return results
 
 
 def report(database: str, results: list[Level]) -> None:
-    print(f"\n{database}: latency in ms (sandbox at 100 ms)")
+    print(f"\n{database}: latency in ms (sandbox at {CRM_LATENCY_MS} ms)")
     print(
         f"{'concurrent':>10} {'n':>6} {'direct p50':>11} {'direct p99':>11} {'invoke p50':>11} "
         f"{'invoke p99':>11} {'added p50':>10} {'added p99':>10} {'CPU/inv':>8}"
@@ -393,6 +420,12 @@ def main() -> None:
     parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--client", choices=("raw", "httpx"), default="raw")
+    parser.add_argument(
+        "--start",
+        choices=("spread", "together"),
+        default="spread",
+        help="callers begin over one CRM latency (spread) or in the same millisecond",
+    )
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
     parser.add_argument("--requests", type=int, default=2000, help="per level and kind")
     parser.add_argument(
@@ -412,12 +445,12 @@ def main() -> None:
     code = f"from callbridge.sandbox import run_sandbox; run_sandbox('127.0.0.1', {port}, None)"
     with child([sys.executable, "-c", code], base_env()):
         wait_http(f"{sandbox}/_sandbox")
-        knobs = {"latency_ms": 100, "log_requests": False, "api_request_limit": 10**9}
+        knobs = {"latency_ms": CRM_LATENCY_MS, "log_requests": False, "api_request_limit": 10**9}
         httpx.patch(f"{sandbox}/_sandbox/knobs", json=knobs)
         print(
             f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}, "
             f"outbound concurrency per account {args.per_account}, "
-            f"{args.web_processes} web process(es)"
+            f"{args.web_processes} web process(es), callers start {args.start}"
         )
         if not args.no_sqlite:
             run_database("SQLite", None, sandbox, args)

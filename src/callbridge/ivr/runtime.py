@@ -3,13 +3,13 @@ need, and the invocation log writer. Started and stopped by the app lifespan."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,16 +19,17 @@ from callbridge.errors import NotFound
 from callbridge.ivr import repository, service
 from callbridge.ivr.compiler import CompiledIvr
 from callbridge.ivr.writer import InvocationWriter
+from callbridge.kit.loads import SharedLoads
 from callbridge.runtime import Runtime
 from callbridge.system_settings.service import get_system_settings, svaddr
 
 logger = logging.getLogger("callbridge.ivr")
 
 EXTRAS_KEY = "ivr"
-# System settings (public URL, time zone) are re-read at most this often per process.
+# System settings (public URL, time zone) are used at most this long after they were read.
 _SYSTEM_TTL = 10.0
-# How long a compiled IVR is used before its stored revision is checked again. Saves in
-# this process take effect at once (``forget``); another process's within this time.
+# How long a compiled IVR is used after its stored revision was last checked. Saves in this
+# process take effect at once (``forget``); another process's within this time.
 REVISION_TTL = 1.0
 
 
@@ -49,39 +50,27 @@ class IvrRuntime:
         # is committed just after it says so).
         self._recheck_until: dict[str, float] = {}
         self._system: SystemValues | None = None
-        self._loading: dict[str, asyncio.Future[CompiledIvr]] = {}
-
-    def fresh(self, key: str) -> CompiledIvr | None:
-        """The compiled IVR when it can be used without asking the database."""
-        cached = self._compiled.get(key)
-        if cached is None:
-            return None
-        now = time.monotonic()
-        if now - cached[1] < REVISION_TTL and now >= self._recheck_until.get(key, 0.0):
-            return cached[0]
-        return None
+        self._loads: SharedLoads[str, CompiledIvr] = SharedLoads()
+        self._system_loads: SharedLoads[None, SystemValues] = SharedLoads()
 
     async def compiled(self, key: str) -> CompiledIvr:
         """The IVR ready to run. The cached copy is used as it is for ``REVISION_TTL``
-        seconds; after that one small query tells whether it is still the stored revision
-        (another process may have saved a change), and only then is the IVR loaded and
-        compiled again. Invocations arriving while that check runs wait for it rather than
-        each asking the database. Raises NotFound, or IvrInvalid for a stored IVR that no
-        longer compiles."""
-        ready = self.fresh(key)
-        if ready is not None:
-            return ready
-        loading = self._loading.get(key)
-        if loading is None:
-            # A task of its own: a caller that hangs up does not cancel the others' load.
-            loading = asyncio.ensure_future(self._load_in_own_session(key))
-            self._loading[key] = loading
-            loading.add_done_callback(lambda done: self._loaded(key, done))
-        return await asyncio.shield(loading)
-
-    def _loaded(self, key: str, done: asyncio.Future[CompiledIvr]) -> None:
-        if self._loading.get(key) is done:
-            del self._loading[key]
+        seconds; from half that age one small query in the background tells whether it is
+        still the stored revision (another process may have saved a change), and only
+        then is the IVR loaded and compiled again — so a steady stream of invocations
+        never waits for the database. An older copy is not used: invocations wait for
+        the check, one check for all of them. Raises NotFound, or IvrInvalid for a stored
+        IVR that no longer compiles."""
+        load = partial(self._load_in_own_session, key)
+        cached = self._compiled.get(key)
+        if cached is not None:
+            now = time.monotonic()
+            age = now - cached[1]
+            if age < REVISION_TTL and now >= self._recheck_until.get(key, 0.0):
+                if age >= REVISION_TTL / 2:
+                    self._loads.refresh(key, load)
+                return cached[0]
+        return await self._loads.wait(key, load)
 
     async def _load_in_own_session(self, key: str) -> CompiledIvr:
         async with self.runtime.sessionmaker() as session:
@@ -107,26 +96,36 @@ class IvrRuntime:
     def forget(self, key: str) -> None:
         """The IVR is being changed: check its revision on every invocation for a while."""
         self._compiled.pop(key, None)
-        self._loading.pop(key, None)  # a load under way may have read the old revision
+        self._loads.forget(key)
         self._recheck_until[key] = time.monotonic() + REVISION_TTL
 
     async def system(self, session: AsyncSession | None = None) -> SystemValues:
-        """Without ``session`` a session of its own is opened when the values are stale."""
+        """The public URL and time zone templates need, kept like the compiled IVRs: read
+        again in the background from half ``_SYSTEM_TTL``, waited for after it. With
+        ``session`` (the test panel's) stale values are read in that session."""
         values = self._system
         now = time.monotonic()
         if values is not None and now - values.loaded_at < _SYSTEM_TTL:
+            if now - values.loaded_at >= _SYSTEM_TTL / 2:
+                self._system_loads.refresh(None, self._load_system)
             return values
+        if session is not None:
+            return await self._read_system(session)
+        return await self._system_loads.wait(None, self._load_system)
+
+    async def _load_system(self) -> SystemValues:
+        async with self.runtime.sessionmaker() as session:
+            return await self._read_system(session)
+
+    async def _read_system(self, session: AsyncSession) -> SystemValues:
+        loaded_at = time.monotonic()
         settings = self.runtime.settings
-        if session is None:
-            async with self.runtime.sessionmaker() as own:
-                current = await get_system_settings(own, settings)
-        else:
-            current = await get_system_settings(session, settings)
+        current = await get_system_settings(session, settings)
         try:
             tz: tzinfo = ZoneInfo(current.timezone)
         except (ValueError, KeyError):
             tz = ZoneInfo("UTC")
-        values = SystemValues(svaddr(current.public_url, settings), tz, now)
+        values = SystemValues(svaddr(current.public_url, settings), tz, loaded_at)
         self._system = values
         return values
 
