@@ -8,8 +8,8 @@ token of another scope."""
 
 from __future__ import annotations
 
-import time
 from functools import partial
+from time import monotonic
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
@@ -52,7 +52,7 @@ async def pbx_token(request: Request) -> str:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
     database = get_runtime(request).settings.resolved_database_url
     digest = sha256_hex(raw)
-    now = time.monotonic()
+    now = monotonic()
     hit = _REMEMBERED.get(digest)
     check = partial(_check, request, raw, digest, database)
     if hit is None or hit[0] != database or now - hit[1] >= REMEMBER_SECONDS:
@@ -67,7 +67,7 @@ async def pbx_token(request: Request) -> str:
 
 
 async def _check(request: Request, raw: str, digest: str, database: str) -> _Remembered | None:
-    checked_at, revocations = time.monotonic(), _revocations
+    checked_at, revocations = monotonic(), _revocations
     async with get_runtime(request).sessionmaker() as session:
         token = await token_for(session, raw)  # also records when it was last used
         await session.commit()

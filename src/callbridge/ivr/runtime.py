@@ -4,12 +4,12 @@ need, and the invocation log writer. Started and stopped by the app lifespan."""
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import tzinfo
 from functools import partial
+from time import monotonic
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -64,7 +64,7 @@ class IvrRuntime:
         load = partial(self._load_in_own_session, key)
         cached = self._compiled.get(key)
         if cached is not None:
-            now = time.monotonic()
+            now = monotonic()
             age = now - cached[1]
             if age < REVISION_TTL and now >= self._recheck_until.get(key, 0.0):
                 if age >= REVISION_TTL / 2:
@@ -77,7 +77,7 @@ class IvrRuntime:
             return await self._load(session, key)
 
     async def _load(self, session: AsyncSession, key: str) -> CompiledIvr:
-        now = time.monotonic()
+        now = monotonic()
         cached = self._compiled.get(key)
         current = await repository.revision_of(session, key)
         if current is None:
@@ -97,14 +97,14 @@ class IvrRuntime:
         """The IVR is being changed: check its revision on every invocation for a while."""
         self._compiled.pop(key, None)
         self._loads.forget(key)
-        self._recheck_until[key] = time.monotonic() + REVISION_TTL
+        self._recheck_until[key] = monotonic() + REVISION_TTL
 
     async def system(self, session: AsyncSession | None = None) -> SystemValues:
         """The public URL and time zone templates need, kept like the compiled IVRs: read
         again in the background from half ``_SYSTEM_TTL``, waited for after it. With
         ``session`` (the test panel's) stale values are read in that session."""
         values = self._system
-        now = time.monotonic()
+        now = monotonic()
         if values is not None and now - values.loaded_at < _SYSTEM_TTL:
             if now - values.loaded_at >= _SYSTEM_TTL / 2:
                 self._system_loads.refresh(None, self._load_system)
@@ -118,7 +118,7 @@ class IvrRuntime:
             return await self._read_system(session)
 
     async def _read_system(self, session: AsyncSession) -> SystemValues:
-        loaded_at = time.monotonic()
+        loaded_at = monotonic()
         settings = self.runtime.settings
         current = await get_system_settings(session, settings)
         try:

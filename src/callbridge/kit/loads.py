@@ -42,6 +42,10 @@ class SharedLoads(Generic[K, V]):
         grows too old to use, and the next caller's own load meets it."""
         self.start(key, load)
 
+    async def quiet(self) -> None:
+        """Returns when the loads under way now have finished, however they ended."""
+        await asyncio.gather(*self._under_way.values(), return_exceptions=True)
+
     def forget(self, key: K) -> None:
         """A load under way may have read what is now out of date: the next one starts
         afresh."""
