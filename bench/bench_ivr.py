@@ -140,7 +140,10 @@ class RawConnection:
         self.writer: asyncio.StreamWriter | None = None
 
     async def request(self, raw: bytes) -> int:
-        if self.writer is None:
+        if self.reader is None or self.reader.at_eof():
+            # New, or closed by the server after it sat idle (keep-alive timeout).
+            if self.writer is not None:
+                self.writer.close()
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         assert self.reader is not None
         self.writer.write(raw)

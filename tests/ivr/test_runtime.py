@@ -17,8 +17,8 @@ from sqlalchemy import update
 
 from callbridge.ivr import repository
 from callbridge.ivr import runtime as ivr_runtime_module
-from callbridge.ivr.runtime import REVISION_TTL, get_ivr_runtime
-from callbridge.models import Ivr, IvrResponse
+from callbridge.ivr.runtime import REVISION_TTL, SYSTEM_TTL, get_ivr_runtime
+from callbridge.models import Ivr, IvrResponse, SystemSetting
 from tests.ivr.conftest import CRM, create_ivr, simple_ivr
 
 FOUND = '{"found":true,"name":"CDF 株式会社"}'
@@ -186,3 +186,25 @@ async def test_a_failed_background_check_is_met_by_the_next_invocation_that_must
     clock.now += REVISION_TTL * 0.5  # the kept copy is now too old: this one checks
     assert (await invoke(client, pbx, 2))["outcome"] == "matched"
     assert revisions.count == 2
+
+
+async def test_the_public_url_is_read_again_in_the_background(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    pbx: dict[str, str],
+    crm: respx.MockRouter,
+    clock: Clock,
+) -> None:
+    crm.get(f"{CRM}/lookup").respond(200, text=FOUND)
+    responses = simple_ivr()["responses"]
+    responses[1]["guidance"] = {"type": "tts", "text": "{SVADDR}"}
+    await create_ivr(client, admin, simple_ivr(responses=responses))
+    before = (await invoke(client, pbx, 1))["guidance"]["text"]
+    async with app.state.runtime.sessionmaker() as session:  # another process's save
+        session.add(SystemSetting(key="public_url", value="https://cti.example.com"))
+        await session.commit()
+    clock.now += SYSTEM_TTL * 0.6
+    assert (await invoke(client, pbx, 2))["guidance"]["text"] == before
+    await get_ivr_runtime(app.state.runtime)._system_loads.quiet()
+    assert (await invoke(client, pbx, 3))["guidance"]["text"] == "https://cti.example.com/"

@@ -165,6 +165,48 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(serve) ->
     assert raw.connections == 2
 
 
+async def test_a_get_the_server_drops_unanswered_is_sent_again_and_both_sends_are_listed(  # type: ignore[no-untyped-def]
+    serve,
+) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Answers a connection's first request with keep-alive; reads its second and
+        # closes without a word (a server ending an idle connection as it arrives).
+        await read_request(reader, raw)
+        writer.write(ok())
+        await writer.drain()
+        await read_request(reader, raw)
+
+    raw, base = await serve(answer)
+    async with Outbound(allow_insecure_http=True) as outbound:
+        first = await outbound.send(request(base + "/a"))
+        second = await outbound.send(request(base + "/b", retry=RetryPolicy.NONE))
+    assert first.status == second.status == 200 and second.error is None
+    assert [r.split(b" ", 2)[1] for r in raw.requests] == [b"/a", b"/b", b"/b"]
+    assert raw.connections == 2
+    assert len(first.attempts) == 1
+    dropped, answered = second.attempts
+    assert (dropped.number, dropped.status, answered.number, answered.status) == (1, None, 2, 200)
+    assert dropped.error is not None and dropped.error.kind == "connect"
+    assert "closed the kept-alive connection without answering" in dropped.error.message
+    assert answered.at >= dropped.at and dropped.elapsed_ms >= 0 and answered.elapsed_ms >= 0
+
+
+async def test_a_post_the_server_drops_unanswered_is_not_sent_again(serve) -> None:  # type: ignore[no-untyped-def]
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, raw)
+        writer.write(ok())
+        await writer.drain()
+        await read_request(reader, raw)
+
+    raw, base = await serve(answer)
+    post = request(base + "/p", method="POST", body="x", retry=RetryPolicy.NONE)
+    async with Outbound(allow_insecure_http=True) as outbound:
+        await outbound.send(post)
+        dropped = await outbound.send(post)
+    assert dropped.status is None and dropped.error is not None
+    assert len(raw.requests) == 2 and len(dropped.attempts) == 1
+
+
 async def test_a_refused_connection_is_a_connect_error() -> None:
     server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]

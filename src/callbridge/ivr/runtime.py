@@ -27,7 +27,7 @@ logger = logging.getLogger("callbridge.ivr")
 
 EXTRAS_KEY = "ivr"
 # System settings (public URL, time zone) are used at most this long after they were read.
-_SYSTEM_TTL = 10.0
+SYSTEM_TTL = 10.0
 # How long a compiled IVR is used after its stored revision was last checked. Saves in this
 # process take effect at once (``forget``); another process's within this time.
 REVISION_TTL = 1.0
@@ -101,12 +101,12 @@ class IvrRuntime:
 
     async def system(self, session: AsyncSession | None = None) -> SystemValues:
         """The public URL and time zone templates need, kept like the compiled IVRs: read
-        again in the background from half ``_SYSTEM_TTL``, waited for after it. With
+        again in the background from half ``SYSTEM_TTL``, waited for after it. With
         ``session`` (the test panel's) stale values are read in that session."""
         values = self._system
         now = monotonic()
-        if values is not None and now - values.loaded_at < _SYSTEM_TTL:
-            if now - values.loaded_at >= _SYSTEM_TTL / 2:
+        if values is not None and now - values.loaded_at < SYSTEM_TTL:
+            if now - values.loaded_at >= SYSTEM_TTL / 2:
                 self._system_loads.refresh(None, self._load_system)
             return values
         if session is not None:

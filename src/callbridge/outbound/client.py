@@ -10,7 +10,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
@@ -78,10 +78,26 @@ def deadline_after(seconds: float) -> float:
     return asyncio.get_running_loop().time() + seconds
 
 
+# The first of two sends the wire made (transport.py): listed as an attempt of its own.
+_UNANSWERED = OutboundError(
+    "connect",
+    "network failure: the server closed the kept-alive connection without answering; "
+    "sent again at once on a new connection",
+)
+
+
 class _Exchange:
     """The outcome of one attempt on the wire."""
 
-    __slots__ = ("body", "error", "headers", "response_status", "sent", "truncated")
+    __slots__ = (
+        "body",
+        "error",
+        "headers",
+        "repeated_after_ms",
+        "response_status",
+        "sent",
+        "truncated",
+    )
 
     def __init__(self) -> None:
         self.response_status: int | None = None
@@ -91,6 +107,9 @@ class _Exchange:
         self.error: OutboundError | None = None
         # False when the failure happened before the request could reach the server.
         self.sent = True
+        # The wire sent the request twice (a kept-alive connection closed unanswered):
+        # how long the first send took.
+        self.repeated_after_ms: float | None = None
 
 
 class Outbound:
@@ -402,13 +421,22 @@ class Outbound:
                 self._record_usage(state, exchange.headers)
             else:
                 exchange = await self._exchange(request, method, body, token)
+            elapsed = (time.perf_counter() - t0) * 1000
+            first = exchange.repeated_after_ms
+            if first is not None:
+                tries += 1
+                attempts.append(
+                    Attempt(len(attempts) + 1, at, None, _UNANSWERED, first, waited, after_refresh)
+                )
+                at += timedelta(milliseconds=first)
+                elapsed, waited, after_refresh = elapsed - first, 0.0, False
             attempts.append(
                 Attempt(
                     len(attempts) + 1,
                     at,
                     exchange.response_status,
                     exchange.error,
-                    (time.perf_counter() - t0) * 1000,
+                    elapsed,
                     waited,
                     after_refresh,
                 )
@@ -525,6 +553,7 @@ class Outbound:
             )
         except WireError as exc:
             exchange.sent = exc.sent
+            exchange.repeated_after_ms = exc.repeated_after_ms
             if exc.kind == "timeout" and not exc.sent:
                 exchange.error = OutboundError(
                     "timeout", f"could not connect within the time limit ({exc.message})"
@@ -542,6 +571,7 @@ class Outbound:
             exchange.headers = answer.headers
             exchange.body = answer.body
             exchange.truncated = answer.truncated
+            exchange.repeated_after_ms = answer.repeated_after_ms
             exchange.error = provider_error(answer.status, answer.body)
         return exchange
 

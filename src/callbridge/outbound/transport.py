@@ -14,6 +14,11 @@ kept, no proxies from the environment, ``Accept-Encoding: gzip, deflate`` (bodie
 decoded before the size cap applies), the system's TLS verification. A keep-alive
 connection the server closed while idle is never handed to a request, even when the
 close has reached the socket but not yet the event loop (``_ProbingConnector``).
+
+aiohttp sends an idempotent request (GET, PUT, DELETE…) once more, at once and on a new
+connection, when the server closed the kept-alive connection it went out on without
+answering (RFC 9112 §9.3.1). The exchange says so (``repeated_after_ms``), so that the
+execution records list both sends.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from __future__ import annotations
 import select
 import socket
 import ssl
+import time
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Literal
 
@@ -55,6 +62,9 @@ class WireAnswer:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     truncated: bool
+    # The request went out twice: the first send, on a kept-alive connection the server
+    # closed without answering, took this long before aiohttp sent it again.
+    repeated_after_ms: float | None = None
 
 
 class WireError(Exception):
@@ -66,6 +76,12 @@ class WireError(Exception):
         self.kind: WireFailure = kind
         self.message = message
         self.sent = sent
+        self.repeated_after_ms: float | None = None
+
+
+# When the exchange under way asked the pool for a connection (perf_counter), once per
+# send: a second entry means aiohttp sent the request again.
+_connects: ContextVar[list[float] | None] = ContextVar("callbridge_wire_connects", default=None)
 
 
 def is_readable(sock: socket.socket) -> bool:
@@ -89,6 +105,9 @@ class _ProbingConnector(aiohttp.TCPConnector):
         traces: list[Trace],
         timeout: aiohttp.ClientTimeout,  # noqa: ASYNC109
     ) -> Connection:
+        connects = _connects.get()
+        if connects is not None:
+            connects.append(time.perf_counter())
         while True:
             connection = await super().connect(req, traces, timeout)
             transport = connection.transport
@@ -118,6 +137,10 @@ def _failure(exc: BaseException) -> WireError:
         # A body cut short, or an answer that is not HTTP.
         return WireError("network", _describe(exc, "RemoteProtocolError"), sent=True)
     return WireError("network", _describe(exc, "ReadError"), sent=True)
+
+
+def _repeated_after_ms(connects: list[float]) -> float | None:
+    return (connects[1] - connects[0]) * 1000 if len(connects) > 1 else None
 
 
 class AiohttpWire:
@@ -173,6 +196,8 @@ class AiohttpWire:
         session = self._session
         if session is None or session.closed:
             session = self._open()
+        connects: list[float] = []
+        context = _connects.set(connects)
         try:
             async with session.request(
                 request.method,
@@ -199,9 +224,14 @@ class AiohttpWire:
                     ),
                     content[:max_bytes] if truncated else content,
                     truncated,
+                    _repeated_after_ms(connects),
                 )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise _failure(exc) from exc
+            failure = _failure(exc)
+            failure.repeated_after_ms = _repeated_after_ms(connects)
+            raise failure from exc
+        finally:
+            _connects.reset(context)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
