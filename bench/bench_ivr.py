@@ -12,8 +12,18 @@ For 1, 50 and 200 concurrent callers, rounds of
 - invoke: ``POST /api/v1/ivr/seed000/invoke`` to callbridge, which sends that request;
 
 are interleaved, so both see the same machine. Added latency = invoke − direct, at p50
-and p99 of each. Every invocation has its own ``call_id``, so callbridge also stores a
-call, its variable and an execution for each one (off the answer path). "CPU/inv" is
+and p99 of each.
+
+N concurrent callers are N calls in the IVR at once, each asking again as soon as it has
+its answer; each caller keeps its connection from round to round. By default
+(``--start spread``) the callers begin one after another over one CRM latency, as
+independent calls do, and so stay out of step. ``--start together`` has all of them send
+in the same millisecond at the start of every round: the worst burst, whose last answer
+waits while callbridge handles the N−1 before it, once on the way out and once on the
+way back — a figure of CPU per invocation × N rather than of what one invocation adds.
+
+Every invocation has its own ``call_id``, so callbridge also stores a call, its variable
+and an execution for each one (off the answer path). "CPU/inv" is
 callbridge's own CPU time per invocation (from /proc), log writes included: the figure
 that decides how many invocations a core serves, and one that a busy machine does not
 distort the way it distorts latencies.
@@ -102,8 +112,12 @@ def wait_http(url: str, seconds: float = 60) -> None:
 
 
 @contextmanager
-def child(args: list[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+def child(
+    args: list[str], env: dict[str, str], cpus: set[int] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL)
+    if cpus:
+        os.sched_setaffinity(process.pid, cpus)  # its children (--workers) inherit it
     try:
         yield process
     finally:
@@ -409,7 +423,7 @@ def run_database(database: str, url: str | None, sandbox: str, args: argparse.Na
         command = [sys.executable, "-m", "callbridge", "serve", "--host", "127.0.0.1",
                    "--port", str(port), "--role", "web",
                    "--workers", str(args.web_processes)]  # fmt: skip
-        with child(command, env) as server:
+        with child(command, env, args.callbridge_cpus) as server:
             wait_http(f"{base}/healthz")
             configure(base, admin, sandbox)
             token = httpx.post(f"{sandbox}/_sandbox/tokens", json={}).json()["access_token"]
@@ -440,12 +454,25 @@ def main() -> None:
     parser.add_argument(
         "--web-processes", type=int, default=1, help="callbridge serve --role web --workers N"
     )
+    parser.add_argument(
+        "--callbridge-cpus",
+        type=lambda text: {int(n) for n in text.split(",")},
+        help="CPUs callbridge may run on, e.g. 0 (Linux); with --others-cpus 1 it has a "
+        "core to itself instead of sharing both with the sandbox and the load generator",
+    )
+    parser.add_argument(
+        "--others-cpus",
+        type=lambda text: {int(n) for n in text.split(",")},
+        help="CPUs the sandbox and the load generator may run on, e.g. 1",
+    )
     args = parser.parse_args()
     if args.quick:
         args.requests = 200
     port = free_port()
     sandbox = f"http://127.0.0.1:{port}"
     code = f"from callbridge.sandbox import run_sandbox; run_sandbox('127.0.0.1', {port}, None)"
+    if args.others_cpus:
+        os.sched_setaffinity(0, args.others_cpus)  # this load generator, and the sandbox
     with child([sys.executable, "-c", code], base_env()):
         wait_http(f"{sandbox}/_sandbox")
         knobs = {"latency_ms": CRM_LATENCY_MS, "log_requests": False, "api_request_limit": 10**9}
