@@ -17,6 +17,7 @@ from callbridge.calls import pbx_auth
 from callbridge.kit.crypto import sha256_hex
 from callbridge.models import ApiToken
 from tests.calls.conftest import post_event
+from tests.helpers import bearer, make_token
 
 REMEMBER = pbx_auth.REMEMBER_SECONDS
 
@@ -169,3 +170,29 @@ async def test_a_check_under_way_when_this_process_revokes_does_not_bring_the_to
 async def _found_anyway(session: Any, raw: str) -> ApiToken:
     """A lookup that answers as if it had read the row just before it was deleted."""
     return ApiToken(name="pbx", scope="pbx", token_hash=sha256_hex(raw))
+
+
+async def test_a_check_that_straddles_another_token_s_revocation_still_answers(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    pbx_headers: dict[str, str],
+    admin_headers: dict[str, str],
+    clock: Clock,
+    lookups: GatedLookups,
+) -> None:
+    other = await make_token(app, "pbx", name="other-pbx")
+    assert await send(client, pbx_headers, 1) == 202
+    lookups.gate.clear()
+    lookups.started.clear()
+    clock.now += REMEMBER
+    waiting = asyncio.ensure_future(send(client, pbx_headers, 2))
+    await asyncio.wait_for(lookups.started.wait(), 10)
+    listed = (await client.get("/api/v1/tokens", headers=admin_headers)).json()["items"]
+    (other_id,) = [item["id"] for item in listed if item["name"] == "other-pbx"]
+    assert (await client.delete(f"/api/v1/tokens/{other_id}", headers=admin_headers)).is_success
+    lookups.gate.set()
+    assert await asyncio.wait_for(waiting, 10) == 202
+    assert await send(client, bearer(other), 3) == 401
+    count = lookups.count
+    assert await send(client, pbx_headers, 4) == 202  # not kept: checked once more
+    assert lookups.count == count + 1

@@ -29,8 +29,8 @@ _Remembered = tuple[str, float, str, str]
 _REMEMBERED: dict[str, _Remembered] = {}
 # "database token-hash" → the check under way
 _CHECKS: SharedLoads[str, _Remembered | None] = SharedLoads()
-# Counts revocations in this process: a check that began before one does not remember
-# what it found.
+# Counts revocations in this process: a check that began before one does not keep what
+# it found.
 _revocations = 0
 
 
@@ -74,12 +74,14 @@ async def _check(request: Request, raw: str, digest: str, database: str) -> _Rem
     if token is None:
         _REMEMBERED.pop(digest, None)
         return None
-    if revocations != _revocations:
-        return None  # maybe this very token: its holder asks again
-    if len(_REMEMBERED) >= _MAX_REMEMBERED:
-        _REMEMBERED.clear()
     hit = (database, checked_at, token.scope, token.name)
-    _REMEMBERED[digest] = hit
+    if revocations == _revocations:
+        if len(_REMEMBERED) >= _MAX_REMEMBERED:
+            _REMEMBERED.clear()
+        _REMEMBERED[digest] = hit
+    # else a token was revoked while this one was read, maybe this very one: the requests
+    # that waited for the check (they arrived before the revocation) pass, and the next
+    # one checks again.
     return hit
 
 
