@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import httpx
 from fastapi import FastAPI
@@ -64,3 +67,40 @@ async def sign_in(
             "csrf_token": csrf_from(page.text),
         },
     )
+
+
+class Clock:
+    """A monotonic clock the test moves by hand (``clock.now += seconds``)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Gated:
+    """Stands in for an async function: counts the calls ``applies`` picks and holds them
+    until ``gate`` is set (it starts set), then calls ``target`` (which a test may swap)."""
+
+    def __init__(
+        self, target: Callable[..., Awaitable[Any]], applies: Callable[..., bool] | None = None
+    ) -> None:
+        self.target = target
+        self.applies = applies or (lambda *args: True)
+        self.count = 0
+        self.gate = asyncio.Event()
+        self.gate.set()
+        self.started = asyncio.Event()
+
+    def hold(self) -> None:
+        """Hold the next calls; ``started`` is set when one arrives."""
+        self.gate.clear()
+        self.started.clear()
+
+    async def __call__(self, *args: Any) -> Any:
+        if self.applies(*args):
+            self.count += 1
+            self.started.set()
+            await self.gate.wait()
+        return await self.target(*args)

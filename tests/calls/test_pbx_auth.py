@@ -17,36 +17,9 @@ from callbridge.calls import pbx_auth
 from callbridge.kit.crypto import sha256_hex
 from callbridge.models import ApiToken
 from tests.calls.conftest import post_event
-from tests.helpers import bearer, make_token
+from tests.helpers import Clock, Gated, bearer, make_token
 
 REMEMBER = pbx_auth.REMEMBER_SECONDS
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class GatedLookups:
-    """Counts the token lookups of one token and holds them until ``gate`` is set."""
-
-    def __init__(self, raw: str) -> None:
-        self.raw = raw
-        self.count = 0
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.started = asyncio.Event()
-        self.lookup = pbx_auth.token_for
-
-    async def __call__(self, session: Any, raw: str) -> Any:
-        if raw == self.raw:
-            self.count += 1
-            self.started.set()
-            await self.gate.wait()
-        return await self.lookup(session, raw)
 
 
 @pytest.fixture
@@ -59,8 +32,14 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
 
 
 @pytest.fixture
-def lookups(pbx_headers: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> GatedLookups:
-    gated = GatedLookups(pbx_headers["Authorization"].removeprefix("Bearer "))
+def raw(pbx_headers: dict[str, str]) -> str:
+    return pbx_headers["Authorization"].removeprefix("Bearer ")
+
+
+@pytest.fixture
+def lookups(raw: str, monkeypatch: pytest.MonkeyPatch) -> Gated:
+    """The lookups of the PBX token (not the admin's), counted and held at will."""
+    gated = Gated(pbx_auth.token_for, lambda session, token: token == raw)
     monkeypatch.setattr(pbx_auth, "token_for", gated)
     return gated
 
@@ -82,14 +61,14 @@ async def test_a_remembered_token_is_checked_again_without_waiting(
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
     clock: Clock,
-    lookups: GatedLookups,
+    lookups: Gated,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
     assert lookups.count == 1
     clock.now += REMEMBER * 0.4
     assert await send(client, pbx_headers, 2) == 202
     assert lookups.count == 1  # young enough: no check at all
-    lookups.gate.clear()
+    lookups.hold()
     clock.now += REMEMBER * 0.2  # past half its age: checked again, nobody waits for it
     answers = await asyncio.wait_for(
         asyncio.gather(*(send(client, pbx_headers, n) for n in range(3, 8))), 10
@@ -108,11 +87,10 @@ async def test_a_token_older_than_remember_seconds_waits_for_its_check(
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
     clock: Clock,
-    lookups: GatedLookups,
+    lookups: Gated,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
-    lookups.gate.clear()
-    lookups.started.clear()
+    lookups.hold()
     clock.now += REMEMBER
     waiting = asyncio.ensure_future(send(client, pbx_headers, 2))
     await asyncio.wait_for(lookups.started.wait(), 10)
@@ -127,10 +105,11 @@ async def test_another_process_revoking_the_token_is_honoured_within_remember_se
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
     clock: Clock,
-    lookups: GatedLookups,
+    lookups: Gated,
+    raw: str,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
-    await revoke_elsewhere(app, lookups.raw)
+    await revoke_elsewhere(app, raw)
     clock.now += REMEMBER * 0.6
     # Still remembered (checked 0.6 × REMEMBER_SECONDS ago); the background check finds
     # it gone.
@@ -147,11 +126,10 @@ async def test_a_check_under_way_when_this_process_revokes_does_not_bring_the_to
     pbx_headers: dict[str, str],
     admin_headers: dict[str, str],
     clock: Clock,
-    lookups: GatedLookups,
+    lookups: Gated,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
-    lookups.gate.clear()
-    lookups.started.clear()
+    lookups.hold()
     clock.now += REMEMBER * 0.6
     assert await send(client, pbx_headers, 2) == 202  # starts the check, held at the gate
     await asyncio.wait_for(lookups.started.wait(), 10)
@@ -160,10 +138,10 @@ async def test_a_check_under_way_when_this_process_revokes_does_not_bring_the_to
     revoked = await client.delete(f"/api/v1/tokens/{token_id}", headers=admin_headers)
     assert revoked.status_code == 204
     # The check read the token before it was deleted: let it find it and finish.
-    real, lookups.lookup = lookups.lookup, _found_anyway
+    real, lookups.target = lookups.target, _found_anyway
     lookups.gate.set()
     await pbx_auth._CHECKS.quiet()
-    lookups.lookup = real
+    lookups.target = real
     assert await send(client, pbx_headers, 3) == 401
 
 
@@ -178,12 +156,11 @@ async def test_a_check_that_straddles_another_token_s_revocation_still_answers(
     pbx_headers: dict[str, str],
     admin_headers: dict[str, str],
     clock: Clock,
-    lookups: GatedLookups,
+    lookups: Gated,
 ) -> None:
     other = await make_token(app, "pbx", name="other-pbx")
     assert await send(client, pbx_headers, 1) == 202
-    lookups.gate.clear()
-    lookups.started.clear()
+    lookups.hold()
     clock.now += REMEMBER
     waiting = asyncio.ensure_future(send(client, pbx_headers, 2))
     await asyncio.wait_for(lookups.started.wait(), 10)

@@ -19,34 +19,10 @@ from callbridge.ivr import repository
 from callbridge.ivr import runtime as ivr_runtime_module
 from callbridge.ivr.runtime import REVISION_TTL, SYSTEM_TTL, get_ivr_runtime
 from callbridge.models import Ivr, IvrResponse, SystemSetting
+from tests.helpers import Clock, Gated
 from tests.ivr.conftest import CRM, create_ivr, simple_ivr
 
 FOUND = '{"found":true,"name":"CDF 株式会社"}'
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-class GatedRevisions:
-    """Counts revision checks and holds them until ``gate`` is set."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.started = asyncio.Event()
-        self.revision_of = repository.revision_of
-
-    async def __call__(self, session: Any, key: str) -> Any:
-        self.count += 1
-        self.started.set()
-        await self.gate.wait()
-        return await self.revision_of(session, key)
 
 
 @pytest.fixture
@@ -57,8 +33,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
 
 
 @pytest.fixture
-def revisions(monkeypatch: pytest.MonkeyPatch) -> GatedRevisions:
-    gated = GatedRevisions()
+def revisions(monkeypatch: pytest.MonkeyPatch) -> Gated:
+    """Revision checks, counted and held at will."""
+    gated = Gated(repository.revision_of)
     monkeypatch.setattr(repository, "revision_of", gated)
     return gated
 
@@ -92,7 +69,7 @@ async def ivr_ready(
     pbx: dict[str, str],
     crm: respx.MockRouter,
     clock: Clock,
-    revisions: GatedRevisions,
+    revisions: Gated,
 ) -> None:
     """The IVR saved, loaded and compiled by a first invocation; no check counted yet."""
     crm.get(f"{CRM}/lookup").respond(200, text=FOUND)
@@ -108,13 +85,13 @@ async def test_a_kept_ivr_is_checked_in_the_background_from_half_its_age(
     client: httpx.AsyncClient,
     pbx: dict[str, str],
     clock: Clock,
-    revisions: GatedRevisions,
+    revisions: Gated,
     ivr_ready: None,
 ) -> None:
     clock.now += REVISION_TTL * 0.4
     await invoke(client, pbx)
     assert revisions.count == 0  # young enough: no check at all
-    revisions.gate.clear()
+    revisions.hold()
     clock.now += REVISION_TTL * 0.2
     answers = await asyncio.wait_for(
         asyncio.gather(*(invoke(client, pbx, n) for n in range(5))), 10
@@ -133,7 +110,7 @@ async def test_another_process_s_change_is_used_once_the_background_check_saw_it
     client: httpx.AsyncClient,
     pbx: dict[str, str],
     clock: Clock,
-    revisions: GatedRevisions,
+    revisions: Gated,
     ivr_ready: None,
 ) -> None:
     await change_elsewhere(app, "{CODE1}様、いつもありがとうございます。")
@@ -150,11 +127,11 @@ async def test_an_ivr_older_than_the_revision_ttl_waits_for_the_check(
     client: httpx.AsyncClient,
     pbx: dict[str, str],
     clock: Clock,
-    revisions: GatedRevisions,
+    revisions: Gated,
     ivr_ready: None,
 ) -> None:
     await change_elsewhere(app, "{CODE1}様、いつもありがとうございます。")
-    revisions.gate.clear()
+    revisions.hold()
     clock.now += REVISION_TTL
     waiting = asyncio.ensure_future(invoke(client, pbx, 1))
     await asyncio.wait_for(revisions.started.wait(), 10)
@@ -170,19 +147,19 @@ async def test_a_failed_background_check_is_met_by_the_next_invocation_that_must
     client: httpx.AsyncClient,
     pbx: dict[str, str],
     clock: Clock,
-    revisions: GatedRevisions,
+    revisions: Gated,
     ivr_ready: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def broken(session: Any, key: str) -> Any:
         raise ConnectionError("database unreachable")
 
-    real, revisions.revision_of = revisions.revision_of, broken
+    real, revisions.target = revisions.target, broken
     clock.now += REVISION_TTL * 0.6
     assert (await invoke(client, pbx, 1))["outcome"] == "matched"
     await get_ivr_runtime(app.state.runtime)._loads.quiet()
     assert "never retrieved" not in caplog.text
-    revisions.revision_of = real
+    revisions.target = real
     clock.now += REVISION_TTL * 0.5  # the kept copy is now too old: this one checks
     assert (await invoke(client, pbx, 2))["outcome"] == "matched"
     assert revisions.count == 2

@@ -89,6 +89,19 @@ def keep_alive(server: RawServer, answer: bytes) -> Handler:
     return handle
 
 
+def answer_once_then_drop(server: RawServer) -> Handler:
+    """Answers a connection's first request with keep-alive; reads its second and closes
+    without a word (a server ending an idle connection just as a request arrives)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, server)
+        writer.write(ok())
+        await writer.drain()
+        await read_request(reader, server)
+
+    return handle
+
+
 def request(url: str, **fields: object) -> OutboundRequest:
     values: dict[str, object] = {"method": "GET", "url": url, "auth": NO_AUTH, "timeout": 5}
     values.update(fields)
@@ -168,15 +181,7 @@ async def test_a_connection_the_server_closed_while_idle_is_not_reused(serve) ->
 async def test_a_get_the_server_drops_unanswered_is_sent_again_and_both_sends_are_listed(  # type: ignore[no-untyped-def]
     serve,
 ) -> None:
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # Answers a connection's first request with keep-alive; reads its second and
-        # closes without a word (a server ending an idle connection as it arrives).
-        await read_request(reader, raw)
-        writer.write(ok())
-        await writer.drain()
-        await read_request(reader, raw)
-
-    raw, base = await serve(answer)
+    raw, base = await serve(lambda r, w: answer_once_then_drop(raw)(r, w))
     async with Outbound(allow_insecure_http=True) as outbound:
         first = await outbound.send(request(base + "/a"))
         second = await outbound.send(request(base + "/b", retry=RetryPolicy.NONE))
@@ -192,13 +197,7 @@ async def test_a_get_the_server_drops_unanswered_is_sent_again_and_both_sends_ar
 
 
 async def test_a_post_the_server_drops_unanswered_is_not_sent_again(serve) -> None:  # type: ignore[no-untyped-def]
-    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader, raw)
-        writer.write(ok())
-        await writer.drain()
-        await read_request(reader, raw)
-
-    raw, base = await serve(answer)
+    raw, base = await serve(lambda r, w: answer_once_then_drop(raw)(r, w))
     post = request(base + "/p", method="POST", body="x", retry=RetryPolicy.NONE)
     async with Outbound(allow_insecure_http=True) as outbound:
         await outbound.send(post)
