@@ -83,6 +83,9 @@ def _truncate_all(url: str) -> None:
                     )
                 )
                 names = ", ".join(f'"{name}"' for (name,) in rows)
+                # A connection an earlier test left inside a transaction would hold its
+                # locks for ever: fail with PostgreSQL's message rather than hang.
+                await connection.execute(text("SET LOCAL lock_timeout = '30s'"))
                 if names:
                     await connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
         finally:

@@ -253,6 +253,40 @@ async def test_graceful_shutdown_hands_calls_back(runtime: Runtime) -> None:
     assert recorder.seen[0][1:] == (pk, "answer", 2)
 
 
+async def test_stopping_during_a_claim_lets_the_claim_finish_and_returns_its_connection(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled in the middle of its statement, a claim could leave its connection inside
+    the transaction, holding the claimed rows (a later TRUNCATE or claim would wait)."""
+    recorder = Recorder()
+    dispatcher = Dispatcher(runtime, recorder)
+    queue = dispatcher.worker.queue
+    claiming, release = asyncio.Event(), asyncio.Event()
+    outcomes: list[str] = []
+    claim_steps = queue.claim_steps
+
+    async def held_claim(*args: Any, **kwargs: Any) -> Any:
+        claiming.set()
+        try:
+            await release.wait()
+            found = await claim_steps(*args, **kwargs)
+        except asyncio.CancelledError:
+            outcomes.append("cancelled")
+            raise
+        outcomes.append("finished")
+        return found
+
+    monkeypatch.setattr(queue, "claim_steps", held_claim)
+    await dispatcher.start()
+    await asyncio.wait_for(claiming.wait(), 5)
+    stopping = asyncio.ensure_future(dispatcher.stop(grace=10))
+    await asyncio.sleep(0)
+    release.set()
+    await asyncio.wait_for(stopping, 10)
+    assert outcomes == ["finished"]
+    assert runtime.engine.pool.checkedout() == 0
+
+
 async def test_a_crashing_processor_fails_the_event_not_the_worker(runtime: Runtime) -> None:
     calls: list[str] = []
 

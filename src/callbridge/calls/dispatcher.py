@@ -36,6 +36,8 @@ from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
 logger = logging.getLogger("callbridge.dispatcher")
+# How long stopping waits for a lease renewal under way before cutting it off.
+_RENEWAL_GRACE = 10.0
 
 FINISHED = ("done", "failed")
 
@@ -99,18 +101,25 @@ class CallWorker:
         self.held: set[int] = set()
         self.stopping = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._stop_renewing = asyncio.Event()
         self.events_processed = 0
 
     # ---- lifecycle -------------------------------------------------------------------
 
     def start(self) -> None:
         if self._heartbeat is None:
+            self._stop_renewing = asyncio.Event()
             self._heartbeat = asyncio.create_task(self._renew_leases(), name="lease-heartbeat")
 
     async def stop(self) -> None:
         self.stopping = True
         if self._heartbeat is not None:
-            self._heartbeat.cancel()
+            # Ends between renewals; cancelled only if a renewal hangs (its statement cut
+            # off mid-way could leave its connection inside the transaction).
+            self._stop_renewing.set()
+            _done, pending = await asyncio.wait({self._heartbeat}, timeout=_RENEWAL_GRACE)
+            for task in pending:
+                task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
             self._heartbeat = None
@@ -127,7 +136,11 @@ class CallWorker:
     async def _renew_leases(self) -> None:
         interval = max(self.lease.total_seconds() / 3, 0.5)
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._stop_renewing.wait()
+            if self._stop_renewing.is_set():
+                return
             if not self.held:
                 continue
             try:
@@ -274,6 +287,7 @@ class Dispatcher:
         self._next_due: datetime | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop_task: asyncio.Task[None] | None = None
+        self._stop_claiming = False
         self._listener: asyncio.Task[None] | None = None
         self._saturated = False
         self.claims = 0
@@ -307,11 +321,20 @@ class Dispatcher:
         """Stop claiming; let in-flight events finish (each call is handed back after its
         current event); after ``grace`` seconds cancel what is left and hand it back."""
         self.worker.stopping = True
-        for task in (self._loop_task, self._listener):
-            if task is not None:
+        # The claim loop ends at its next turn: cancelled in the middle of a claim, its
+        # connection could be left inside the transaction, holding the claimed rows.
+        self._stop_claiming = True
+        self._wake.set()
+        if self._loop_task is not None:
+            _done, pending = await asyncio.wait({self._loop_task}, timeout=grace)
+            for task in pending:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        if self._listener is not None:
+            self._listener.cancel()  # its own connection, closed by its ``finally``
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self._tasks:
             _done, pending = await asyncio.wait(self._tasks, timeout=grace)
             for task in pending:
@@ -325,7 +348,7 @@ class Dispatcher:
     # ---- claiming --------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
-        while True:
+        while not self._stop_claiming:
             self._wake.clear()
             claimed_full = False
             free = self.concurrency - len(self._tasks)
