@@ -35,6 +35,7 @@ from callbridge.call_actions.engine import process_event
 from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
 from callbridge.calls.lifecycle import call_processing
+from callbridge.calls.pbx_auth import settle_checks
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
 from callbridge.ivr import pages as ivr_pages
@@ -216,6 +217,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
             )
             yield
             await stack.aclose()
+        await settle_checks()  # a token check in the background uses the engine
         await engine.dispose()
 
     app = FastAPI(

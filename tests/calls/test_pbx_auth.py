@@ -76,7 +76,7 @@ async def test_a_remembered_token_is_checked_again_without_waiting(
     assert answers == [202] * 5
     assert lookups.count == 2  # one check for all five
     lookups.gate.set()
-    await pbx_auth._CHECKS.quiet()
+    await pbx_auth.settle_checks()
     clock.now += REMEMBER * 0.4  # under half REMEMBER_SECONDS since that check: none
     assert await send(client, pbx_headers, 8) == 202
     assert lookups.count == 2
@@ -114,7 +114,7 @@ async def test_another_process_revoking_the_token_is_honoured_within_remember_se
     # Still remembered (checked 0.6 × REMEMBER_SECONDS ago); the background check finds
     # it gone.
     assert await send(client, pbx_headers, 2) == 202
-    await pbx_auth._CHECKS.quiet()
+    await pbx_auth.settle_checks()
     response = await post_event(client, pbx_headers, event="incoming", call_id="c-3", tel="1")
     assert response.status_code == 401
     assert response.json()["detail"] == "invalid API token"
@@ -140,7 +140,7 @@ async def test_a_check_under_way_when_this_process_revokes_does_not_bring_the_to
     # The check read the token before it was deleted: let it find it and finish.
     real, lookups.target = lookups.target, _found_anyway
     lookups.gate.set()
-    await pbx_auth._CHECKS.quiet()
+    await pbx_auth.settle_checks()
     lookups.target = real
     assert await send(client, pbx_headers, 3) == 401
 

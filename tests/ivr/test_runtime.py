@@ -99,7 +99,7 @@ async def test_a_kept_ivr_is_checked_in_the_background_from_half_its_age(
     assert [answer["outcome"] for answer in answers] == ["matched"] * 5
     assert revisions.count == 1  # one check for all five, none waited for it
     revisions.gate.set()
-    await get_ivr_runtime(app.state.runtime)._loads.quiet()
+    await get_ivr_runtime(app.state.runtime).settle()
     clock.now += REVISION_TTL * 0.4
     await invoke(client, pbx)
     assert revisions.count == 1
@@ -117,7 +117,7 @@ async def test_another_process_s_change_is_used_once_the_background_check_saw_it
     clock.now += REVISION_TTL * 0.6
     before = await invoke(client, pbx, 1)  # the kept copy, while the check runs
     assert before["guidance"]["text"] == "CDF 株式会社様、お電話ありがとうございます。"
-    await get_ivr_runtime(app.state.runtime)._loads.quiet()
+    await get_ivr_runtime(app.state.runtime).settle()
     after = await invoke(client, pbx, 2)
     assert after["guidance"]["text"] == "CDF 株式会社様、いつもありがとうございます。"
 
@@ -157,7 +157,7 @@ async def test_a_failed_background_check_is_met_by_the_next_invocation_that_must
     real, revisions.target = revisions.target, broken
     clock.now += REVISION_TTL * 0.6
     assert (await invoke(client, pbx, 1))["outcome"] == "matched"
-    await get_ivr_runtime(app.state.runtime)._loads.quiet()
+    await get_ivr_runtime(app.state.runtime).settle()
     assert "never retrieved" not in caplog.text
     revisions.target = real
     clock.now += REVISION_TTL * 0.5  # the kept copy is now too old: this one checks
@@ -183,5 +183,5 @@ async def test_the_public_url_is_read_again_in_the_background(
         await session.commit()
     clock.now += SYSTEM_TTL * 0.6
     assert (await invoke(client, pbx, 2))["guidance"]["text"] == before
-    await get_ivr_runtime(app.state.runtime)._system_loads.quiet()
+    await get_ivr_runtime(app.state.runtime).settle()
     assert (await invoke(client, pbx, 3))["guidance"]["text"] == "https://cti.example.com/"

@@ -66,6 +66,11 @@ async def pbx_token(request: Request) -> str:
     return hit[3]
 
 
+async def settle_checks() -> None:
+    """Returns when the token checks under way have ended (before the engine is closed)."""
+    await _CHECKS.quiet()
+
+
 async def _check(request: Request, raw: str, digest: str, database: str) -> _Remembered | None:
     checked_at, revocations = monotonic(), _revocations
     async with get_runtime(request).sessionmaker() as session:

@@ -93,6 +93,11 @@ class IvrRuntime:
         self._compiled[key] = (compiled, now)
         return compiled
 
+    async def settle(self) -> None:
+        """Returns when the checks and loads under way have ended (shutdown, tests)."""
+        await self._loads.quiet()
+        await self._system_loads.quiet()
+
     def forget(self, key: str) -> None:
         """The IVR is being changed: check its revision on every invocation for a while."""
         self._compiled.pop(key, None)
@@ -147,6 +152,7 @@ async def ivr_lifespan(runtime: Runtime) -> AsyncIterator[IvrRuntime]:
     try:
         yield ivr_runtime
     finally:
+        await ivr_runtime.settle()
         await ivr_runtime.writer.stop()
         runtime.extras.pop(EXTRAS_KEY, None)
         if ivr_runtime.writer.failed:
