@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -69,14 +70,17 @@ async def sign_in(
     )
 
 
-class Clock:
-    """A monotonic clock the test moves by hand (``clock.now += seconds``)."""
+@dataclass
+class FakeClock:
+    """A clock the test moves by hand (``clock.now += seconds`` or ``advance``)."""
 
-    def __init__(self) -> None:
-        self.now = 1000.0
+    now: float = 1_790_000_000.0
 
     def __call__(self) -> float:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class Gated:

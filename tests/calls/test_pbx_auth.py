@@ -17,14 +17,14 @@ from callbridge.calls import pbx_auth
 from callbridge.kit.crypto import sha256_hex
 from callbridge.models import ApiToken
 from tests.calls.conftest import post_event
-from tests.helpers import Clock, Gated, bearer, make_token
+from tests.helpers import FakeClock, Gated, bearer, make_token
 
 REMEMBER = pbx_auth.REMEMBER_SECONDS
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    clock = Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
+    clock = FakeClock()
     monkeypatch.setattr(pbx_auth, "monotonic", clock)
     pbx_auth._REMEMBERED.clear()
     yield clock
@@ -60,7 +60,7 @@ async def test_a_remembered_token_is_checked_again_without_waiting(
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     lookups: Gated,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
@@ -86,7 +86,7 @@ async def test_a_token_older_than_remember_seconds_waits_for_its_check(
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     lookups: Gated,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
@@ -104,7 +104,7 @@ async def test_another_process_revoking_the_token_is_honoured_within_remember_se
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     lookups: Gated,
     raw: str,
 ) -> None:
@@ -125,7 +125,7 @@ async def test_a_check_under_way_when_this_process_revokes_does_not_bring_the_to
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
     admin_headers: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     lookups: Gated,
 ) -> None:
     assert await send(client, pbx_headers, 1) == 202
@@ -155,7 +155,7 @@ async def test_a_check_that_straddles_another_token_s_revocation_still_answers(
     client: httpx.AsyncClient,
     pbx_headers: dict[str, str],
     admin_headers: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     lookups: Gated,
 ) -> None:
     other = await make_token(app, "pbx", name="other-pbx")

@@ -19,15 +19,15 @@ from callbridge.ivr import repository
 from callbridge.ivr import runtime as ivr_runtime_module
 from callbridge.ivr.runtime import REVISION_TTL, SYSTEM_TTL, get_ivr_runtime
 from callbridge.models import Ivr, IvrResponse, SystemSetting
-from tests.helpers import Clock, Gated
+from tests.helpers import FakeClock, Gated
 from tests.ivr.conftest import CRM, create_ivr, simple_ivr
 
 FOUND = '{"found":true,"name":"CDF 株式会社"}'
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Clock]:
-    clock = Clock()
+def clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeClock]:
+    clock = FakeClock()
     monkeypatch.setattr(ivr_runtime_module, "monotonic", clock)
     yield clock
 
@@ -68,7 +68,7 @@ async def ivr_ready(
     admin: dict[str, str],
     pbx: dict[str, str],
     crm: respx.MockRouter,
-    clock: Clock,
+    clock: FakeClock,
     revisions: Gated,
 ) -> None:
     """The IVR saved, loaded and compiled by a first invocation; no check counted yet."""
@@ -84,7 +84,7 @@ async def test_a_kept_ivr_is_checked_in_the_background_from_half_its_age(
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     revisions: Gated,
     ivr_ready: None,
 ) -> None:
@@ -109,7 +109,7 @@ async def test_another_process_s_change_is_used_once_the_background_check_saw_it
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     revisions: Gated,
     ivr_ready: None,
 ) -> None:
@@ -126,7 +126,7 @@ async def test_an_ivr_older_than_the_revision_ttl_waits_for_the_check(
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     revisions: Gated,
     ivr_ready: None,
 ) -> None:
@@ -146,7 +146,7 @@ async def test_a_failed_background_check_is_met_by_the_next_invocation_that_must
     app: FastAPI,
     client: httpx.AsyncClient,
     pbx: dict[str, str],
-    clock: Clock,
+    clock: FakeClock,
     revisions: Gated,
     ivr_ready: None,
     caplog: pytest.LogCaptureFixture,
@@ -171,7 +171,7 @@ async def test_the_public_url_is_read_again_in_the_background(
     admin: dict[str, str],
     pbx: dict[str, str],
     crm: respx.MockRouter,
-    clock: Clock,
+    clock: FakeClock,
 ) -> None:
     crm.get(f"{CRM}/lookup").respond(200, text=FOUND)
     responses = simple_ivr()["responses"]

@@ -25,20 +25,9 @@ from callbridge.sandbox import (
     SandboxState,
     create_sandbox_app,
 )
+from tests.helpers import FakeClock
 
 BASE_URL = "https://acme.my.salesforce.test"
-START = 1_790_000_000.0
-
-
-@dataclass
-class FakeClock:
-    now: float = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @dataclass

@@ -18,8 +18,9 @@ from callbridge.sandbox import (
     DEMO_USERNAME,
     SandboxState,
 )
+from tests.helpers import FakeClock
 
-from .conftest import BASE_URL, FakeClock, SigningKey, password_form
+from .conftest import BASE_URL, SigningKey, password_form
 
 CALLBACK = "https://callbridge.example.jp/oauth_client/callback"
 TOKEN = "/services/oauth2/token"

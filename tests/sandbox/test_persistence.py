@@ -9,8 +9,9 @@ import httpx
 import pytest
 
 from callbridge.sandbox import SandboxState, create_sandbox_app
+from tests.helpers import FakeClock
 
-from .conftest import BASE_URL, FakeClock
+from .conftest import BASE_URL
 
 
 async def test_changes_survive_a_restart(tmp_path: Path, clock: FakeClock) -> None:

@@ -42,6 +42,20 @@ _RENEWAL_GRACE = 10.0
 FINISHED = ("done", "failed")
 
 
+async def _end_tasks(tasks: set[asyncio.Task[None]], grace: float) -> None:
+    """Let ``tasks`` end by themselves within ``grace`` seconds; cancel what is left and
+    wait for it."""
+    if not tasks:
+        return
+    pending = set(tasks)
+    if grace > 0:
+        _done, pending = await asyncio.wait(tasks, timeout=grace)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending)
+
+
 @dataclass(frozen=True, slots=True)
 class EventJob:
     """One event handed to the processor (the call-action engine), with what it reads:
@@ -108,7 +122,7 @@ class CallWorker:
 
     def start(self) -> None:
         if self._heartbeat is None:
-            self._stop_renewing = asyncio.Event()
+            self._stop_renewing.clear()
             self._heartbeat = asyncio.create_task(self._renew_leases(), name="lease-heartbeat")
 
     async def stop(self) -> None:
@@ -117,11 +131,7 @@ class CallWorker:
             # Ends between renewals; cancelled only if a renewal hangs (its statement cut
             # off mid-way could leave its connection inside the transaction).
             self._stop_renewing.set()
-            _done, pending = await asyncio.wait({self._heartbeat}, timeout=_RENEWAL_GRACE)
-            for task in pending:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await _end_tasks({self._heartbeat}, _RENEWAL_GRACE)
             self._heartbeat = None
 
     async def release_everything(self) -> None:
@@ -326,21 +336,11 @@ class Dispatcher:
         self._stop_claiming = True
         self._wake.set()
         if self._loop_task is not None:
-            _done, pending = await asyncio.wait({self._loop_task}, timeout=grace)
-            for task in pending:
-                task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await _end_tasks({self._loop_task}, grace)
         if self._listener is not None:
-            self._listener.cancel()  # its own connection, closed by its ``finally``
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-        if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending)
+            # At once: its own connection, closed by its ``finally``.
+            await _end_tasks({self._listener}, 0)
+        await _end_tasks(self._tasks, grace)
         await self.worker.stop()
         await self.worker.release_everything()
         logger.info("dispatcher %s stopped", self.owner)

@@ -52,15 +52,18 @@ async def pbx_token(request: Request) -> str:
         raise Unauthorized("Authorization header must be 'Bearer <token>'")
     database = get_runtime(request).settings.resolved_database_url
     digest = sha256_hex(raw)
-    now = monotonic()
     hit = _REMEMBERED.get(digest)
-    check = partial(_check, request, raw, digest, database)
-    if hit is None or hit[0] != database or now - hit[1] >= REMEMBER_SECONDS:
-        hit = await _CHECKS.wait(f"{database} {digest}", check)
-        if hit is None:
-            raise Unauthorized("invalid API token")
-    elif now - hit[1] >= REMEMBER_SECONDS / 2:
-        _CHECKS.refresh(f"{database} {digest}", check)
+    age = monotonic() - hit[1] if hit is not None and hit[0] == database else None
+    checking = _CHECKS.stale(
+        f"{database} {digest}",
+        age,
+        REMEMBER_SECONDS,
+        partial(_check, request, raw, digest, database),
+    )
+    if checking is not None:
+        hit = await checking
+    if hit is None:
+        raise Unauthorized("invalid API token")
     if hit[2] != "pbx":
         raise Forbidden("this endpoint needs a token with scope 'pbx'")
     return hit[3]

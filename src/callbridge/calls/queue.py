@@ -186,7 +186,7 @@ _START_PG = _positional(repository.START)
 # next + start in one statement: the call's earliest unfinished event, marked as being
 # processed when it is due, ours and not abandoned (the columns read are those before
 # the update, as in ``next``).
-_TAKE_PG_SQL = """
+_TAKE_PG_TEMPLATE = """
 WITH c AS (
     SELECT id, event_count, lease_owner, call_id, unique_id, tel, tel_name, called,
            called_name, direction, queue
@@ -217,12 +217,12 @@ SELECT c.event_count, c.lease_owner, n.id, n.event, n.event_id, n.occurred_at, n
        END AS variables
 FROM c LEFT JOIN n ON true
 """
-_TAKE_PG = _TAKE_PG_SQL.format(late=repository.LATE)
+_TAKE_PG = _TAKE_PG_TEMPLATE.format(late=repository.LATE)
 # claim + the first take of every claimed call in one statement. The call's counter and
 # details come from the statement's snapshot (``c``), like its events (``n``): the
 # UPDATE's RETURNING may show a newer row (an event stored meanwhile), and the release's
 # compare-and-set must then fail.
-_CLAIM_TAKE_PG_SQL = """
+_CLAIM_TAKE_PG_TEMPLATE = """
 WITH claimed AS (
     UPDATE call SET lease_owner = $1, lease_expires_at = $2
     WHERE id IN (
@@ -262,7 +262,7 @@ JOIN call c ON c.id = claimed.id
 LEFT JOIN n ON n.call_pk = claimed.id
 ORDER BY c.due_at
 """
-_CLAIM_TAKE_PG = _CLAIM_TAKE_PG_SQL.format(late=repository.LATE)
+_CLAIM_TAKE_PG = _CLAIM_TAKE_PG_TEMPLATE.format(late=repository.LATE)
 # finish + release (compare-and-set on the event counter) in one statement.
 _FINISH_RELEASE_PG = """
 WITH f AS (

@@ -224,16 +224,13 @@ LATE = """EXISTS (
           AND (o.occurred_at > call_event.occurred_at
                OR (o.occurred_at = call_event.occurred_at AND o.id > call_event.id))
     )"""
-START = (
-    """
+_START_TEMPLATE = """
 UPDATE call_event SET
     status = 'processing', attempts = attempts + 1, worker = :owner, started_at = :now,
-    late = """
-    + LATE
-    + """
+    late = {late}
 WHERE id = :event_pk
 """
-)
+START = _START_TEMPLATE.format(late=LATE)
 FINISH = """
 UPDATE call_event SET status = :status, outcome = :outcome, error = :error,
                       processed_at = :now

@@ -61,16 +61,16 @@ class IvrRuntime:
         never waits for the database. An older copy is not used: invocations wait for
         the check, one check for all of them. Raises NotFound, or IvrInvalid for a stored
         IVR that no longer compiles."""
-        load = partial(self._load_in_own_session, key)
         cached = self._compiled.get(key)
-        if cached is not None:
-            now = monotonic()
+        now = monotonic()
+        age = None
+        if cached is not None and now >= self._recheck_until.get(key, 0.0):
             age = now - cached[1]
-            if age < REVISION_TTL and now >= self._recheck_until.get(key, 0.0):
-                if age >= REVISION_TTL / 2:
-                    self._loads.refresh(key, load)
-                return cached[0]
-        return await self._loads.wait(key, load)
+        loading = self._loads.stale(key, age, REVISION_TTL, partial(self._load_in_own_session, key))
+        if loading is not None:
+            return await loading
+        assert cached is not None  # a kept copy is used only when there is one
+        return cached[0]
 
     async def _load_in_own_session(self, key: str) -> CompiledIvr:
         async with self.runtime.sessionmaker() as session:
@@ -109,14 +109,14 @@ class IvrRuntime:
         again in the background from half ``SYSTEM_TTL``, waited for after it. With
         ``session`` (the test panel's) stale values are read in that session."""
         values = self._system
-        now = monotonic()
-        if values is not None and now - values.loaded_at < SYSTEM_TTL:
-            if now - values.loaded_at >= SYSTEM_TTL / 2:
-                self._system_loads.refresh(None, self._load_system)
-            return values
-        if session is not None:
+        age = monotonic() - values.loaded_at if values is not None else None
+        if session is not None and (age is None or age >= SYSTEM_TTL):
             return await self._read_system(session)
-        return await self._system_loads.wait(None, self._load_system)
+        loading = self._system_loads.stale(None, age, SYSTEM_TTL, self._load_system)
+        if loading is not None:
+            return await loading
+        assert values is not None  # kept values are used only when there are some
+        return values
 
     async def _load_system(self) -> SystemValues:
         async with self.runtime.sessionmaker() as session:

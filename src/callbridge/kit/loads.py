@@ -9,7 +9,7 @@ steady stream of requests never waits for the database at all."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any, Generic, TypeVar
 
@@ -41,6 +41,22 @@ class SharedLoads(Generic[K, V]):
         """Load again without waiting. A failure is not lost: the value kept meanwhile
         grows too old to use, and the next caller's own load meets it."""
         self.start(key, load)
+
+    def stale(
+        self,
+        key: K,
+        age: float | None,
+        limit: float,
+        load: Callable[[], Coroutine[Any, Any, V]],
+    ) -> Awaitable[V] | None:
+        """The policy for a value kept ``age`` seconds (``None``: nothing usable kept) and
+        usable for ``limit``: ``None`` when the kept value is to be used as it is — having
+        started ``load`` in the background from half ``limit`` —, else the load to wait for."""
+        if age is not None and age < limit:
+            if age >= limit / 2:
+                self.refresh(key, load)
+            return None
+        return self.wait(key, load)
 
     async def quiet(self) -> None:
         """Returns when the loads under way now have finished, however they ended."""
