@@ -146,7 +146,10 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 async def app(settings: Settings) -> AsyncIterator[object]:
     application = create_app(settings)
     async with application.router.lifespan_context(application):
+        ivr_log = application.state.runtime.extras["ivr"].writer
         yield application
+    # Every IVR invocation of the test was stored (a failure is only logged in production).
+    assert ivr_log.failed == 0, "IVR invocation logs could not be stored"
 
 
 @pytest.fixture

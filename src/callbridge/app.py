@@ -34,7 +34,7 @@ from callbridge.call_actions import service as call_action_service
 from callbridge.call_actions.engine import process_event
 from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
-from callbridge.calls.lifecycle import call_processing
+from callbridge.calls.lifecycle import call_processing, close_hot_paths
 from callbridge.calls.pbx_auth import settle_checks
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
@@ -200,25 +200,29 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            if role in ("all", "web"):
-                await _announce_setup(runtime)
-            await stack.enter_async_context(
-                outbound_lifespan(runtime, DatabaseTokenSource(runtime))
-            )
-            await stack.enter_async_context(recordings_lifespan(runtime, role))
-            # After the outbound client: the IVR log writer drains before it closes.
-            await stack.enter_async_context(ivr_lifespan(runtime))
-            # After the outbound client: events in flight finish before it closes.
-            await stack.enter_async_context(
-                call_processing(
-                    runtime, run_dispatcher=role in ("all", "worker"), processor=process_event
+        try:
+            async with AsyncExitStack() as stack:
+                if role in ("all", "web"):
+                    await _announce_setup(runtime)
+                await stack.enter_async_context(
+                    outbound_lifespan(runtime, DatabaseTokenSource(runtime))
                 )
-            )
-            yield
-            await stack.aclose()
-        await settle_checks()  # a token check in the background uses the engine
-        await engine.dispose()
+                await stack.enter_async_context(recordings_lifespan(runtime, role))
+                # After the outbound client: the IVR log writer drains before it closes.
+                await stack.enter_async_context(ivr_lifespan(runtime))
+                # After the outbound client: events in flight finish before it closes.
+                await stack.enter_async_context(
+                    call_processing(
+                        runtime, run_dispatcher=role in ("all", "worker"), processor=process_event
+                    )
+                )
+                yield
+                await stack.aclose()
+        finally:
+            await settle_checks()  # a token check in the background uses the engine
+            # The IVR log writer and the dispatcher have stopped: their connections go.
+            await close_hot_paths(runtime)
+            await engine.dispose()
 
     app = FastAPI(
         title="callbridge",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -14,6 +15,7 @@ import respx
 from fastapi import FastAPI
 
 from callbridge.ivr import writer as ivr_writer
+from callbridge.ivr.runtime import get_ivr_runtime
 from tests.ivr.conftest import CRM, add_account, create_ivr, flush_logs, simple_ivr
 
 FOUND = '{"found":true,"name":"CDF 株式会社","id":"0012v00002uhRmWAAU"}'
@@ -363,14 +365,16 @@ async def test_the_answer_does_not_wait_for_the_log_write(
     await create_ivr(client, admin, simple_ivr())
     gate = asyncio.Event()
     written: list[str] = []
-    original = ivr_writer.store_invocations
+    writer = get_ivr_runtime(app.state.runtime).writer
+    original = writer.bulk
+    assert original is not None
 
-    async def slow_store(session: Any, logs: list[ivr_writer.InvocationLog]) -> None:
+    async def slow_store(items: Sequence[ivr_writer.PendingInvocation]) -> None:
         await gate.wait()
-        await original(session, logs)
-        written.extend(log.call_id for log in logs)
+        await original(items)
+        written.extend(item.call_id for item in items)
 
-    monkeypatch.setattr(ivr_writer, "store_invocations", slow_store)
+    monkeypatch.setattr(writer, "bulk", slow_store)
     answer = (await invoke(client, pbx)).json()
     assert answer["outcome"] == "matched" and written == []
     gate.set()

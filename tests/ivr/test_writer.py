@@ -4,15 +4,25 @@ queued is lost (overflow, failures, shutdown)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from callbridge.calls import store
 from callbridge.ivr import writer as ivr_writer
 from callbridge.ivr.engine import IvrRun, StepRun
-from callbridge.ivr.writer import InvocationLog, InvocationWriter, store_invocation
+from callbridge.ivr.runtime import get_ivr_runtime
+from callbridge.ivr.writer import (
+    InvocationLog,
+    InvocationWriter,
+    PendingInvocation,
+    pending_invocation,
+    store_pending,
+)
 from callbridge.kit.time import utcnow
 from callbridge.models import Call, CallVariable, Execution
 from callbridge.outbound import OutboundError, OutboundResult, RequestView
@@ -71,12 +81,13 @@ async def stored_state(app: FastAPI) -> dict[str, Any]:
     return {"calls": calls, "variables": variables, "executions": executions}
 
 
-async def test_a_batch_stores_what_one_by_one_stores(app: FastAPI) -> None:
+async def test_what_an_invocation_stores(app: FastAPI) -> None:
+    """Through the call store's API (the writer's path without a batch statement)."""
     writer = InvocationWriter(app.state.runtime.sessionmaker)
-    logs = [log("c-1"), log("c-2", failed=True), log("c-1", name="CDF 2"), log("c-3")]
-    async with app.state.runtime.sessionmaker() as session:
-        await ivr_writer.store_invocations(session, logs)
-        await session.commit()
+    assert writer.bulk is None
+    for item in (log("c-1"), log("c-2", failed=True), log("c-1", name="CDF 2"), log("c-3")):
+        writer.submit(item)
+    await writer.flush()
     state = await stored_state(app)
     assert set(state["calls"]) == {"c-1", "c-2", "c-3"}
     assert state["calls"]["c-1"].tel == "0312345678"
@@ -96,14 +107,97 @@ async def test_a_batch_stores_what_one_by_one_stores(app: FastAPI) -> None:
     assert executions[1].error == {"kind": "http_status", "message": "HTTP 503"}
     await writer.stop()
 
-    # The per-record path (the call store's own API) stores the same things.
-    async with app.state.runtime.sessionmaker() as session:
-        await store_invocation(session, log("c-4"))
+
+def _columns(execution: Execution) -> dict[str, Any]:
+    names = ("source", "rule_id", "label", "attempt", "request", "response", "duration_ms")
+    more = ("extracted", "error", "attempts", "notes", "at", "event", "event_pk")
+    return {name: getattr(execution, name) for name in names + more}
+
+
+async def test_the_database_batch_stores_what_the_call_store_api_stores(app: FastAPI) -> None:
+    """The batch statement (JSON documents decoded by the database) against the call
+    store's own API, one invocation at a time."""
+    runtime = app.state.runtime
+    bulk = ivr_writer.batch_store(runtime)
+    assert bulk is not None  # PostgreSQL's pool or the SQLite file's hot path
+    quoted = 'a "quoted" \\ name, 改行\nあり'
+    two_steps = log("b-2", name="two")
+    two_steps.run.steps.insert(0, replace(two_steps.run.steps[0], name="first"))
+    logs = [
+        log("b-1"),
+        log("b-2", failed=True),
+        log("b-1", name="CDF 2"),
+        log("b-3", name=quoted),
+        two_steps,  # only the last execution of an invocation carries the notes
+    ]
+    async with runtime.sessionmaker() as session:
+        await store.ensure_call(session, "b-3", tel="0999")  # exists already, no errors yet
+        await session.commit()
+    await bulk([pending_invocation(item) for item in logs])
+    batch = await stored_state(app)
+    async with runtime.sessionmaker() as session:
+        for item in logs:
+            await store_pending(
+                session, pending_invocation(replace(item, call_id=f"ref-{item.call_id}"))
+            )
         await session.commit()
     state = await stored_state(app)
-    single = state["executions"][-1]
-    for column in ("source", "rule_id", "request", "response", "extracted", "notes", "error"):
-        assert getattr(single, column) == getattr(first, column), column
+    calls = state["calls"]
+    for call_id in ("b-1", "b-2", "b-3"):
+        got, want = calls[call_id], calls[f"ref-{call_id}"]
+        assert (got.tel, got.called, got.tel_name, got.error_count, got.event_count) == (
+            (want.tel if call_id != "b-3" else "0999"),
+            want.called,
+            want.tel_name,
+            want.error_count,
+            want.event_count,
+        ), call_id
+        assert got.started_at is not None and got.due_at is None
+    variables = state["variables"]
+    assert variables[(calls["b-1"].id, "RESPONSE_NAME")] == ("CDF 2", "ivr:lookup")
+    assert variables[(calls["b-3"].id, "RESPONSE_NAME")] == (quoted, "ivr:lookup")
+    by_call = {call.id: call.call_id for call in calls.values()}
+    got_rows = [e for e in batch["executions"]]
+    want_rows = [e for e in state["executions"] if by_call[e.call_pk].startswith("ref-")]
+    order = ["b-1", "b-2", "b-1", "b-3", "b-2", "b-2"]
+    assert [by_call[e.call_pk] for e in got_rows] == order
+    assert [by_call[e.call_pk] for e in want_rows] == [f"ref-{c}" for c in order]
+    assert got_rows[4].notes == [] and got_rows[5].notes
+    for got_row, want_row in zip(got_rows, want_rows, strict=True):
+        assert _columns(got_row) == _columns(want_row)
+    assert got_rows[1].error == {"kind": "http_status", "message": "HTTP 503"}
+    assert got_rows[0].error is None and got_rows[0].response["truncated"] is False
+
+
+async def test_the_database_batch_adds_to_a_call_s_errors_and_overwrites_variables(
+    app: FastAPI,
+) -> None:
+    runtime = app.state.runtime
+    bulk = ivr_writer.batch_store(runtime)
+    assert bulk is not None
+    first = [log("e-1", failed=True), log("e-1", name="first")]
+    second = [log("e-1", failed=True), log("e-1", failed=True), log("e-1", name="second")]
+    await bulk([pending_invocation(item) for item in first])
+    await bulk([pending_invocation(item) for item in second])
+    state = await stored_state(app)
+    call = state["calls"]["e-1"]
+    assert call.error_count == 3
+    assert state["variables"][(call.id, "RESPONSE_NAME")] == ("second", "ivr:lookup")
+    assert len(state["executions"]) == 5
+    assert [e.id for e in state["executions"]] == sorted(e.id for e in state["executions"])
+
+
+async def test_the_writer_sends_its_batches_to_the_database_batch(app: FastAPI) -> None:
+    """The runtime's writer uses the batch statement (not the ORM path) and stores every
+    invocation submitted."""
+    writer = get_ivr_runtime(app.state.runtime).writer
+    assert writer.bulk is not None
+    for n in range(7):
+        writer.submit(log(f"w-{n}"))
+    await writer.flush()
+    state = await stored_state(app)
+    assert {f"w-{n}" for n in range(7)} <= set(state["calls"])
+    assert len(state["executions"]) == 7
 
 
 async def test_nothing_is_lost_when_the_queue_overflows(app: FastAPI) -> None:
@@ -120,32 +214,27 @@ async def test_nothing_is_lost_when_the_queue_overflows(app: FastAPI) -> None:
 async def test_a_failed_batch_is_retried_record_by_record(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = ivr_writer.store_invocations
-    calls = {"n": 0}
+    real = ivr_writer.batch_store(app.state.runtime)
+    assert real is not None
+    batches: list[list[str]] = []
 
-    original_one = ivr_writer.store_invocation
-
-    async def flaky(session: Any, logs: Any) -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
+    async def flaky(items: Sequence[PendingInvocation]) -> None:
+        batches.append([item.call_id for item in items])
+        if len(batches) == 1:
             raise RuntimeError("database hiccup")
-        await original(session, logs)
-
-    async def poisoned(session: Any, log: Any) -> None:
-        if log.call_id == "poison":
+        if any(item.call_id == "poison" for item in items):
             raise RuntimeError("this record cannot be stored")
-        await original_one(session, log)
+        await real(items)
 
-    monkeypatch.setattr(ivr_writer, "store_invocations", flaky)
-    monkeypatch.setattr(ivr_writer, "store_invocation", poisoned)
     monkeypatch.setattr(ivr_writer, "_RETRY_DELAYS", (0.0, 0.0))
-    writer = InvocationWriter(app.state.runtime.sessionmaker)
+    writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=flaky)
     for call_id in ("a", "poison", "b"):
         writer.submit(log(call_id))
     await writer.flush()
     state = await stored_state(app)
     assert set(state["calls"]) == {"a", "b"}
     assert writer.written == 2 and writer.failed == 1
+    assert batches == [["a", "poison", "b"], ["a"], *[["poison"]] * 3, ["b"]]
 
 
 async def test_stop_writes_what_is_queued(app: FastAPI) -> None:
@@ -160,18 +249,18 @@ async def test_stop_writes_what_is_queued(app: FastAPI) -> None:
 
 
 async def test_the_writer_lingers_for_a_batch_but_a_flush_does_not_wait(
-    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI,
 ) -> None:
     batches: list[int] = []
-    original = ivr_writer.store_invocations
+    real = ivr_writer.batch_store(app.state.runtime)
+    assert real is not None
 
-    async def counted(session: Any, logs: Any) -> None:
-        batches.append(len(logs))
-        await original(session, logs)
+    async def counted(items: Sequence[PendingInvocation]) -> None:
+        batches.append(len(items))
+        await real(items)
 
-    monkeypatch.setattr(ivr_writer, "store_invocations", counted)
     # A minute's linger: the test would time out if the flush waited for it.
-    writer = InvocationWriter(app.state.runtime.sessionmaker, linger=60)
+    writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=counted, linger=60)
     writer.start()
     for n in range(5):
         writer.submit(log(f"l-{n}"))
@@ -185,17 +274,18 @@ async def test_the_writer_lingers_for_a_batch_but_a_flush_does_not_wait(
 
 
 async def test_a_full_batch_is_written_without_waiting_for_the_linger(
-    app: FastAPI, monkeypatch: pytest.MonkeyPatch
+    app: FastAPI,
 ) -> None:
     written = asyncio.Event()
-    original = ivr_writer.store_invocations
 
-    async def noted(session: Any, logs: Any) -> None:
-        await original(session, logs)
+    async def noted(items: Sequence[PendingInvocation]) -> None:
+        async with app.state.runtime.sessionmaker() as session:
+            for item in items:
+                await ivr_writer.store_pending(session, item)
+            await session.commit()
         written.set()
 
-    monkeypatch.setattr(ivr_writer, "store_invocations", noted)
-    writer = InvocationWriter(app.state.runtime.sessionmaker, batch_size=3, linger=60)
+    writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=noted, batch_size=3, linger=60)
     writer.start()
     for n in range(3):
         writer.submit(log(f"f-{n}"))

@@ -39,5 +39,11 @@ async def call_processing(
             await worker.release_everything()
         runtime.extras.pop("dispatcher", None)
         runtime.extras.pop("call_worker", None)
-        await close_pg_ingest(runtime)
-        await close_sqlite_hot_path(runtime)
+
+
+async def close_hot_paths(runtime: Runtime) -> None:
+    """Close the hot paths' own database connections (PostgreSQL's asyncpg pools, the
+    SQLite thread): after everything that writes through them — the dispatcher, the
+    ingest, the IVR log writer — has stopped."""
+    await close_pg_ingest(runtime)
+    await close_sqlite_hot_path(runtime)

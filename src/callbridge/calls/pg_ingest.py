@@ -14,7 +14,13 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from callbridge.calls.repository import CALL_DETAILS, CLAIM, NOTIFY_CHANNEL, PG_STORE
+from callbridge.calls.repository import (
+    CALL_DETAILS,
+    CLAIM,
+    NOTIFY_CHANNEL,
+    PG_STORE,
+    PG_STORE_BATCH,
+)
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -152,6 +158,13 @@ class PgIngest:
                 execution["error"] is not None,
             )
         return int(execution_pk)
+
+    async def store_batch(self, calls: str, variables: str, executions: str) -> None:
+        """Many calls' executions and variables at once (``repository.PG_STORE_BATCH``:
+        JSON documents in, one statement, committed on its own)."""
+        pool = await self.pool()
+        async with pool.acquire() as connection:
+            await connection.execute(PG_STORE_BATCH, calls, variables, executions, utcnow())
 
     async def claim(self, owner: str, limit: int, lease: timedelta) -> list[int]:
         """The dispatcher's claim (see ``repository.claim_calls``), one statement."""

@@ -516,6 +516,82 @@ _UPSERT_VARIABLE_SQL = _sql(UPSERT_VARIABLE, times=("updated_at",))
 _EXECUTION_SQL = _sql(ADD_EXECUTION, times=("at",), json=EXECUTION_JSON)
 _COUNT_ERROR_SQL = text(COUNT_ERROR)
 _VARIABLES_SQL = text(VARIABLES)
+
+# ---- call store, many records at once (the IVR log writer) -----------------------------
+# The batch arrives as three JSON documents, one per table, decoded by the database: one
+# statement on PostgreSQL and three on SQLite, whatever the number of records, instead
+# of encoding every value of every row in Python. ``calls``: one entry per call_id
+# (``call_id``, ``tel``, ``called``, ``tel_name``, ``errors`` — its new failed
+# executions); ``variables``: one entry per (call_id, name), the last value given;
+# ``executions``: in order, each with its ``call_id`` and its ``at`` in naive UTC. A new
+# call is created without events, as ``get_or_create_call`` does; an existing one only
+# counts the errors.
+
+PG_STORE_BATCH = """
+WITH c AS (
+    INSERT INTO call (call_id, tel, called, tel_name, event_count, error_count, started_at,
+                      created_at, updated_at)
+    SELECT r.call_id, r.tel, r.called, r.tel_name, 0, r.errors, $4, $4, $4
+    FROM json_to_recordset($1::json)
+         AS r(call_id text, tel text, called text, tel_name text, errors int)
+    ORDER BY r.call_id
+    ON CONFLICT (call_id) DO UPDATE SET error_count = call.error_count + EXCLUDED.error_count
+    RETURNING id, call_id
+), v AS (
+    INSERT INTO call_variable (call_pk, name, value, source, updated_at)
+    SELECT c.id, r.name, r.value, r.source, $4
+    FROM json_to_recordset($2::json) AS r(call_id text, name text, value text, source text)
+    JOIN c ON c.call_id = r.call_id
+    ON CONFLICT (call_pk, name) DO UPDATE SET
+        value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+)
+INSERT INTO execution (call_pk, source, rule_id, label, attempt, request, response,
+                       duration_ms, extracted, error, attempts, notes, at)
+SELECT c.id, r.source, r.rule_id, r.label, r.attempt, r.request, r.response,
+       r.duration_ms, r.extracted, r.error, r.attempts, r.notes, r.at AT TIME ZONE 'UTC'
+FROM json_array_elements($3::json) WITH ORDINALITY AS e(value, n)
+CROSS JOIN LATERAL json_to_record(e.value)
+     AS r(call_id text, source text, rule_id int, label text, attempt int, request json,
+          response json, duration_ms float8, extracted json, error json, attempts json,
+          notes json, at timestamp)
+JOIN c ON c.call_id = r.call_id
+ORDER BY e.n
+"""
+# SQLite: the same in three statements of one transaction ("WHERE true" keeps the parser
+# from reading ON CONFLICT as the join's ON).
+SQLITE_STORE_BATCH = (
+    """
+INSERT INTO call (call_id, tel, called, tel_name, event_count, error_count, started_at,
+                  created_at, updated_at)
+SELECT json_extract(j.value, '$.call_id'), json_extract(j.value, '$.tel'),
+       json_extract(j.value, '$.called'), json_extract(j.value, '$.tel_name'), 0,
+       json_extract(j.value, '$.errors'), :now, :now, :now
+FROM json_each(:calls) AS j WHERE true
+ON CONFLICT (call_id) DO UPDATE SET error_count = error_count + excluded.error_count
+""",
+    """
+INSERT INTO call_variable (call_pk, name, value, source, updated_at)
+SELECT call.id, json_extract(j.value, '$.name'), json_extract(j.value, '$.value'),
+       json_extract(j.value, '$.source'), :now
+FROM json_each(:variables) AS j JOIN call ON call.call_id = json_extract(j.value, '$.call_id')
+WHERE true
+ON CONFLICT (call_pk, name) DO UPDATE SET
+    value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
+""",
+    """
+INSERT INTO execution (call_pk, source, rule_id, label, attempt, request, response,
+                       duration_ms, extracted, error, attempts, notes, at)
+SELECT call.id, json_extract(j.value, '$.source'), json_extract(j.value, '$.rule_id'),
+       json_extract(j.value, '$.label'), json_extract(j.value, '$.attempt'),
+       json_extract(j.value, '$.request'), json_extract(j.value, '$.response'),
+       json_extract(j.value, '$.duration_ms'), json_extract(j.value, '$.extracted'),
+       json_extract(j.value, '$.error'), json_extract(j.value, '$.attempts'),
+       json_extract(j.value, '$.notes'), json_extract(j.value, '$.at')
+FROM json_each(:executions) AS j JOIN call ON call.call_id = json_extract(j.value, '$.call_id')
+ORDER BY j.key
+""",
+)
+
 _CALL_INFO_SQL = text(
     "SELECT id, call_id, unique_id, tel, tel_name, called, called_name, direction, queue "
     "FROM call WHERE id = :call_pk"

@@ -369,6 +369,22 @@ class SqliteHotPath:
 
         return await self._run(work)
 
+    async def store_batch(self, calls: str, variables: str, executions: str) -> None:
+        """Many calls' executions and variables at once (``repository.SQLITE_STORE_BATCH``:
+        JSON documents in, decoded by SQLite on this path's thread, one transaction)."""
+        values = {
+            "calls": calls,
+            "variables": variables,
+            "executions": executions,
+            "now": db_time(utcnow()),
+        }
+
+        def work(connection: sqlite3.Connection) -> None:
+            for statement in repository.SQLITE_STORE_BATCH:
+                connection.execute(statement, values)
+
+        await self._run(work)
+
 
 def _variables(connection: sqlite3.Connection, call_pk: int) -> dict[str, str]:
     return {

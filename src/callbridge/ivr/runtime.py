@@ -18,7 +18,7 @@ from starlette.requests import HTTPConnection
 from callbridge.errors import NotFound
 from callbridge.ivr import repository, service
 from callbridge.ivr.compiler import CompiledIvr
-from callbridge.ivr.writer import InvocationWriter
+from callbridge.ivr.writer import InvocationWriter, batch_store
 from callbridge.kit.loads import SharedLoads
 from callbridge.runtime import Runtime
 from callbridge.system_settings.service import get_system_settings, svaddr
@@ -43,7 +43,7 @@ class SystemValues:
 class IvrRuntime:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.writer = InvocationWriter(runtime.sessionmaker)
+        self.writer = InvocationWriter(runtime.sessionmaker, bulk=batch_store(runtime))
         # key → (compiled IVR, when its revision was last confirmed)
         self._compiled: dict[str, tuple[CompiledIvr, float]] = {}
         # key → until when every invocation checks the revision (a save in this process

@@ -1,23 +1,27 @@
 """Store what an invocation did — the call's new variables and one execution per request —
 after the PBX has its answer.
 
-The answer never waits on these writes (DESIGN.md §3.3): the invoke route hands a record
-to a bounded in-process queue and returns; one task drains the queue in batches, one
-transaction per batch. After the first record of a batch the task lingers (``linger``,
-0.2 s) for more, unless a full batch is already waiting or a flush asks: a transaction
-per invocation would cost more than the invocation, and writing just as the next
-invocation arrives would delay it. Nothing is dropped: when the queue is full the record
-waits in a small overflow task for room (and a warning is logged), a failed batch is
-retried record by record, and shutdown drains everything queued before the database is
-closed.
+The answer never waits on these writes (DESIGN.md §3.3): once the answer has gone the
+invoke route hands the invocation to a bounded in-process queue, reduced at once to a
+few strings (``PendingInvocation``: its executions as JSON text), so that the hundreds of
+objects of its run are freed straight away instead of being carried through the garbage
+collector's generations while they wait. One task drains the queue in batches; a batch
+is one statement on PostgreSQL and one transaction on SQLite, the database decoding the
+JSON (``calls.repository.PG_STORE_BATCH``). After the first record of a batch the task
+lingers (``linger``, 0.2 s) for more, unless a full batch is already waiting or a flush
+asks: a transaction per invocation would cost more than the invocation. Nothing is
+dropped: when the queue is full the record waits in a small overflow task for room (and
+a warning is logged), a failed batch is retried record by record, and shutdown drains
+everything queued before the database is closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -25,8 +29,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from callbridge.calls import store
-from callbridge.ivr import repository
+from callbridge.calls.pg_ingest import pg_ingest
+from callbridge.calls.sqlite_hot import db_time, from_db_time, sqlite_hot_path
 from callbridge.ivr.engine import IvrRun, StepRun
+from callbridge.runtime import Runtime
 
 logger = logging.getLogger("callbridge.ivr")
 
@@ -47,6 +53,26 @@ class InvocationLog:
     ivr_name: str
     run: IvrRun
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingInvocation:
+    """What the writer keeps of an invocation until it is written: strings only.
+    ``executions``: one JSON object per execution record (``call_id`` included, times as
+    ``sqlite_hot.db_time`` writes them: naive UTC)."""
+
+    call_id: str
+    tel: str | None
+    called: str | None
+    tel_name: str | None
+    source: str  # of the variables: "ivr:<key>"
+    variables: dict[str, str]
+    errors: int
+    executions: tuple[str, ...]
+
+
+# Stores a whole batch in one go (see ``batch_store``).
+BatchStore = Callable[[Sequence[PendingInvocation]], Awaitable[None]]
 
 
 def _label(log: InvocationLog, step: StepRun | None) -> str:
@@ -125,47 +151,104 @@ def execution_records(log: InvocationLog) -> list[dict[str, Any]]:
     return records
 
 
-async def store_invocation(session: AsyncSession, log: InvocationLog) -> None:
-    """One invocation through the call store's own API: the reference the bulk path in
-    ``store_invocations`` agrees with, and the path of a record whose batch failed."""
-    call_pk = await store.ensure_call(
-        session, log.call_id, tel=log.tel, called=log.called, tel_name=log.tel_name
-    )
-    if log.run.stored:
-        await store.set_variables(session, call_pk, log.run.stored, source=f"ivr:{log.ivr_key}")
+def pending_invocation(log: InvocationLog) -> PendingInvocation:
+    """``log`` reduced to what is written (about 20 µs; after the answer has gone)."""
+    executions = []
+    errors = 0
     for record in execution_records(log):
+        if record["error"] is not None:
+            errors += 1
+        record["call_id"] = log.call_id
+        record["response"] = store.cap_response(record["response"])
+        record["label"] = record["label"][:300]
+        record["at"] = db_time(record["at"])
+        record.setdefault("attempt", 1)
+        record.setdefault("attempts", [])
+        record.setdefault("notes", [])
+        executions.append(_json_text(record))
+    return PendingInvocation(
+        call_id=log.call_id,
+        tel=log.tel,
+        called=log.called,
+        tel_name=log.tel_name,
+        source=f"ivr:{log.ivr_key}"[:100],
+        variables=dict(log.run.stored),
+        errors=errors,
+        executions=tuple(executions),
+    )
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def batch_documents(items: Sequence[PendingInvocation]) -> tuple[str, str, str]:
+    """The ``calls``, ``variables`` and ``executions`` JSON documents of the call store's
+    batch statements: one entry per call (its errors added up), the last value given to
+    each of its variables, every execution in order."""
+    calls: dict[str, dict[str, Any]] = {}
+    variables: dict[tuple[str, str], dict[str, str]] = {}
+    for item in items:
+        call = calls.get(item.call_id)
+        if call is None:
+            call = calls[item.call_id] = {
+                "call_id": item.call_id,
+                "tel": item.tel,
+                "called": item.called,
+                "tel_name": item.tel_name,
+                "errors": 0,
+            }
+        call["errors"] += item.errors
+        for name, value in item.variables.items():
+            variables[(item.call_id, name)] = {
+                "call_id": item.call_id,
+                "name": name,
+                "value": value,
+                "source": item.source,
+            }
+    executions = ",".join(text for item in items for text in item.executions)
+    return (
+        # Rows are locked in call_id order, whoever else writes several calls at once.
+        _json_text(sorted(calls.values(), key=lambda call: str(call["call_id"]))),
+        _json_text(list(variables.values())),
+        f"[{executions}]",
+    )
+
+
+def batch_store(runtime: Runtime) -> BatchStore | None:
+    """Where the writer sends whole batches: PostgreSQL's asyncpg pool or the SQLite hot
+    path's thread (one round trip or one thread hop per batch). None (an in-memory SQLite
+    database): the writer stores through the call store's API (``store_pending``)."""
+    if runtime.database_kind == "postgresql":
+        ingest = pg_ingest(runtime)
+
+        async def to_postgresql(items: Sequence[PendingInvocation]) -> None:
+            await ingest.store_batch(*batch_documents(items))
+
+        return to_postgresql
+    hot_path = sqlite_hot_path(runtime)
+    if hot_path is None:
+        return None
+
+    async def to_sqlite(items: Sequence[PendingInvocation]) -> None:
+        await hot_path.store_batch(*batch_documents(items))
+
+    return to_sqlite
+
+
+async def store_pending(session: AsyncSession, item: PendingInvocation) -> None:
+    """One invocation through the call store's own API (the writer's path where no batch
+    statement is available)."""
+    call_pk = await store.ensure_call(
+        session, item.call_id, tel=item.tel, called=item.called, tel_name=item.tel_name
+    )
+    if item.variables:
+        await store.set_variables(session, call_pk, item.variables, source=item.source)
+    for text in item.executions:
+        record = json.loads(text)
+        del record["call_id"]
+        record["at"] = from_db_time(record["at"])
         await store.record_execution(session, call_pk, **record)
-
-
-async def store_invocations(session: AsyncSession, logs: Sequence[InvocationLog]) -> None:
-    """Many invocations in a handful of statements: one statement per table for the whole
-    batch instead of several statements per call."""
-    calls = {
-        log.call_id: {"tel": log.tel, "called": log.called, "tel_name": log.tel_name}
-        for log in reversed(logs)
-    }
-    call_pks = await repository.ensure_calls(session, calls)
-    variables: dict[tuple[int, str], tuple[str, str]] = {}
-    executions: list[dict[str, Any]] = []
-    for log in logs:
-        call_pk = call_pks[log.call_id]
-        for name, value in log.run.stored.items():
-            variables[(call_pk, name)] = (value, f"ivr:{log.ivr_key}"[:100])
-        for record in execution_records(log):
-            executions.append(
-                {
-                    "call_pk": call_pk,
-                    "event_pk": None,
-                    "event": None,
-                    "attempt": record.pop("attempt", 1),
-                    "attempts": record.pop("attempts", []),
-                    "notes": record.pop("notes", []),
-                    **record,
-                    "response": store.cap_response(record["response"]),
-                }
-            )
-    await repository.upsert_call_variables(session, variables)
-    await repository.add_executions(session, executions)
 
 
 class InvocationWriter:
@@ -175,13 +258,15 @@ class InvocationWriter:
         self,
         sessionmaker: async_sessionmaker[AsyncSession],
         *,
+        bulk: BatchStore | None = None,
         max_queued: int = 10_000,
         batch_size: int = 100,
         linger: float = 0.2,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self.bulk = bulk
         # None is the stop sentinel.
-        self._queue: asyncio.Queue[InvocationLog | None] = asyncio.Queue(max_queued)
+        self._queue: asyncio.Queue[PendingInvocation | None] = asyncio.Queue(max_queued)
         self._batch_size = batch_size
         self._linger = linger
         # Set when lingering should end: a full batch waits, or a flush or stop asks.
@@ -202,8 +287,9 @@ class InvocationWriter:
 
     def submit(self, log: InvocationLog) -> None:
         """Queue ``log`` for writing; never waits."""
+        item = pending_invocation(log)
         try:
-            self._queue.put_nowait(log)
+            self._queue.put_nowait(item)
             if self._queue.qsize() >= self._batch_size:
                 self._hurry.set()
         except asyncio.QueueFull:
@@ -211,7 +297,7 @@ class InvocationWriter:
                 "IVR log queue full (%d waiting): the database is slower than the invocations",
                 self._queue.qsize(),
             )
-            task = asyncio.create_task(self._queue.put(log))
+            task = asyncio.create_task(self._queue.put(item))
             self._overflow.add(task)
             task.add_done_callback(self._overflow.discard)
 
@@ -243,8 +329,8 @@ class InvocationWriter:
             await task
         await self.flush()
 
-    def _take_all(self) -> list[InvocationLog]:
-        items: list[InvocationLog] = []
+    def _take_all(self) -> list[PendingInvocation]:
+        items: list[PendingInvocation] = []
         while True:
             try:
                 item = self._queue.get_nowait()
@@ -258,7 +344,7 @@ class InvocationWriter:
     async def _drain_forever(self) -> None:
         stopping = False
         while not stopping:
-            batch: list[InvocationLog] = []
+            batch: list[PendingInvocation] = []
             item = await self._queue.get()
             await self._wait_for_more()
             taken = 1
@@ -286,7 +372,7 @@ class InvocationWriter:
         if not self._flushing:
             self._hurry.clear()
 
-    async def _write_batch(self, batch: list[InvocationLog]) -> None:
+    async def _write_batch(self, batch: list[PendingInvocation]) -> None:
         if not batch:
             return
         try:
@@ -297,15 +383,13 @@ class InvocationWriter:
             raise
         except Exception:
             logger.warning("writing %d IVR logs failed; retrying one by one", len(batch))
-        for log in batch:
-            await self._write_one_with_retries(log)
+        for item in batch:
+            await self._write_one_with_retries(item)
 
-    async def _write_one_with_retries(self, log: InvocationLog) -> None:
+    async def _write_one_with_retries(self, item: PendingInvocation) -> None:
         for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
             try:
-                async with self._sessionmaker() as session:
-                    await store_invocation(session, log)
-                    await session.commit()
+                await self._write([item])
                 self.written += 1
                 return
             except asyncio.CancelledError:
@@ -314,15 +398,19 @@ class InvocationWriter:
                 if delay is None:
                     self.failed += 1
                     logger.exception(
-                        "could not store IVR invocation of call %s (IVR %s) after %d attempts",
-                        log.call_id,
-                        log.ivr_key,
+                        "could not store IVR invocation of call %s (%s) after %d attempts",
+                        item.call_id,
+                        item.source,
                         attempt + 1,
                     )
                     return
                 await asyncio.sleep(delay)
 
-    async def _write(self, logs: Sequence[InvocationLog]) -> None:
+    async def _write(self, items: Sequence[PendingInvocation]) -> None:
+        if self.bulk is not None:
+            await self.bulk(items)
+            return
         async with self._sessionmaker() as session:
-            await store_invocations(session, logs)
+            for item in items:
+                await store_pending(session, item)
             await session.commit()
