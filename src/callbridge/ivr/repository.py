@@ -2,17 +2,10 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from sqlalchemy import Table, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from callbridge.kit.time import utcnow
-from callbridge.models.call import Call, CallVariable, Execution
 from callbridge.models.ivr import Ivr
 from callbridge.models.oauth_account import OAuthAccount
 
@@ -62,95 +55,3 @@ async def oauth_accounts(session: AsyncSession) -> list[OAuthAccount]:
 
 async def oauth_account(session: AsyncSession, account_id: int) -> OAuthAccount | None:
     return await session.get(OAuthAccount, account_id)
-
-
-# ---- the call store, in bulk (the invocation log writer) -----------------------------------
-
-
-def _insert(session: AsyncSession, table: Any) -> Any:
-    """An INSERT that knows ON CONFLICT on both databases."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
-def _table(model: Any) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-# Bulk statements run as one "executemany" each: the statement is compiled once and cached,
-# whatever the number of rows (a multi-row VALUES clause would be compiled for every batch).
-
-
-async def ensure_calls(
-    session: AsyncSession, calls: Mapping[str, Mapping[str, str | None]]
-) -> dict[str, int]:
-    """The primary key of each call by ``call_id``, creating the new ones (without events),
-    as ``calls.store.ensure_call`` does for one."""
-    now = utcnow()
-    rows = [
-        {
-            "call_id": call_id,
-            "tel": details.get("tel"),
-            "called": details.get("called"),
-            "tel_name": details.get("tel_name"),
-            "event_count": 0,
-            "error_count": 0,
-            "started_at": now,
-            "created_at": now,
-            "updated_at": now,
-        }
-        for call_id, details in calls.items()
-    ]
-    table = _table(Call)
-    await session.execute(
-        _insert(session, table).on_conflict_do_nothing(index_elements=[table.c.call_id]), rows
-    )
-    found = await session.execute(
-        select(table.c.call_id, table.c.id).where(table.c.call_id.in_(list(calls)))
-    )
-    return {str(call_id): int(pk) for call_id, pk in found}
-
-
-async def upsert_call_variables(
-    session: AsyncSession, variables: Mapping[tuple[int, str], tuple[str, str]]
-) -> None:
-    """``(call_pk, name) → (value, source)``, stored or overwritten."""
-    if not variables:
-        return
-    now = utcnow()
-    table = _table(CallVariable)
-    statement = _insert(session, table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c.call_pk, table.c.name],
-        set_={
-            "value": statement.excluded.value,
-            "source": statement.excluded.source,
-            "updated_at": statement.excluded.updated_at,
-        },
-    )
-    await session.execute(
-        statement,
-        [
-            {"call_pk": call_pk, "name": name, "value": value, "source": source, "updated_at": now}
-            for (call_pk, name), (value, source) in variables.items()
-        ],
-    )
-
-
-async def add_executions(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert execution records; a call with failed ones counts them as errors."""
-    if not rows:
-        return
-    await session.execute(insert(_table(Execution)), list(rows))
-    errors = Counter(row["call_pk"] for row in rows if row.get("error") is not None)
-    if errors:
-        table = _table(Call)
-        await session.execute(
-            update(table)
-            .where(table.c.id == bindparam("pk"))
-            .values(error_count=table.c.error_count + bindparam("n")),
-            [{"pk": pk, "n": n} for pk, n in errors.items()],
-        )

@@ -303,6 +303,9 @@ class InvocationWriter:
 
     async def flush(self) -> None:
         """Wait until everything submitted so far is written (tests, shutdown)."""
+        # One turn of the loop: invocations answered before this call and queued by
+        # ``call_soon`` (the invoke route) are submitted first.
+        await asyncio.sleep(0)
         while self._overflow:
             await asyncio.gather(*self._overflow, return_exceptions=True)
         if self._task is None or self._task.done():
@@ -320,6 +323,7 @@ class InvocationWriter:
 
     async def stop(self) -> None:
         """Write everything queued, then end the task."""
+        await asyncio.sleep(0)  # as in ``flush``
         while self._overflow:
             await asyncio.gather(*self._overflow, return_exceptions=True)
         task, self._task = self._task, None
