@@ -88,6 +88,20 @@ def test_json_body_fields_masked() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "field",
+    ["Access_TOKEN", "to\u212aen", "\u017fecret", "s\u0131gnature", "ap\u0131_key", "SessionId"],
+)
+@pytest.mark.parametrize("form", [False, True])
+def test_fields_the_case_insensitive_patterns_match_are_masked(field: str, form: bool) -> None:
+    """Whatever IGNORECASE takes for a sensitive word (the Kelvin sign for k, the long s,
+    the dotless i) is masked, ASCII body or not."""
+    body = f"x=日本&{field}=v4lue-1" if form else f'{{"名前":"x","{field}":"v4lue-1"}}'
+    for text in (body, body.replace("日本", "jp").replace("名前", "name")):
+        view = RequestView.build("POST", "https://crm.example.com/api", [], text)
+        assert view.body is not None and "v4lue-1" not in view.body, text
+
+
 async def test_token_in_response_body_masked(crm: respx.MockRouter) -> None:
     crm.post("https://crm.example.com/oauth/token").mock(
         return_value=httpx.Response(
