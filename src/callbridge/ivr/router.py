@@ -31,7 +31,6 @@ from callbridge.ivr.schemas import (
 from callbridge.ivr.testing import run_test
 from callbridge.ivr.writer import InvocationLog
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.time import utcnow
 from callbridge.outbound import get_outbound
 from callbridge.runtime import get_runtime
 
@@ -223,19 +222,9 @@ async def invoke_ivr(arrival: Arrival, request: Request, token: PbxToken, key: s
         tz=system.tz,
         started=arrival,
     )
-    log = InvocationLog(
-        call_id=data.call_id,
-        tel=data.tel,
-        called=data.called,
-        tel_name=data.tel_name,
-        ivr_id=compiled.id,
-        ivr_key=compiled.key,
-        ivr_name=compiled.name,
-        run=run,
-        at=utcnow(),
-    )
+    log = InvocationLog.of(inputs, compiled, run)
     # Queued by the event loop's next turn: the answer, written to the socket in this
-    # one, does not wait for the run to be reduced to what is stored (about 20 µs), and
+    # one, does not wait for the run to be reduced to what is stored (tens of µs), and
     # the log is queued whatever happens to the connection.
     asyncio.get_running_loop().call_soon(ivr_runtime.writer.submit, log)
     return _json(run.answer)

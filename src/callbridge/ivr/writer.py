@@ -31,7 +31,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from callbridge.calls import store
 from callbridge.calls.pg_ingest import pg_ingest
 from callbridge.calls.sqlite_hot import db_time, from_db_time, sqlite_hot_path
-from callbridge.ivr.engine import IvrRun, StepRun
+from callbridge.ivr.compiler import CompiledIvr
+from callbridge.ivr.engine import InvokeInputs, IvrRun, StepRun
+from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
 logger = logging.getLogger("callbridge.ivr")
@@ -53,6 +55,13 @@ class InvocationLog:
     ivr_name: str
     run: IvrRun
     at: datetime
+
+    @classmethod
+    def of(cls, inputs: InvokeInputs, ivr: CompiledIvr, run: IvrRun) -> InvocationLog:
+        return cls(
+            inputs.call_id, inputs.tel, inputs.called, inputs.tel_name,
+            ivr.id, ivr.key, ivr.name, run, utcnow(),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +161,7 @@ def execution_records(log: InvocationLog) -> list[dict[str, Any]]:
 
 
 def pending_invocation(log: InvocationLog) -> PendingInvocation:
-    """``log`` reduced to what is written (about 20 µs; after the answer has gone)."""
+    """``log`` reduced to what is written (tens of µs, after the answer has gone)."""
     executions = []
     errors = 0
     for record in execution_records(log):
