@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 
@@ -155,6 +156,30 @@ def test_catastrophic_pattern_fails_within_its_time_limit() -> None:
         pattern.extract("x" * 5000, timeout=0.05)
     # the same pattern is fine on a short input
     assert pattern.matches("xxy", timeout=LIMIT)
+
+
+class _SearchSpy:
+    """Stands in for a compiled regex and records how it was asked to search."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.calls: list[dict[str, Any]] = []
+
+    def search(self, text: str, **options: Any) -> Any:
+        self.calls.append(options)
+        return self.compiled.search(text, **options)
+
+
+def test_matching_keeps_the_gil() -> None:
+    # With a timeout and no ``concurrent`` the regex module gives up the GIL for the
+    # match; on the event loop's thread every IVR answer would then wait to get it back
+    # from whichever thread holds it (the SQLite writer's, up to 5 ms).
+    pattern = compile_pattern('/"Name":"(?P<NAME>.*)",/')
+    spy = _SearchSpy(pattern._regex)
+    pattern._regex = spy  # type: ignore[assignment]
+    assert pattern.matches('{"Name":"CDF","Phone":"1"}', timeout=LIMIT)
+    assert pattern.extract('{"Name":"CDF","Phone":"1"}', timeout=LIMIT).named == {"NAME": "CDF"}
+    assert spy.calls == [{"timeout": LIMIT, "concurrent": False}] * 2
 
 
 def test_greedy_hint_variants() -> None:

@@ -107,9 +107,11 @@ class CompiledPattern:
     def _search(self, text: str, timeout: float) -> regex.Match[str] | None:
         assert self._regex is not None
         try:
-            # Not concurrent=True: matches run on the event loop's thread, where giving
-            # up the GIL only means waiting to get it back from another thread.
-            return self._regex.search(text, timeout=timeout)
+            # concurrent=False, said outright: with a timeout and no ``concurrent`` the
+            # regex module gives up the GIL for the match, and on the event loop's thread
+            # that only means waiting to get it back (up to the 5 ms switch interval)
+            # whenever another thread runs Python code. The timeout holds either way.
+            return self._regex.search(text, timeout=timeout, concurrent=False)
         except TimeoutError:
             raise PatternTimeout(
                 f"The pattern did not finish within {timeout:g} s on a response of "
