@@ -157,7 +157,7 @@ async def test_the_database_batch_stores_what_the_call_store_api_stores(app: Fas
     assert variables[(calls["b-1"].id, "RESPONSE_NAME")] == ("CDF 2", "ivr:lookup")
     assert variables[(calls["b-3"].id, "RESPONSE_NAME")] == (quoted, "ivr:lookup")
     by_call = {call.id: call.call_id for call in calls.values()}
-    got_rows = [e for e in batch["executions"]]
+    got_rows = list(batch["executions"])
     want_rows = [e for e in state["executions"] if by_call[e.call_pk].startswith("ref-")]
     order = ["b-1", "b-2", "b-1", "b-3", "b-2", "b-2"]
     assert [by_call[e.call_pk] for e in got_rows] == order
@@ -277,12 +277,11 @@ async def test_a_full_batch_is_written_without_waiting_for_the_linger(
     app: FastAPI,
 ) -> None:
     written = asyncio.Event()
+    real = ivr_writer.batch_store(app.state.runtime)
+    assert real is not None
 
     async def noted(items: Sequence[PendingInvocation]) -> None:
-        async with app.state.runtime.sessionmaker() as session:
-            for item in items:
-                await ivr_writer.store_pending(session, item)
-            await session.commit()
+        await real(items)
         written.set()
 
     writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=noted, batch_size=3, linger=60)

@@ -228,21 +228,16 @@ def batch_store(runtime: Runtime) -> BatchStore | None:
     """Where the writer sends whole batches: PostgreSQL's asyncpg pool or the SQLite hot
     path's thread (one round trip or one thread hop per batch). None (an in-memory SQLite
     database): the writer stores through the call store's API (``store_pending``)."""
-    if runtime.database_kind == "postgresql":
-        ingest = pg_ingest(runtime)
-
-        async def to_postgresql(items: Sequence[PendingInvocation]) -> None:
-            await ingest.store_batch(*batch_documents(items))
-
-        return to_postgresql
-    hot_path = sqlite_hot_path(runtime)
-    if hot_path is None:
+    target = (
+        pg_ingest(runtime) if runtime.database_kind == "postgresql" else sqlite_hot_path(runtime)
+    )
+    if target is None:
         return None
 
-    async def to_sqlite(items: Sequence[PendingInvocation]) -> None:
-        await hot_path.store_batch(*batch_documents(items))
+    async def store_batch(items: Sequence[PendingInvocation]) -> None:
+        await target.store_batch(*batch_documents(items))
 
-    return to_sqlite
+    return store_batch
 
 
 async def store_pending(session: AsyncSession, item: PendingInvocation) -> None:

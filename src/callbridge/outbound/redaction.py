@@ -43,20 +43,12 @@ _SENSITIVE_WORDS = (
     "assertion",
     "signature",
 )
-_SENSITIVE_FIELD = (
-    r"(?:[A-Za-z0-9_.\-]*(?:token|secret|password|passwd|api_?key|assertion|session_?id|"
-    r"signature)[A-Za-z0-9_.\-]*)"
-)
-_JSON_FIELD = re.compile(r'("' + _SENSITIVE_FIELD + r'"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
-_FORM_FIELD = re.compile(r"((?:^|[&?])" + _SENSITIVE_FIELD + r"=)[^&\s]*", re.IGNORECASE)
-
-
-# Every text _SENSITIVE_FIELD matches contains one of these once case-folded (with the
-# dotless ı that IGNORECASE also takes for i): texts without any skip the two regexes.
+# Body and query fields whose value is masked: a name containing one of these words.
 _FIELD_WORDS = (
     "token",
     "secret",
-    "passw",
+    "password",
+    "passwd",
     "apikey",
     "api_key",
     "assertion",
@@ -64,6 +56,9 @@ _FIELD_WORDS = (
     "session_id",
     "signature",
 )
+_SENSITIVE_FIELD = r"(?:[A-Za-z0-9_.\-]*(?:" + "|".join(_FIELD_WORDS) + r")[A-Za-z0-9_.\-]*)"
+_JSON_FIELD = re.compile(r'("' + _SENSITIVE_FIELD + r'"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
+_FORM_FIELD = re.compile(r"((?:^|[&?])" + _SENSITIVE_FIELD + r"=)[^&\s]*", re.IGNORECASE)
 
 
 @lru_cache(maxsize=4096)
@@ -73,6 +68,8 @@ def is_sensitive_name(name: str) -> bool:
 
 
 def _may_have_sensitive_field(text: str) -> bool:
+    """Every text the field patterns match holds one of ``_FIELD_WORDS`` once case-folded
+    (with the dotless ı that IGNORECASE also takes for i): others skip the patterns."""
     folded = text.lower() if text.isascii() else text.casefold().replace("ı", "i")
     return any(word in folded for word in _FIELD_WORDS)
 
@@ -128,7 +125,7 @@ class RequestView:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        if ('"' in text or "=" in text) and _may_have_sensitive_field(text):
+        if _may_have_sensitive_field(text):
             if '"' in text:
                 text = _JSON_FIELD.sub(lambda m: f'{m.group(1)}"{MASK}"', text)
             if "=" in text:
