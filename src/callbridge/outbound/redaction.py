@@ -31,20 +31,9 @@ _SENSITIVE_HEADERS = frozenset(
         "x-sfdc-session",
     }
 )
-_SENSITIVE_WORDS = (
-    "token",
-    "secret",
-    "password",
-    "passwd",
-    "apikey",
-    "api_key",
-    "api-key",
-    "session",
-    "assertion",
-    "signature",
-)
-# Body and query fields whose value is masked: a name containing one of these words.
-_FIELD_WORDS = (
+# A header or query parameter whose name holds one of _SENSITIVE_WORDS, or a body or form
+# field whose name holds one of _FIELD_WORDS, has its value masked.
+_SECRET_WORDS = (
     "token",
     "secret",
     "password",
@@ -52,10 +41,10 @@ _FIELD_WORDS = (
     "apikey",
     "api_key",
     "assertion",
-    "sessionid",
-    "session_id",
     "signature",
 )
+_SENSITIVE_WORDS = (*_SECRET_WORDS, "api-key", "session")
+_FIELD_WORDS = (*_SECRET_WORDS, "sessionid", "session_id")
 _SENSITIVE_FIELD = r"(?:[A-Za-z0-9_.\-]*(?:" + "|".join(_FIELD_WORDS) + r")[A-Za-z0-9_.\-]*)"
 _JSON_FIELD = re.compile(r'("' + _SENSITIVE_FIELD + r'"\s*:\s*)"(?:[^"\\]|\\.)*"', re.IGNORECASE)
 _FORM_FIELD = re.compile(r"((?:^|[&?])" + _SENSITIVE_FIELD + r"=)[^&\s]*", re.IGNORECASE)
