@@ -12,9 +12,8 @@ the contact, create a Case; disconnect: patch the Case with the playback URL).
 callbridge runs as one process (``callbridge serve``: ingest and dispatcher) — or, on
 PostgreSQL with ``--workers N``, as ``serve --role web`` plus N ``serve --role worker``
 processes, each worker with the same settings (CPU is then reported per process) — with
-``worker_concurrency`` and ``outbound_concurrency_per_account`` raised to what 100 calls/s
-at 150 ms need (about 45 calls in flight; the defaults, 50 and 20, are sized for a few
-calls per second).
+``worker_concurrency`` raised to what 100 calls/s at 150 ms need (about 45 calls in
+flight); the OAuth account keeps its default request limits (docs/oauth.md §7).
 
 1. Pickup (``--pickup-seconds 0`` skips it): queue events at ``--pickup-rate`` (50/s),
    each for its own number; the time
@@ -404,7 +403,6 @@ def run_database(
 ) -> None:
     settings = {
         "worker_concurrency": str(args.concurrency),
-        "outbound_concurrency_per_account": str(args.concurrency),
         "reorder_window_ms": "0",
     }
     workers = args.workers if database == "postgresql" else 0

@@ -28,10 +28,8 @@ callbridge's own CPU time per invocation (from /proc), log writes included: the 
 that decides how many invocations a core serves, and one that a busy machine does not
 distort the way it distorts latencies.
 
-One OAuth account serves every caller, so callbridge's per-account cap on requests in
-flight (``CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT``, 20 by default) is raised to
-``--per-account`` (1000): at the default, 20 requests of 100 ms make at most 200
-invocations a second per account and the rest wait in line (``--per-account 20`` shows it).
+One OAuth account serves every caller, with the account's default request limits
+(1000 in flight, 25 running longer than 5 s: docs/oauth.md §7).
 
 Processes: the sandbox, callbridge (``callbridge serve --role web``) and this load
 generator each run in a process of their own on 127.0.0.1. The load generator is one
@@ -408,8 +406,6 @@ def run_database(database: str, url: str | None, sandbox: str, args: argparse.Na
             CALLBRIDGE_DATA_DIR=data_dir,
             CALLBRIDGE_LOG_LEVEL="WARNING",
             CALLBRIDGE_PUBLIC_URL="http://127.0.0.1/",
-            # Every caller uses the one OAuth account: let them all be on the wire at once.
-            CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT=str(args.per_account),
         )
         if url:
             reset_postgres(url)
@@ -446,12 +442,6 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
     parser.add_argument("--requests", type=int, default=2000, help="per level and kind")
     parser.add_argument(
-        "--per-account",
-        type=int,
-        default=1000,
-        help="CALLBRIDGE_OUTBOUND_CONCURRENCY_PER_ACCOUNT (callbridge's default is 20)",
-    )
-    parser.add_argument(
         "--web-processes", type=int, default=1, help="callbridge serve --role web --workers N"
     )
     parser.add_argument(
@@ -479,7 +469,6 @@ def main() -> None:
         httpx.patch(f"{sandbox}/_sandbox/knobs", json=knobs)
         print(
             f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}, "
-            f"outbound concurrency per account {args.per_account}, "
             f"{args.web_processes} web process(es), callers start {args.start}"
         )
         if not args.no_sqlite:

@@ -177,10 +177,7 @@ async def added_latency(
 ) -> None:
     url = base + QUERY
     headers = {"Authorization": f"Bearer {token}"}
-    # No per-account cap here: it would make requests beyond 20 wait, by design.
-    outbound = Outbound(
-        token_source=StaticTokenSource(token, base), wire=wire, concurrency_per_account=1000
-    )
+    outbound = Outbound(token_source=StaticTokenSource(token, base), wire=wire)
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1000))
     bare1 = httpx.AsyncClient(
         limits=httpx.Limits(max_connections=1000, max_keepalive_connections=200)
@@ -290,9 +287,7 @@ async def client_choice(base: str, per_worker: int) -> None:
             )
         ]
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit))
-        outbound = Outbound(
-            token_source=StaticTokenSource("bench-token", base), concurrency_per_account=1000
-        )
+        outbound = Outbound(token_source=StaticTokenSource("bench-token", base))
 
         cases = [
             ("httpx, 1 client", bare_call(one_httpx, url)),

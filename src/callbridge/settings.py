@@ -40,7 +40,6 @@ class Settings(BaseSettings):
     max_recording_mb: int = Field(default=200, ge=1, le=10240)
     # Outbound HTTP.
     allow_insecure_http: bool = False
-    outbound_concurrency_per_account: int = Field(default=20, ge=1, le=1000)
     # Sessions and sign-in throttling.
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     login_max_failures: int = Field(default=5, ge=1)

@@ -261,3 +261,49 @@ async def test_scopes_and_auth(app, client) -> None:
     assert (await client.get("/api/v1/oauth-accounts")).status_code == 401
     pbx = bearer(await make_token(app, "pbx", name="pbx"))
     assert (await client.get("/api/v1/oauth-accounts", headers=pbx)).status_code == 403
+
+
+async def test_request_limits_default_edit_and_reach_the_outbound_path(app, client, admin) -> None:
+    from callbridge.oauth_accounts.token_source import DatabaseTokenSource
+    from callbridge.outbound import AccountLimits
+
+    created = await create(client, admin)
+    assert (created["max_in_flight"], created["long_request_limit"]) == (1000, 25)
+    url = f"/api/v1/oauth-accounts/{created['id']}"
+    changed = await client.patch(
+        url, json={"max_in_flight": 200, "long_request_limit": 0}, headers=admin
+    )
+    assert changed.status_code == 200, changed.text
+    assert (changed.json()["max_in_flight"], changed.json()["long_request_limit"]) == (200, 0)
+    token = await DatabaseTokenSource(app.state.runtime).load(created["id"])
+    assert token is not None and token.limits == AccountLimits(200, 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "loc", "message"),
+    [
+        ({"max_in_flight": 0}, "max_in_flight", "Input should be greater than or equal to 1"),
+        (
+            {"long_request_limit": -1},
+            "long_request_limit",
+            "Input should be greater than or equal to 0",
+        ),
+        (
+            {"max_in_flight": "many"},
+            "max_in_flight",
+            "Input should be a valid integer, unable to parse string as an integer",
+        ),
+    ],
+)
+async def test_bad_request_limits_are_refused(client, admin, fields, loc, message) -> None:
+    created = await create(client, admin)
+    url = f"/api/v1/oauth-accounts/{created['id']}"
+    refused = await client.patch(url, json=fields, headers=admin)
+    assert refused.status_code == 422
+    [problem] = refused.json()["detail"]
+    assert (problem["loc"][-1], problem["msg"]) == (loc, message)
+    refused = await client.post(
+        "/api/v1/oauth-accounts", json={**PASSWORD_ACCOUNT, "name": "x", **fields}, headers=admin
+    )
+    assert refused.status_code == 422
+    assert (await client.get(url, headers=admin)).json()["max_in_flight"] == 1000

@@ -159,3 +159,30 @@ async def test_refresh_uses_a_newer_token_found_in_the_database(app, client) -> 
         loaded = await source.load(account_id)
     assert loaded is not None and loaded.status == "needs_reauthorization"
     assert loaded.access_token is None
+
+
+async def test_request_limits_in_the_form(app, client) -> None:
+    csrf = await signed_in(app, client)
+    new = await client.get("/oauth-accounts/new")
+    assert 'name="max_in_flight" value="1000"' in new.text
+    assert 'name="long_request_limit" value="25"' in new.text
+    valid = {**FORM, "login_choice": "production", "client_id": "key", "client_secret": "s"}
+    refused = await client.post(
+        "/oauth-accounts/new",
+        data={**valid, "max_in_flight": "lots", "long_request_limit": "-3", "csrf_token": csrf},
+    )
+    assert refused.status_code == 422
+    assert '<div class="error" id="e-max_in_flight">Enter a whole number.</div>' in refused.text
+    assert '<div class="error" id="e-long_request_limit">Must be at least 0.</div>' in refused.text
+    assert 'name="max_in_flight" value="lots"' in refused.text
+    created = await client.post(
+        "/oauth-accounts/new",
+        data={**valid, "max_in_flight": "300", "long_request_limit": "5", "csrf_token": csrf},
+    )
+    assert created.status_code == 303, created.text
+    account_path = created.headers["location"].split("?")[0]
+    answer = await client.get(f"/api/v1/oauth-accounts/{account_path.rsplit('/', 1)[1]}")
+    assert (answer.json()["max_in_flight"], answer.json()["long_request_limit"]) == (300, 5)
+    client.cookies.set("cb_lang", "ja")
+    page = await client.get(account_path)
+    assert "リクエストの上限" in page.text and 'name="max_in_flight" value="300"' in page.text

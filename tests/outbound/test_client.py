@@ -10,6 +10,7 @@ import pytest
 import respx
 
 from callbridge.outbound import (
+    AccountLimits,
     BasicAuth,
     BearerAuth,
     OAuthAuth,
@@ -381,7 +382,8 @@ async def test_concurrency_is_capped_per_account(crm: respx.MockRouter) -> None:
         return httpx.Response(200)
 
     crm.get(f"{API}/limits").mock(side_effect=slow)
-    async with make_outbound(MemoryTokenSource(connected()), concurrency_per_account=3) as out:
+    source = MemoryTokenSource(connected(limits=AccountLimits(max_in_flight=3)))
+    async with make_outbound(source) as out:
         results = await asyncio.gather(
             *(
                 out.send(OutboundRequest("GET", f"{API}/limits", auth=OAuthAuth(1)))

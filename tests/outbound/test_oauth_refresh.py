@@ -38,7 +38,7 @@ async def test_one_refresh_for_fifty_concurrent_requests(crm: respx.MockRouter) 
     source = MemoryTokenSource(connected("expired-token"))
     source.refresh_gate = asyncio.Event()
     route = crm.get(f"{API}/query").mock(side_effect=accept_only("fresh-token"))
-    async with make_outbound(source, concurrency_per_account=50) as outbound:
+    async with make_outbound(source) as outbound:
         tasks = [
             asyncio.create_task(
                 outbound.send(OutboundRequest("GET", f"{API}/query", auth=OAuthAuth(1)))

@@ -49,6 +49,10 @@ class OAuthAccount(Base):
     # Increases with every new access token (refresh single-flight across processes).
     token_version: Mapped[int] = mapped_column(Integer, default=0)
 
+    # Admission of this account's requests, per process (outbound/limits.py).
+    max_in_flight: Mapped[int] = mapped_column(Integer, default=1000, server_default="1000")
+    long_request_limit: Mapped[int] = mapped_column(Integer, default=25, server_default="25")
+
     api_usage_used: Mapped[int | None]
     api_usage_allowed: Mapped[int | None]
     api_usage_at: Mapped[datetime | None]

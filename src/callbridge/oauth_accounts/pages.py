@@ -20,6 +20,7 @@ from callbridge.errors import Conflict, FieldError, FieldErrors
 from callbridge.models import OAuthAccount, User
 from callbridge.oauth_accounts import protocol, repository, service
 from callbridge.oauth_accounts.schemas import OAuthAccountCreate, OAuthAccountUpdate, TestReport
+from callbridge.outbound import DEFAULT_LIMITS
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
@@ -46,6 +47,7 @@ _FIELDS = (
     "scope",
     "username",
 )
+_LIMITS = ("max_in_flight", "long_request_limit")
 _SECRETS = ("client_secret", "password", "private_key")
 
 
@@ -86,10 +88,12 @@ def _form(account: OAuthAccount | None, values: dict[str, str] | None = None) ->
         form: dict[str, Any] = {name: values.get(name, "") for name in _FIELDS}
         form["login_choice"] = values.get("login_choice", "production")
         form["use_pkce"] = values.get("use_pkce") == "1"
+        form.update({name: values.get(name, "") for name in _LIMITS})
     elif account is not None:
         form = {name: getattr(account, name) or "" for name in _FIELDS}
         form["login_choice"] = _login_choice(account.login_url)
         form["use_pkce"] = account.use_pkce
+        form.update({name: str(getattr(account, name)) for name in _LIMITS})
     else:
         form = {name: "" for name in _FIELDS}
         form.update(
@@ -98,6 +102,8 @@ def _form(account: OAuthAccount | None, values: dict[str, str] | None = None) ->
             login_choice="production",
             scope="api refresh_token",
             use_pkce=False,
+            max_in_flight=str(DEFAULT_LIMITS.max_in_flight),
+            long_request_limit=str(DEFAULT_LIMITS.long_request_limit),
         )
     if form["login_choice"] != "custom":
         form["login_url"] = ""
@@ -113,6 +119,9 @@ def _submitted(values: dict[str, str], *, creating: bool) -> dict[str, Any]:
     for name in ("login_url", "authorize_url", "token_url", "revoke_url", "base_url", "username"):
         data[name] = data[name] or None
     data["use_pkce"] = values.get("use_pkce") == "1"
+    for name in _LIMITS:
+        if name in values:  # a number, checked by the schema like the API's
+            data[name] = values[name].strip()
     for name in _SECRETS:
         value = values.get(name, "")
         if values.get(f"clear_{name}") == "1":

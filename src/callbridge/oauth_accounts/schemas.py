@@ -24,6 +24,27 @@ Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max
 Short = Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)]
 Secret = Annotated[str, StringConstraints(max_length=20000)]
 ABSOLUTE_URL_MESSAGE = "must be an absolute URL starting with https://"
+# Requests of one account in flight at once, per process (outbound/limits.py).
+MaxInFlight = Annotated[
+    int,
+    Field(
+        ge=1,
+        le=100_000,
+        description="Safety cap on this account's requests in flight at once, per process",
+    ),
+]
+LongRequestLimit = Annotated[
+    int,
+    Field(
+        ge=0,
+        le=100_000,
+        description=(
+            "Requests in flight for more than 5 seconds at once, per process; new requests "
+            "wait while this many are running (0: no limit). Salesforce allows 25 "
+            "long-running requests per org (5 on Developer Edition)"
+        ),
+    ),
+]
 
 
 def _check_url(value: str) -> str:
@@ -60,6 +81,8 @@ class OAuthAccountCreate(BaseModel):
     password: Secret | None = None
     private_key: Secret | None = None
     use_pkce: bool = False
+    max_in_flight: MaxInFlight = 1000
+    long_request_limit: LongRequestLimit = 25
 
     @model_validator(mode="after")
     def _salesforce_login_url(self) -> Self:
@@ -88,6 +111,8 @@ class OAuthAccountUpdate(BaseModel):
     password: Secret | None = None
     private_key: Secret | None = None
     use_pkce: bool | None = None
+    max_in_flight: MaxInFlight | None = None
+    long_request_limit: LongRequestLimit | None = None
 
 
 class ApiUsageRead(BaseModel):
@@ -113,6 +138,8 @@ class OAuthAccountRead(BaseModel):
     password_set: bool
     private_key_set: bool
     use_pkce: bool
+    max_in_flight: int
+    long_request_limit: int
     status: Status
     status_detail: str
     instance_url: str | None

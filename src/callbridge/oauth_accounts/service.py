@@ -27,6 +27,7 @@ from callbridge.oauth_accounts.schemas import (
 )
 from callbridge.outbound import (
     EXTRAS_KEY,
+    AccountLimits,
     AccountToken,
     OAuthAuth,
     Outbound,
@@ -96,6 +97,8 @@ def to_read(account: OAuthAccount, runtime: Runtime, callback: str) -> OAuthAcco
         password_set=account.password_enc is not None,
         private_key_set=account.private_key_enc is not None,
         use_pkce=account.use_pkce,
+        max_in_flight=account.max_in_flight,
+        long_request_limit=account.long_request_limit,
         status=account.status,
         status_detail=account.status_detail,
         instance_url=account_instance_url(account),
@@ -173,6 +176,7 @@ def account_token(account: OAuthAccount, secrets: SecretBox) -> AccountToken:
         instance_url=account_instance_url(account),
         version=account.token_version,
         expires_at=account.expires_at,
+        limits=AccountLimits(account.max_in_flight, account.long_request_limit),
     )
 
 
@@ -269,6 +273,8 @@ def _new_account(data: OAuthAccountCreate, secrets: SecretBox) -> OAuthAccount:
         password_enc=secrets.encrypt(data.password) if data.password else None,
         private_key_enc=secrets.encrypt(data.private_key.strip()) if data.private_key else None,
         use_pkce=data.use_pkce,
+        max_in_flight=data.max_in_flight,
+        long_request_limit=data.long_request_limit,
         status="not_connected",
         status_detail="",
         token_type="Bearer",
@@ -320,6 +326,8 @@ async def update_account(
             "client_id",
             "scope",
             "use_pkce",
+            "max_in_flight",
+            "long_request_limit",
         ):
             continue
         if name in ("login_url", "base_url"):

@@ -8,7 +8,7 @@ Public API (everything else in this package is private)::
         OutboundRequest, OutboundResult, OutboundError, Attempt, RequestView,
         NoAuth, BasicAuth, BearerAuth, OAuthAuth, NO_AUTH,
         RetryPolicy, DEFAULT_RETRY,
-        OAuthCredentials, ApiUsage,
+        OAuthCredentials, ApiUsage, AccountLimits, DEFAULT_LIMITS,
     )
 
     outbound = get_outbound(request)          # or get_outbound(runtime)
@@ -42,8 +42,10 @@ Behaviour, in short (docs/outbound.md has the details):
   concurrent requests of that account, then the request is repeated once. A refresh
   refused with ``invalid_grant`` marks the account ``needs_reauthorization``; from then
   on requests fail at once with ``auth`` and the provider is not asked again until an
-  admin reconnects. At most ``outbound_concurrency_per_account`` requests per account
-  are on the wire at once. ``Sforce-Limit-Info`` is recorded (``api_usage``).
+  admin reconnects. An account's requests start as its limits allow (``limits``:
+  long requests counted against a per-org limit, a pause after Salesforce's
+  ``ConcurrentPerOrgLongTxn`` refusal, a generous safety cap on all requests in flight).
+  ``Sforce-Limit-Info`` is recorded (``api_usage``).
 - Retries follow ``RetryPolicy`` (DESIGN.md §6), with backoff, jitter and
   ``Retry-After``.
 """
@@ -64,6 +66,7 @@ from callbridge.outbound.accounts import (
     TokenSource,
 )
 from callbridge.outbound.client import Outbound, deadline_after, is_loopback_host
+from callbridge.outbound.limits import DEFAULT_LIMITS, AccountLimits
 from callbridge.outbound.redaction import RequestView
 from callbridge.outbound.types import (
     DEFAULT_RETRY,
@@ -95,9 +98,11 @@ def get_outbound(source: Runtime | HTTPConnection) -> Outbound:
 
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "DEFAULT_RETRY",
     "EXTRAS_KEY",
     "NO_AUTH",
+    "AccountLimits",
     "AccountStatus",
     "AccountToken",
     "ApiUsage",
@@ -132,7 +137,6 @@ async def outbound_lifespan(
     ``runtime.extras``, and close its connections at shutdown."""
     outbound = Outbound(
         token_source=token_source,
-        concurrency_per_account=runtime.settings.outbound_concurrency_per_account,
         allow_insecure_http=runtime.settings.allow_insecure_http,
     )
     runtime.extras[EXTRAS_KEY] = outbound

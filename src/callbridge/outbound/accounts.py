@@ -3,7 +3,8 @@
 The outbound path knows nothing of the database: ``callbridge.oauth_accounts`` plugs in
 a ``TokenSource`` that loads an account's current token and refreshes it. The path
 keeps, per account and per process, the last loaded token (re-read after
-``account_cache_seconds`` or when told to forget it), the concurrency slots, the one
+``account_cache_seconds`` or when told to forget it), the admission of its requests
+(``limits.AccountGate``), the one
 refresh in flight, and the API usage Salesforce reported last.
 """
 
@@ -14,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal, Protocol
+
+from callbridge.outbound.limits import DEFAULT_LIMITS, AccountGate, AccountLimits
 
 AccountStatus = Literal["not_connected", "connected", "needs_reauthorization", "error"]
 
@@ -34,6 +37,7 @@ class AccountToken:
     # Increases with every new access token; a refresh names the version it found stale.
     version: int = 0
     expires_at: datetime | None = None
+    limits: AccountLimits = DEFAULT_LIMITS
 
     @property
     def usable(self) -> bool:
@@ -97,7 +101,7 @@ class AccountState:
     """Per-account, per-process state of the outbound path."""
 
     account_id: int
-    slots: asyncio.Semaphore
+    gate: AccountGate
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     token: AccountToken | None = None
     loaded_at: float = float("-inf")

@@ -28,6 +28,7 @@ from callbridge.outbound.accounts import (
     TokenSource,
 )
 from callbridge.outbound.body import decode_body, provider_error
+from callbridge.outbound.limits import LONG_AFTER_SECONDS, AccountGate, is_long_txn_refusal
 from callbridge.outbound.redaction import RequestView
 from callbridge.outbound.retry import backoff_delay, is_idempotent, parse_retry_after
 from callbridge.outbound.transport import AiohttpWire, WireAnswer, WireError, WireRequest
@@ -119,7 +120,6 @@ class Outbound:
         self,
         *,
         token_source: TokenSource | None = None,
-        concurrency_per_account: int = 20,
         allow_insecure_http: bool = False,
         connect_timeout: float = 5.0,
         max_connections: int = 1000,
@@ -127,6 +127,7 @@ class Outbound:
         # closing at the moment it is reused fails the request (and POSTs are not retried).
         keepalive_expiry: float = 4.0,
         account_cache_seconds: float = 30.0,
+        long_request_after: float = LONG_AFTER_SECONDS,
         wire: Wire | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
@@ -134,10 +135,10 @@ class Outbound:
         now: Callable[[], datetime] = utcnow,
     ) -> None:
         self._token_source = token_source
-        self._concurrency = concurrency_per_account
         self._allow_insecure_http = allow_insecure_http
         self._connect_timeout = connect_timeout
         self._account_cache_seconds = account_cache_seconds
+        self._long_request_after = long_request_after
         self._sleep = sleep
         self._rng = rng or random.Random()
         self._clock = clock
@@ -202,7 +203,10 @@ class Outbound:
     def _state(self, account_id: int) -> AccountState:
         state = self._accounts.get(account_id)
         if state is None:
-            state = AccountState(account_id, asyncio.Semaphore(self._concurrency))
+            gate = AccountGate(
+                long_after=self._long_request_after, clock=self._clock, sleep=self._sleep
+            )
+            state = AccountState(account_id, gate)
             self._accounts[account_id] = state
         return state
 
@@ -415,9 +419,16 @@ class Outbound:
             tries += 1
             at = self._now()
             t0 = time.perf_counter()
-            if state is not None:
-                async with state.slots:
+            if state is not None and token is not None:
+                slot = await state.gate.acquire(token.limits)
+                try:
                     exchange = await self._exchange(request, method, body, token)
+                finally:
+                    slot.release()
+                error = exchange.error
+                state.gate.answered(
+                    error is not None and is_long_txn_refusal(error.code, error.message)
+                )
                 self._record_usage(state, exchange.headers)
             else:
                 exchange = await self._exchange(request, method, body, token)
@@ -508,7 +519,8 @@ class Outbound:
         elif error.kind == "limit" or (
             exchange.response_status is not None and exchange.response_status >= 500
         ):
-            retryable = idempotent
+            # Refused for too many long requests: not run at all, so safe to send again.
+            retryable = idempotent or is_long_txn_refusal(error.code, error.message)
             retry_after = parse_retry_after(_header(exchange.headers, "retry-after"), self._now())
         if not retryable:
             return None
