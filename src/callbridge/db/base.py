@@ -21,6 +21,13 @@ NAMING_CONVENTION = {
 }
 
 
+# Table option for every table whose ids leave the database (URLs, API answers, a rule's
+# account, an execution's rule): SQLite then never hands out an id again, not even the
+# highest one after it was deleted, so a rule naming a deleted account can never run with
+# another account's token. PostgreSQL sequences never go back in any case.
+NEVER_REUSED_IDS: dict[str, Any] = {"sqlite_autoincrement": True}
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callbridge.db.base import Base, TimestampMixin
+from callbridge.db.base import NEVER_REUSED_IDS, Base, TimestampMixin
 
 AUTH_TYPES = ("none", "basic", "bearer", "oauth")
 HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -13,7 +13,10 @@ HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 class CallAction(TimestampMixin, Base):
     __tablename__ = "call_action"
-    __table_args__ = (Index("ix_call_action_event_order", "event", "execution_order", "id"),)
+    __table_args__ = (
+        Index("ix_call_action_event_order", "event", "execution_order", "id"),
+        NEVER_REUSED_IDS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     event: Mapped[str] = mapped_column(String(20))

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from callbridge.db.base import Base, TimestampMixin
+from callbridge.db.base import NEVER_REUSED_IDS, Base, TimestampMixin
 
 GUIDANCE_TYPES = ("tts", "audio")
 TRANSFER_KINDS = ("callcenter", "extension", "ivr", "external", "hangup", "end_rule")
@@ -20,6 +20,7 @@ TARGETLESS_TRANSFER_KINDS = ("hangup", "end_rule")
 
 class Ivr(TimestampMixin, Base):
     __tablename__ = "ivr"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # What the PBX calls: POST /api/v1/ivr/{key}/invoke.
@@ -71,7 +72,10 @@ class IvrResponse(Base):
     """One response setting: tested in ascending ``priority``; the first match answers."""
 
     __tablename__ = "ivr_response"
-    __table_args__ = (Index("ix_ivr_response_ivr_priority", "ivr_id", "priority"),)
+    __table_args__ = (
+        Index("ix_ivr_response_ivr_priority", "ivr_id", "priority"),
+        NEVER_REUSED_IDS,
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ivr_id: Mapped[int] = mapped_column(ForeignKey("ivr.id", ondelete="CASCADE"))
@@ -96,7 +100,7 @@ class IvrStep(Base):
     """A further request, run in ``position`` order after the IVR's own request."""
 
     __tablename__ = "ivr_step"
-    __table_args__ = (Index("ix_ivr_step_ivr_position", "ivr_id", "position"),)
+    __table_args__ = (Index("ix_ivr_step_ivr_position", "ivr_id", "position"), NEVER_REUSED_IDS)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     ivr_id: Mapped[int] = mapped_column(ForeignKey("ivr.id", ondelete="CASCADE"))

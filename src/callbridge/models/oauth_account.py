@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callbridge.db.base import Base
+from callbridge.db.base import NEVER_REUSED_IDS, Base
 from callbridge.kit.time import utcnow
 
 PROVIDERS = ("salesforce", "generic")
@@ -18,6 +18,7 @@ STATUSES = ("not_connected", "connected", "needs_reauthorization", "error")
 
 class OAuthAccount(Base):
     __tablename__ = "oauth_account"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callbridge.db.base import Base
+from callbridge.db.base import NEVER_REUSED_IDS, Base
 from callbridge.kit.time import utcnow
 
 SCOPES = ("pbx", "admin")
@@ -13,6 +13,7 @@ SCOPES = ("pbx", "admin")
 
 class ApiToken(Base):
     __tablename__ = "api_token"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(100))

@@ -5,13 +5,14 @@ from datetime import datetime
 from sqlalchemy import String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callbridge.db.base import Base, TimestampMixin
+from callbridge.db.base import NEVER_REUSED_IDS, Base, TimestampMixin
 
 ROLES = ("admin", "supervisor", "agent")
 
 
 class User(TimestampMixin, Base):
     __tablename__ = "user"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(150), unique=True)
