@@ -9,7 +9,7 @@ refers to it (a rule's account, an execution's rule), so a dangling reference is
 adopted by a new row. PostgreSQL sequences never go back: nothing to do there.
 
 Revision ID: 94fe0b7d47f0
-Revises: db0f4178d018
+Revises: 5b7d2e91c4a0
 Create Date: 2026-12-04 19:00:00.000000
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "94fe0b7d47f0"
-down_revision: str | None = "db0f4178d018"
+down_revision: str | None = "5b7d2e91c4a0"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
