@@ -133,7 +133,7 @@ def test_the_migration_keeps_every_row_and_never_reuses_a_referenced_id(tmp_path
     start above the ids that rules and executions still name."""
     url = f"sqlite+aiosqlite:///{tmp_path / 'old.db'}"
     config = alembic_config(url)
-    command.upgrade(config, "db0f4178d018")
+    command.upgrade(config, "5b7d2e91c4a0")
     engine = create_engine(f"sqlite:///{tmp_path / 'old.db'}")
     now = "'2026-01-01 00:00:00'"
     with engine.begin() as db:
