@@ -31,8 +31,12 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage user accounts.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
+retention_app = typer.Typer(
+    help="The retention purge of old calls and recordings.", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(retention_app, name="retention")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -237,6 +241,40 @@ def tokens_create(
 
     raw = asyncio.run(_with_session(settings, work))
     sys.stdout.write(raw + "\n")
+
+
+@retention_app.command("run")
+def retention_run() -> None:
+    """Run the retention purge now and print what it deleted (JSON) on standard output."""
+    from callbridge.db.engine import create_engine, create_sessionmaker
+    from callbridge.kit.crypto import SecretBox
+    from callbridge.recordings.retention import run_retention_now
+    from callbridge.recordings.schemas import RetentionRun
+    from callbridge.recordings.service import get_storage
+    from callbridge.runtime import Runtime
+
+    settings = _settings()
+    _migrate(settings)
+
+    async def work() -> dict[str, int]:
+        engine = create_engine(settings.resolved_database_url)
+        runtime = Runtime(
+            settings=settings,
+            engine=engine,
+            sessionmaker=create_sessionmaker(engine),
+            secrets=SecretBox(settings.load_secret_key(), settings.previous_keys()),
+        )
+        try:
+            return await run_retention_now(runtime, "cli")
+        finally:
+            await get_storage(runtime).close()
+            await engine.dispose()
+
+    try:
+        result = asyncio.run(work())
+    except CallbridgeError as exc:
+        raise _fail(exc.message) from None
+    sys.stdout.write(RetentionRun.from_purge(result).model_dump_json() + "\n")
 
 
 @app.command()

@@ -41,7 +41,8 @@ _environment = jinja2.Environment(
 )
 
 
-def _format_datetime(value: Any, tz: str = "UTC") -> str:
+def format_datetime(value: Any, tz: str = "UTC") -> str:
+    """How every page writes a moment (the ``datetime`` filter)."""
     from zoneinfo import ZoneInfo
 
     if value is None:
@@ -49,9 +50,17 @@ def _format_datetime(value: Any, tz: str = "UTC") -> str:
     return str(value.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S"))
 
 
-_environment.filters["datetime"] = _format_datetime
+_environment.filters["datetime"] = format_datetime
 
-__all__ = ["N_", "add_template_dir", "form_errors", "gettext_for", "render", "safe_next"]
+__all__ = [
+    "N_",
+    "add_template_dir",
+    "form_errors",
+    "format_datetime",
+    "gettext_for",
+    "render",
+    "safe_next",
+]
 
 
 @dataclass(frozen=True)

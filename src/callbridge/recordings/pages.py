@@ -14,7 +14,13 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response, Str
 from starlette.background import BackgroundTask
 
 from callbridge.admin.auth_pages import login_redirect
-from callbridge.admin.rendering import add_template_dir, gettext_for, render, safe_next
+from callbridge.admin.rendering import (
+    add_template_dir,
+    format_datetime,
+    gettext_for,
+    render,
+    safe_next,
+)
 from callbridge.audit import record_audit
 from callbridge.auth.deps import AdminUser, CsrfChecked, OptionalUser
 from callbridge.db.session import SessionDep
@@ -272,6 +278,8 @@ async def recordings_page(request: Request, session: SessionDep, user: AdminUser
         flash = _("The recording was deleted.")
     elif request.query_params.get("rotated"):
         flash = _("A new signing key is in use: earlier signed links no longer play.")
+    elif request.query_params.get("purged"):
+        flash = _("The retention purge has run.")
     return await render(
         request,
         "recordings/list.html",
@@ -316,6 +324,12 @@ async def delete_recording_form(
     return RedirectResponse(target, status_code=303)
 
 
+@router.post("/recordings/retention/run", dependencies=[CsrfChecked])
+async def run_retention_form(request: Request, user: AdminUser) -> Response:
+    await retention.run_retention_now(get_runtime(request), f"user:{user.username}")
+    return RedirectResponse("/recordings?purged=1", status_code=303)
+
+
 @router.post("/recordings/link-key/rotate", dependencies=[CsrfChecked])
 async def rotate_link_key_form(session: SessionDep, user: AdminUser) -> Response:
     await service.rotate_link_key(session, f"user:{user.username}")
@@ -340,13 +354,12 @@ async def dashboard_cards(session: SessionDep) -> list[object]:
 
     count, used = await repository.storage_totals(session)
     job = await repository.get_job(session, retention.JOB_NAME)
-    next_purge = "—"
-    if job is not None:
-        try:
-            zone = ZoneInfo(await _display_timezone(session))
-        except (ZoneInfoNotFoundError, ValueError):
-            zone = ZoneInfo("UTC")
-        next_purge = job.next_run_at.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    zone = await _display_timezone(session)
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = "UTC"
+    next_purge = format_datetime(job.next_run_at if job else None, zone)
     return [
         Card(N_("Recordings"), count),
         Card(N_("Recording storage used"), format_bytes(used)),

@@ -156,17 +156,25 @@ async def get_job(session: AsyncSession, name: str) -> PeriodicJob | None:
 
 
 async def claim_job(
-    session: AsyncSession, name: str, owner: str, now: datetime, lease_until: datetime
+    session: AsyncSession,
+    name: str,
+    owner: str,
+    now: datetime,
+    lease_until: datetime,
+    *,
+    due_only: bool = True,
 ) -> bool:
-    """Take the job's lease if it is due and nobody holds a live lease: one conditional
-    UPDATE, atomic on SQLite and PostgreSQL alike."""
+    """Take the job's lease if it is due (or at once, ``due_only=False``) and nobody holds
+    a live lease: one conditional UPDATE, atomic on SQLite and PostgreSQL alike."""
+    conditions = [
+        PeriodicJob.name == name,
+        or_(PeriodicJob.lease_expires_at.is_(None), PeriodicJob.lease_expires_at <= now),
+    ]
+    if due_only:
+        conditions.append(PeriodicJob.next_run_at <= now)
     result = await session.execute(
         update(PeriodicJob)
-        .where(
-            PeriodicJob.name == name,
-            PeriodicJob.next_run_at <= now,
-            or_(PeriodicJob.lease_expires_at.is_(None), PeriodicJob.lease_expires_at <= now),
-        )
+        .where(*conditions)
         .values(lease_owner=owner, lease_expires_at=lease_until, last_started_at=now)
         .execution_options(synchronize_session=False)
     )

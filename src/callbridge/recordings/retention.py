@@ -23,6 +23,7 @@ import anyio
 import anyio.to_thread
 
 from callbridge.audit import record_audit
+from callbridge.errors import Conflict
 from callbridge.kit.time import utcnow
 from callbridge.recordings import repository
 from callbridge.recordings.service import delete_objects, get_storage
@@ -32,6 +33,7 @@ from callbridge.system_settings.service import get_system_settings
 logger = logging.getLogger("callbridge.retention")
 
 JOB_NAME = "retention"
+SYSTEM_ACTOR = "system:retention"
 BATCH_SIZE = 200
 LEASE = timedelta(minutes=5)
 # A new database gets its first purge this long after the first worker starts.
@@ -52,10 +54,12 @@ async def purge_expired(
     now: datetime | None = None,
     batch_size: int = BATCH_SIZE,
     keep_lease: Callable[[], Awaitable[bool]] | None = None,
+    actor: str = SYSTEM_ACTOR,
 ) -> dict[str, int]:
     """Delete every call that started before ``now - retention_days`` with its events,
     variables, executions and recording, and every recording without a call uploaded
-    before then. Rows go first (committed per batch), then their stored objects."""
+    before then. Rows go first (committed per batch), then their stored objects.
+    The audit log gets an entry when something was deleted or a person asked for the run."""
     now = now or utcnow()
     async with runtime.sessionmaker() as session:
         current = await get_system_settings(session, runtime.settings)
@@ -111,11 +115,11 @@ async def purge_expired(
             "staging_files",
         )
     }
-    if any(result.values()):
+    if any(result.values()) or actor != SYSTEM_ACTOR:
         async with runtime.sessionmaker() as session:
             record_audit(
                 session,
-                "system:retention",
+                actor,
                 "retention.purge",
                 "",
                 retention_days=current.retention_days,
@@ -144,7 +148,6 @@ async def run_retention_if_due(
 ) -> dict[str, int] | None:
     """Purge once if the job is due and this worker gets the lease; None otherwise."""
     now = now or utcnow()
-    interval = timedelta(minutes=runtime.settings.retention_interval_minutes)
     async with runtime.sessionmaker() as session:
         # Look before writing: most looks find nothing due and take no write lock.
         job = await repository.get_job(session, JOB_NAME)
@@ -158,6 +161,34 @@ async def run_retention_if_due(
         await session.commit()
     if not claimed:
         return None
+    return await _purge_holding_lease(runtime, owner, now, SYSTEM_ACTOR)
+
+
+async def run_retention_now(
+    runtime: Runtime, actor: str, *, now: datetime | None = None
+) -> dict[str, int]:
+    """Purge at once, on an administrator's request (API, CLI): the same purge as the
+    schedule's, under the same lease, so it never runs beside a scheduled purge. The
+    next scheduled purge then comes one interval later."""
+    now = now or utcnow()
+    owner = f"{worker_identity()}:{actor}"[:100]  # the column's width
+    async with runtime.sessionmaker() as session:
+        await repository.ensure_job(session, JOB_NAME, now + FIRST_RUN_DELAY)
+        claimed = await repository.claim_job(
+            session, JOB_NAME, owner, now, now + LEASE, due_only=False
+        )
+        await session.commit()
+    if not claimed:
+        raise Conflict("A retention purge is already running; try again when it has finished.")
+    return await _purge_holding_lease(runtime, owner, now, actor)
+
+
+async def _purge_holding_lease(
+    runtime: Runtime, owner: str, now: datetime, actor: str
+) -> dict[str, int]:
+    """Run the purge while ``owner`` holds the job's lease; record the outcome and the
+    next run, and give the lease back, whatever happens."""
+    interval = timedelta(minutes=runtime.settings.retention_interval_minutes)
 
     async def keep_lease() -> bool:
         async with runtime.sessionmaker() as session:
@@ -168,7 +199,7 @@ async def run_retention_if_due(
     result: dict[str, int] = {}
     outcome: dict[str, object] = {}
     try:
-        result = await purge_expired(runtime, now=now, keep_lease=keep_lease)
+        result = await purge_expired(runtime, now=now, keep_lease=keep_lease, actor=actor)
         outcome = dict(result)
     except Exception as exc:
         logger.exception("retention purge failed")
@@ -181,7 +212,7 @@ async def run_retention_if_due(
                     session, JOB_NAME, owner, utcnow(), now + interval, outcome
                 )
                 await session.commit()
-    logger.info("retention purge: %s", result)
+    logger.info("retention purge (%s): %s", actor, result)
     return result
 
 

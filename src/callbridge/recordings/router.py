@@ -10,7 +10,7 @@ from fastapi import APIRouter, BackgroundTasks, Path, Request, Response
 
 from callbridge.auth.deps import AdminAccess, PbxAccess
 from callbridge.db.session import SessionDep
-from callbridge.recordings import repository, service
+from callbridge.recordings import repository, retention, service
 from callbridge.recordings.schemas import (
     LinkKeyRead,
     MonitorLinkCreate,
@@ -18,6 +18,7 @@ from callbridge.recordings.schemas import (
     RecordingDetail,
     RecordingRead,
     RecordingUploaded,
+    RetentionRun,
 )
 from callbridge.runtime import get_runtime
 from callbridge.system_settings.service import get_system_settings
@@ -144,3 +145,16 @@ async def rotate_link_key(session: SessionDep, principal: AdminAccess) -> LinkKe
     generation = await service.rotate_link_key(session, principal.label)
     row = await repository.link_key_row(session)
     return LinkKeyRead(generation=generation, rotated_at=row.rotated_at if row else None)
+
+
+@router.post(
+    "/retention/run",
+    operation_id="run_retention",
+    tags=["retention"],
+    responses={409: {"description": "A purge is running already (scheduled or requested)"}},
+)
+async def run_retention(request: Request, principal: AdminAccess) -> RetentionRun:
+    """Run the retention purge now (the scheduled purge's code) and answer what it
+    deleted. The next scheduled purge comes one interval after this one."""
+    result = await retention.run_retention_now(get_runtime(request), principal.label)
+    return RetentionRun.from_purge(result)

@@ -50,3 +50,28 @@ class MonitorLinkRead(BaseModel):
 class LinkKeyRead(BaseModel):
     generation: int
     rotated_at: datetime | None
+
+
+class RetentionRun(BaseModel):
+    """What one retention purge deleted (``POST /api/v1/retention/run``, ``callbridge
+    retention run``)."""
+
+    calls_deleted: int = Field(description="calls older than the retention period")
+    events_deleted: int = Field(description="their call events")
+    variables_deleted: int = Field(description="their stored variables")
+    executions_deleted: int = Field(description="their request/response records")
+    recordings_deleted: int = Field(description="recordings (of those calls, or without a call)")
+    bytes_freed: int = Field(description="size of the deleted recordings")
+    staging_files_deleted: int = Field(description="leftovers of interrupted uploads")
+
+    @classmethod
+    def from_purge(cls, result: dict[str, int]) -> RetentionRun:
+        return cls(
+            calls_deleted=result["calls"],
+            events_deleted=result["events"],
+            variables_deleted=result["variables"],
+            executions_deleted=result["executions"],
+            recordings_deleted=result["recordings"],
+            bytes_freed=result["bytes"],
+            staging_files_deleted=result["staging_files"],
+        )
