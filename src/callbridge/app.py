@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +26,8 @@ from callbridge.admin.rendering import (
     NavItem,
     gettext_for,
     render,
+    render_message,
+    validation_code,
 )
 from callbridge.auth.setup import issue_setup_token
 from callbridge.call_actions import pages as call_action_pages
@@ -43,6 +45,7 @@ from callbridge.ivr import router as ivr_router
 from callbridge.ivr import service as ivr_service
 from callbridge.ivr.runtime import ivr_lifespan
 from callbridge.kit.crypto import SecretBox
+from callbridge.messages import Message
 from callbridge.models import User
 from callbridge.oauth_accounts import pages as oauth_pages
 from callbridge.oauth_accounts import router as oauth_router
@@ -125,12 +128,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
             if isinstance(exc, FieldError | FieldErrors):
                 return JSONResponse({"detail": exc.detail()}, status_code=exc.status_code)
-            return JSONResponse(
-                {"detail": exc.message}, status_code=exc.status_code, headers=headers
-            )
+            body: dict[str, Any] = {"detail": exc.message}
+            if exc.msg is not None:
+                body["code"] = exc.msg.code
+            return JSONResponse(body, status_code=exc.status_code, headers=headers)
         if isinstance(exc, LoginRequired):
             return auth_pages.login_redirect(request)
-        return await _error_page(request, exc.status_code, exc.message)
+        return await _error_page(request, exc.status_code, exc.msg or exc.message)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -146,6 +150,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errors = [
             {k: v for k, v in error.items() if k in ("loc", "msg", "type", "position")}
+            | {"code": validation_code(error)}
             for error in exc.errors()
         ]
         if _is_api(request):
@@ -155,7 +160,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 async def _error_page(
-    request: Request, status: int, message: str, *, with_session: bool = True
+    request: Request, status: int, message: str | Message, *, with_session: bool = True
 ) -> Response:
     user = getattr(request.state, "user", None) if with_session else None
     _ = gettext_for(request, user)
@@ -168,7 +173,10 @@ async def _error_page(
     return await render(
         request,
         "error.html",
-        {"title": titles.get(status, _("Something went wrong")), "message": _(message)},
+        {
+            "title": titles.get(status, _("Something went wrong")),
+            "message": render_message(message, _),
+        },
         user=user,
         status_code=status,
     )

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
+from callbridge.messages import Message, english, message_of
+
 
 class CallbridgeError(Exception):
+    """``message`` is the English text the API answers; ``msg`` the catalogue message
+    (``callbridge.messages``) the UI renders in the admin's language, and whose code the
+    API adds."""
+
     status_code = 400
 
-    def __init__(self, message: str, status_code: int | None = None, **extra: Any) -> None:
-        super().__init__(message)
-        self.message = message
+    def __init__(
+        self, message: str | Message, status_code: int | None = None, **extra: Any
+    ) -> None:
+        super().__init__(english(message))
+        self.message = english(message)
+        self.msg = message_of(message)
         if status_code is not None:
             self.status_code = status_code
         self.extra = extra
@@ -42,11 +51,15 @@ class FieldError(CallbridgeError):
     status_code = 422
 
     def __init__(
-        self, field: str | tuple[str, ...], message: str, position: int | None = None
+        self, field: str | tuple[str, ...], message: str | Message, position: int | None = None
     ) -> None:
         super().__init__(message)
         self.loc = (field,) if isinstance(field, str) else field
         self.position = position
+
+    @property
+    def code(self) -> str:
+        return self.msg.code if self.msg is not None else "value_error"
 
     def detail(self) -> list[dict[str, Any]]:
         item: dict[str, Any] = {
@@ -56,6 +69,7 @@ class FieldError(CallbridgeError):
         }
         if self.position is not None:
             item["position"] = self.position
+        item["code"] = self.code
         return [item]
 
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from babel.messages.extract import extract_from_dir
 
 import callbridge
+import callbridge.app  # noqa: F401  (imports every feature, so the catalogue is complete)
 from callbridge.i18n import load_catalog, parse_accept_language, translations
+from callbridge.messages import CATALOGUE, Message
 
 SOURCE = Path(callbridge.__file__).resolve().parent
 METHODS = [("**/templates/**.html", "jinja2"), ("**.py", "python")]
@@ -57,3 +59,34 @@ def test_translations_and_accept_language() -> None:
     assert parse_accept_language("fr-FR, ja;q=0.5") == "ja"
     assert parse_accept_language("de") is None
     assert parse_accept_language("ja;q=0, en;q=0.1") == "en"
+
+
+def test_every_catalogue_message_is_translated() -> None:
+    """The message catalogue (errors, warnings and reasons of the compilers, services and
+    engines) is held to the same rule as the UI texts."""
+    catalog = load_catalog("ja")
+    assert catalog is not None
+    assert len(CATALOGUE) > 100
+    missing = sorted(
+        f"{code}: {text!r}"
+        for code, text in CATALOGUE.items()
+        if not (catalog.get(text) and catalog.get(text).string)
+    )
+    assert not missing, "untranslated catalogue messages:\n" + "\n".join(missing)
+
+
+def test_catalogue_messages_render_in_both_languages() -> None:
+    message = Message("unknown_variable", variable="{TELNAM}").then(
+        Message("did_you_mean", suggestion="{TELNAME}")
+    )
+    assert message.code == "unknown_variable"
+    assert message.text == "Unknown variable {TELNAM}. Did you mean {TELNAME}?"
+    assert message.render(translations("ja").gettext) == (
+        "不明な変数 {TELNAM} です。{TELNAME} のことですか？"
+    )
+    assert Message.from_json(message.to_json()) == message
+    # a parameter is a value, never read as a placeholder; {TEL} in a text stays as it is
+    odd = Message("url_host_char", char="'{name}'")
+    assert odd.text == "'{name}' cannot appear in a URL's host or port."
+    assert Message("url_not_absolute").text.startswith("A URL must start with {OAUTH_INSTANCE_URL}")
+    assert Message("url_variable_host.start").code == "url_variable_host"

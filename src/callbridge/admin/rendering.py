@@ -17,6 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import callbridge
 from callbridge.auth.csrf import CSRF_COOKIE, csrf_token_for
 from callbridge.i18n import LANGUAGES, N_, language_for, translations
+from callbridge.messages import Message, MessageError
+from callbridge.messages import render as render_catalogue_message
 from callbridge.models import User
 from callbridge.runtime import get_runtime
 
@@ -52,6 +54,25 @@ def format_datetime(value: Any, tz: str = "UTC") -> str:
 
 _environment.filters["datetime"] = format_datetime
 
+
+def render_message(
+    value: str | Message | Mapping[str, Any] | None, gettext: Callable[[str], str]
+) -> str:
+    """A catalogue message (or its stored JSON form) in the language of ``gettext``; a
+    plain string is taken as a msgid (text without a translation is shown as it is)."""
+    if isinstance(value, str):
+        return gettext(value) if value else ""
+    return render_catalogue_message(value, gettext)
+
+
+@jinja2.pass_context
+def _message_filter(context: Any, value: str | Message | Mapping[str, Any] | None) -> str:
+    """``{{ finding.msg | message }}``: rendered in the page's language."""
+    return render_message(value, context["_"])
+
+
+_environment.filters["message"] = _message_filter
+
 __all__ = [
     "N_",
     "add_template_dir",
@@ -59,7 +80,9 @@ __all__ = [
     "format_datetime",
     "gettext_for",
     "render",
+    "render_message",
     "safe_next",
+    "validation_code",
 ]
 
 
@@ -152,13 +175,27 @@ _MESSAGES: dict[str, str] = {
 }
 
 
+def _message_error(error: Mapping[str, Any]) -> MessageError | None:
+    cause = (error.get("ctx") or {}).get("error")
+    return cause if isinstance(cause, MessageError) else None
+
+
+def validation_code(error: Mapping[str, Any]) -> str:
+    """The ``code`` of one pydantic error: the catalogue message's, else pydantic's type."""
+    cause = _message_error(error)
+    return cause.msg.code if cause is not None else str(error["type"])
+
+
 def form_errors(exc: ValidationError, gettext: Callable[[str], str]) -> dict[str, str]:
     """Field name → a translated message, for showing next to the field."""
     errors: dict[str, str] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "__all__"
         template = _MESSAGES.get(error["type"])
-        if template is None:
+        cause = _message_error(error)
+        if cause is not None:
+            message = cause.msg.render(gettext)
+        elif template is None:
             message = str(error["msg"]).removeprefix("Value error, ")
         else:
             message = gettext(template).format(**(error.get("ctx") or {}))

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from callbridge.messages import Message
 from callbridge.templating.problems import Problem
 
 
@@ -21,12 +22,17 @@ class PatternError(ValueError):
         errors = [p for p in self.problems if p.severity == "error"] or self.problems
         self.errors = [p for p in self.problems if p.severity == "error"]
         self.message = errors[0].message if errors else "invalid pattern"
+        self.msg: Message | None = errors[0].msg if errors else None
         self.position = errors[0].position if errors else 0
         super().__init__(f"{self.message} (at position {self.position})")
 
 
 class ExtractionError(RuntimeError):
     """Matching a response failed (the step fails with this message)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.text)
+        self.msg = message
 
 
 class PatternTimeout(ExtractionError):

@@ -8,9 +8,21 @@ from typing import Any
 
 import jsonpath
 
+from callbridge.messages import Message, define
 from callbridge.patterns.extraction import Extraction, ExtractionError, PatternError
 from callbridge.templating.names import is_variable_name
 from callbridge.templating.problems import Problem
+
+define(
+    {
+        "response_not_json": "The response is not JSON, so JSONPath cannot run: {detail}",
+        "jsonpath_line": "Expected 'NAME = $.path' on this line.",
+        "jsonpath_name": "{name} is not a variable name: use upper-case letters, digits and _.",
+        "jsonpath_duplicate": "{name} is extracted twice.",
+        "jsonpath_syntax": "Invalid JSONPath: {detail}.",
+        "jsonpath_empty": "No 'NAME = $.path' line found.",
+    }
+)
 
 _ENV = jsonpath.JSONPathEnvironment(strict=True)
 _LINE_RE = re.compile(r"[ \t]*([A-Za-z_][A-Za-z0-9_]*)[ \t]*=[ \t]*(.*?)[ \t]*\r?$")
@@ -45,9 +57,7 @@ class JSONPathExtractions:
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:
-            raise ExtractionError(
-                f"The response is not JSON, so JSONPath cannot run: {exc}"
-            ) from None
+            raise ExtractionError(Message("response_not_json", detail=str(exc))) from None
         named: dict[str, str] = {}
         groups: list[str] = []
         matched = False
@@ -96,22 +106,16 @@ def compile_jsonpath_extractions(text: str) -> JSONPathExtractions:
             continue
         match = _LINE_RE.fullmatch(line)
         if match is None:
-            problems.append(
-                Problem("jsonpath_line", "Expected 'NAME = $.path' on this line.", start)
-            )
+            problems.append(Problem(Message("jsonpath_line"), start))
             continue
         name, path_text = match.group(1), match.group(2)
         if not is_variable_name(name):
             problems.append(
-                Problem(
-                    "jsonpath_name",
-                    f"{name!r} is not a variable name: use upper-case letters, digits and _.",
-                    start + match.start(1),
-                )
+                Problem(Message("jsonpath_name", name=repr(name)), start + match.start(1))
             )
         elif name in seen:
             problems.append(
-                Problem("jsonpath_duplicate", f"{name} is extracted twice.", start + match.start(1))
+                Problem(Message("jsonpath_duplicate", name=name), start + match.start(1))
             )
         seen.add(name)
         path_start = start + match.start(2)
@@ -124,13 +128,11 @@ def compile_jsonpath_extractions(text: str) -> JSONPathExtractions:
                 index = 0
             column = index if index >= 0 else len(path_text)  # -1: at the end of the path
             detail = str(exc.args[0]).splitlines()[0] if exc.args else "syntax error"
-            problems.append(
-                Problem("jsonpath_syntax", f"Invalid JSONPath: {detail}.", path_start + column)
-            )
+            problems.append(Problem(Message("jsonpath_syntax", detail=detail), path_start + column))
         except Exception as exc:  # the library must not turn a typo into a crash
-            problems.append(Problem("jsonpath_syntax", f"Invalid JSONPath: {exc}.", path_start))
+            problems.append(Problem(Message("jsonpath_syntax", detail=str(exc)), path_start))
     if not paths and not problems:
-        problems.append(Problem("jsonpath_empty", "No 'NAME = $.path' line found.", 0))
+        problems.append(Problem(Message("jsonpath_empty"), 0))
     if problems:
         raise PatternError(problems)
     return JSONPathExtractions(text, paths)

@@ -6,6 +6,7 @@ import re
 
 import regex
 
+from callbridge.messages import Message, define
 from callbridge.patterns.extraction import (
     NO_MATCH,
     Extraction,
@@ -24,10 +25,42 @@ _FLAGS = {
     "x": regex.VERBOSE,
     "u": 0,  # patterns are always Unicode; accepted for PCRE compatibility
 }
-_FLAG_ADVICE = {
-    "g": "'g' is not needed: extraction always uses the first match.",
-    "U": "'U' (ungreedy) is not supported; write lazy quantifiers such as .*? instead.",
-}
+define(
+    {
+        "pattern_timeout": (
+            "The pattern did not finish within {seconds} s on a response of {length} "
+            "characters; simplify it (avoid nested repetition such as (a+)+) or use a JSONPath "
+            "extraction."
+        ),
+        "backslash_lookalike": "Read {char} as a backslash (\\).",
+        "pattern_outer_space": "Removed whitespace around the pattern.",
+        "pattern_unclosed": "The pattern starts with / but has no closing /.",
+        "pattern_syntax": "Invalid pattern: {detail}.",
+        "pattern_flags": "Unsupported flag {flag}: {advice}",
+        "pattern_flags.g": "'g' is not needed: extraction always uses the first match.",
+        "pattern_flags.u": (
+            "'U' (ungreedy) is not supported; write lazy quantifiers such as .*? instead."
+        ),
+        "pattern_flags.unknown": "Unsupported flag {flag}; the flags are i, m, s, x and u.",
+        "pattern_flags.trailing": (
+            "Unexpected text after the closing /: {text}. Only the flags i, m, s, x and u "
+            "may follow it."
+        ),
+        "pattern_duplicate_group": "Group name {name} is used twice.",
+        "pattern_group_name": (
+            "Group name {name} is not a variable name: use upper-case letters, digits and _ "
+            "starting with a letter (such as {example})."
+        ),
+        "greedy_capture": (
+            "The greedy .* in {group} runs to the last matching delimiter of the response: "
+            'when several records come back it captures across JSON structure. Use [^"]* '
+            "instead of .*, or a JSONPath extraction such as {example}."
+        ),
+        "greedy_capture.group": "group {name}",
+        "greedy_capture.this_group": "this group",
+    }
+)
+_FLAG_ADVICE = {"g": "pattern_flags.g", "U": "pattern_flags.u"}
 _NAMED_GROUP_RE = re.compile(r"\(\?(?:P<|<(?![=!]))([^>]*)>")
 _BACKREF_RE = re.compile(r"\\k(?:<([^>]*)>|'([^']*)'|\{([^}]*)\})")
 _QUOTED_GROUP_RE = re.compile(r"\(\?'([^']*)'")
@@ -114,9 +147,7 @@ class CompiledPattern:
             return self._regex.search(text, timeout=timeout, concurrent=False)
         except TimeoutError:
             raise PatternTimeout(
-                f"The pattern did not finish within {timeout:g} s on a response of "
-                f"{len(text)} characters; simplify it (avoid nested repetition such as "
-                "(a+)+) or use a JSONPath extraction."
+                Message("pattern_timeout", seconds=f"{timeout:g}", length=len(text))
             ) from None
 
     def __repr__(self) -> str:
@@ -138,8 +169,7 @@ def compile_pattern(text: str) -> CompiledPattern:
             chars[index] = "\\"
             normalisations.append(
                 Problem(
-                    "backslash_lookalike",
-                    f"Read {_BACKSLASH_LOOKALIKES[ch]} as a backslash (\\).",
+                    Message("backslash_lookalike", char=_BACKSLASH_LOOKALIKES[ch]),
                     index,
                     "warning",
                 )
@@ -150,8 +180,7 @@ def compile_pattern(text: str) -> CompiledPattern:
     if stripped and stripped != normalised:
         normalisations.append(
             Problem(
-                "pattern_outer_space",
-                "Removed whitespace around the pattern.",
+                Message("pattern_outer_space"),
                 0 if lead else len(normalised.rstrip()),
                 "warning",
             )
@@ -162,13 +191,7 @@ def compile_pattern(text: str) -> CompiledPattern:
     if stripped.startswith("/"):
         close = stripped.rfind("/")
         if close == 0:
-            problems.append(
-                Problem(
-                    "pattern_unclosed",
-                    "The pattern starts with / but has no closing /.",
-                    lead + len(stripped),
-                )
-            )
+            problems.append(Problem(Message("pattern_unclosed"), lead + len(stripped)))
             raise PatternError(problems + normalisations)
         body, body_start, flags = stripped[1:close], lead + 1, stripped[close + 1 :]
         _check_flags(flags, lead + close + 1, problems)
@@ -186,9 +209,9 @@ def compile_pattern(text: str) -> CompiledPattern:
             position = positions[pos] if 0 <= pos < len(positions) else body_start + len(body)
             if open_class is not None and "character set" in str(exc.msg):
                 position = open_class  # point at the [ that is never closed
-            problems.append(Problem("pattern_syntax", f"Invalid pattern: {exc.msg}.", position))
+            problems.append(Problem(Message("pattern_syntax", detail=exc.msg), position))
         except (OverflowError, RecursionError, ValueError, MemoryError, IndexError) as exc:
-            problems.append(Problem("pattern_syntax", f"Invalid pattern: {exc}.", body_start))
+            problems.append(Problem(Message("pattern_syntax", detail=str(exc)), body_start))
     if compiled is not None:
         _check_group_names(compiled, names, body_start, problems)
     if problems:
@@ -204,17 +227,14 @@ def _check_flags(flags: str, start: int, problems: list[Problem]) -> None:
         if flag in _FLAGS:
             continue
         if flag in _FLAG_ADVICE:
-            message = f"Unsupported flag {flag!r}: {_FLAG_ADVICE[flag]}"
+            message = Message("pattern_flags", flag=repr(flag), advice=Message(_FLAG_ADVICE[flag]))
         elif flag.isascii() and flag.isalpha():
-            message = f"Unsupported flag {flag!r}; the flags are i, m, s, x and u."
+            message = Message("pattern_flags.unknown", flag=repr(flag))
         else:
-            message = (
-                f"Unexpected text after the closing /: {flags[offset:]!r}. Only the flags "
-                "i, m, s, x and u may follow it."
-            )
-            problems.append(Problem("pattern_flags", message, start + offset))
+            message = Message("pattern_flags.trailing", text=repr(flags[offset:]))
+            problems.append(Problem(message, start + offset))
             return
-        problems.append(Problem("pattern_flags", message, start + offset))
+        problems.append(Problem(message, start + offset))
 
 
 def _translate(
@@ -296,9 +316,7 @@ def _check_scanned_names(names: list[tuple[str, int]], problems: list[Problem]) 
         if not is_variable_name(name):
             problems.append(_bad_name(name, position))
         elif name in seen:
-            problems.append(
-                Problem("pattern_duplicate_group", f"Group name {name} is used twice.", position)
-            )
+            problems.append(Problem(Message("pattern_duplicate_group", name=name), position))
         seen.add(name)
 
 
@@ -316,12 +334,7 @@ def _check_group_names(
 
 
 def _bad_name(name: str, position: int) -> Problem:
-    return Problem(
-        "pattern_group_name",
-        f"Group name {name!r} is not a variable name: use upper-case letters, digits and _ "
-        f"starting with a letter (such as {_suggest(name)}).",
-        position,
-    )
+    return Problem(Message("pattern_group_name", name=repr(name), example=_suggest(name)), position)
 
 
 def _suggest(name: str) -> str:
@@ -333,15 +346,15 @@ def _greedy_hints(body: str, body_start: int) -> list[Problem]:
     hints = []
     for match in _GREEDY_RE.finditer(body):
         name = match.group("a") or match.group("b")
-        which = f"group {name}" if name else "this group"
+        which = (
+            Message("greedy_capture.group", name=name)
+            if name
+            else Message("greedy_capture.this_group")
+        )
         example = f"{name or 'NAME'} = $.records[0].<field>"
         hints.append(
             Problem(
-                "greedy_capture",
-                f"The greedy .* in {which} runs to the last matching delimiter of the "
-                "response: when several records come back it captures across JSON "
-                'structure. Use [^"]* instead of .*, or a JSONPath extraction such as '
-                f"{example}.",
+                Message("greedy_capture", group=which, example=example),
                 body_start + match.start(),
                 "warning",
             )

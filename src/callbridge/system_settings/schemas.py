@@ -5,14 +5,23 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from callbridge.messages import Message, MessageError, define
+
 PlaybackAuth = Literal["url", "admin", "signed"]
+
+define(
+    {
+        "unknown_timezone": "unknown time zone '{name}' (use an IANA name like Asia/Tokyo)",
+        "url_not_absolute.public_url": "must be an absolute http:// or https:// URL",
+    }
+)
 
 
 def _check_timezone(value: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone '{value}' (use an IANA name like Asia/Tokyo)") from exc
+        raise MessageError(Message("unknown_timezone", name=value)) from exc
     return value
 
 
@@ -21,7 +30,7 @@ def _check_public_url(value: str | None) -> str | None:
         return None
     value = value.strip()
     if not value.startswith(("http://", "https://")) or value[-3:] == "://":
-        raise ValueError("must be an absolute http:// or https:// URL")
+        raise MessageError(Message("url_not_absolute.public_url"))
     return value.rstrip("/") + "/"
 
 

@@ -6,6 +6,7 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime, tzinfo
 from types import MappingProxyType
 
+from callbridge.messages import Message, define
 from callbridge.templating.contexts import Notes, Output, compile_context
 from callbridge.templating.escaping import Refusal, clean_value, is_dot_segment
 from callbridge.templating.functions import (
@@ -22,6 +23,16 @@ from callbridge.templating.problems import (
     TemplateError,
     TemplateExpansionError,
     errors_of,
+)
+
+define(
+    {
+        "dot_segment": (
+            "A value would make the URL path segment at position {position} '.' or '..', "
+            "which would change the path; the request is not sent."
+        ),
+        "value_refused": "{label} at position {position}: {reason}",
+    }
 )
 
 _NO_URLS: Mapping[str, str] = MappingProxyType({})
@@ -205,11 +216,7 @@ class CompiledTemplate:
             self._raise_refusal(env)
         for start, end, position in self._dot_checks:
             if is_dot_segment("".join(parts[start:end])):
-                raise TemplateExpansionError(
-                    f"A value would make the URL path segment at position {position} "
-                    "'.' or '..', which would change the path; the request is not sent.",
-                    position,
-                )
+                raise TemplateExpansionError(Message("dot_segment", position=position), position)
         return "".join(parts)
 
     def expand_headers(
@@ -238,7 +245,8 @@ class CompiledTemplate:
                 escape(getter(env))
             except Refusal as exc:
                 raise TemplateExpansionError(
-                    f"{label} at position {position}: {exc}", position
+                    Message("value_refused", label=label, position=position, reason=exc.msg),
+                    position,
                 ) from None
 
     def __repr__(self) -> str:

@@ -14,9 +14,9 @@ import re
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 from urllib.parse import quote
 
+from callbridge.messages import Message, define
 from callbridge.templating import escaping
 from callbridge.templating.escaping import Escaper
 from callbridge.templating.names import SYSTEM_URL_NAMES, Context
@@ -43,7 +43,7 @@ class Output:
     parts: list[str] = field(default_factory=list)
     slots: list[Slot] = field(default_factory=list)
     dot_checks: list[tuple[int, int, int]] = field(default_factory=list)
-    json_error: str | None = None
+    json_error: Message | None = None
     _buffer: list[str] = field(default_factory=list)
 
     def text(self, text: str) -> None:
@@ -62,10 +62,8 @@ class Output:
         self.parts.append("")
 
 
-class Notes:
-    """Normalisations, counted per kind and reported once with the first position."""
-
-    _MESSAGES: ClassVar[dict[str, str]] = {
+define(
+    {
         "url_outer_space": "Removed whitespace at the start or end of the URL.",
         "url_path_space": (
             "Removed {count} whitespace character(s) from the URL path (pasted line breaks "
@@ -79,7 +77,7 @@ class Notes:
         "url_space_encoded": "Encoded {count} space(s) in the URL as %20.",
         "url_char_encoded": (
             "Percent-encoded {count} character(s) that a URL cannot carry as they are "
-            "(first: {example!r})."
+            "(first: {example})."
         ),
         "url_percent_encoded": (
             "Encoded {count} '%' that did not start a valid percent-escape as %25 "
@@ -87,6 +85,42 @@ class Notes:
         ),
         "header_line_break": "Normalised {count} CR LF line break(s) in the headers to LF.",
     }
+)
+
+
+define(
+    {
+        "url_scheme": "Only http:// and https:// URLs can be requested, not {scheme}://.",
+        "url_not_absolute": (
+            "A URL must start with {OAUTH_INSTANCE_URL}, {SFAPI}, {SVADDR}, http:// or https://."
+        ),
+        "url_variable_host.start": (
+            "A variable cannot decide the scheme or host of a URL; start the URL with "
+            "{OAUTH_INSTANCE_URL}, {SFAPI}, {SVADDR} or a literal https:// address."
+        ),
+        "url_host_char": "{char} cannot appear in a URL's host or port.",
+        "url_variable_host": "A variable cannot be part of a URL's scheme, host or port.",
+        "variable_after_backslash": (
+            "A variable directly after a backslash cannot be escaped safely; remove the backslash."
+        ),
+        "query_variable_unquoted": (
+            "This variable is outside quotes in a SOQL/SOSL query: at run time "
+            "only a plain token (letters, digits, _ . : + -) is accepted there. "
+            "Write it inside quotes, such as '{TEL}'."
+        ),
+        "query_unclosed.sosl": "The SOSL search term opened here is not closed.",
+        "query_unclosed.soql": "The SOQL string literal opened here is not closed.",
+        "body_not_json": "The body is not valid JSON: {detail} (at position {position}).",
+        "body_not_json.deep": "The body is not valid JSON: it is nested too deeply.",
+        "header_line": "A header line must look like 'Name: value'.",
+        "header_name": "{name} is not a valid header name.",
+        "header_name_variable": "A variable cannot be used in a header name.",
+    }
+)
+
+
+class Notes:
+    """Normalisations, counted per kind and reported once with the first position."""
 
     def __init__(self) -> None:
         self._seen: dict[str, tuple[int, int, str]] = {}
@@ -97,9 +131,7 @@ class Notes:
 
     def problems(self) -> list[Problem]:
         return [
-            Problem(
-                code, self._MESSAGES[code].format(count=count, example=example), first, "warning"
-            )
+            Problem(Message(code, count=count, example=repr(example)), first, "warning")
             for code, (first, count, example) in self._seen.items()
         ]
 
@@ -330,32 +362,17 @@ class _UrlCompiler:
             match = _SCHEME_RE.match(literal)
             if match:
                 if match.group(1).lower() not in ("http", "https"):
-                    self._error(
-                        "url_scheme",
-                        f"Only http:// and https:// URLs can be requested, not "
-                        f"{match.group(1)}://.",
-                        positions[0],
-                    )
+                    self._error(Message("url_scheme", scheme=match.group(1)), positions[0])
                 self.out.text(match.group(0))
                 self.state = _AUTH
                 return match.end()
             if literal.startswith("/") and not literal.startswith("//"):
                 self._start_segment(positions[0])
                 return 0
-            self._error(
-                "url_not_absolute",
-                "A URL must start with {OAUTH_INSTANCE_URL}, {SFAPI}, {SVADDR}, http:// or "
-                "https://.",
-                positions[0],
-            )
+            self._error(Message("url_not_absolute"), positions[0])
             self._start_segment(positions[0])
             return 0
-        self._error(
-            "url_variable_host",
-            "A variable cannot decide the scheme or host of a URL; start the URL with "
-            "{OAUTH_INSTANCE_URL}, {SFAPI}, {SVADDR} or a literal https:// address.",
-            positions[0],
-        )
+        self._error(Message("url_variable_host.start"), positions[0])
         self._start_segment(positions[0])
         return 0
 
@@ -380,9 +397,7 @@ class _UrlCompiler:
             elif ch in _AUTH_SAFE or (not ch.isascii() and ch.isalnum()):
                 self.out.text(ch)
             else:
-                self._error(
-                    "url_host_char", f"{ch!r} cannot appear in a URL's host or port.", position
-                )
+                self._error(Message("url_host_char", char=repr(ch)), position)
             return i + 1
         if state == _PATH:
             if ch == "/":
@@ -490,11 +505,7 @@ class _UrlCompiler:
     def _dynamic(self, node: Dynamic) -> None:
         state = self.state
         if state == _AUTH:
-            self._error(
-                "url_variable_host",
-                "A variable cannot be part of a URL's scheme, host or port.",
-                node.start,
-            )
+            self._error(Message("url_variable_host"), node.start)
             self.out.value(node, escaping.url_component)
         elif state == _PATH:
             self.segment_dynamic = True
@@ -514,23 +525,11 @@ class _UrlCompiler:
                 return
             escape = lexer.escaper()
             if escape is None:
-                self._error(
-                    "variable_after_backslash",
-                    "A variable directly after a backslash cannot be escaped safely; "
-                    "remove the backslash.",
-                    node.start,
-                )
+                self._error(Message("variable_after_backslash"), node.start)
                 escape = escaping.url_soql_bare
             elif escape is escaping.url_soql_bare:
                 self.problems.append(
-                    Problem(
-                        "query_variable_unquoted",
-                        "This variable is outside quotes in a SOQL/SOSL query: at run time "
-                        "only a plain token (letters, digits, _ . : + -) is accepted there. "
-                        "Write it inside quotes, such as '{TEL}'.",
-                        node.start,
-                        "warning",
-                    )
+                    Problem(Message("query_variable_unquoted"), node.start, "warning")
                 )
             self.out.value(node, escape)
             lexer.after_value()
@@ -551,15 +550,8 @@ class _UrlCompiler:
             self._end_segment()
         lexer = self.lexer
         if lexer is not None and lexer.unclosed:
-            what = "SOSL search term" if lexer.state >= _TERM else "SOQL string literal"
-            self.problems.append(
-                Problem(
-                    "query_unclosed",
-                    f"The {what} opened here is not closed.",
-                    lexer.opened_at,
-                    "warning",
-                )
-            )
+            what = "query_unclosed.sosl" if lexer.state >= _TERM else "query_unclosed.soql"
+            self.problems.append(Problem(Message(what), lexer.opened_at, "warning"))
         self.lexer = None
 
     def _feed(self, decoded: str, position: int) -> None:
@@ -616,8 +608,8 @@ class _UrlCompiler:
             self.out.dot_checks.append((self.segment_start, end, self.segment_position))
         self.segment_dynamic = False
 
-    def _error(self, code: str, message: str, position: int) -> None:
-        self.problems.append(Problem(code, message, position))
+    def _error(self, message: Message, position: int) -> None:
+        self.problems.append(Problem(message, position))
 
 
 # --- JSON -------------------------------------------------------------------------------
@@ -654,14 +646,7 @@ def _compile_json(nodes: Sequence[Node], out: Output, problems: list[Problem]) -
             neutral_positions.append(position)
         else:
             if state == _STR_ESC:
-                problems.append(
-                    Problem(
-                        "variable_after_backslash",
-                        "A variable directly after a backslash cannot be escaped safely; "
-                        "remove the backslash.",
-                        position,
-                    )
-                )
+                problems.append(Problem(Message("variable_after_backslash"), position))
                 state = _STR
             out.value(item, escaping.json_string)
             neutral.append("x")
@@ -673,12 +658,12 @@ def _compile_json(nodes: Sequence[Node], out: Output, problems: list[Problem]) -
     except json.JSONDecodeError as exc:
         offset = _neutral_offset(neutral, exc.pos)
         position = neutral_positions[offset] if offset < len(neutral_positions) else positions[-1]
-        message = f"The body is not valid JSON: {exc.msg} (at position {position})."
-        problems.append(Problem("body_not_json", message, position, "warning"))
+        message = Message("body_not_json", detail=exc.msg, position=position)
+        problems.append(Problem(message, position, "warning"))
         out.json_error = message
     except RecursionError:
-        message = "The body is not valid JSON: it is nested too deeply."
-        problems.append(Problem("body_not_json", message, 0, "warning"))
+        message = Message("body_not_json.deep")
+        problems.append(Problem(message, 0, "warning"))
         out.json_error = message
 
 
@@ -710,9 +695,7 @@ def _compile_headers(
     def end_line() -> None:
         text = "".join(name).strip()
         if not in_value and (text or name_dynamic):
-            problems.append(
-                Problem("header_line", "A header line must look like 'Name: value'.", line_start)
-            )
+            problems.append(Problem(Message("header_line"), line_start))
 
     for index, (item, position) in enumerate(zip(items, positions, strict=True)):
         if isinstance(item, str):
@@ -733,13 +716,7 @@ def _compile_headers(
             elif item == ":":
                 header = "".join(name).strip()
                 if not name_dynamic and _TOKEN_RE.fullmatch(header) is None:
-                    problems.append(
-                        Problem(
-                            "header_name",
-                            f"{header!r} is not a valid header name.",
-                            line_start,
-                        )
-                    )
+                    problems.append(Problem(Message("header_name", name=repr(header)), line_start))
                 out.text(":")
                 in_value = True
             else:
@@ -750,12 +727,6 @@ def _compile_headers(
             out.value(item, escaping.header_value)
         else:
             name_dynamic = True
-            problems.append(
-                Problem(
-                    "header_name_variable",
-                    "A variable cannot be used in a header name.",
-                    position,
-                )
-            )
+            problems.append(Problem(Message("header_name_variable"), position))
             out.value(item, escaping.header_value)
     end_line()

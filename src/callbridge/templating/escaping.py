@@ -11,11 +11,28 @@ import re
 from collections.abc import Callable
 from urllib.parse import quote
 
+from callbridge.messages import Message, define
+
 Escaper = Callable[[str], str]
+
+define(
+    {
+        "base_url_missing": "this base URL is not available (is an OAuth account connected?)",
+        "base_url_not_http": "this base URL is not an http(s) URL",
+        "bare_value_refused": (
+            "outside quotes in a SOQL/SOSL query only letters, digits and _ . : + - are "
+            "accepted; put the variable inside quotes"
+        ),
+    }
+)
 
 
 class Refusal(ValueError):
     """The value cannot be inserted at this place without changing the structure."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.text)
+        self.msg = message
 
 
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -65,9 +82,9 @@ def system_url(strip_trailing_slash: bool) -> Escaper:
 
     def escape(value: str) -> str:
         if not value:
-            raise Refusal("this base URL is not available (is an OAuth account connected?)")
+            raise Refusal(Message("base_url_missing"))
         if _SYSTEM_URL_RE.fullmatch(value) is None:
-            raise Refusal("this base URL is not an http(s) URL")
+            raise Refusal(Message("base_url_not_http"))
         if strip_trailing_slash and value.endswith("/"):
             return value[:-1]
         return value
@@ -110,10 +127,7 @@ _BARE_TOKEN_RE = re.compile(r"[A-Za-z0-9_.:+\-]*")
 def soql_bare(value: str) -> str:
     """A value outside quotes in SOQL/SOSL: only a plain token (number, ID, date) passes."""
     if _BARE_TOKEN_RE.fullmatch(value) is None:
-        raise Refusal(
-            "outside quotes in a SOQL/SOSL query only letters, digits and _ . : + - are "
-            "accepted; put the variable inside quotes"
-        )
+        raise Refusal(Message("bare_value_refused"))
     return value
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
+from callbridge.messages import define
+
 
 class Context(StrEnum):
     """Where an expanded template goes; decides how every value is escaped."""
@@ -51,21 +53,29 @@ RESPONSE_PREFIX = "RESPONSE_"
 
 BUILTIN_NAMES: frozenset[str] = CALL_NAMES | SYSTEM_URL_NAMES | frozenset(DATE_NAMES)
 
-# BIZTEL names that callbridge deliberately does not provide, with the reason shown to admins.
+# BIZTEL names that callbridge deliberately does not provide: the id of the message (in
+# callbridge.messages) giving the reason shown to admins.
 REFUSED_NAMES: dict[str, str] = {
-    "APW": (
-        "{APW} (the agent's password) is not available: callbridge never holds passwords "
-        "in clear. Use an OAuth account or a bearer token instead."
-    ),
-    "SFSID": (
-        "{SFSID} (a Salesforce session ID) is not available: choose the OAuth "
-        "authentication type and callbridge sends the access token itself."
-    ),
-    "SFID": (
-        "{SFID} (the Salesforce login ID of the softphone) is not available in callbridge; "
-        "rules run on the server, not in a signed-in softphone."
-    ),
+    "APW": "refused_variable.apw",
+    "SFSID": "refused_variable.sfsid",
+    "SFID": "refused_variable.sfid",
 }
+define(
+    {
+        "refused_variable.apw": (
+            "{variable} (the agent's password) is not available: callbridge never holds passwords "
+            "in clear. Use an OAuth account or a bearer token instead."
+        ),
+        "refused_variable.sfsid": (
+            "{variable} (a Salesforce session ID) is not available: choose the OAuth "
+            "authentication type and callbridge sends the access token itself."
+        ),
+        "refused_variable.sfid": (
+            "{variable} (the Salesforce login ID of the softphone) is not available in "
+            "callbridge; rules run on the server, not in a signed-in softphone."
+        ),
+    }
+)
 
 # BIZTEL softphone names whose callbridge equivalent is a RESPONSE_ variable.
 CRM_VALUE_NAMES: frozenset[str] = frozenset({"COMPANY", "NAME", "EXT_ID"})

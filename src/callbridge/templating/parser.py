@@ -12,6 +12,7 @@ import re
 from collections.abc import Collection
 from dataclasses import dataclass, field
 
+from callbridge.messages import Message, define
 from callbridge.templating.functions import FUNCTIONS
 from callbridge.templating.names import (
     BUILTIN_NAMES,
@@ -71,6 +72,34 @@ _TOKEN_RE = re.compile(
 )
 _UNCLOSED_RE = re.compile(r"\{([A-Z][A-Z0-9_]*(?:-[A-Z0-9]+)?)(?![A-Z0-9_}-])")
 _UPPER_WORD_RE = re.compile(r"[A-Z][A-Z0-9_]*")
+
+define(
+    {
+        "lowercase_variable": (
+            "{token} is kept as literal text: variable names are upper-case "
+            "(did you mean {suggestion}?)."
+        ),
+        "function_case": (
+            "{name}( is kept as literal text: functions are written in upper case ({upper}(…))."
+        ),
+        "unbalanced_parenthesis": "{name}( has no closing parenthesis.",
+        "unclosed_variable": "{token} has no closing brace and is kept as literal text.",
+        "unknown_function": "Unknown function {name}(); the functions are {known}.",
+        "unknown_response_variable": (
+            "No earlier step extracts {name}, so {variable} will expand to an empty string."
+        ),
+        "unknown_variable": "Unknown variable {variable}.",
+        "did_you_mean": "Did you mean {suggestion}?",
+        "crm_value_name": (
+            "Values found in CRM responses are written {variable} "
+            "(in an IVR's own guidance, with the names its patterns define)."
+        ),
+        "unknown_angle_variable": (
+            "{token} is not a known variable and is kept as literal text "
+            "(did you mean {suggestion}?)."
+        ),
+    }
+)
 
 
 @dataclass
@@ -170,9 +199,9 @@ def parse_template(
             if scope.is_known(name.upper()):
                 problems.append(
                     Problem(
-                        "lowercase_variable",
-                        f"{token} is kept as literal text: variable names are upper-case "
-                        f"(did you mean {{{name.upper()}}}?).",
+                        Message(
+                            "lowercase_variable", token=token, suggestion=f"{{{name.upper()}}}"
+                        ),
                         match.start(),
                         "warning",
                     )
@@ -186,9 +215,7 @@ def parse_template(
                 if name.upper() in FUNCTIONS:
                     problems.append(
                         Problem(
-                            "function_case",
-                            f"{name}( is kept as literal text: functions are written in "
-                            f"upper case ({name.upper()}(…)).",
+                            Message("function_case", name=name, upper=name.upper()),
                             match.start(),
                             "warning",
                         )
@@ -209,19 +236,14 @@ def parse_template(
         frame = stack.pop()
         if frame.kind == "function":
             problems.append(
-                Problem(
-                    "unbalanced_parenthesis",
-                    f"{frame.name}( has no closing parenthesis.",
-                    frame.start,
-                )
+                Problem(Message("unbalanced_parenthesis", name=frame.name), frame.start)
             )
         _flatten(frame, stack[-1], None)
     for match in _UNCLOSED_RE.finditer(text):
         if scope.is_known(match.group(1)):
             problems.append(
                 Problem(
-                    "unclosed_variable",
-                    f"{{{match.group(1)} has no closing brace and is kept as literal text.",
+                    Message("unclosed_variable", token=f"{{{match.group(1)}"),
                     match.start(),
                     "warning",
                 )
@@ -243,11 +265,7 @@ def _close_frame(frame: _Frame, parent: _Frame, close: int, problems: list[Probl
     ):
         known = ", ".join(f"{n}()" for n in FUNCTION_NAMES)
         problems.append(
-            Problem(
-                "unknown_function",
-                f"Unknown function {frame.name}(); the functions are {known}.",
-                frame.start,
-            )
+            Problem(Message("unknown_function", name=frame.name, known=known), frame.start)
         )
     _flatten(frame, parent, close)
 
@@ -271,7 +289,7 @@ def _fold(call: Call) -> Node:
 
 def _check_name(name: str, position: int, scope: NameScope, problems: list[Problem]) -> None:
     if name in REFUSED_NAMES:
-        problems.append(Problem("refused_variable", REFUSED_NAMES[name], position))
+        problems.append(Problem(Message(REFUSED_NAMES[name], variable=f"{{{name}}}"), position))
         return
     if scope.is_known(name):
         if (
@@ -281,24 +299,23 @@ def _check_name(name: str, position: int, scope: NameScope, problems: list[Probl
         ):
             problems.append(
                 Problem(
-                    "unknown_response_variable",
-                    f"No earlier step extracts {name[len(RESPONSE_PREFIX) :]}, so "
-                    f"{{{name}}} will expand to an empty string.",
+                    Message(
+                        "unknown_response_variable",
+                        name=name[len(RESPONSE_PREFIX) :],
+                        variable=f"{{{name}}}",
+                    ),
                     position,
                     "warning",
                 )
             )
         return
-    message = f"Unknown variable {{{name}}}."
+    message = Message("unknown_variable", variable=f"{{{name}}}")
     close = difflib.get_close_matches(name, scope.candidates(), n=1, cutoff=0.6)
     if close:
-        message += f" Did you mean {{{close[0]}}}?"
+        message = message.then(Message("did_you_mean", suggestion=f"{{{close[0]}}}"))
     if name in CRM_VALUE_NAMES:
-        message += (
-            f" Values found in CRM responses are written {{RESPONSE_{name}}} "
-            "(in an IVR's own guidance, with the names its patterns define)."
-        )
-    problems.append(Problem("unknown_variable", message, position, scope.unknown_severity))
+        message = message.then(Message("crm_value_name", variable=f"{{RESPONSE_{name}}}"))
+    problems.append(Problem(message, position, scope.unknown_severity))
 
 
 def _suggest_literal(
@@ -308,9 +325,7 @@ def _suggest_literal(
     if close:
         problems.append(
             Problem(
-                "unknown_angle_variable",
-                f"{token} is not a known variable and is kept as literal text "
-                f"(did you mean <{close[0]}>?).",
+                Message("unknown_angle_variable", token=token, suggestion=f"<{close[0]}>"),
                 position,
                 "warning",
             )

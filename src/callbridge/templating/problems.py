@@ -6,6 +6,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from callbridge.messages import Message
+
 Severity = Literal["error", "warning"]
 
 
@@ -13,18 +15,30 @@ Severity = Literal["error", "warning"]
 class Problem:
     """One finding about an admin-written text, anchored at a 0-based character offset.
 
-    ``code`` is a stable machine-readable identifier (for translations and tests);
-    ``message`` is an English sentence an admin can act on.
+    ``msg`` is a catalogue message (``callbridge.messages``): its id is the stable
+    machine-readable ``code``, its English text the ``message`` an admin can act on.
     """
 
-    code: str
-    message: str
+    msg: Message
     position: int
     severity: Severity = "error"
 
+    @property
+    def code(self) -> str:
+        return self.msg.code
+
+    @property
+    def message(self) -> str:
+        return self.msg.text
+
     def as_warning(self, field: str) -> dict[str, object]:
         """The shape used in the ``warnings`` list of a save answer."""
-        return {"field": field, "message": self.message, "position": self.position}
+        return {
+            "field": field,
+            "message": self.message,
+            "position": self.position,
+            "code": self.code,
+        }
 
 
 def errors_of(problems: Iterable[Problem]) -> list[Problem]:
@@ -55,7 +69,8 @@ class TemplateExpansionError(ValueError):
     or a system URL is missing. ``position`` is the offset of the variable in the template.
     """
 
-    def __init__(self, message: str, position: int = 0) -> None:
-        self.message = message
+    def __init__(self, message: Message, position: int = 0) -> None:
+        self.msg = message
+        self.message = message.text
         self.position = position
-        super().__init__(message)
+        super().__init__(self.message)
