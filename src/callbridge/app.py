@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -15,6 +15,8 @@ from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 import callbridge
 from callbridge.admin import auth_pages, pages
@@ -40,6 +42,7 @@ from callbridge.calls.lifecycle import call_processing, close_hot_paths
 from callbridge.calls.pbx_auth import settle_checks
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.hot_routes import serve_hot_routes
 from callbridge.ivr import pages as ivr_pages
 from callbridge.ivr import router as ivr_router
 from callbridge.ivr import service as ivr_service
@@ -182,6 +185,15 @@ async def _error_page(
     )
 
 
+class CallbridgeApp(FastAPI):
+    """FastAPI with the PBX's hot endpoints served on a lean path (callbridge.hot_routes)."""
+
+    HOT: ClassVar[list[Route]] = [calls_router.HOT_ROUTE, ivr_router.HOT_ROUTE]
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return serve_hot_routes(super().build_middleware_stack(), self.router, self.HOT)
+
+
 def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     settings = settings or Settings()
     settings.ensure_data_dir()
@@ -232,7 +244,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
             await close_hot_paths(runtime)
             await engine.dispose()
 
-    app = FastAPI(
+    app = CallbridgeApp(
         title="callbridge",
         version=callbridge.__version__,
         summary="Self-hosted CTI middleware: PBX events and IVRs to Salesforce and other CRMs.",

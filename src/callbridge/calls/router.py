@@ -6,16 +6,17 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from callbridge.auth.deps import AdminAccess
 from callbridge.calls import ingest, repository, service
 from callbridge.calls.dispatcher import CallWorker, Dispatcher
-from callbridge.calls.pbx_auth import PbxToken
+from callbridge.calls.pbx_auth import PbxToken, pbx_token
 from callbridge.calls.schemas import CallDetail, CallEventIn, CallSummary, IngestAnswer
 from callbridge.db.session import SessionDep
 from callbridge.errors import ServiceUnavailable
+from callbridge.hot_routes import hot_route, query_flag
 from callbridge.kit.pagination import Page, PageParams, page_params
 from callbridge.runtime import Runtime, get_runtime
 
@@ -47,8 +48,11 @@ def local_dispatcher(runtime: Runtime) -> Dispatcher | None:
     return dispatcher
 
 
+EVENTS_PATH = "/api/v1/call-events"
+
+
 @router.post(
-    "/api/v1/call-events",
+    EVENTS_PATH,
     operation_id="post_call_event",
     status_code=202,
     response_model=IngestAnswer,
@@ -71,6 +75,20 @@ async def post_call_event(
     ] = False,
 ) -> JSONResponse:
     """Store a call event durably and acknowledge it; the CRM work happens afterwards."""
+    return await call_event(request, wait)
+
+
+async def hot_call_event(request: Request) -> Response:
+    """``post_call_event`` on the lean path (callbridge.hot_routes): the same checks in
+    the same order, without FastAPI's dependency solving."""
+    await pbx_token(request)
+    return await call_event(request, query_flag(request, "wait"))
+
+
+HOT_ROUTE = hot_route(EVENTS_PATH, hot_call_event)
+
+
+async def call_event(request: Request, wait: bool) -> JSONResponse:
     runtime = get_runtime(request)
     body = await ingest.read_limited_body(request)
     fields = await ingest.parse_fields(request, body)

@@ -13,8 +13,9 @@ from pydantic import ValidationError
 
 from callbridge.auth.deps import AdminAccess
 from callbridge.calls.ingest import InvalidEvent, parse_fields, read_limited_body
-from callbridge.calls.pbx_auth import PbxToken
+from callbridge.calls.pbx_auth import PbxToken, pbx_token
 from callbridge.db.session import SessionDep
+from callbridge.hot_routes import hot_route
 from callbridge.ivr import repository, service
 from callbridge.ivr.compiler import IvrInvalid
 from callbridge.ivr.engine import InvokeInputs, IvrRun, run_ivr
@@ -162,8 +163,11 @@ async def _read_invoke(request: Request) -> InvokeRequest:
         raise InvalidEvent(errors) from None
 
 
+INVOKE_PATH = "/api/v1/ivr/{key}/invoke"
+
+
 @router.post(
-    "/api/v1/ivr/{key}/invoke",
+    INVOKE_PATH,
     operation_id="invoke_ivr",
     response_model=InvokeAnswer,
     responses={
@@ -182,6 +186,21 @@ async def invoke_ivr(arrival: Arrival, request: Request, token: PbxToken, key: s
     process, reads nothing from the database: a valid token is remembered a few seconds
     (as on the call-event ingest), the compiled IVR for ``REVISION_TTL``; the invocation
     log is written after the answer."""
+    return await invoke(request, key, arrival)
+
+
+async def hot_invoke(request: Request) -> Response:
+    """``invoke_ivr`` on the lean path (callbridge.hot_routes): the same checks in the
+    same order, without FastAPI's dependency solving."""
+    arrival = asyncio.get_running_loop().time()
+    await pbx_token(request)
+    return await invoke(request, request.path_params["key"], arrival)
+
+
+HOT_ROUTE = hot_route(INVOKE_PATH, hot_invoke)
+
+
+async def invoke(request: Request, key: str, arrival: float) -> Response:
     data = await _read_invoke(request)
     ivr_runtime = get_ivr_runtime(request)
     inputs = InvokeInputs(
