@@ -40,6 +40,7 @@ from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
 from callbridge.calls.lifecycle import call_processing, close_hot_paths
 from callbridge.calls.pbx_auth import settle_checks
+from callbridge.config_io import router as config_router
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
 from callbridge.hot_routes import serve_hot_routes
@@ -261,6 +262,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(users_router.router)
     app.include_router(tokens_router.router)
     app.include_router(settings_router.router)
+    app.include_router(config_router.router)
     app.include_router(auth_pages.router)
     app.include_router(pages.router)
     app.include_router(oauth_router.router)

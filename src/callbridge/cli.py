@@ -21,6 +21,8 @@ from callbridge.settings import Settings
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
+    from callbridge.runtime import Runtime
+
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -34,9 +36,13 @@ tokens_app = typer.Typer(help="Manage API tokens.", no_args_is_help=True)
 retention_app = typer.Typer(
     help="The retention purge of old calls and recordings.", no_args_is_help=True
 )
+config_app = typer.Typer(
+    help="Configuration as code: export and import one YAML document.", no_args_is_help=True
+)
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(retention_app, name="retention")
+app.add_typer(config_app, name="config")
 
 
 def _fail(message: str) -> typer.Exit:
@@ -243,38 +249,108 @@ def tokens_create(
     sys.stdout.write(raw + "\n")
 
 
+def _cli_runtime(settings: Settings) -> Runtime:
+    from callbridge.db.engine import create_engine, create_sessionmaker
+    from callbridge.kit.crypto import SecretBox
+    from callbridge.runtime import Runtime
+
+    engine = create_engine(settings.resolved_database_url)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        sessionmaker=create_sessionmaker(engine),
+        secrets=SecretBox(settings.load_secret_key(), settings.previous_keys()),
+    )
+
+
 @retention_app.command("run")
 def retention_run() -> None:
     """Run the retention purge now and print what it deleted (JSON) on standard output."""
-    from callbridge.db.engine import create_engine, create_sessionmaker
-    from callbridge.kit.crypto import SecretBox
     from callbridge.recordings.retention import run_retention_now
     from callbridge.recordings.schemas import RetentionRun
     from callbridge.recordings.service import get_storage
-    from callbridge.runtime import Runtime
 
     settings = _settings()
     _migrate(settings)
 
     async def work() -> dict[str, int]:
-        engine = create_engine(settings.resolved_database_url)
-        runtime = Runtime(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            secrets=SecretBox(settings.load_secret_key(), settings.previous_keys()),
-        )
+        runtime = _cli_runtime(settings)
         try:
             return await run_retention_now(runtime, "cli")
         finally:
             await get_storage(runtime).close()
-            await engine.dispose()
+            await runtime.engine.dispose()
 
     try:
         result = asyncio.run(work())
     except CallbridgeError as exc:
         raise _fail(exc.message) from None
     sys.stdout.write(RetentionRun.from_purge(result).model_dump_json() + "\n")
+
+
+@config_app.command("export")
+def config_export(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+    ] = None,
+) -> None:
+    """Write every configuration as one YAML document (names, not ids; no secrets)."""
+    from callbridge.config_io.service import export_document
+
+    settings = _settings()
+    _migrate(settings)
+    text = asyncio.run(_with_session(settings, export_document))
+    if output is None:
+        sys.stdout.write(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"configuration written to {output}", err=True)
+
+
+@config_app.command("import")
+def config_import(
+    file: Annotated[str, typer.Argument(help="The YAML document ('-' reads stdin).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show the difference; change nothing.")
+    ] = False,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Also remove what the document does not hold.")
+    ] = False,
+) -> None:
+    """Apply a document in one transaction (all or nothing) and show the difference."""
+    from callbridge.config_io.context import DocumentInvalid
+    from callbridge.config_io.report import format_report
+    from callbridge.config_io.service import import_document
+
+    try:
+        text = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        raise _fail(f"cannot read {file}: {exc.strerror}") from None
+    settings = _settings()
+    _migrate(settings)
+    runtime = _cli_runtime(settings)
+
+    async def work() -> str:
+        try:
+            async with runtime.sessionmaker() as session:
+                report, after_commit = await import_document(
+                    session, runtime, text, "cli", dry_run=dry_run, prune=prune
+                )
+                await session.commit()
+            for job in after_commit:
+                await job()
+            return format_report(report)
+        finally:
+            await runtime.engine.dispose()
+
+    try:
+        sys.stdout.write(asyncio.run(work()))
+    except DocumentInvalid as exc:
+        for problem in exc.problems:
+            typer.echo(f"{problem.loc[0]}: {problem.message}", err=True)
+        raise _fail("nothing was changed") from None
+    except CallbridgeError as exc:
+        raise _fail(exc.message) from None
 
 
 @app.command()

@@ -193,8 +193,15 @@ REQUIRED_PASSWORD = (
 REQUIRED_SECRET = "Required unless PKCE is enabled (a public client has no secret)."
 
 
-def _validate(account: OAuthAccount, runtime: Runtime, has: dict[str, bool]) -> None:
-    """Everything the stored account needs for its provider and grant, all at once."""
+SECRET_FIELDS = ("client_secret", "password", "private_key")
+
+
+def _validate(
+    account: OAuthAccount, runtime: Runtime, has: dict[str, bool], *, secrets_later: bool = False
+) -> list[str]:
+    """Everything the stored account needs for its provider and grant, all at once.
+    With ``secrets_later`` (an imported account: documents hold no secrets) a missing
+    secret is no error: the names of the missing ones are returned instead."""
     errors: list[FieldError] = []
     allow = runtime.settings.allow_insecure_http
     urls = (
@@ -224,8 +231,13 @@ def _validate(account: OAuthAccount, runtime: Runtime, has: dict[str, bool]) -> 
         errors.append(FieldError("private_key", REQUIRED_FOR_GRANT))
     if grant == "authorization_code" and not has["client_secret"] and not account.use_pkce:
         errors.append(FieldError("client_secret", REQUIRED_SECRET))
+    missing: list[str] = []
+    if secrets_later:
+        missing = list(dict.fromkeys(e.loc[0] for e in errors if e.loc[0] in SECRET_FIELDS))
+        errors = [e for e in errors if e.loc[0] not in SECRET_FIELDS]
     if errors:
         raise FieldErrors(errors) if len(errors) > 1 else errors[0]
+    return missing
 
 
 def _check_private_key(value: str | None) -> None:
@@ -235,14 +247,25 @@ def _check_private_key(value: str | None) -> None:
             raise FieldError("private_key", problem)
 
 
+SECRETS_TO_ENTER = "Created without {names}: enter it on the account's page before connecting."
+
+
 async def create_account(
-    session: AsyncSession, runtime: Runtime, data: OAuthAccountCreate, actor: str
+    session: AsyncSession,
+    runtime: Runtime,
+    data: OAuthAccountCreate,
+    actor: str,
+    *,
+    secrets_later: bool = False,
 ) -> OAuthAccount:
+    """``secrets_later``: a missing secret is entered afterwards (configuration import)."""
     if await repository.get_account_by_name(session, data.name) is not None:
         raise Conflict(f"an OAuth account named '{data.name}' already exists", field="name")
     _check_private_key(data.private_key)
     account = _new_account(data, runtime.secrets)
-    _validate(account, runtime, _secrets_present(account))
+    missing = _validate(account, runtime, _secrets_present(account), secrets_later=secrets_later)
+    if missing:
+        account.status_detail = SECRETS_TO_ENTER.format(names=", ".join(missing))
     session.add(account)
     await session.flush()
     record_audit(
@@ -643,11 +666,25 @@ class RevocationReport:
     message: str
 
 
+REVOKED_LATER = "tokens are revoked once the change is committed"
+
+
 async def delete_account(
-    session: AsyncSession, runtime: Runtime, account: OAuthAccount, actor: str
+    session: AsyncSession,
+    runtime: Runtime,
+    account: OAuthAccount,
+    actor: str,
+    *,
+    revoke_now: bool = True,
 ) -> RevocationReport:
-    """Delete the account after revoking its tokens at the provider (best effort)."""
-    report = await _revoke(account, runtime)
+    """Delete the account after revoking its tokens at the provider (best effort).
+    Without ``revoke_now`` the caller revokes them with ``revoke_tokens`` once its
+    transaction is committed (a rolled-back deletion keeps working tokens)."""
+    report = (
+        await revoke_tokens(account, runtime)
+        if revoke_now
+        else RevocationReport(False, True, REVOKED_LATER)
+    )
     await session.delete(account)
     await session.flush()
     _forget(runtime, account.id)
@@ -655,7 +692,7 @@ async def delete_account(
     return report
 
 
-async def _revoke(account: OAuthAccount, runtime: Runtime) -> RevocationReport:
+async def revoke_tokens(account: OAuthAccount, runtime: Runtime) -> RevocationReport:
     try:
         token = _decrypt(runtime.secrets, account.refresh_token_enc) or _decrypt(
             runtime.secrets, account.access_token_enc

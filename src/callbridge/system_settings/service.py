@@ -24,6 +24,24 @@ async def get_system_settings(session: AsyncSession, settings: Settings) -> Syst
     return SystemSettingsRead.model_validate(values)
 
 
+async def saved_system_settings(session: AsyncSession) -> dict[str, object]:
+    """The values an admin saved (the others are the process defaults), by key."""
+    rows = await session.scalars(
+        select(SystemSetting).where(SystemSetting.key.in_(KEYS)).order_by(SystemSetting.key)
+    )
+    return {row.key: row.value for row in rows}
+
+
+async def reset_system_settings(session: AsyncSession, keys: list[str], actor: str) -> None:
+    """Forget the saved values of ``keys``: the process defaults apply again."""
+    for key in keys:
+        row = await session.get(SystemSetting, key)
+        if row is not None:
+            await session.delete(row)
+    await session.flush()
+    record_audit(session, actor, "settings.reset", "", fields=sorted(keys))
+
+
 async def update_system_settings(
     session: AsyncSession, settings: Settings, data: SystemSettingsUpdate, actor: str
 ) -> SystemSettingsRead:
