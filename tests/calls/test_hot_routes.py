@@ -77,6 +77,7 @@ async def test_auth_comes_first_then_the_query_as_fastapi_checks_it(
                 "loc": ["query", "wait"],
                 "msg": "Input should be a valid boolean, unable to interpret input",
                 "type": "bool_parsing",
+                "code": "bool_parsing",
             }
         ]
     }
