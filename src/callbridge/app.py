@@ -40,6 +40,9 @@ from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
 from callbridge.calls.lifecycle import call_processing, close_hot_paths
 from callbridge.calls.pbx_auth import settle_checks
+from callbridge.circuits import router as circuits_router
+from callbridge.circuits.prober import probing
+from callbridge.circuits.store import DatabaseCircuitStore
 from callbridge.config_io import router as config_router
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
@@ -226,7 +229,9 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
                 if role in ("all", "web"):
                     await _announce_setup(runtime)
                 await stack.enter_async_context(
-                    outbound_lifespan(runtime, DatabaseTokenSource(runtime))
+                    outbound_lifespan(
+                        runtime, DatabaseTokenSource(runtime), DatabaseCircuitStore(runtime)
+                    )
                 )
                 await stack.enter_async_context(recordings_lifespan(runtime, role))
                 # After the outbound client: the IVR log writer drains before it closes.
@@ -237,6 +242,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
                         runtime, run_dispatcher=role in ("all", "worker"), processor=process_event
                     )
                 )
+                await stack.enter_async_context(probing(runtime))
                 yield
                 await stack.aclose()
         finally:
@@ -259,6 +265,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     # The PBX's call events and IVR invocations are the busiest routes: matched first.
     app.include_router(calls_router.router)
     app.include_router(ivr_router.router)
+    app.include_router(circuits_router.router)
     app.include_router(users_router.router)
     app.include_router(tokens_router.router)
     app.include_router(settings_router.router)

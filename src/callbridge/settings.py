@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     max_recording_mb: int = Field(default=200, ge=1, le=10240)
     # Outbound HTTP.
     allow_insecure_http: bool = False
+    # CRM outages (DESIGN.md §6): work the CRM did not process waits (is parked) this
+    # long at most, then fails saying why. Parked work resumes at up to this many calls
+    # a second per CRM (starting at a tenth of it and reaching it within ten seconds).
+    park_hours: float = Field(default=24.0, gt=0, le=24 * 365)
+    resume_calls_per_second: float = Field(default=50.0, gt=0, le=10_000)
     # Sessions and sign-in throttling.
     session_hours: int = Field(default=12, ge=1, le=24 * 30)
     login_max_failures: int = Field(default=5, ge=1)

@@ -13,8 +13,8 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,6 +27,7 @@ from callbridge.calls import store
 from callbridge.calls.dispatcher import EventJob, EventOutcome
 from callbridge.calls.repository import CallInfo
 from callbridge.calls.writes import read_session
+from callbridge.circuits.store import Park, retry_due
 from callbridge.kit.time import utcnow
 from callbridge.models.call_action import CallAction
 from callbridge.outbound import (
@@ -42,6 +43,7 @@ from callbridge.outbound import (
     RetryPolicy,
     get_outbound,
 )
+from callbridge.outbound.circuits import circuit_key
 from callbridge.patterns import ExtractionError
 from callbridge.recordings.service import monitor_link_maker
 from callbridge.runtime import Runtime
@@ -356,6 +358,8 @@ class RuleRun:
     notes: list[str] = field(default_factory=list)
     condition: dict[str, Any] | None = None
     result: OutboundResult | None = None
+    # The circuit (CRM) the request went to.
+    circuit: str | None = None
 
 
 def unsent_request(rule: CallAction) -> dict[str, Any]:
@@ -370,6 +374,7 @@ async def run_rule(
     *,
     check_condition: bool = True,
     send: bool = True,
+    probe_for: int | None = None,
 ) -> RuleRun:
     """Run one rule against ``values``; never raises for anything a rule or CRM does."""
     started = time.perf_counter()
@@ -387,7 +392,11 @@ async def run_rule(
         run.request = prepared.view.as_dict()
         if not send:
             return run
-        result = await get_outbound(runtime).send(prepared.request)
+        request = prepared.request
+        if probe_for is not None:
+            request = replace(request, probe_for=probe_for)
+        run.circuit = circuit_key(request)
+        result = await get_outbound(runtime).send(request)
         run.result = result
         run.request = result.request.as_dict()
         run.response = result.response_record(store.MAX_RECORDED_BODY)
@@ -457,7 +466,13 @@ async def process_event(job: EventJob) -> EventOutcome:
                 }
             )
             continue
-        run = await run_rule(runtime, rule, values, env)
+        run = await run_rule(runtime, rule, values, env, probe_for=job.event_pk)
+        if run.result is not None and run.result.unprocessed and run.circuit is not None:
+            park = _park(runtime, job, run.circuit, run.result)
+            if park is not None:
+                items.append({**item, "status": "parked", "reason": park.reason})
+                return EventOutcome(items=items, park=park)
+            run.error = {"kind": "parked", "message": _parking_ended(runtime, job, run.result)}
         if run.status == "skipped":
             items.append({**item, "status": "skipped", "reason": "the condition did not match"})
             continue
@@ -495,6 +510,33 @@ async def process_event(job: EventJob) -> EventOutcome:
                 stopped_by = rule
     error = f"{failures} of {len(rules)} rule(s) failed" if failures else None
     return EventOutcome(items=items, error=error)
+
+
+def _park(runtime: Runtime, job: EventJob, key: str, result: OutboundResult) -> Park | None:
+    """Until when the event waits after the CRM did not process a request; None when
+    it has waited ``CALLBRIDGE_PARK_HOURS`` already (the rule then fails)."""
+    now = utcnow()
+    limit = timedelta(hours=runtime.settings.park_hours)
+    parked_at = job.parked_at or now
+    if now - parked_at >= limit:
+        return None
+    reason = result.error.message if result.error is not None else f"HTTP {result.status}"
+    circuits = get_outbound(runtime).circuits
+    if circuits is not None and circuits.open_circuit(key) is not None:
+        due = parked_at + limit  # a probe or the recovery makes it due earlier
+    else:
+        due = retry_due(job.parked_at, now)
+    return Park(key, reason, due)
+
+
+def _parking_ended(runtime: Runtime, job: EventJob, result: OutboundResult) -> str:
+    since = job.parked_at.isoformat(timespec="seconds") if job.parked_at else "?"
+    last = result.error.message if result.error is not None else f"HTTP {result.status}"
+    return (
+        f"not sent: the CRM did not process this call's requests for "
+        f"{runtime.settings.park_hours:g} h (parked since {since}, CALLBRIDGE_PARK_HOURS); "
+        f"last error: {last}"
+    )
 
 
 def unset_variables(rule: CallAction, values: dict[str, str]) -> list[str]:

@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from callbridge.calls import repository
 from callbridge.calls.queue import CallQueue, call_queue
 from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
+from callbridge.circuits.store import Park, park_event
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -73,14 +74,19 @@ class EventJob:
     payload: dict[str, Any]
     attempt: int
     worker: str
+    # When the event was first parked (it waits for a CRM that did not process it).
+    parked_at: datetime | None = None
 
 
 @dataclass
 class EventOutcome:
-    """What the processor reports for the event's timeline entry."""
+    """What the processor reports for the event's timeline entry. ``park``: the event
+    could not be done because the CRM did not process a request; it waits (parked)
+    instead of finishing, and its call with it (DESIGN.md §6)."""
 
     items: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+    park: Park | None = None
 
 
 Processor = Callable[[EventJob], Awaitable[EventOutcome]]
@@ -214,9 +220,26 @@ class CallWorker:
                 continue
             if not step.started:  # became due between the statement and now
                 await queue.start(event.id, self.owner)
-            executed = await queue.executed(event.id, "call_action") if event.attempts else set()
-            status, items, error = await self._run_event(step.call, event, step.variables, executed)
+            resumed = event.attempts or event.parked_at is not None
+            executed = await queue.executed(event.id, "call_action") if resumed else set()
+            status, items, error, park = await self._run_event(
+                step.call, event, step.variables, executed
+            )
             self.events_processed += 1
+            if park is not None:
+                if await park_event(
+                    self.runtime,
+                    event_pk=event.id,
+                    call_pk=call_pk,
+                    owner=self.owner,
+                    seen_event_count=step.event_count,
+                    park=park,
+                    outcome=items,
+                ):
+                    if self.on_future_due is not None:
+                        self.on_future_due(park.due_at)
+                    return
+                continue  # an event arrived meanwhile: the call stays ours, look again
             if step.unfinished == 1:
                 # The call's only unfinished event: finish it and hand the call back in
                 # one step, unless an event arrived meanwhile (then look again).
@@ -239,7 +262,7 @@ class CallWorker:
         event: PendingEvent,
         variables: dict[str, str],
         executed: set[int],
-    ) -> tuple[str, list[dict[str, Any]] | None, str | None]:
+    ) -> tuple[str, list[dict[str, Any]] | None, str | None, Park | None]:
         job = EventJob(
             runtime=self.runtime,
             call_pk=call.id,
@@ -253,6 +276,7 @@ class CallWorker:
             payload=dict(event.payload),
             attempt=event.attempts + 1,
             worker=self.owner,
+            parked_at=event.parked_at,
         )
         try:
             outcome = await self.processor(job)
@@ -260,8 +284,8 @@ class CallWorker:
             raise  # shutdown: the event stays "processing" and is resumed elsewhere
         except Exception as exc:
             logger.exception("event %s failed", event.id)
-            return "failed", [], f"{type(exc).__name__}: {exc}"
-        return "done", outcome.items, outcome.error
+            return "failed", [], f"{type(exc).__name__}: {exc}", None
+        return "done", outcome.items, outcome.error, outcome.park
 
     # ---- ?wait=true ------------------------------------------------------------------
 

@@ -193,7 +193,7 @@ WITH c AS (
     FROM call WHERE id = $1
 ), n AS (
     SELECT u.id, u.event, u.event_id, u.occurred_at, u.due_at, u.attempts, u.payload,
-           u.outcome, count(*) OVER () AS unfinished
+           u.outcome, u.parked_at, count(*) OVER () AS unfinished
     FROM call_event u
     WHERE u.call_pk = $1 AND u.status IN ('pending', 'processing')
     ORDER BY u.occurred_at, u.id
@@ -209,7 +209,7 @@ WITH c AS (
     RETURNING call_event.id
 )
 SELECT c.event_count, c.lease_owner, n.id, n.event, n.event_id, n.occurred_at, n.due_at,
-       n.attempts, n.payload, n.outcome, n.unfinished, c.call_id, c.unique_id, c.tel,
+       n.attempts, n.payload, n.outcome, n.parked_at, n.unfinished, c.call_id, c.unique_id, c.tel,
        c.tel_name, c.called, c.called_name, c.direction, c.queue,
        EXISTS (SELECT 1 FROM s) AS started,
        CASE WHEN n.id IS NOT NULL THEN
@@ -235,7 +235,7 @@ WITH claimed AS (
     RETURNING id
 ), n AS (
     SELECT DISTINCT ON (u.call_pk) u.call_pk, u.id, u.event, u.event_id, u.occurred_at,
-           u.due_at, u.attempts, u.payload, u.outcome,
+           u.due_at, u.attempts, u.payload, u.outcome, u.parked_at,
            count(*) OVER (PARTITION BY u.call_pk) AS unfinished
     FROM call_event u
     WHERE u.call_pk IN (SELECT id FROM claimed) AND u.status IN ('pending', 'processing')
@@ -250,7 +250,8 @@ WITH claimed AS (
     RETURNING call_event.id
 )
 SELECT claimed.id AS call_pk, c.event_count, $1::text AS lease_owner, n.id, n.event,
-       n.event_id, n.occurred_at, n.due_at, n.attempts, n.payload, n.outcome, n.unfinished,
+       n.event_id, n.occurred_at, n.due_at, n.attempts, n.payload, n.outcome, n.parked_at,
+       n.unfinished,
        c.call_id, c.unique_id, c.tel, c.tel_name, c.called, c.called_name, c.direction,
        c.queue, n.id IN (SELECT id FROM s) AS started,
        CASE WHEN n.id IS NOT NULL THEN
@@ -266,7 +267,9 @@ _CLAIM_TAKE_PG = _CLAIM_TAKE_PG_TEMPLATE.format(late=repository.LATE)
 # finish + release (compare-and-set on the event counter) in one statement.
 _FINISH_RELEASE_PG = """
 WITH f AS (
-    UPDATE call_event SET status = $1, outcome = $2::json, error = $3, processed_at = $4
+    UPDATE call_event SET status = $1, outcome = $2::json, error = $3, processed_at = $4,
+        park_key = NULL,
+        resumed_at = CASE WHEN park_key IS NULL THEN resumed_at ELSE $4 END
     WHERE id = $5
     RETURNING id
 ), r AS (

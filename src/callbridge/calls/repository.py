@@ -203,8 +203,8 @@ WHERE id = :call_pk AND (lease_expires_at IS NULL OR lease_expires_at < :now)
 """
 NEXT = """
 SELECT c.event_count, c.lease_owner, e.id, e.event, e.event_id, e.occurred_at, e.due_at,
-       e.attempts, e.payload, e.outcome, c.call_id, c.unique_id, c.tel, c.tel_name, c.called,
-       c.called_name, c.direction, c.queue,
+       e.attempts, e.payload, e.outcome, e.parked_at, c.call_id, c.unique_id, c.tel,
+       c.tel_name, c.called, c.called_name, c.direction, c.queue,
        (SELECT count(*) FROM call_event n
         WHERE n.call_pk = c.id AND n.status IN ('pending', 'processing')) AS unfinished
 FROM call c
@@ -231,9 +231,11 @@ UPDATE call_event SET
 WHERE id = :event_pk
 """
 START = _START_TEMPLATE.format(late=LATE)
+# A parked event that finishes has resumed: it stops counting as parked.
 FINISH = """
 UPDATE call_event SET status = :status, outcome = :outcome, error = :error,
-                      processed_at = :now
+                      processed_at = :now, park_key = NULL,
+                      resumed_at = CASE WHEN park_key IS NULL THEN resumed_at ELSE :now END
 WHERE id = :event_pk
 """
 RELEASE = """
@@ -264,6 +266,7 @@ _NEXT_SQL = _sql(NEXT).columns(
     attempts=Integer(),
     payload=JSON(),
     outcome=JSON(),
+    parked_at=UTCDateTime(),
     call_id=String(),
     unique_id=String(),
     tel=String(),
@@ -316,6 +319,8 @@ class PendingEvent:
     attempts: int
     payload: dict[str, Any]
     outcome: list[dict[str, Any]] | None
+    # When the event was parked first (DESIGN.md §6), None when it never was.
+    parked_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -369,6 +374,7 @@ def next_event_from_row(
             int(row["attempts"]),
             decode_json(row["payload"]) if row["payload"] else {},
             decode_json(row["outcome"]) if row["outcome"] is not None else None,
+            read_time(row["parked_at"]) if "parked_at" in keys else None,
         )
     call = CallInfo(
         call_pk,

@@ -240,6 +240,8 @@ class ExecutionRead(BaseModel):
     attempts: list[dict[str, Any]]
     notes: list[str]
     at: datetime
+    # The execution this one re-ran (an admin's re-run), None for a first run.
+    rerun_of: int | None = None
 
 
 class EventRead(BaseModel):
@@ -256,6 +258,11 @@ class EventRead(BaseModel):
     data: dict[str, Any]
     outcome: list[dict[str, Any]] | None
     error: str | None
+    # CRM outages (DESIGN.md §6): parked since, resumed at, and the CRM waited for
+    # ("account:<id>" or "host:<url>") while it is still parked.
+    parked_at: datetime | None = None
+    resumed_at: datetime | None = None
+    parked_for: str | None = None
 
 
 class CallSummary(BaseModel):

@@ -209,6 +209,9 @@ def event_read(event: CallEvent) -> EventRead:
         data=dict(event.payload),
         outcome=event.outcome,
         error=event.error,
+        parked_at=event.parked_at,
+        resumed_at=event.resumed_at,
+        parked_for=event.park_key,
     )
 
 
@@ -229,6 +232,7 @@ def execution_read(execution: Execution) -> ExecutionRead:
         attempts=execution.attempts or [],
         notes=execution.notes or [],
         at=execution.at,
+        rerun_of=execution.rerun_of,
     )
 
 

@@ -43,7 +43,8 @@ from callbridge.templating import CompiledTemplate, TemplateExpansionError
 # Errors that make the answer request_error (besides any 5xx): the CRM could not be asked
 # or could not answer. Other 4xx answers go through the response settings ("*" catches
 # them) like any response.
-_REQUEST_ERROR_KINDS = frozenset({"timeout", "connect", "auth", "limit", "request"})
+# "unavailable": not sent, the CRM's circuit is open (DESIGN.md §6) — answered at once.
+_REQUEST_ERROR_KINDS = frozenset({"timeout", "connect", "auth", "limit", "request", "unavailable"})
 # The outbound path ends its send at the deadline itself; this margin only lets it
 # return its own "timeout" result (with the request as sent) before the outer guard fires.
 _GUARD_MARGIN = 0.005

@@ -4,6 +4,7 @@ from callbridge.models.audit import AuditEntry
 from callbridge.models.auth import LoginFailure, SetupToken, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
 from callbridge.models.call_action import CallAction
+from callbridge.models.circuit import CrmCircuit
 from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
 from callbridge.models.oauth_account import OAuthAccount, OAuthAuthorization
 from callbridge.models.recording import PeriodicJob, PlaybackLinkKey, Recording
@@ -18,6 +19,7 @@ __all__ = [
     "CallAction",
     "CallEvent",
     "CallVariable",
+    "CrmCircuit",
     "Execution",
     "Ivr",
     "IvrResponse",

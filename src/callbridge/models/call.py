@@ -59,7 +59,10 @@ class CallEvent(Base):
     each call's events in (occurred_at, id) order."""
 
     __tablename__ = "call_event"
-    __table_args__ = (Index("ix_call_event_call_order", "call_pk", "occurred_at", "id"),)
+    __table_args__ = (
+        Index("ix_call_event_call_order", "call_pk", "occurred_at", "id"),
+        Index("ix_call_event_parked", "park_key", "parked_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     call_pk: Mapped[int] = mapped_column(ForeignKey("call.id", ondelete="CASCADE"))
@@ -85,6 +88,13 @@ class CallEvent(Base):
     # One entry per rule considered: {"rule_id", "label", "status", "reason"}.
     outcome: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+    # Parked (DESIGN.md §6 "CRM outages lose no work"): the CRM did not process one of
+    # its requests. The event stays pending (attempts not spent) and waits for the
+    # circuit ``park_key`` (see models.circuit) to close; ``parked_at`` is when it first
+    # waited, ``resumed_at`` when it ran again. ``park_key`` is cleared when it finishes.
+    park_key: Mapped[str | None] = mapped_column(String(300))
+    parked_at: Mapped[datetime | None]
+    resumed_at: Mapped[datetime | None]
 
 
 class CallVariable(Base):
@@ -127,3 +137,6 @@ class Execution(Base):
     # Hints for the admin: a pattern that did not match, a greedy capture, binary data.
     notes: Mapped[list[str]] = mapped_column(JSON, default=list)
     at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A re-run (one execution, a call's failed ones, a rule's in a time range) is an
+    # execution of its own that names the execution it repeats.
+    rerun_of: Mapped[int | None] = mapped_column(BigId, index=True)

@@ -65,6 +65,7 @@ from callbridge.outbound.accounts import (
     TokenRefreshError,
     TokenSource,
 )
+from callbridge.outbound.circuits import CircuitBoard, CircuitStore, OpenCircuit, circuit_key
 from callbridge.outbound.client import Outbound, deadline_after, is_loopback_host
 from callbridge.outbound.limits import DEFAULT_LIMITS, AccountLimits
 from callbridge.outbound.redaction import RequestView
@@ -110,10 +111,13 @@ __all__ = [
     "Auth",
     "BasicAuth",
     "BearerAuth",
+    "CircuitBoard",
+    "CircuitStore",
     "ErrorKind",
     "NoAuth",
     "OAuthAuth",
     "OAuthCredentials",
+    "OpenCircuit",
     "Outbound",
     "OutboundError",
     "OutboundRequest",
@@ -122,6 +126,7 @@ __all__ = [
     "RetryPolicy",
     "TokenRefreshError",
     "TokenSource",
+    "circuit_key",
     "deadline_after",
     "get_outbound",
     "is_loopback_host",
@@ -131,15 +136,21 @@ __all__ = [
 
 @asynccontextmanager
 async def outbound_lifespan(
-    runtime: Runtime, token_source: TokenSource | None = None
+    runtime: Runtime,
+    token_source: TokenSource | None = None,
+    circuit_store: CircuitStore | None = None,
 ) -> AsyncIterator[Outbound]:
     """Create the process's ``Outbound`` (settings from ``runtime``), publish it in
-    ``runtime.extras``, and close its connections at shutdown."""
+    ``runtime.extras``, and close its connections at shutdown. With a ``circuit_store``
+    the circuits per CRM apply (``outbound.circuits``)."""
     outbound = Outbound(
         token_source=token_source,
+        circuit_store=circuit_store,
         allow_insecure_http=runtime.settings.allow_insecure_http,
     )
     runtime.extras[EXTRAS_KEY] = outbound
+    if outbound.circuits is not None:
+        outbound.circuits.start()
     try:
         yield outbound
     finally:

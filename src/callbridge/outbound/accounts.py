@@ -109,5 +109,8 @@ class AccountState:
     cooldown_until: float = float("-inf")
     cooldown: float = 0.0
     last_refresh_error: str = ""
+    # The last refresh failed for a passing reason (the provider unreachable or
+    # unavailable), not because the grant was refused: the CRM did not process it.
+    last_refresh_transient: bool = False
     usage: ApiUsage | None = None
     usage_saved_at: float = float("-inf")

@@ -28,6 +28,7 @@ from callbridge.outbound.accounts import (
     TokenSource,
 )
 from callbridge.outbound.body import decode_body, provider_error
+from callbridge.outbound.circuits import CircuitBoard, CircuitStore, OpenCircuit, circuit_key
 from callbridge.outbound.limits import LONG_AFTER_SECONDS, AccountGate, is_long_txn_refusal
 from callbridge.outbound.redaction import RequestView
 from callbridge.outbound.retry import backoff_delay, is_idempotent, parse_retry_after
@@ -94,6 +95,7 @@ class _Exchange:
         "body",
         "error",
         "headers",
+        "refresh_transient",
         "repeated_after_ms",
         "response_status",
         "sent",
@@ -111,6 +113,20 @@ class _Exchange:
         # The wire sent the request twice (a kept-alive connection closed unanswered):
         # how long the first send took.
         self.repeated_after_ms: float | None = None
+        # The token could not be refreshed for a passing reason.
+        self.refresh_transient = False
+
+    @property
+    def unprocessed(self) -> bool:
+        """The CRM did not process the request (DESIGN.md §6): it cannot have arrived,
+        or the CRM said it is unavailable or over its limits, or no token could be had
+        for a passing reason. Repeating it later is safe whatever the method."""
+        error = self.error
+        if error is None:
+            return False
+        if error.kind in ("connect", "timeout", "unavailable") and not self.sent:
+            return True
+        return error.kind == "limit" or self.response_status == 503 or self.refresh_transient
 
 
 class Outbound:
@@ -120,6 +136,7 @@ class Outbound:
         self,
         *,
         token_source: TokenSource | None = None,
+        circuit_store: CircuitStore | None = None,
         allow_insecure_http: bool = False,
         connect_timeout: float = 5.0,
         max_connections: int = 1000,
@@ -144,6 +161,7 @@ class Outbound:
         self._clock = clock
         self._now = now
         self._accounts: dict[int, AccountState] = {}
+        self.circuits = CircuitBoard(circuit_store) if circuit_store is not None else None
         self._background: set[asyncio.Task[None]] = set()
         self._wire: Wire = wire or AiohttpWire(
             max_connections=max_connections,
@@ -165,6 +183,8 @@ class Outbound:
         await self.aclose()
 
     async def aclose(self) -> None:
+        if self.circuits is not None:
+            await self.circuits.stop()
         for task in list(self._background):
             task.cancel()
         if self._background:
@@ -239,7 +259,9 @@ class Outbound:
                 return current
             if current is not None and current.status == "needs_reauthorization":
                 return _reauthorize_message(current)
+            state.last_refresh_transient = False
             if self._clock() < state.cooldown_until:
+                state.last_refresh_transient = True
                 return (
                     f"refreshing the token failed moments ago ({state.last_refresh_error}); "
                     "the next attempt is made shortly"
@@ -262,6 +284,7 @@ class Outbound:
                     )
                     state.loaded_at = self._clock()
                     return _reauthorize_message(state.token)
+                state.last_refresh_transient = exc.code not in _NOT_TRANSIENT
                 state.cooldown = min(
                     _REFRESH_COOLDOWN_MAX, max(_REFRESH_COOLDOWN_FIRST, state.cooldown * 2)
                 )
@@ -328,6 +351,23 @@ class Outbound:
         problem = self._check(method, request)
         if problem is not None:
             return self._result(build_view(), started, _Exchange(), problem, [])
+        circuits = self.circuits
+        key = circuit_key(request) if circuits is not None else None
+        probe = False
+        if circuits is not None:
+            verdict = await circuits.gate(key, request)
+            if isinstance(verdict, OpenCircuit):
+                blocked = _Exchange()
+                blocked.sent = False
+                blocked.error = OutboundError(
+                    "unavailable",
+                    "not sent: the CRM has not been processing requests since "
+                    f"{verdict.opened_at.isoformat(timespec='seconds')} (last error: "
+                    f"{verdict.last_error}); one probe at a time tests whether it is back",
+                    "circuit_open",
+                )
+                return self._result(build_view(), started, blocked, blocked.error, [])
+            probe = verdict == "probe"
         attempts: list[Attempt] = []
         last = _Exchange()
         try:
@@ -347,6 +387,15 @@ class Outbound:
                     last.error,
                     (time.perf_counter() - started) * 1000,
                 )
+            )
+        if circuits is not None and attempts:
+            await circuits.record(
+                key,
+                request,
+                probe=probe,
+                answered=last.response_status is not None,
+                unprocessed=last.unprocessed,
+                error=last.error.message if last.error is not None else "",
             )
         return self._result(build_view(), started, last, last.error, attempts)
 
@@ -401,6 +450,7 @@ class Outbound:
                     exchange = _Exchange()
                     exchange.error = token_or_error
                     exchange.sent = False
+                    exchange.refresh_transient = token_or_error.code == "refresh_failed"
                     attempts.append(
                         Attempt(
                             len(attempts) + 1,
@@ -465,11 +515,19 @@ class Outbound:
                         f"{exchange.error.message if exchange.error else 'HTTP 401'}; {outcome}",
                         exchange.error.code if exchange.error else None,
                     )
+                    exchange.refresh_transient = state.last_refresh_transient
                     return exchange
                 after_refresh = True
                 continue
             delay = self._retry_delay(policy, idempotent, exchange, tries)
             if delay is None:
+                if (
+                    not idempotent
+                    and exchange.sent
+                    and exchange.error is not None
+                    and exchange.error.kind in ("timeout", "connect")
+                ):
+                    exchange.error = _may_have_been_received(exchange.error)
                 return exchange
             if request.deadline is not None:
                 remaining = request.deadline - asyncio.get_running_loop().time()
@@ -500,7 +558,8 @@ class Outbound:
                 )
             outcome = await self._refresh(state, token.version)
             if isinstance(outcome, str):
-                return OutboundError("auth", outcome, "refresh_failed")
+                code = "refresh_failed" if state.last_refresh_transient else "refresh_refused"
+                return OutboundError("auth", outcome, code)
             return outcome
         return token
 
@@ -609,7 +668,21 @@ class Outbound:
             elapsed_ms=(time.perf_counter() - started) * 1000,
             error=error,
             attempts=tuple(attempts),
+            unprocessed=exchange.unprocessed,
         )
+
+
+# Refresh failures that no waiting mends: an admin must act.
+_NOT_TRANSIENT = frozenset({"not_connected", "account_missing", "needs_reauthorization"})
+
+
+def _may_have_been_received(error: OutboundError) -> OutboundError:
+    return OutboundError(
+        error.kind,
+        f"{error.message}; the request may have been received by the CRM, so it was not "
+        "repeated (a POST is repeated only when its rule allows it)",
+        error.code,
+    )
 
 
 def _is_no_auth(request: OutboundRequest) -> bool:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from callbridge.outbound.redaction import RequestView, headers_dict
 
-ErrorKind = Literal["timeout", "connect", "http_status", "auth", "limit", "request"]
+ErrorKind = Literal["timeout", "connect", "http_status", "auth", "limit", "request", "unavailable"]
 
 DEFAULT_TIMEOUT = 10.0
 DEFAULT_MAX_RESPONSE_BYTES = 5 * 1024 * 1024
@@ -109,6 +109,9 @@ class OutboundRequest:
     retry: RetryPolicy = DEFAULT_RETRY
     deadline: float | None = None
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
+    # The call event this request is for: while the CRM's circuit is open, only the
+    # event chosen as its probe may send (see ``outbound.circuits``).
+    probe_for: int | None = None
 
 
 # ---- result ------------------------------------------------------------------------
@@ -173,6 +176,10 @@ class OutboundResult:
     elapsed_ms: float
     error: OutboundError | None
     attempts: tuple[Attempt, ...]
+    # The CRM did not process the request (it was not sent, could not connect, or was
+    # answered 503, 429 or REQUEST_LIMIT_EXCEEDED, or the token could not be refreshed
+    # for a passing reason): repeating it later is safe for every method.
+    unprocessed: bool = False
 
     def __repr__(self) -> str:
         # Bodies and headers stay out of reprs: they may carry what a CRM echoed back.

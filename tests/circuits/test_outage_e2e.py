@@ -1,0 +1,152 @@
+"""A Salesforce outage loses no work (issue 22 §4): callbridge and the sandbox Salesforce
+over real sockets, the seed's three rules (a query, a Case POST, a Case PATCH at
+disconnect), every Salesforce request answered 503 while calls arrive, then recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, EXAMPLE_3, PUBLIC_URL, Live
+from tests.ivr.seeds import seed_000_ivr
+
+pytestmark = pytest.mark.e2e
+
+CALLS = 12
+TEL = "07075373713"
+
+
+async def wait_for(check: Any, what: str, seconds: float = 30) -> Any:
+    """Poll ``check`` until it returns something truthy (a readiness wait)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = await check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def open_circuits(live: Live) -> list[dict[str, Any]]:
+    response = await live.api("GET", "/api/v1/circuits")
+    assert response.status_code == 200, response.text
+    return list(response.json())
+
+
+async def all_parked(live: Live, count: int) -> list[dict[str, Any]] | None:
+    circuits = await open_circuits(live)
+    if circuits and circuits[0]["parked_calls"] == count:
+        return circuits
+    return None
+
+
+def case_posts(live: Live) -> list[Any]:
+    return [
+        r
+        for r in live.sandbox.rest_requests()
+        if r.method == "POST" and r.path.endswith("/sobjects/case/") and r.status == 201
+    ]
+
+
+async def test_calls_during_an_outage_are_parked_and_resume_in_order(connected: Live) -> None:
+    live = connected
+    for example in (EXAMPLE_1, EXAMPLE_2, EXAMPLE_3):
+        await live.rule(example)
+    ivr = await live.api("POST", "/api/v1/ivrs", json=seed_000_ivr(live.account_id))
+    assert ivr.status_code == 201, ivr.text
+    before = len(live.records("Case"))
+    live.sandbox.knobs.fail_fraction(1.0, "unavailable", target="all")
+
+    for n in range(CALLS):
+        call_id = f"outage-{n}"
+        queued = await live.event(event="queue", call_id=call_id, event_id=f"{call_id}-q", tel=TEL)
+        assert queued.status_code == 202, queued.text
+        ended = await live.event(event="disconnect", call_id=call_id, event_id=f"{call_id}-d")
+        assert ended.status_code == 202, ended.text
+
+    [circuit] = await wait_for(lambda: all_parked(live, CALLS), "every call to be parked")
+    assert circuit["key"] == f"account:{live.account_id}"
+    assert circuit["name"] == "Sandbox"
+    assert "HTTP 503: SERVER_UNAVAILABLE" in circuit["last_error"]
+    parked = await live.call("outage-0", settled=False)
+    assert parked["status"] == "pending"
+    assert parked["executions"] == []  # nothing failed, no attempt spent
+    queue_event = parked["events"][0]
+    assert queue_event["status"] == "pending" and queue_event["attempts"] == 0
+    assert queue_event["parked_at"] is not None
+    assert queue_event["parked_for"] == f"account:{live.account_id}"
+    assert parked["events"][1]["status"] == "pending"  # the disconnect waits behind it
+
+    # The IVR answers request_error at once, without sending anything.
+    started = time.perf_counter()
+    answer = await live.http.post(
+        "/api/v1/ivr/seed000/invoke",
+        json={"call_id": "ivr-during", "tel": TEL},
+        headers=live.pbx,
+    )
+    elapsed = time.perf_counter() - started
+    assert answer.status_code == 200 and answer.json()["outcome"] == "request_error"
+    assert elapsed < 0.5
+
+    async def ivr_logged() -> dict[str, Any] | None:
+        response = await live.api("GET", "/api/v1/calls/ivr-during")
+        if response.status_code == 200 and response.json()["executions"]:
+            return dict(response.json())
+        return None
+
+    ivr_call = await wait_for(ivr_logged, "the IVR invocation's log")
+    [execution] = ivr_call["executions"]
+    assert execution["error"]["kind"] == "unavailable"
+    assert execution["attempts"] == []
+
+    # Recovery: the probe succeeds, the parked calls resume oldest first.
+    live.sandbox.knobs.clear_failures()
+    recovered = time.monotonic()
+
+    async def ivr_matched() -> bool:
+        response = await live.http.post(
+            "/api/v1/ivr/seed000/invoke",
+            json={"call_id": "ivr-after", "tel": TEL},
+            headers=live.pbx,
+        )
+        return bool(response.json()["outcome"] == "matched")
+
+    await wait_for(ivr_matched, "the IVR to match again", seconds=10)
+    assert time.monotonic() - recovered < 2.0
+
+    async def settled() -> bool:
+        for n in range(CALLS):
+            call = await live.call(f"outage-{n}", settled=False)
+            if call["status"] == "pending":
+                return False
+        return True
+
+    await wait_for(settled, "every parked call to finish", seconds=60)
+    assert await open_circuits(live) == []
+    # Every Case was created exactly once; every update landed on its own Case, after it.
+    assert len(live.records("Case")) == before + CALLS
+    posts = case_posts(live)
+    assert len(posts) == CALLS
+    for n in range(CALLS):
+        call = await live.call(f"outage-{n}")
+        assert call["status"] == "ok", call
+        assert [(x["request"]["method"], x["response"]["status"]) for x in call["executions"]] == [
+            ("GET", 200),
+            ("POST", 201),
+            ("PATCH", 204),
+        ]
+        case_id = call["variables"]["RESPONSE_CASE_ID"]
+        [patch] = [
+            r
+            for r in live.sandbox.rest_requests()
+            if r.method == "PATCH" and r.path.endswith(f"/sobjects/case/{case_id}")
+        ]
+        assert patch.json()["Description"] == f"{PUBLIC_URL}monitor_link/outage-{n}"
+        queue_event, end_event = call["events"]
+        assert queue_event["parked_at"] is not None
+        assert queue_event["resumed_at"] is not None
+        assert queue_event["parked_for"] is None
+        assert queue_event["status"] == end_event["status"] == "done"
