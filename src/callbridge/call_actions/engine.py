@@ -27,6 +27,7 @@ from callbridge.calls import store
 from callbridge.calls.dispatcher import EventJob, EventOutcome
 from callbridge.calls.repository import CallInfo
 from callbridge.calls.writes import read_session
+from callbridge.circuits.reruns import RERUN_EVENT, mark_rerun
 from callbridge.circuits.store import Park, retry_due
 from callbridge.kit.time import utcnow
 from callbridge.models.call_action import CallAction
@@ -424,6 +425,8 @@ async def run_rule(
 
 async def process_event(job: EventJob) -> EventOutcome:
     """The dispatcher's processor: run the event's rules, record every execution."""
+    if job.event == RERUN_EVENT:
+        return await process_rerun(job)
     runtime = job.runtime
     cache = runtime.extras.setdefault("call_actions.rules", {})
     # Rules and settings are cached: most events need no session at all.
@@ -467,49 +470,99 @@ async def process_event(job: EventJob) -> EventOutcome:
             )
             continue
         run = await run_rule(runtime, rule, values, env, probe_for=job.event_pk)
-        if run.result is not None and run.result.unprocessed and run.circuit is not None:
-            park = _park(runtime, job, run.circuit, run.result)
-            if park is not None:
-                items.append({**item, "status": "parked", "reason": park.reason})
-                return EventOutcome(items=items, park=park)
-            run.error = {"kind": "parked", "message": _parking_ended(runtime, job, run.result)}
+        park = _park_or_fail(runtime, job, run)
+        if park is not None:
+            items.append({**item, "status": "parked", "reason": park.reason})
+            return EventOutcome(items=items, park=park)
         if run.status == "skipped":
             items.append({**item, "status": "skipped", "reason": "the condition did not match"})
             continue
-        execution_id = await store.record_step(
-            runtime,
-            job.call_pk,
-            variables=run.extracted,
-            variables_source=f"rule:{rule.id}",
-            source=SOURCE,
-            rule_id=rule.id,
-            label=label,
-            event=job.event,
-            event_pk=job.event_pk,
-            attempt=max(len(run.attempts), 1),
-            request=run.request or unsent_request(rule),
-            response=run.response,
-            duration_ms=run.duration_ms,
-            extracted=run.extracted,
-            error=run.error,
-            attempts=run.attempts,
-            notes=run.notes,
-        )
+        items.append(await _record(runtime, job, rule, run, item, event=job.event))
         values.update(run.extracted)
-        items.append(
-            {
-                **item,
-                "status": run.status,
-                "execution_id": execution_id,
-                "reason": run.error["message"] if run.error else None,
-            }
-        )
         if run.status == "failed":
             failures += 1
             if rule.stop_on_failure:
                 stopped_by = rule
     error = f"{failures} of {len(rules)} rule(s) failed" if failures else None
     return EventOutcome(items=items, error=error)
+
+
+async def _record(
+    runtime: Runtime,
+    job: EventJob,
+    rule: CallAction,
+    run: RuleRun,
+    item: dict[str, Any],
+    *,
+    event: str,
+) -> dict[str, Any]:
+    """Record the rule's execution (and the variables it extracted); its timeline item."""
+    execution_id = await store.record_step(
+        runtime,
+        job.call_pk,
+        variables=run.extracted,
+        variables_source=f"rule:{rule.id}",
+        source=SOURCE,
+        rule_id=rule.id,
+        label=item["label"],
+        event=event,
+        event_pk=job.event_pk,
+        attempt=max(len(run.attempts), 1),
+        request=run.request or unsent_request(rule),
+        response=run.response,
+        duration_ms=run.duration_ms,
+        extracted=run.extracted,
+        error=run.error,
+        attempts=run.attempts,
+        notes=run.notes,
+    )
+    return {
+        **item,
+        "status": run.status,
+        "execution_id": execution_id,
+        "reason": run.error["message"] if run.error else None,
+    }
+
+
+def _park_or_fail(runtime: Runtime, job: EventJob, run: RuleRun) -> Park | None:
+    """The park when the CRM did not process the rule's request; when parking has
+    lasted ``CALLBRIDGE_PARK_HOURS`` already, the run fails saying so instead."""
+    result = run.result
+    if result is None or not result.unprocessed or run.circuit is None:
+        return None
+    park = _park(runtime, job, run.circuit, result)
+    if park is None:
+        run.error = {"kind": "parked", "message": _parking_ended(runtime, job, result)}
+    return park
+
+
+async def process_rerun(job: EventJob) -> EventOutcome:
+    """A re-run event (``circuits.reruns``): the rule as it is now, with the data of the
+    event it first ran for and the call's variables; an execution of its own."""
+    runtime = job.runtime
+    payload = job.payload
+    rule_id = int(payload.get("rule_id") or 0)
+    rerun_of = int(payload.get("rerun_of") or 0)
+    async with read_session(runtime) as session:
+        rule = await session.get(CallAction, rule_id)
+        env = await environment(runtime, session, _accounts_of([rule]) if rule else None)
+    item: dict[str, Any] = {"rule_id": rule_id, "label": f"re-run of execution {rerun_of}"}
+    if rule is None:
+        reason = f"call action {rule_id} was deleted: execution {rerun_of} was not re-run"
+        return EventOutcome(items=[{**item, "status": "failed", "reason": reason}], error=reason)
+    item["label"] = rule_label(rule)
+    event = str(payload.get("event") or rule.event)
+    data = payload.get("data")
+    values = call_values(job.call, data if isinstance(data, dict) else {}, event, job.variables)
+    run = await run_rule(runtime, rule, values, env, check_condition=False, probe_for=job.event_pk)
+    park = _park_or_fail(runtime, job, run)
+    if park is not None:
+        return EventOutcome(items=[{**item, "status": "parked", "reason": park.reason}], park=park)
+    recorded = await _record(runtime, job, rule, run, item, event=event)
+    await mark_rerun(runtime, recorded["execution_id"], rerun_of)
+    recorded["rerun_of"] = rerun_of
+    error = f"the re-run of execution {rerun_of} failed" if run.status == "failed" else None
+    return EventOutcome(items=[recorded], error=error)
 
 
 def _park(runtime: Runtime, job: EventJob, key: str, result: OutboundResult) -> Park | None:

@@ -1,0 +1,116 @@
+"""Re-runs of failed executions (issue 22 §3): one, a call's, a rule's in a time range;
+each an execution of its own, sent to the sandbox Salesforce over sockets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, Live
+from tests.circuits.test_outage_e2e import TEL, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+async def failed_case_post(live: Live, call_id: str) -> dict[str, Any]:
+    """A call whose Case POST the sandbox answered 500 (not repeated: a POST)."""
+    live.sandbox.knobs.fail_next(1, "server_error", path_contains="/sobjects/case")
+    queued = await live.event(event="queue", call_id=call_id, tel=TEL)
+    assert queued.status_code == 202, queued.text
+    call = await live.call(call_id)
+    post = call["executions"][1]
+    assert post["response"]["status"] == 500 and post["error"]["kind"] == "http_status"
+    return call
+
+
+async def executions_of(live: Live, call_id: str, count: int) -> list[dict[str, Any]]:
+    async def check() -> list[dict[str, Any]] | None:
+        call = await live.call(call_id, settled=False)
+        done = call["status"] != "pending" and len(call["executions"]) >= count
+        return list(call["executions"]) if done else None
+
+    return list(await wait_for(check, f"{count} executions of {call_id}"))
+
+
+async def test_rerun_one_a_call_and_a_rule_range(connected: Live) -> None:
+    live = connected
+    await live.rule(EXAMPLE_1)
+    rule = await live.rule(EXAMPLE_2)
+    before = len(live.records("Case"))
+    call = await failed_case_post(live, "rr-1")
+    failed_id = call["executions"][1]["id"]
+
+    answer = await live.api("POST", f"/api/v1/executions/{failed_id}/rerun")
+    assert answer.status_code == 202, answer.text
+    assert answer.json() == {"queued": 1, "execution_ids": [failed_id]}
+    executions = await executions_of(live, "rr-1", 3)
+    rerun = executions[2]
+    assert rerun["rerun_of"] == failed_id
+    assert rerun["error"] is None and rerun["response"]["status"] == 201
+    assert rerun["rule_id"] == rule["id"] and rerun["event"] == "queue"
+    # The call's stored variables were used: the Case names the contact found first.
+    sent = live.sandbox.rest_requests()[-1]
+    assert sent.method == "POST" and sent.json() == {
+        "Origin": "Phone",
+        "ContactId": call["variables"]["RESPONSE_CONTACT_ID"],
+    }
+    assert len(live.records("Case")) == before + 1
+    # Already re-run: the call has nothing failed left to re-run.
+    again = await live.api("POST", "/api/v1/calls/rr-1/rerun")
+    assert again.status_code == 202 and again.json() == {"queued": 0, "execution_ids": []}
+
+    second = await failed_case_post(live, "rr-2")
+    whole = await live.api("POST", "/api/v1/calls/rr-2/rerun")
+    assert whole.json() == {"queued": 1, "execution_ids": [second["executions"][1]["id"]]}
+    await executions_of(live, "rr-2", 3)
+
+    third = await failed_case_post(live, "rr-3")
+    now = datetime.now(UTC)
+    window = {
+        "from": (now - timedelta(minutes=5)).isoformat(),
+        "to": (now + timedelta(minutes=5)).isoformat(),
+    }
+    ranged = await live.api("POST", f"/api/v1/call-actions/{rule['id']}/rerun", params=window)
+    assert ranged.status_code == 202, ranged.text
+    assert ranged.json() == {"queued": 1, "execution_ids": [third["executions"][1]["id"]]}
+    executions = await executions_of(live, "rr-3", 3)
+    assert executions[2]["error"] is None
+    assert len(live.records("Case")) == before + 3
+    # Nothing in an earlier window.
+    earlier = {"from": "2020-01-01T00:00:00Z", "to": "2020-01-02T00:00:00Z"}
+    none = await live.api("POST", f"/api/v1/call-actions/{rule['id']}/rerun", params=earlier)
+    assert none.json() == {"queued": 0, "execution_ids": []}
+
+
+async def test_rerun_bad_input(connected: Live) -> None:
+    live = connected
+    rule = await live.rule(EXAMPLE_1)
+    missing = await live.api("POST", "/api/v1/executions/999999/rerun")
+    assert missing.status_code == 404
+    assert missing.json()["detail"] == (
+        "execution 999999 does not exist (executions are deleted with their call when "
+        "retention removes it)"
+    )
+    gone = await live.api("POST", "/api/v1/calls/no-such-call/rerun")
+    assert gone.status_code == 404
+    assert gone.json()["detail"] == (
+        "call no-such-call does not exist (it may have been deleted by retention)"
+    )
+    unknown = await live.api("POST", "/api/v1/call-actions/999999/rerun")
+    assert unknown.status_code == 404
+    backwards = await live.api(
+        "POST",
+        f"/api/v1/call-actions/{rule['id']}/rerun",
+        params={"from": "2026-12-02T00:00:00Z", "to": "2026-12-01T00:00:00Z"},
+    )
+    assert backwards.status_code == 422
+    [error] = backwards.json()["detail"]
+    assert error["loc"] == ["query", "to"]
+    assert error["msg"] == "'to' must not be before 'from'"
+    garbled = await live.api(
+        "POST", f"/api/v1/call-actions/{rule['id']}/rerun", params={"from": "yesterday"}
+    )
+    assert garbled.status_code == 422
+    assert garbled.json()["detail"][0]["loc"] == ["query", "from"]
