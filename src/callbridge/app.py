@@ -46,6 +46,9 @@ from callbridge.circuits.store import DatabaseCircuitStore
 from callbridge.config_io import router as config_router
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.history import router as history_router
+from callbridge.history.rows import with_history
+from callbridge.history.sync import history_lifespan
 from callbridge.hot_routes import serve_hot_routes
 from callbridge.ivr import pages as ivr_pages
 from callbridge.ivr import router as ivr_router
@@ -112,6 +115,7 @@ def _register_navigation() -> None:
             NavItem("tokens", N_("API tokens"), "/tokens"),
             NavItem("oauth_accounts", N_("OAuth accounts"), "/oauth-accounts"),
             NavItem("recordings", N_("Recordings"), "/recordings"),
+            NavItem("history_links", N_("History link"), "/history-links"),
             NavItem("settings", N_("Settings"), "/settings"),
         ]
     )
@@ -236,10 +240,16 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
                 await stack.enter_async_context(recordings_lifespan(runtime, role))
                 # After the outbound client: the IVR log writer drains before it closes.
                 await stack.enter_async_context(ivr_lifespan(runtime))
+                # After the outbound client: history batches finish before it closes.
+                await stack.enter_async_context(
+                    history_lifespan(runtime, run_worker=role in ("all", "worker"))
+                )
                 # After the outbound client: events in flight finish before it closes.
                 await stack.enter_async_context(
                     call_processing(
-                        runtime, run_dispatcher=role in ("all", "worker"), processor=process_event
+                        runtime,
+                        run_dispatcher=role in ("all", "worker"),
+                        processor=with_history(process_event),
                     )
                 )
                 await stack.enter_async_context(probing(runtime))
@@ -280,6 +290,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(call_actions_router.router)
     app.include_router(call_action_pages.router)
     app.include_router(recording_pages.router)
+    app.include_router(history_router.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _operation_ids(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)

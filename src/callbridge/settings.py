@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     # each use one for a moment; connections beyond the pool are opened and closed again.
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=30, ge=0, le=500)
+    # History link (DESIGN §11.4): how often the history worker looks for due rows besides
+    # being woken, how long new rows are gathered into one batch, the most rows one batch
+    # takes (five sObject Collections of 200: one Composite request), the default phone
+    # region of caller numbers, and whether this process runs the worker at all.
+    history_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    history_gather_seconds: float = Field(default=2.0, ge=0, le=60)
+    history_batch_rows: int = Field(default=1000, ge=1, le=1000)
+    history_phone_region: str = "JP"
+    history_worker: bool = True
     # Recording storage: "local" (recordings/ in the data directory) or "s3" (any
     # S3-compatible API, so several servers share recordings). Retention purge interval.
     recording_storage: Literal["local", "s3"] = "local"

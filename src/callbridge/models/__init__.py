@@ -5,6 +5,7 @@ from callbridge.models.auth import LoginFailure, SetupToken, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
 from callbridge.models.call_action import CallAction
 from callbridge.models.circuit import CrmCircuit
+from callbridge.models.history_link import HistoryLink, HistoryRow
 from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
 from callbridge.models.oauth_account import OAuthAccount, OAuthAuthorization
 from callbridge.models.recording import PeriodicJob, PlaybackLinkKey, Recording
@@ -21,6 +22,8 @@ __all__ = [
     "CallVariable",
     "CrmCircuit",
     "Execution",
+    "HistoryLink",
+    "HistoryRow",
     "Ivr",
     "IvrResponse",
     "IvrStep",

@@ -21,6 +21,8 @@ class User(TimestampMixin, Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     # Links the user to the PBX's agent_id (playback permissions).
     agent_id: Mapped[str | None] = mapped_column(String(100), index=True)
+    # The Salesforce user id (005…) of this agent: Task owner of the history link.
+    salesforce_user_id: Mapped[str | None] = mapped_column(String(18))
     language: Mapped[str | None] = mapped_column(String(10))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]

@@ -16,6 +16,7 @@ from callbridge.models import (
     CallEvent,
     CallVariable,
     Execution,
+    HistoryRow,
     PeriodicJob,
     PlaybackLinkKey,
     Recording,
@@ -233,6 +234,7 @@ async def delete_calls(session: AsyncSession, call_pks: list[int]) -> dict[str, 
     nothing depends on the database's cascade settings)."""
     counts: dict[str, int] = {}
     for name, model in (
+        ("history_rows", HistoryRow),
         ("executions", Execution),
         ("variables", CallVariable),
         ("events", CallEvent),

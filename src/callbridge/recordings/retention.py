@@ -110,6 +110,7 @@ async def purge_expired(
             "events",
             "variables",
             "executions",
+            "history_rows",
             "recordings",
             "bytes",
             "staging_files",

@@ -25,6 +25,7 @@ class FailureIn(BaseModel):
     rate: float | None = Field(default=None, ge=0.0, le=1.0)
     target: Literal["rest", "oauth", "all"] = "rest"
     path_contains: str | None = None
+    body_contains: str | None = None
 
 
 class ConnectedAppIn(BaseModel):
@@ -92,6 +93,7 @@ async def summary(request: Request) -> dict[str, Any]:
         },
         "records": counts,
         "api_usage": state.api_usage,
+        "api_calls": dict(state.api_calls),
     }
 
 
@@ -124,7 +126,11 @@ async def add_failure(request: Request, failure: FailureIn) -> dict[str, Any]:
         raise HTTPException(422, "give exactly one of count and rate")
     if failure.count is not None:
         plan = knobs.fail_next(
-            failure.count, failure.kind, target=failure.target, path_contains=failure.path_contains
+            failure.count,
+            failure.kind,
+            target=failure.target,
+            path_contains=failure.path_contains,
+            body_contains=failure.body_contains,
         )
     else:
         assert failure.rate is not None

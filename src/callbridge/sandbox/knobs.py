@@ -20,6 +20,30 @@ class FailureKind(StrEnum):
     INVALID_SESSION = "invalid_session"  # 401 INVALID_SESSION_ID (oauth: invalid_grant)
     REQUEST_LIMIT = "request_limit"  # 403 REQUEST_LIMIT_EXCEEDED TotalRequests
     CONCURRENT_LIMIT = "concurrent_limit"  # 403 REQUEST_LIMIT_EXCEEDED ConcurrentPerOrgLongTxn
+    # The request is processed (and committed) normally, then no answer for hang_seconds:
+    # the client's timeout fires although the org saved everything.
+    HANG_AFTER_COMMIT = "hang_after_commit"
+    # The request is processed, then the answer is replaced by a text that is not JSON.
+    GARBLED_AFTER_COMMIT = "garbled_after_commit"
+
+
+@dataclass
+class ValidationRule:
+    """A validation rule of the org: saving a ``sobject`` record whose ``field`` equals
+    ``equals`` fails with FIELD_CUSTOM_VALIDATION_EXCEPTION and ``message``."""
+
+    sobject: str
+    field: str
+    equals: Any
+    message: str = "Validation rule failed"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sobject": self.sobject,
+            "field": self.field,
+            "equals": self.equals,
+            "message": self.message,
+        }
 
 
 @dataclass
@@ -31,9 +55,13 @@ class FailurePlan:
     rate: float = 0.0
     target: FailureTarget = "rest"
     path_contains: str | None = None
+    # Only requests whose body contains this text (a Composite that writes Tasks).
+    body_contains: str | None = None
 
-    def applies_to(self, kind: str, path: str) -> bool:
+    def applies_to(self, kind: str, path: str, body: bytes = b"") -> bool:
         if self.target != "all" and self.target != kind:
+            return False
+        if self.body_contains is not None and self.body_contains.encode() not in body:
             return False
         return self.path_contains is None or self.path_contains in path
 
@@ -44,6 +72,7 @@ class FailurePlan:
             "rate": self.rate,
             "target": self.target,
             "path_contains": self.path_contains,
+            "body_contains": self.body_contains,
         }
 
 
@@ -63,6 +92,7 @@ class Knobs:
     max_logged_requests: int = 10000
     seed: int = 0
     failures: list[FailurePlan] = field(default_factory=list)
+    validation_rules: list[ValidationRule] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _random: random.Random = field(default_factory=random.Random, repr=False)
 
@@ -76,12 +106,17 @@ class Knobs:
         *,
         target: FailureTarget = "rest",
         path_contains: str | None = None,
+        body_contains: str | None = None,
     ) -> FailurePlan:
         """Make the next ``count`` matching requests fail; plans are used in the order added."""
         if count < 1:
             raise ValueError("count must be at least 1")
         plan = FailurePlan(
-            FailureKind(kind), count=count, target=target, path_contains=path_contains
+            FailureKind(kind),
+            count=count,
+            target=target,
+            path_contains=path_contains,
+            body_contains=body_contains,
         )
         with self._lock:
             self.failures.append(plan)
@@ -107,6 +142,23 @@ class Knobs:
         with self._lock:
             self.failures.clear()
 
+    def add_validation_rule(
+        self, sobject: str, field_name: str, equals: Any, message: str = "Validation rule failed"
+    ) -> ValidationRule:
+        rule = ValidationRule(sobject, field_name, equals, message)
+        with self._lock:
+            self.validation_rules.append(rule)
+        return rule
+
+    def failed_validation(self, sobject: str, record: dict[str, Any]) -> ValidationRule | None:
+        """The first validation rule the record breaks, or None."""
+        with self._lock:
+            rules = list(self.validation_rules)
+        for rule in rules:
+            if rule.sobject.lower() == sobject.lower() and record.get(rule.field) == rule.equals:
+                return rule
+        return None
+
     def reseed(self, seed: int) -> None:
         with self._lock:
             self.seed = seed
@@ -124,14 +176,15 @@ class Knobs:
             self.log_requests = fresh.log_requests
             self.max_logged_requests = fresh.max_logged_requests
             self.failures.clear()
+            self.validation_rules.clear()
             self.seed = 0
             self._random.seed(0)
 
-    def pick_failure(self, kind: str, path: str) -> FailureKind | None:
+    def pick_failure(self, kind: str, path: str, body: bytes = b"") -> FailureKind | None:
         """The failure this request should get, consuming one use of a counted plan."""
         with self._lock:
             for plan in list(self.failures):
-                if not plan.applies_to(kind, path):
+                if not plan.applies_to(kind, path, body):
                     continue
                 if plan.count is not None:
                     plan.count -= 1
@@ -176,4 +229,5 @@ class Knobs:
                 "max_logged_requests": self.max_logged_requests,
                 "seed": self.seed,
                 "failures": [plan.to_json() for plan in self.failures],
+                "validation_rules": [rule.to_json() for rule in self.validation_rules],
             }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -122,7 +123,7 @@ class SandboxMiddleware:
         knobs = state.knobs
         if knobs.latency_ms > 0:
             await self.sleep(knobs.latency_ms / 1000.0)
-        failure = knobs.pick_failure(kind, path) if kind in ("rest", "oauth") else None
+        failure = knobs.pick_failure(kind, path, body) if kind in ("rest", "oauth") else None
 
         replayed = False
 
@@ -138,6 +139,9 @@ class SandboxMiddleware:
                 entry.status = message["status"]
             await send(message)
 
+        if failure in (FailureKind.HANG_AFTER_COMMIT, FailureKind.GARBLED_AFTER_COMMIT):
+            await self._after_commit(failure, scope, replay, record_status, entry)
+            return
         if failure is not None:
             if failure is FailureKind.HANG:
                 await self.sleep(knobs.hang_seconds)
@@ -145,3 +149,29 @@ class SandboxMiddleware:
             return
         await self.app(scope, replay, record_status)
         state.save_if_dirty()
+
+    async def _after_commit(
+        self,
+        failure: FailureKind,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        entry: Any,
+    ) -> None:
+        """Run the request for real, then lose (hang) or garble the answer."""
+
+        async def swallow(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                entry.status = message["status"]
+
+        await self.app(scope, receive, swallow)
+        self.state.save_if_dirty()
+        if failure is FailureKind.HANG_AFTER_COMMIT:
+            await self.sleep(self.state.knobs.hang_seconds)
+            return
+        garbled = Response(
+            b"<html><body>Service temporarily unavailable</body></html>",
+            status_code=200,
+            media_type="text/html",
+        )
+        await garbled(scope, receive, send)

@@ -316,6 +316,14 @@ def _check_unique(
                 )
 
 
+def _check_validation_rules(
+    state: SandboxState, sobject: SObjectType, record: dict[str, Any]
+) -> None:
+    rule = state.knobs.failed_validation(sobject.name, record)
+    if rule is not None:
+        raise SalesforceError(400, "FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, [rule.field])
+
+
 def create_record(
     state: SandboxState,
     sobject: SObjectType,
@@ -353,6 +361,7 @@ def create_record(
                 missing,
             )
         _check_unique(state, sobject, record, None)
+        _check_validation_rules(state, sobject, record)
         record_id = state.new_id(sobject)
         now = state.now_iso()
         stored: dict[str, Any] = {}

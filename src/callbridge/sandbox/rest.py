@@ -833,6 +833,22 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
+def api_kind(segments: list[str]) -> str:
+    """The kind of API call a request is, for the sandbox's counter per kind."""
+    head = segments[0] if segments else ""
+    if head in ("query", "queryAll"):
+        return "query"
+    if head in ("search", "parameterizedSearch"):
+        return "search"
+    if head == "composite":
+        return "collections" if segments[1:2] == ["sobjects"] else "composite"
+    if head == "sobjects":
+        return "describe" if len(segments) == 1 or segments[-1] == "describe" else "sobject"
+    if head == "limits":
+        return "limits"
+    return "other"
+
+
 def json_response(result: ApiResult, extra_headers: dict[str, str] | None = None) -> Response:
     headers = {**result.headers, **(extra_headers or {})}
     if not result.has_body:
@@ -870,7 +886,7 @@ async def rest_endpoint(request: Request) -> Response:
         return json_response(ApiResult.from_error(error), unauthorized)
     user = state.user(token.username)
     assert user is not None  # valid_access_token checked it
-    if not state.count_api_request():
+    if not state.count_api_request(api_kind(parts[3:])):
         error = SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
         return json_response(ApiResult.from_error(error), {"Sforce-Limit-Info": state.limit_info})
     method = request.method.upper()

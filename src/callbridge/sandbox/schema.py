@@ -168,6 +168,15 @@ class SObjectType:
             self.fields.append(definition)
         self._reindex()
 
+    def remove_field(self, name: str) -> FieldDef | None:
+        """Drop a field (as if an admin deleted it or hid it from the API user); the
+        removed definition, to add back with :meth:`add_field`."""
+        existing = self.field(name)
+        if existing is not None:
+            self.fields.remove(existing)
+            self._reindex()
+        return existing
+
     def url(self, version: str) -> str:
         return f"/services/data/v{version}/sobjects/{self.name}"
 

@@ -213,6 +213,9 @@ class SandboxState:
         self.sequence = 1_000_000
         self.case_number = 1000
         self.api_usage = 0
+        # API calls by kind (query, search, composite, collections, describe, sobject,
+        # limits, other), counted as Salesforce bills them: a Composite is one call.
+        self.api_calls: dict[str, int] = {}
         self.connected_apps: dict[str, ConnectedApp] = {}
         self.users: dict[str, SandboxUser] = {}
         self.access_tokens: dict[str, AccessToken] = {}
@@ -426,12 +429,13 @@ class SandboxState:
 
     # --- API usage ------------------------------------------------------------------------
 
-    def count_api_request(self) -> bool:
+    def count_api_request(self, kind: str = "other") -> bool:
         """Count one API call; False when the daily limit is already used up."""
         with self.lock:
             if self.api_usage >= self.knobs.api_request_limit:
                 return False
             self.api_usage += 1  # saved with the next change, not on every read
+            self.api_calls[kind] = self.api_calls.get(kind, 0) + 1
             return True
 
     @property

@@ -15,6 +15,11 @@ Username = Annotated[
 Password = Annotated[str, StringConstraints(min_length=8, max_length=1000)]
 AgentId = Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
 DisplayName = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+# A Salesforce user id (005…, 15 or 18 characters): Task owner of the history link.
+SalesforceUserId = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, pattern=r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?)?$"),
+]
 
 
 class UserCreate(BaseModel):
@@ -26,6 +31,7 @@ class UserCreate(BaseModel):
     agent_id: AgentId | None = None
     display_name: DisplayName = ""
     language: Literal["ja", "en"] | None = None
+    salesforce_user_id: SalesforceUserId | None = None
 
 
 class UserUpdate(BaseModel):
@@ -37,6 +43,7 @@ class UserUpdate(BaseModel):
     display_name: DisplayName | None = None
     language: Literal["ja", "en"] | None = None
     is_active: bool | None = None
+    salesforce_user_id: SalesforceUserId | None = None
 
 
 class UserRead(BaseModel):
@@ -48,6 +55,7 @@ class UserRead(BaseModel):
     agent_id: str | None
     display_name: str
     language: str | None
+    salesforce_user_id: str | None = None
     is_active: bool
     created_at: datetime
     last_login_at: datetime | None

@@ -23,6 +23,7 @@ async def create_user(session: AsyncSession, data: UserCreate, actor: str) -> Us
         agent_id=data.agent_id or None,
         display_name=data.display_name,
         language=data.language,
+        salesforce_user_id=data.salesforce_user_id or None,
     )
     session.add(user)
     await session.flush()
@@ -54,10 +55,11 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate, actor
         user.password_hash = hash_password(changes.pop("password"))
         await end_all_sessions(session, user.id)
     changes.pop("password", None)
-    if "agent_id" in changes:
-        changes["agent_id"] = changes["agent_id"] or None
+    for name in ("agent_id", "salesforce_user_id"):
+        if name in changes:
+            changes[name] = changes[name] or None
     for name, value in changes.items():
-        if value is not None or name in ("agent_id", "language"):
+        if value is not None or name in ("agent_id", "language", "salesforce_user_id"):
             setattr(user, name, value)
     if changes.get("is_active") is False:
         await end_all_sessions(session, user.id)

@@ -1,0 +1,950 @@
+"""The history worker: takes due history rows in batches with leases and writes their
+Tasks to Salesforce (DESIGN §11.2, §11.4).
+
+One batch of one link:
+
+1. claim up to ``history_batch_rows`` due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL,
+   a compare-and-set lease on both databases), so any number of workers share the work;
+2. one Composite request asks everything the batch needs: which Tasks already exist for
+   rows whose last send has an unknown outcome (``B_UniqueId__c IN (…)``), SOSL phone
+   searches over the linked objects (several numbers per search, joined with ``OR``), and
+   on retries SOQL on the phone fields for the common written forms;
+3. each row gets its targets (priority order, ``on_multiple``, ``on_no_match``, retries);
+4. the rows are marked "sending" and committed, then the missing Tasks are written with
+   sObject Collections (≤ 200 records each, ≤ 5 per Composite request); each record's
+   answer settles its row. A row whose outcome is unknown keeps its mark, and the next
+   attempt asks Salesforce before creating anything: exactly one Task per (call, record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select, update
+
+from callbridge.calls.dispatcher import new_worker_id
+from callbridge.calls.writes import write_session
+from callbridge.history import phones
+from callbridge.history.rows import WORKER_KEY
+from callbridge.history.salesforce import (
+    MAX_COLLECTION_RECORDS,
+    RETRYABLE_RECORD_CODES,
+    SHRINK_CODES,
+    SalesforceFailure,
+    Sub,
+    SubAnswer,
+    api_path,
+    composite,
+    error_code,
+    error_message,
+    pack,
+    query_url,
+    search_url,
+)
+from callbridge.history.service import compile_subject, mapping_value
+from callbridge.kit.time import utcnow
+from callbridge.models import HistoryLink, HistoryRow, OAuthAccount, User
+from callbridge.models.history_link import DUE_STATES
+from callbridge.outbound import get_outbound
+from callbridge.runtime import Runtime
+from callbridge.system_settings.service import get_system_settings, svaddr
+from callbridge.templating.escaping import soql_string, sosl_term_wrapped
+
+logger = logging.getLogger("callbridge.history")
+
+WHO_OBJECTS = frozenset({"Contact", "Lead"})
+DIRECTION_LABELS = {
+    "ja": {"inbound": "着信", "outbound": "発信"},
+    "en": {"inbound": "Inbound", "outbound": "Outbound"},
+}
+# A SOSL FIND over 4,000 characters loses its logical operators: stay well below.
+MAX_FIND_CHARS = 3500
+MAX_IN_VALUES = 200
+DESCRIBE_TTL = 600.0
+MIN_BATCH = 10
+
+
+@dataclass
+class BatchReport:
+    rows: int = 0
+    synced: int = 0
+    failed: int = 0
+    api_calls: int = 0
+
+
+@dataclass
+class _Env:
+    server: str
+    tz: ZoneInfo
+    region: str
+    owners: dict[str, str] = field(default_factory=dict)
+
+
+class HistoryWorker:
+    """Runs in every process with the worker role; wakes on new rows (in-process) and
+    polls for the rest (other processes' rows, retries, backoff ends, expired leases)."""
+
+    def __init__(self, runtime: Runtime, *, owner: str | None = None) -> None:
+        settings = runtime.settings
+        self.runtime = runtime
+        self.owner = owner or new_worker_id()
+        self.poll_seconds = settings.history_poll_seconds
+        self.gather_seconds = settings.history_gather_seconds
+        self.max_batch = settings.history_batch_rows
+        self.lease = timedelta(seconds=settings.lease_seconds)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._stop_event = asyncio.Event()
+        self.batch_sizes: dict[int, int] = {}
+        self.reports: list[BatchReport] = []
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="history-worker")
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._stop_event.set()
+        self._wake.set()
+        if self._task is not None:
+            try:
+                async with asyncio.timeout(20):
+                    await self._task
+            except TimeoutError:
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                busy = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("history sync failed; retrying in %ss", self.poll_seconds)
+                busy = False
+            if busy:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
+            if self._wake.is_set() and self.gather_seconds > 0 and not self._stopping:
+                # New rows: gather what arrives shortly after, then send them together.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.gather_seconds):
+                        await self._stop_event.wait()
+            self._wake.clear()
+
+    async def run_once(self) -> bool:
+        """One batch for each enabled link with due rows; True when a batch was full."""
+        async with write_session(self.runtime) as session:
+            now = utcnow()
+            links = list(
+                await session.scalars(
+                    select(HistoryLink).where(
+                        HistoryLink.status == "enabled",
+                        or_(HistoryLink.backoff_until.is_(None), HistoryLink.backoff_until <= now),
+                    )
+                )
+            )
+            session.expunge_all()
+        full = False
+        for link in links:
+            if self._stopping:
+                break
+            size = self.batch_sizes.get(link.id, self.max_batch)
+            rows = await self.claim(link, size)
+            if not rows:
+                continue
+            report = await self.process(link, rows)
+            self.reports.append(report)
+            del self.reports[:-100]
+            full = full or len(rows) >= size
+        return full
+
+    # ---- claiming ------------------------------------------------------------------
+
+    async def claim(self, link: HistoryLink, limit: int) -> list[HistoryRow]:
+        runtime = self.runtime
+        async with write_session(runtime) as session:
+            now = utcnow()
+            free = or_(HistoryRow.lease_expires_at.is_(None), HistoryRow.lease_expires_at < now)
+            due = or_(
+                and_(HistoryRow.state.in_(DUE_STATES), HistoryRow.due_at <= now),
+                and_(HistoryRow.state == "synced", HistoryRow.notes_dirty.is_(True)),
+            )
+            candidates = (
+                select(HistoryRow.id)
+                .where(HistoryRow.link_id == link.id, due, free)
+                .order_by(HistoryRow.due_at, HistoryRow.id)
+                .limit(limit)
+            )
+            if runtime.database_kind == "postgresql":
+                candidates = candidates.with_for_update(skip_locked=True)
+            ids = list(await session.scalars(candidates))
+            if not ids:
+                return []
+            await session.execute(
+                update(HistoryRow)
+                .where(HistoryRow.id.in_(ids), free)
+                .values(lease_owner=self.owner, lease_expires_at=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+            rows = list(
+                await session.scalars(
+                    select(HistoryRow)
+                    .where(HistoryRow.id.in_(ids), HistoryRow.lease_owner == self.owner)
+                    .order_by(HistoryRow.id)
+                )
+            )
+            session.expunge_all()
+            return rows
+
+    # ---- one batch ------------------------------------------------------------------
+
+    async def process(self, link: HistoryLink, rows: list[HistoryRow]) -> BatchReport:
+        report = BatchReport(rows=len(rows))
+        try:
+            await self._process(link, rows, report)
+        except SalesforceFailure as failure:
+            await self._back_off(link, rows, failure)
+        return report
+
+    async def _process(
+        self, link: HistoryLink, rows: list[HistoryRow], report: BatchReport
+    ) -> None:
+        runtime = self.runtime
+        outbound = get_outbound(runtime)
+        async with write_session(runtime) as session:
+            account = await session.get(OAuthAccount, link.oauth_account_id)
+            settings = await get_system_settings(session, runtime.settings)
+            env = _Env(
+                server=svaddr(settings.public_url, runtime.settings).rstrip("/"),
+                tz=ZoneInfo(settings.timezone),
+                region=runtime.settings.history_phone_region,
+            )
+            if link.owner_from_agent:
+                agents = {r.agent_id_to or r.agent_id_from for r in rows} - {None}
+                if agents:
+                    users = await session.execute(
+                        select(User.agent_id, User.salesforce_user_id).where(
+                            User.agent_id.in_(agents), User.salesforce_user_id.is_not(None)
+                        )
+                    )
+                    env.owners = {str(a): str(s) for a, s in users}
+        if account is None:
+            raise SalesforceFailure(
+                "auth", f"OAuth account {link.oauth_account_id} was deleted: choose another"
+            )
+        base = await outbound.instance_url(link.oauth_account_id)
+        if not base:
+            raise SalesforceFailure(
+                "auth", f"OAuth account '{account.name}' is not connected: connect it first"
+            )
+        timeout = max(5.0, self.lease.total_seconds() / 3)
+
+        async def send(subs: list[Sub]) -> list[SubAnswer]:
+            answers: list[SubAnswer] = []
+            for group in pack(subs):
+                answers += await composite(outbound, link.oauth_account_id, base, group, timeout)
+                report.api_calls += 1
+            return answers
+
+        now = utcnow()
+        notes_rows = [r for r in rows if r.state == "synced"]
+        rows = [r for r in rows if r.state != "synced"]
+        # -- 1. lookups ---------------------------------------------------------------
+        unknown = [r for r in rows if r.send_started_at is not None]
+        to_search = [r for r in rows if r.targets is None]
+        objects = list(link.objects)
+        phone_fields = await self._phone_fields(link, objects, send) if to_search else {}
+        subs: list[Sub] = []
+        kinds: list[tuple[str, Any]] = []
+        for chunk in _chunks(sorted({_key_of(r) for r in unknown}), MAX_IN_VALUES):
+            values = ",".join(f"'{soql_string(v)}'" for v in chunk)
+            subs.append(
+                Sub(
+                    "GET",
+                    query_url(
+                        "SELECT Id, B_UniqueId__c, CallObject, WhoId, WhatId FROM Task "  # noqa: S608
+                        f"WHERE B_UniqueId__c IN ({values})"
+                    ),
+                )
+            )
+            kinds.append(("existing", None))
+        numbers: dict[str, list[str]] = {}
+        retry_numbers: dict[str, list[str]] = {}
+        for row in to_search:
+            tel = (row.tel or "").strip()
+            key = phones.match_key(tel, env.region)
+            if key is None:
+                continue
+            numbers.setdefault(key, phones.search_forms(tel, env.region))
+            if row.retry_count >= 1:
+                retry_numbers.setdefault(key, phones.written_forms(tel, env.region))
+        returning = _returning(objects, phone_fields)
+        if returning:
+            for terms in _find_chunks(numbers):
+                subs.append(
+                    Sub(
+                        "GET", search_url(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING {returning}")
+                    )
+                )
+                kinds.append(("search", None))
+            forms = [f for key in retry_numbers for f in retry_numbers[key]]
+            for obj in objects:
+                fields = phone_fields.get(obj["api_name"]) or []
+                if not fields or not forms:
+                    continue
+                for chunk in _chunks(forms, MAX_IN_VALUES):
+                    values = ",".join(f"'{soql_string(v)}'" for v in chunk)
+                    where = " OR ".join(f"{f} IN ({values})" for f in fields)
+                    if obj["api_name"] == "Lead":
+                        where = f"({where}) AND IsConverted = false"
+                    select_list = ", ".join(["Id", "LastModifiedDate", *fields])
+                    subs.append(
+                        Sub(
+                            "GET",
+                            query_url(
+                                f"SELECT {select_list} FROM {obj['api_name']} WHERE {where}"  # noqa: S608
+                            ),
+                        )
+                    )
+                    kinds.append(("query", obj["api_name"]))
+        answers = await send(subs) if subs else []
+        existing: list[dict[str, Any]] = []
+        found: dict[str, dict[str, dict[str, Any]]] = {}  # object -> id -> record
+        lookup_errors: list[str] = []
+        for (kind, object_name), answer in zip(kinds, answers, strict=True):
+            if answer.status >= 400:
+                lookup_errors.append(error_message(answer.body) or f"HTTP {answer.status}")
+                continue
+            body = answer.body
+            if kind == "existing":
+                existing += list(body.get("records") or [])
+            elif kind == "search":
+                for record in body.get("searchRecords") or []:
+                    type_ = record.get("attributes", {}).get("type", "")
+                    found.setdefault(type_, {})[record["Id"]] = record
+            else:
+                for record in body.get("records") or []:
+                    found.setdefault(object_name, {})[record["Id"]] = record
+        if lookup_errors and to_search:
+            # The search itself is broken (an object or field the org lacks): rows fail
+            # with Salesforce's message; the configuration check says what to fix.
+            message = "; ".join(dict.fromkeys(lookup_errors))
+            await self._settle_failed(to_search, f"search failed: {message}")
+            report.failed += len(to_search)
+            rows = [r for r in rows if r not in to_search]
+            to_search = []
+        # -- 2. matching --------------------------------------------------------------
+        by_key: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for object_name, found_records in found.items():
+            for record in found_records.values():
+                for name in phone_fields.get(object_name) or []:
+                    value = record.get(name)
+                    key = phones.match_key(str(value), env.region) if value else None
+                    if key is not None:
+                        by_key.setdefault(key, []).append((object_name, record))
+        later: list[HistoryRow] = []
+        skipped: list[HistoryRow] = []
+        for row in to_search:
+            row.retry_count += 1
+            key = phones.match_key((row.tel or "").strip(), env.region)
+            matched = _dedupe(by_key.get(key, []) if key else [])
+            targets, reason = _choose(link, objects, matched)
+            if targets is None and row.retry_count <= link.search_retries:
+                later.append(row)
+                continue
+            if targets is None:
+                if link.on_no_match == "skip":
+                    row.reason = "no record matched; nothing is created (on no match: skip)"
+                    skipped.append(row)
+                    continue
+                if link.on_no_match == "fallback":
+                    targets = [_fallback_target(link)]
+                    reason = "no record matched: linked to the fallback record"
+                else:
+                    targets = []
+                    reason = "no record matched: a Task without a related record"
+            row.targets = targets
+            row.reason = reason
+        await self._settle_search(link, later, skipped, now)
+        rows = [r for r in rows if r not in later and r not in skipped]
+        # -- 3. what exists already (unknown outcomes) --------------------------------
+        for row in rows:
+            if row.send_started_at is None:
+                continue
+            for target in row.targets or []:
+                if target.get("task_id"):
+                    continue
+                for task in existing:
+                    if _same_task(row, target, task):
+                        target["task_id"] = task["Id"]
+                        break
+            if not row.targets and not row.task_ids:
+                # "unlinked": a Task with no WhoId/WhatId is ours when its call matches.
+                for task in existing:
+                    if (
+                        _key_of(row) == task.get("B_UniqueId__c")
+                        and task.get("CallObject") == row.call_id
+                    ):
+                        row.task_ids = [task["Id"]]
+                        break
+        # -- 4. cases (case_and_task) ---------------------------------------------------
+        if link.activity == "case_and_task":
+            await self._create_cases(link, rows, send)
+        # -- 5. tasks -------------------------------------------------------------------
+        writes: list[tuple[HistoryRow, dict[str, Any] | None, dict[str, Any]]] = []
+        for row in rows:
+            if row.targets == [] and not row.task_ids:
+                writes.append((row, None, self._task_record(link, row, None, env)))
+            for target in row.targets or []:
+                if not target.get("task_id") and not target.get("error"):
+                    writes.append((row, target, self._task_record(link, row, target, env)))
+        sending = {id(r) for r, _t, _rec in writes}
+        await self._mark_sending(rows, sending)
+        task_subs = [
+            Sub(
+                "POST",
+                api_path("/composite/sobjects"),
+                {"allOrNone": False, "records": [rec for _r, _t, rec in chunk]},
+            )
+            for chunk in _chunks(writes, MAX_COLLECTION_RECORDS)
+        ]
+        for row in notes_rows:
+            ids = [t for t in row.task_ids if t]
+            if ids:
+                task_subs.append(
+                    Sub(
+                        "PATCH",
+                        api_path("/composite/sobjects"),
+                        {
+                            "allOrNone": False,
+                            "records": [
+                                {
+                                    "attributes": {"type": "Task"},
+                                    "id": i,
+                                    "Description": row.description or "",
+                                }
+                                for i in ids
+                            ],
+                        },
+                    )
+                )
+        problems: dict[int, str] = {}
+        retry_later: dict[int, str] = {}
+        shrink = False
+        if task_subs:
+            try:
+                answers = await send(task_subs)
+            except SalesforceFailure as failure:
+                if failure.kind == "unknown":
+                    await self._unknown(link, rows, failure.message)
+                    return
+                raise
+            chunks = list(_chunks(writes, MAX_COLLECTION_RECORDS))
+            for chunk, answer in zip(chunks, answers[: len(chunks)], strict=True):
+                body = answer.body
+                if answer.status >= 400 or not isinstance(body, list) or len(body) != len(chunk):
+                    if answer.status >= 400:
+                        message = error_message(body) or f"HTTP {answer.status}"
+                    else:
+                        count = len(body) if isinstance(body, list) else 0
+                        message = f"Salesforce answered {count} results for {len(chunk)} records"
+                    for row, _t, _rec in chunk:
+                        # The outcome is unknown: the mark stays, the next try asks first.
+                        retry_later[id(row)] = message
+                    continue
+                for (row, target, _rec), result in zip(chunk, body, strict=True):
+                    if result.get("success"):
+                        if target is None:
+                            row.task_ids = [result["id"]]
+                        else:
+                            target["task_id"] = result["id"]
+                        continue
+                    errors = result.get("errors") or []
+                    code = error_code(errors)
+                    message = error_message(errors) or "the record was not saved"
+                    if code in SHRINK_CODES:
+                        shrink = True
+                    if code in RETRYABLE_RECORD_CODES:
+                        retry_later[id(row)] = message
+                    else:
+                        problems[id(row)] = message
+            for row, answer in zip(notes_rows, answers[len(chunks) :], strict=False):
+                if answer.status < 400 and all(
+                    isinstance(r, dict) and r.get("success") for r in (answer.body or [])
+                ):
+                    row.notes_dirty = False
+                else:
+                    row.reason = f"notes not updated: {error_message(answer.body) or answer.body}"
+        report.synced, report.failed = await self._settle_sent(
+            link, rows, notes_rows, problems, retry_later
+        )
+        self._adapt(link, shrink or bool(retry_later))
+
+    # ---- helpers ----------------------------------------------------------------------
+
+    async def _phone_fields(
+        self, link: HistoryLink, objects: list[dict[str, Any]], send: Any
+    ) -> dict[str, list[str]]:
+        cache: dict[tuple[int, str], tuple[float, list[str]]] = self.runtime.extras.setdefault(
+            "history.phone_fields", {}
+        )
+        result: dict[str, list[str]] = {}
+        missing: list[str] = []
+        for obj in objects:
+            hit = cache.get((link.oauth_account_id, obj["api_name"]))
+            if hit is not None and time.monotonic() - hit[0] < DESCRIBE_TTL:
+                result[obj["api_name"]] = hit[1]
+            else:
+                missing.append(obj["api_name"])
+        if missing:
+            subs = [
+                Sub("GET", api_path(f"/sobjects/{name}/describe"), heavy=False) for name in missing
+            ]
+            answers = await send(subs)
+            for name, answer in zip(missing, answers, strict=True):
+                fields: list[str] = []
+                if answer.status < 400 and isinstance(answer.body, dict):
+                    fields = [
+                        str(f["name"])
+                        for f in answer.body.get("fields", [])
+                        if f.get("type") == "phone"
+                    ]
+                else:
+                    logger.warning("history link %s: %s cannot be described", link.id, name)
+                cache[(link.oauth_account_id, name)] = (time.monotonic(), fields)
+                result[name] = fields
+        return result
+
+    def _task_record(
+        self, link: HistoryLink, row: HistoryRow, target: dict[str, Any] | None, env: _Env
+    ) -> dict[str, Any]:
+        values = dict(row.values or {})
+        labels = DIRECTION_LABELS.get(link.language, DIRECTION_LABELS["ja"])
+        values["DIRECTION_LABEL"] = labels.get(row.direction, labels["inbound"])
+        values.setdefault("NOTES", row.description or "")
+        local_start = row.started_at.astimezone(env.tz)
+
+        def expand(text: str) -> str:
+            return str(
+                compile_subject(text).expand(
+                    values, now=row.started_at, tz=env.tz, region=env.region
+                )
+            )
+
+        record: dict[str, Any] = {
+            "attributes": {"type": "Task"},
+            "Subject": expand(link.subject_template)[:255],
+            "Status": "Completed",
+            "Priority": "Normal",
+            "TaskSubtype": "Call",
+            "ActivityDate": local_start.date().isoformat(),
+            "CallType": "Outbound" if row.direction == "outbound" else "Inbound",
+            "CallDurationInSeconds": row.duration_seconds,
+            "CallObject": row.call_id,
+            "B_ServerIP__c": env.server,
+            "B_UniqueId__c": _key_of(row),
+            "B_PhoneFrom__c": row.phone_from,
+            "B_PhoneTo__c": row.phone_to,
+            "B_CallStartDateTime__c": _iso(row.started_at),
+            "B_CallEndDateTime__c": _iso(row.ended_at),
+            "B_AgentIdFrom__c": row.agent_id_from,
+            "B_AgentIdTo__c": row.agent_id_to,
+            "B_NaisenFrom__c": row.naisen_from,
+            "B_NaisenTo__c": row.naisen_to,
+        }
+        if row.description:
+            record["Description"] = row.description
+        if target is not None:
+            if target.get("case_id"):
+                record["WhatId"] = target["case_id"]
+                if target["object"] == "Contact":
+                    record["WhoId"] = target["id"]
+            elif target["object"] in WHO_OBJECTS:
+                record["WhoId"] = target["id"]
+            else:
+                record["WhatId"] = target["id"]
+        agent = row.agent_id_to or row.agent_id_from
+        if link.owner_from_agent and agent and agent in env.owners:
+            record["OwnerId"] = env.owners[agent]
+        for mapping in link.field_mappings or []:
+            record[mapping["field"]] = mapping_value(mapping, values, expand)
+        return record
+
+    async def _create_cases(self, link: HistoryLink, rows: list[HistoryRow], send: Any) -> None:
+        pending: list[tuple[HistoryRow, dict[str, Any]]] = []
+        for row in rows:
+            for target in row.targets or []:
+                if target.get("task_id") or target.get("case_id") or target["object"] == "Lead":
+                    continue
+                pending.append((row, target))
+        if not pending:
+            return
+        subs = []
+        for chunk in _chunks(pending, MAX_COLLECTION_RECORDS):
+            records = []
+            for row, target in chunk:
+                case: dict[str, Any] = {
+                    "attributes": {"type": "Case"},
+                    "Subject": f"{row.call_id} {row.tel or ''}".strip(),
+                    "Origin": "Phone",
+                }
+                if target["object"] == "Contact":
+                    case["ContactId"] = target["id"]
+                elif target["object"] == "Account":
+                    case["AccountId"] = target["id"]
+                records.append(case)
+            subs.append(
+                Sub(
+                    "POST",
+                    api_path("/composite/sobjects"),
+                    {"allOrNone": False, "records": records},
+                )
+            )
+        answers = await send(subs)
+        for chunk, answer in zip(_chunks(pending, MAX_COLLECTION_RECORDS), answers, strict=True):
+            body = answer.body if isinstance(answer.body, list) else []
+            for index, (_row, target) in enumerate(chunk):
+                result = body[index] if index < len(body) else None
+                if isinstance(result, dict) and result.get("success"):
+                    target["case_id"] = result["id"]
+                else:
+                    errors = result.get("errors") if isinstance(result, dict) else answer.body
+                    target["error"] = f"Case: {error_message(errors) or 'not created'}"
+        # The case ids are kept before the Tasks are sent: a retry reuses them.
+        async with write_session(self.runtime) as session:
+            for row in {id(r): r for r, _t in pending}.values():
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(targets=_plain(row.targets))
+                )
+
+    async def _mark_sending(self, rows: list[HistoryRow], sending: set[int]) -> None:
+        """Targets and the "sending" mark are committed before anything is sent."""
+        now = utcnow()
+        async with write_session(self.runtime) as session:
+            for row in rows:
+                values: dict[str, Any] = {
+                    "targets": _plain(row.targets),
+                    "task_ids": _task_ids(row),
+                    "retry_count": row.retry_count,
+                    "reason": row.reason,
+                    "lease_expires_at": now + self.lease,
+                }
+                if id(row) in sending:
+                    row.send_started_at = row.send_started_at or now
+                    values["send_started_at"] = row.send_started_at
+                    values["attempts"] = row.attempts + 1
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(**values)
+                )
+
+    async def _settle_sent(
+        self,
+        link: HistoryLink,
+        rows: list[HistoryRow],
+        notes_rows: list[HistoryRow],
+        problems: dict[int, str],
+        retry_later: dict[int, str],
+    ) -> tuple[int, int]:
+        now = utcnow()
+        synced = failed = 0
+        async with write_session(self.runtime) as session:
+            for row in rows:
+                task_ids = _task_ids(row)
+                values: dict[str, Any] = {
+                    "targets": _plain(row.targets),
+                    "task_ids": task_ids,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "next_retry_at": None,
+                }
+                target_errors = [t["error"] for t in row.targets or [] if t.get("error")]
+                if id(row) in retry_later:
+                    values.update(
+                        state="waiting",
+                        reason=retry_later[id(row)],
+                        due_at=now + timedelta(seconds=5),
+                    )
+                elif id(row) in problems or target_errors:
+                    message = problems.get(id(row)) or "; ".join(target_errors)
+                    values.update(
+                        state="failed", reason=message, send_started_at=None, processed_at=now
+                    )
+                    for target in row.targets or []:
+                        target.pop("error", None)
+                    values["targets"] = _plain(row.targets)
+                    failed += 1
+                else:
+                    values.update(
+                        state="synced", reason=row.reason, send_started_at=None, processed_at=now
+                    )
+                    synced += 1
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(**values)
+                )
+            for row in notes_rows:
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(
+                        notes_dirty=row.notes_dirty,
+                        reason=row.reason,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+            await session.execute(
+                update(HistoryLink)
+                .where(HistoryLink.id == link.id)
+                .values(backoff_until=None, backoff_count=0, backoff_reason=None)
+            )
+        return synced, failed
+
+    async def _settle_search(
+        self, link: HistoryLink, later: list[HistoryRow], skipped: list[HistoryRow], now: datetime
+    ) -> None:
+        if not later and not skipped:
+            return
+        next_at = now + timedelta(minutes=link.retry_minutes)
+        async with write_session(self.runtime) as session:
+            for row in later:
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(
+                        state="searching",
+                        retry_count=row.retry_count,
+                        next_retry_at=next_at,
+                        due_at=next_at,
+                        reason="no record matched yet; searching again",
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+            for row in skipped:
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(
+                        state="no_match",
+                        retry_count=row.retry_count,
+                        next_retry_at=None,
+                        reason=row.reason,
+                        processed_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+
+    async def _settle_failed(self, rows: list[HistoryRow], message: str) -> None:
+        now = utcnow()
+        async with write_session(self.runtime) as session:
+            for row in rows:
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(
+                        state="failed",
+                        reason=message,
+                        processed_at=now,
+                        lease_owner=None,
+                        lease_expires_at=None,
+                    )
+                )
+
+    async def _unknown(self, link: HistoryLink, rows: list[HistoryRow], message: str) -> None:
+        """The write's outcome is unknown: rows stay due with their "sending" mark (the
+        next attempt asks Salesforce which Tasks exist first), and the link backs off."""
+        await self._back_off(
+            link,
+            rows,
+            SalesforceFailure("unknown", f"outcome unknown, checked before resending: {message}"),
+        )
+
+    async def _back_off(
+        self, link: HistoryLink, rows: list[HistoryRow], failure: SalesforceFailure
+    ) -> None:
+        now = utcnow()
+        count = link.backoff_count + 1
+        if failure.kind == "auth":
+            delay = 30.0
+            reason = f"waiting for the OAuth account: {failure.message}"
+        else:
+            delay = min(300.0, 2.0 ** min(count, 9))
+            reason = f"Salesforce unavailable, retried later: {failure.message}"
+        until = now + timedelta(seconds=delay)
+        async with write_session(self.runtime) as session:
+            await session.execute(
+                update(HistoryLink)
+                .where(HistoryLink.id == link.id)
+                .values(backoff_until=until, backoff_count=count, backoff_reason=reason)
+            )
+            for row in rows:
+                values: dict[str, Any] = {
+                    "reason": reason,
+                    "lease_owner": None,
+                    "lease_expires_at": None,
+                    "due_at": until,
+                }
+                if row.state != "synced":
+                    values["state"] = "waiting"
+                await session.execute(
+                    update(HistoryRow)
+                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
+                    .values(**values)
+                )
+        logger.warning("history link %s backs off for %.0fs: %s", link.id, delay, failure.message)
+
+    def _adapt(self, link: HistoryLink, shrink: bool) -> None:
+        size = self.batch_sizes.get(link.id, self.max_batch)
+        if shrink:
+            self.batch_sizes[link.id] = max(MIN_BATCH, size // 2)
+        elif size < self.max_batch:
+            self.batch_sizes[link.id] = min(self.max_batch, size * 2)
+
+
+# ---- pure helpers -------------------------------------------------------------------
+
+
+def _key_of(row: HistoryRow) -> str:
+    """The idempotency key written to ``B_UniqueId__c``."""
+    return row.unique_id or row.call_id
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _plain(targets: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+    return None if targets is None else [dict(t) for t in targets]
+
+
+def _task_ids(row: HistoryRow) -> list[str]:
+    if row.targets:
+        return [t["task_id"] for t in row.targets if t.get("task_id")]
+    return list(row.task_ids or [])
+
+
+def _find_chunks(numbers: dict[str, list[str]]) -> list[str]:
+    """``FIND`` terms: every form of several numbers joined with OR, each search short."""
+    chunks: list[str] = []
+    current = ""
+    for forms in numbers.values():
+        part = " OR ".join(sosl_term_wrapped(f) for f in forms)
+        if current and len(current) + len(part) + 4 > MAX_FIND_CHARS:
+            chunks.append(current)
+            current = ""
+        current = f"{current} OR {part}" if current else part
+    if current:
+        chunks.append(current)
+    return chunks
+
+
+def _returning(objects: list[dict[str, Any]], phone_fields: dict[str, list[str]]) -> str:
+    parts = []
+    for obj in objects:
+        fields = phone_fields.get(obj["api_name"]) or []
+        if not fields:
+            continue
+        where = " WHERE IsConverted = false" if obj["api_name"] == "Lead" else ""
+        parts.append(f"{obj['api_name']}({', '.join(['Id', 'LastModifiedDate', *fields])}{where})")
+    return ", ".join(parts)
+
+
+def _dedupe(matches: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    seen: set[str] = set()
+    unique = []
+    for object_name, record in matches:
+        if record["Id"] not in seen:
+            seen.add(record["Id"])
+            unique.append((object_name, record))
+    return unique
+
+
+def _fallback_target(link: HistoryLink) -> dict[str, Any]:
+    prefix = link.fallback_record[:3]
+    object_name = next(
+        (o["api_name"] for o in link.objects if o["key_prefix"] == prefix),
+        {"003": "Contact", "00Q": "Lead", "001": "Account"}.get(prefix, "Other"),
+    )
+    return {"object": object_name, "id": link.fallback_record}
+
+
+def _choose(
+    link: HistoryLink, objects: list[dict[str, Any]], matched: list[tuple[str, dict[str, Any]]]
+) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """Objects in priority order: the first with any match wins; ``on_multiple`` decides
+    among its records. None: no match."""
+    for obj in sorted(objects, key=lambda o: o["priority"]):
+        records = [r for name, r in matched if name.lower() == obj["api_name"].lower()]
+        if not records:
+            continue
+        if len(records) == 1:
+            return [{"object": obj["api_name"], "id": records[0]["Id"]}], None
+        if link.on_multiple == "fallback":
+            return (
+                [_fallback_target(link)],
+                f"{len(records)} {obj['api_name']} records matched: linked to the fallback record",
+            )
+        if link.on_multiple == "first":
+            newest = max(records, key=lambda r: str(r.get("LastModifiedDate") or ""))
+            return (
+                [{"object": obj["api_name"], "id": newest["Id"]}],
+                f"{len(records)} {obj['api_name']} records matched: the most recently modified",
+            )
+        return [{"object": obj["api_name"], "id": r["Id"]} for r in records], None
+    return None, None
+
+
+def _same_task(row: HistoryRow, target: dict[str, Any], task: dict[str, Any]) -> bool:
+    if task.get("B_UniqueId__c") != _key_of(row) or task.get("CallObject") != row.call_id:
+        return False
+    related = {str(v)[:15] for v in (task.get("WhoId"), task.get("WhatId")) if v}
+    ids = {str(v)[:15] for v in (target.get("id"), target.get("case_id")) if v}
+    return bool(related & ids)
+
+
+def history_worker(runtime: Runtime) -> HistoryWorker | None:
+    worker = runtime.extras.get(WORKER_KEY)
+    return worker if isinstance(worker, HistoryWorker) else None
+
+
+@contextlib.asynccontextmanager
+async def history_lifespan(runtime: Runtime, run_worker: bool) -> Any:
+    worker: HistoryWorker | None = None
+    if run_worker and runtime.settings.history_worker:
+        worker = HistoryWorker(runtime)
+        runtime.extras[WORKER_KEY] = worker
+        worker.start()
+    try:
+        yield worker
+    finally:
+        if worker is not None:
+            await worker.stop()
+            runtime.extras.pop(WORKER_KEY, None)

@@ -1,0 +1,208 @@
+"""The history link against the sandbox Salesforce over sockets (DESIGN §11.2–11.4)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.history.conftest import (
+    PUBLIC_URL,
+    Live,
+    account_id_of,
+    histories,
+    make_call,
+    make_link,
+    settled,
+    tasks_of,
+    wait_rows,
+)
+
+pytestmark = pytest.mark.e2e
+
+
+def contact(live: Live, last_name: str) -> dict[str, object]:
+    return next(c for c in live.records("Contact") if c["LastName"] == last_name)
+
+
+async def test_an_inbound_call_becomes_one_task_on_the_contact(connected: Live) -> None:
+    live = connected
+    link = await make_link(live)
+    assert link["fallback_record"] == account_id_of(live, "みなと物流株式会社")
+    assert link["warnings"][0]["field"] == "fallback_record"
+    await make_call(live, "call-1", "09087654321")
+    rows = await wait_rows(live, link["id"], settled(1))
+    row = rows[0]
+    assert row["state"] == "synced", row
+    assert row["retry_count"] == 1 and row["next_retry_at"] is None
+    assert row["phone_from"] == "09087654321" and row["phone_to"] == "0501234567"
+    assert row["agent_id_to"] == "A100" and row["naisen_to"] == "201"
+    assert row["agent_id_from"] is None and row["naisen_from"] is None
+    [task] = tasks_of(live, "call-1")
+    takahashi = contact(live, "高橋")
+    assert task["WhoId"] == takahashi["Id"] and task["WhatId"] is None
+    assert row["task_ids"] == [task["Id"]]
+    assert row["task_urls"] == [f"{live.sandbox.base_url}/lightning/r/Task/{task['Id']}/view"]
+    assert task["Subject"] == "着信 09087654321 2026/12/04 10:00"
+    assert task["Status"] == "Completed" and task["Priority"] == "Normal"
+    assert task["TaskSubtype"] == "Call" and task["CallType"] == "Inbound"
+    assert task["CallDurationInSeconds"] == 120
+    assert task["ActivityDate"] == "2026-12-04"
+    assert task["B_ServerIP__c"] == PUBLIC_URL.rstrip("/")
+    assert task["B_UniqueId__c"] == "u-call-1"
+    assert task["B_PhoneFrom__c"] == "09087654321" and task["B_PhoneTo__c"] == "0501234567"
+    assert task["B_AgentIdTo__c"] == "A100" and task["B_NaisenTo__c"] == "201"
+    assert task["B_CallStartDateTime__c"].startswith("2026-12-04T01:00:00")
+    assert task["B_CallEndDateTime__c"].startswith("2026-12-04T01:02:05")
+    # The formula field plays the recording through callbridge's player.
+    assert f'href="{PUBLIC_URL}monitor_link/u-call-1"' in task["WavUrlImg__c"]
+
+
+async def test_priority_objects_first_and_outbound_calls(connected: Live) -> None:
+    live = connected
+    link = await make_link(live, language="en")
+    # 03-1234-5678 is a Contact (priority 1) and an Account (priority 2): the Contact wins.
+    await make_call(live, "call-2", "0312345678")
+    # Only an Account has this number: WhatId.
+    await make_call(live, "call-3", "011-222-3333", direction="outbound", called="")
+    await wait_rows(live, link["id"], settled(2))
+    [suzuki] = tasks_of(live, "call-2")
+    assert suzuki["WhoId"] == contact(live, "鈴木")["Id"]
+    [hokkaido] = tasks_of(live, "call-3")
+    assert hokkaido["WhatId"] == account_id_of(live, "北海道フーズ合同会社")
+    assert hokkaido["WhoId"] is None
+    assert hokkaido["CallType"] == "Outbound"
+    assert hokkaido["Subject"].startswith("Outbound 011-222-3333 ")
+    assert hokkaido["B_PhoneFrom__c"] == "201" and hokkaido["B_AgentIdFrom__c"] == "A100"
+
+
+async def test_multiple_matches_follow_on_multiple(connected: Live) -> None:
+    live = connected
+    fallback = await make_link(live, name="fallback", phone_numbers=["0501230001"])
+    first = await make_link(live, name="first", on_multiple="first", phone_numbers=["0501230002"])
+    every = await make_link(live, name="all", on_multiple="all", phone_numbers=["0501230003"])
+    await make_call(live, "m-1", "07075373713", called="0501230001")
+    await make_call(live, "m-2", "07075373713", called="0501230002")
+    await make_call(live, "m-3", "07075373713", called="0501230003")
+    for link in (fallback, first, every):
+        await wait_rows(live, link["id"], settled(1))
+    [to_fallback] = tasks_of(live, "m-1")
+    assert to_fallback["WhatId"] == account_id_of(live, "みなと物流株式会社")
+    [row] = await histories(live, fallback["id"])
+    assert row["reason"] == "2 Contact records matched: linked to the fallback record"
+    [newest] = tasks_of(live, "m-2")
+    assert newest["WhoId"] in {contact(live, "佐藤")["Id"], contact(live, "田中")["Id"]}
+    both = tasks_of(live, "m-3")
+    assert sorted(t["WhoId"] for t in both) == sorted(
+        [contact(live, "佐藤")["Id"], contact(live, "田中")["Id"]]
+    )
+
+
+async def test_no_match_retries_then_behaves_as_configured(connected: Live) -> None:
+    live = connected
+    skip = await make_link(
+        live, name="skip", on_no_match="skip", search_retries=2, phone_numbers=["0501230004"]
+    )
+    unlinked = await make_link(
+        live, name="unlinked", on_no_match="unlinked", phone_numbers=["0501230005"]
+    )
+    await make_call(live, "n-1", "0501119999", called="0501230004")
+    await make_call(live, "n-2", "0501119999", called="0501230005")
+    [row] = await wait_rows(live, skip["id"], settled(1))
+    assert row["state"] == "no_match" and row["retry_count"] == 3
+    assert row["reason"] == "no record matched; nothing is created (on no match: skip)"
+    assert tasks_of(live, "n-1") == []
+    [row] = await wait_rows(live, unlinked["id"], settled(1))
+    [task] = tasks_of(live, "n-2")
+    assert row["state"] == "synced" and task["WhoId"] is None and task["WhatId"] is None
+
+
+async def test_a_contact_created_after_the_call_is_found_on_a_retry(connected: Live) -> None:
+    live = connected
+    link = await make_link(live, search_retries=3, retry_minutes=0.05)
+    await make_call(live, "late-1", "0312349999")
+    [row] = await wait_rows(
+        live, link["id"], lambda rows: bool(rows) and rows[0]["retry_count"] >= 1
+    )
+    assert row["state"] in ("searching", "synced")
+    from callbridge.sandbox.records import create_record
+
+    state = live.sandbox.state
+    sobject = state.schema.get("Contact")
+    assert sobject is not None
+    new_id = create_record(
+        state, sobject, {"LastName": "新規", "Phone": "03-1234-9999"}, user_id="005"
+    )
+    [row] = await wait_rows(live, link["id"], settled(1))
+    [task] = tasks_of(live, "late-1")
+    assert row["state"] == "synced" and task["WhoId"] == new_id
+
+
+async def test_batched_lookups_and_writes_count_api_calls(connected: Live) -> None:
+    live = connected
+    link = await make_link(live, status="paused")
+    numbers = ["09087654321", "0312345678", "011-222-3333", "0120-123-456", "0501119999"]
+    for index in range(30):
+        await make_call(live, f"b-{index}", numbers[index % len(numbers)])
+    rows = await histories(live, link["id"], limit=100)
+    assert len(rows) == 30 and {r["state"] for r in rows} == {"held"}
+    live.sandbox.state.api_calls.clear()
+    response = await live.api(
+        "PATCH", f"/api/v1/history-links/{link['id']}", json={"status": "enabled"}
+    )
+    assert response.status_code == 200, response.text
+    rows = await wait_rows(live, link["id"], settled(30))
+    assert all(r["state"] == "synced" for r in rows)
+    assert (
+        len([t for t in live.records("Task") if str(t.get("CallObject", "")).startswith("b-")])
+        == 30
+    )
+    # One describe, one Composite with the searches, one Composite with the Tasks.
+    assert live.sandbox.state.api_calls == {"composite": 3}
+
+
+async def test_record_errors_fail_that_row_only(connected: Live) -> None:
+    live = connected
+    live.sandbox.knobs.add_validation_rule(
+        "Task", "B_PhoneFrom__c", "0312345678", "この番号の活動は登録できません"
+    )
+    link = await make_link(live)
+    await make_call(live, "v-1", "0312345678")
+    await make_call(live, "v-2", "09087654321")
+    rows = {r["call_id"]: r for r in await wait_rows(live, link["id"], settled(2))}
+    assert rows["v-1"]["state"] == "failed"
+    assert rows["v-1"]["reason"] == (
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION: この番号の活動は登録できません"
+    )
+    assert rows["v-2"]["state"] == "synced"
+    live.sandbox.knobs.validation_rules.clear()
+    retried = await live.api("POST", f"/api/v1/history-links/{link['id']}/histories/retry", json={})
+    assert retried.json() == {"retried": 1}
+    rows = {
+        r["call_id"]: r
+        for r in await wait_rows(
+            live, link["id"], lambda rs: all(r["state"] == "synced" for r in rs)
+        )
+    }
+    assert len(tasks_of(live, "v-1")) == 1
+
+
+@pytest.mark.parametrize("failure", ["hang_after_commit", "garbled_after_commit"])
+async def test_an_unknown_outcome_never_duplicates(connected: Live, failure: str) -> None:
+    live = connected
+    live.sandbox.knobs.hang_seconds = 30
+    link = await make_link(live)
+    # The describe and the search go through; the Tasks' Composite is saved by the org,
+    # then its answer is lost (timeout) or unreadable.
+    await make_call(live, "warm", "09087654321")
+    await wait_rows(live, link["id"], settled(1))
+    live.sandbox.knobs.fail_next(
+        1, failure, path_contains="/composite", body_contains='"type":"Task"'
+    )
+    await make_call(live, "u-1", "0312345678")
+    rows = await wait_rows(
+        live, link["id"], lambda rs: len(rs) == 2 and all(r["state"] == "synced" for r in rs), 60
+    )
+    assert len(tasks_of(live, "u-1")) == 1
+    # Before sending again, callbridge asked which Tasks exist.
+    asked = [r for r in live.sandbox.rest_requests() if b"B_UniqueId__c%20IN" in r.body]
+    assert len(asked) == 1
+    assert rows[0]["call_id"] == "u-1" and rows[0]["task_ids"] == [tasks_of(live, "u-1")[0]["Id"]]
