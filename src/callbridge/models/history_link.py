@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from callbridge.db.base import Base, TimestampMixin
+from callbridge.db.base import NEVER_REUSED_IDS, Base, TimestampMixin
 from callbridge.kit.time import utcnow
 from callbridge.models.call import BigId
 
@@ -30,6 +30,7 @@ DUE_STATES = ("waiting", "searching")
 
 class HistoryLink(TimestampMixin, Base):
     __tablename__ = "history_link"
+    __table_args__ = NEVER_REUSED_IDS
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))

@@ -46,6 +46,7 @@ def upgrade() -> None:
         sa.Column("created_at", callbridge.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", callbridge.db.types.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_history_link")),
+        sqlite_autoincrement=True,
     )
     op.create_table(
         "history_row",
