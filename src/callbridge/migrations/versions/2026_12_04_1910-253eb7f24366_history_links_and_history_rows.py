@@ -1,7 +1,7 @@
 """history links and history rows
 
 Revision ID: 253eb7f24366
-Revises: 94fe0b7d47f0
+Revises: df73d5a42652
 Create Date: 2026-12-04 18:54:23.436719
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import callbridge.db.types
 
 revision: str = "253eb7f24366"
-down_revision: str | None = "94fe0b7d47f0"
+down_revision: str | None = "df73d5a42652"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
