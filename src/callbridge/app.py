@@ -61,7 +61,7 @@ from callbridge.oauth_accounts import pages as oauth_pages
 from callbridge.oauth_accounts import router as oauth_router
 from callbridge.oauth_accounts.token_source import DatabaseTokenSource
 from callbridge.ops import router as ops_router
-from callbridge.ops.middleware import Metrics, MetricsMiddleware, RequestIdMiddleware
+from callbridge.ops.middleware import EdgeMiddleware, Metrics, MetricsMiddleware
 from callbridge.outbound import outbound_lifespan
 from callbridge.recordings import pages as recording_pages
 from callbridge.recordings import router as recordings_router
@@ -202,6 +202,14 @@ class CallbridgeApp(FastAPI):
         return serve_hot_routes(super().build_middleware_stack(), self.router, self.HOT)
 
 
+async def _edge_error_page(
+    request: Request, status: int, message: str, values: dict[str, str]
+) -> Response:
+    """The HTML error page of the edge middleware (refused forms, unexpected errors)."""
+    _ = gettext_for(request, None)
+    return await _error_page(request, status, _(message).format(**values), with_session=False)
+
+
 def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     settings = settings or Settings()
     settings.ensure_data_dir()
@@ -294,7 +302,11 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _operation_ids(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        EdgeMiddleware,
+        body_timeout=settings.body_read_timeout_seconds,
+        error_page=_edge_error_page,
+    )
     return app
 
 

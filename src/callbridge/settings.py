@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     port: int = 8000
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # Seconds without a byte of a request body before the request is answered 408 (the
+    # time between two reads, like nginx's client_body_timeout).
+    body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     # Defaults of the run-time settings an admin may change in the UI.
     playback_auth: Literal["url", "admin", "signed"] = "admin"
     retention_days: int = Field(default=90, ge=1, le=3650)

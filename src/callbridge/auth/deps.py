@@ -14,9 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.auth.csrf import CSRF_FIELD, CSRF_HEADER, csrf_valid
 from callbridge.auth.sessions import SESSION_COOKIE, user_for_session
 from callbridge.db.session import SessionDep
-from callbridge.errors import Forbidden, LoginRequired, Unauthorized
-from callbridge.i18n import N_
+from callbridge.errors import FieldError, FieldErrors, Forbidden, LoginRequired, Unauthorized
+from callbridge.i18n import N_, language_for, translations
 from callbridge.kit.crypto import sha256_hex
+from callbridge.kit.text import NUL_MESSAGE
 from callbridge.kit.time import utcnow
 from callbridge.models import ApiToken, User
 
@@ -74,7 +75,9 @@ AdminUser = Annotated[User, Depends(admin_user)]
 
 
 async def check_csrf_form(request: Request) -> None:
-    """For UI POST routes: the form's csrf_token (or the htmx header) must match."""
+    """For UI POST routes: the form's text must be storable (UTF-8, no NUL), and its
+    csrf_token (or the htmx header) must match."""
+    await _refuse_unstorable_form(request)
     submitted = request.headers.get(CSRF_HEADER)
     if submitted is None:
         form = await request.form()
@@ -84,6 +87,22 @@ async def check_csrf_form(request: Request) -> None:
         raise Forbidden(
             N_("The form expired or came from another site: reload the page and try again.")
         )
+
+
+async def _refuse_unstorable_form(request: Request) -> None:
+    """422 naming the fields of a multipart form that hold a NUL (PostgreSQL cannot store
+    it); URL-encoded forms are checked, UTF-8 too, before they reach the app (ops.middleware)."""
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media != "multipart/form-data":
+        return
+    problems = [
+        (name, NUL_MESSAGE)
+        for name, value in (await request.form()).multi_items()
+        if "\x00" in name or (isinstance(value, str) and "\x00" in value)
+    ]
+    if problems:
+        _ = translations(language_for(request)).gettext
+        raise FieldErrors([FieldError(name, _(message)) for name, message in problems])
 
 
 CsrfChecked = Depends(check_csrf_form)

@@ -12,9 +12,12 @@ from starlette.requests import Request
 
 from callbridge.calls.schemas import MAX_BODY_BYTES, CallEventIn
 from callbridge.errors import CallbridgeError, FieldErrors
+from callbridge.kit.text import TOO_DEEP_MESSAGE, depth_exceeds
 
 JSON_TYPES = ("application/json", "text/json")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+# Events are flat (variables one level down): anything deeper than this is not a PBX's.
+MAX_JSON_DEPTH = 16
 
 
 class PayloadTooLarge(CallbridgeError):
@@ -70,12 +73,20 @@ async def parse_fields(request: Request, body: bytes) -> dict[str, Any]:
 
 
 def _parse_json(body: bytes) -> dict[str, Any]:
+    data: Any = None
     try:
         data = json.loads(body)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InvalidEvent(
             [{"loc": ["body"], "msg": f"the body is not valid JSON: {exc}", "type": "json_invalid"}]
         ) from None
+    except RecursionError:  # nested deeper than the parser goes
+        too_deep = True
+    else:
+        too_deep = depth_exceeds(data, MAX_JSON_DEPTH)
+    if too_deep:
+        message = TOO_DEEP_MESSAGE.format(depth=MAX_JSON_DEPTH)
+        raise InvalidEvent([{"loc": ["body"], "msg": message, "type": "json_invalid"}])
     if not isinstance(data, dict):
         raise InvalidEvent(
             [{"loc": ["body"], "msg": "the body must be a JSON object", "type": "model_type"}]

@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from callbridge.kit.text import clean_text
 from callbridge.templating.names import (
     CALL_NAMES,
     REFUSED_NAMES,
@@ -37,23 +38,12 @@ EVENT_ALIASES: dict[str, str] = {
 }
 
 MAX_BODY_BYTES = 64 * 1024
+OUT_OF_RANGE = "is out of range: give a time between the years 1 and 9999"
 MAX_VARIABLES = 100
 MAX_VARIABLE_LENGTH = 4000
 # Names a PBX variable may not take: the built-ins (DESIGN.md §3.2, §4) and the names
 # callbridge refuses or supplies itself (system URLs, {APW}, ...).
 RESERVED_VARIABLE_NAMES = CALL_NAMES | SYSTEM_URL_NAMES | frozenset(REFUSED_NAMES)
-
-
-def _clean_text(value: str) -> str:
-    """Values are stored and later escaped for wherever they go; only what no database
-    can hold (NUL, lone surrogates) is refused."""
-    if "\x00" in value:
-        raise ValueError("must not contain a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("is not valid Unicode text") from None
-    return value
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -62,7 +52,7 @@ def _blank_to_none(value: Any) -> Any:
     return value
 
 
-_Clean = AfterValidator(_clean_text)
+_Clean = AfterValidator(clean_text)
 _Blank = BeforeValidator(_blank_to_none)
 Text100 = Annotated[Annotated[str, StringConstraints(max_length=100), _Clean] | None, _Blank]
 Text200 = Annotated[Annotated[str, StringConstraints(max_length=200), _Clean] | None, _Blank]
@@ -72,7 +62,7 @@ Text300 = Annotated[Annotated[str, StringConstraints(max_length=300), _Clean] | 
 CallId = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_clean_text),
+    AfterValidator(clean_text),
 ]
 
 
@@ -143,10 +133,13 @@ class CallEventIn(BaseModel):
     @classmethod
     def _occurred_at(cls, value: Any, info: ValidationInfo) -> Any:
         value = _blank_to_none(value)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return datetime.fromtimestamp(value, UTC)
-        if isinstance(value, str) and re.fullmatch(r"\d{9,11}(\.\d+)?", value.strip()):
-            return datetime.fromtimestamp(float(value), UTC)
+        try:
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return datetime.fromtimestamp(value, UTC)
+            if isinstance(value, str) and re.fullmatch(r"\d{9,11}(\.\d+)?", value.strip()):
+                return datetime.fromtimestamp(float(value), UTC)
+        except (OverflowError, OSError, ValueError):
+            raise ValueError(OUT_OF_RANGE) from None
         return value
 
     @field_validator("occurred_at")
@@ -157,7 +150,10 @@ class CallEventIn(BaseModel):
         if value.tzinfo is None:
             tz = (info.context or {}).get("timezone") or "UTC"
             value = value.replace(tzinfo=ZoneInfo(tz))
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError(OUT_OF_RANGE) from None
 
     @field_validator("variables", mode="before")
     @classmethod
@@ -187,7 +183,7 @@ class CallEventIn(BaseModel):
             if len(item) > MAX_VARIABLE_LENGTH:
                 problems.append(f"{name!r}: at most {MAX_VARIABLE_LENGTH} characters")
             try:
-                _clean_text(item)
+                clean_text(item)
             except ValueError as exc:
                 problems.append(f"{name!r}: {exc}")
         if problems:

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
+
+from callbridge.errors import FieldError
+from callbridge.kit.text import NUL_MESSAGE
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Statement parameters stay out of error messages and tracebacks: they hold
+    # ciphertexts, phone numbers and the PBX's data.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
 
@@ -35,8 +42,22 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, **kwargs)
 
 
+class StorableSession(Session):
+    """Refuses, before anything is written, text no database can store: a NUL (PostgreSQL
+    refuses it, SQLite would keep it) answers 422 naming the field on both databases."""
+
+
+@event.listens_for(StorableSession, "before_flush")
+def _refuse_nul(session: Session, _context: Any, _instances: Any) -> None:
+    for instance in (*session.new, *session.dirty):
+        state = inspect(instance)
+        for key, value in state.dict.items():  # what is loaded or set: no lazy load here
+            if isinstance(value, str) and "\x00" in value:
+                raise FieldError(key, NUL_MESSAGE)
+
+
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False, sync_session_class=StorableSession)
 
 
 def database_kind(engine: AsyncEngine) -> str:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from callbridge.calls.schemas import MAX_VARIABLE_LENGTH, MAX_VARIABLES, RESERVED_VARIABLE_NAMES
+from callbridge.kit.text import clean_text
 
 AuthType = Literal["none", "basic", "bearer", "oauth"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -381,6 +382,11 @@ class InvokeRequest(BaseModel):
     def _as_text(cls, value: Any) -> Any:
         return _text(value)
 
+    @field_validator("call_id", "tel", "called", "tel_name", "digits")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        return None if value is None else clean_text(value)
+
     @field_validator("variables", mode="before")
     @classmethod
     def _variables_as_text(cls, value: Any) -> Any:
@@ -396,7 +402,11 @@ class InvokeRequest(BaseModel):
         problems: list[str] = []
         if len(value) > MAX_VARIABLES:
             problems.append(f"at most {MAX_VARIABLES} variables")
-        for name in value:
+        for name, item in value.items():
+            try:
+                clean_text(item)
+            except ValueError as exc:
+                problems.append(f"{name!r}: {exc}")
             if not VARIABLE_NAME_RE.match(name):
                 problems.append(f"{name!r}: names are upper-case letters, digits and _")
             elif (

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
 
@@ -16,6 +17,33 @@ _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message"
 class RequestIdFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.request_id = request_id_var.get() or "-"
+        return True
+
+
+# Query parameters that carry a credential: the OAuth callback's code and state, the
+# first-run setup token, a playback link's signature.
+SECRET_QUERY_NAMES = frozenset({"code", "state", "token", "sig", "access_token", "password"})
+_SECRET_QUERY = re.compile(
+    r"(?P<name>(?:^|[?&;])(?:" + "|".join(sorted(SECRET_QUERY_NAMES)) + r")=)[^&;#\s]*",
+    re.IGNORECASE,
+)
+
+
+def redact_query(target: str) -> str:
+    """A request target with the values of credential parameters replaced."""
+    if "?" not in target:
+        return target
+    path, _, query = target.partition("?")
+    return path + "?" + _SECRET_QUERY.sub(r"\g<name>[redacted]", query)
+
+
+class AccessLogRedaction(logging.Filter):
+    """uvicorn's access log prints the request target: keep credentials out of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
         return True
 
 
@@ -55,3 +83,6 @@ def configure_logging(log_format: str, level: str) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessLogRedaction) for f in access.filters):
+        access.addFilter(AccessLogRedaction())
