@@ -152,15 +152,38 @@ def english(value: str | Message) -> str:
 
 
 def render(value: str | Message | Mapping[str, Any] | None, gettext: Gettext) -> str:
-    """Render a message (or its JSON form) in the language of ``gettext``; plain text is
-    shown as it is (values, or records stored before messages had ids)."""
+    """Render a message in the language of ``gettext``. Accepted: a ``Message``, its JSON
+    form, or a stored record holding one as ``msg`` beside its English ``message`` (an
+    execution's error or note); plain text is shown as it is (values, or records stored
+    before messages had ids)."""
     if value is None:
         return ""
     if isinstance(value, Message):
         return value.render(gettext)
     if isinstance(value, Mapping):
-        try:
-            return Message.from_json(value).render(gettext)
-        except (KeyError, ValueError, TypeError):
-            return str(value.get("text", ""))
+        data = value.get("msg") if "id" not in value else value
+        if isinstance(data, Mapping):
+            try:
+                return Message.from_json(data).render(gettext)
+            except (KeyError, ValueError, TypeError):
+                pass  # an id this version does not know: its English text
+        return str(value.get("message") or "")
+    return value
+
+
+def stored(message: Message) -> dict[str, Any]:
+    """A message as a record keeps it: the English ``message`` and the ``msg``."""
+    return {"message": message.text, "msg": message.to_json()}
+
+
+# Keys under which records keep a message's id and parameters for the UI.
+STORED_KEYS = frozenset({"msg", "reason_msg"})
+
+
+def without_stored(value: Any) -> Any:
+    """``value`` without the stored messages (the JSON API answers the English text)."""
+    if isinstance(value, dict):
+        return {k: without_stored(v) for k, v in value.items() if k not in STORED_KEYS}
+    if isinstance(value, list):
+        return [without_stored(item) for item in value]
     return value

@@ -103,7 +103,7 @@ async def test_what_an_invocation_stores(app: FastAPI) -> None:
     assert first.request["headers"]["Authorization"] == "Bearer [redacted]"
     assert first.response["status"] == 200 and first.response["truncated"] is False
     assert first.extracted == {"RESPONSE_NAME": "CDF"}
-    assert "guidance: CDF様" in first.notes
+    assert "guidance: CDF様" in [note["message"] for note in first.notes]
     assert executions[1].error == {"kind": "http_status", "message": "HTTP 503"}
     await writer.stop()
 

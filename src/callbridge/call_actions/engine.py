@@ -30,6 +30,7 @@ from callbridge.calls.writes import read_session
 from callbridge.circuits.reruns import RERUN_EVENT, mark_rerun
 from callbridge.circuits.store import Park, retry_due
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, define, stored
 from callbridge.models.call_action import CallAction
 from callbridge.outbound import (
     NO_AUTH,
@@ -60,16 +61,48 @@ _SETTINGS_TTL = 5.0
 _CACHE_SIZE = 2000
 
 
+define(
+    {
+        "rule_not_run": "The rule is invalid and was not run: {detail}",
+        "rule_no_account": "The rule uses OAuth but has no OAuth account.",
+        "rule_account_deleted": (
+            "The rule's OAuth account ({id}) was deleted: choose another account for this rule."
+        ),
+        "account_not_connected.instance_url": (
+            "OAuth account {id} is not connected, so {OAUTH_INSTANCE_URL} is unknown: connect "
+            "the account first."
+        ),
+        "secret_unreadable": "{detail}",
+        "condition_pattern_failed": "condition pattern: {detail}",
+        "response_binary": "The response is binary data: nothing was extracted.",
+        "pattern_no_match": "{pattern} did not match the response.",
+        "greedy_capture.found": (
+            "{name} spans JSON structure ({value}…): the greedy .* ran past the value; use "
+            '[^"]* or a JSONPath extraction.'
+        ),
+        "chain_stopped": "rule {id} failed and stops the chain",
+        "already_run": "already run before the worker was interrupted",
+        "condition_not_matched": "the condition did not match",
+    }
+)
+
+
 class RuleFailure(Exception):
     """A step failed before or instead of a request (kind: template, config, pattern)."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, kind: str, message: Message) -> None:
+        super().__init__(message.text)
         self.kind = kind
-        self.message = message
+        self.msg = message
+        self.message = message.text
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message}
+        return {"kind": self.kind, "message": self.message, "msg": self.msg.to_json()}
+
+
+def _reason(message: Message) -> dict[str, Any]:
+    """An outcome's reason: English for the API, with its message for the timeline."""
+    return {"reason": message.text, "reason_msg": message.to_json()}
 
 
 # ---- compiled rules, cached per (id, updated_at) ------------------------------------
@@ -90,7 +123,7 @@ def compiled_rule(rule: CallAction) -> CompiledRule:
         if len(_compiled) > _CACHE_SIZE:
             _compiled.popitem(last=False)
     if isinstance(found, RuleInvalid):
-        raise RuleFailure("config", f"The rule is invalid and was not run: {found}")
+        raise RuleFailure("config", Message("rule_not_run", detail=str(found)))
     return found
 
 
@@ -206,19 +239,13 @@ async def system_urls(
     urls = {"SVADDR": env.svaddr}
     if rule.auth_type == "oauth" or compiled.uses_instance_url:
         if rule.oauth_account_id is None:
-            raise RuleFailure("config", "The rule uses OAuth but has no OAuth account.")
+            raise RuleFailure("config", Message("rule_no_account"))
         if rule.oauth_account_id not in env.oauth_account_ids:
-            raise RuleFailure(
-                "config",
-                f"The rule's OAuth account ({rule.oauth_account_id}) was deleted: choose "
-                "another account for this rule.",
-            )
+            raise RuleFailure("config", Message("rule_account_deleted", id=rule.oauth_account_id))
         instance = await get_outbound(runtime).instance_url(rule.oauth_account_id)
         if compiled.uses_instance_url and not instance:
             raise RuleFailure(
-                "auth",
-                f"OAuth account {rule.oauth_account_id} is not connected, so "
-                "{OAUTH_INSTANCE_URL} is unknown: connect the account first.",
+                "auth", Message("account_not_connected.instance_url", id=rule.oauth_account_id)
             )
         if instance:
             urls["OAUTH_INSTANCE_URL"] = instance
@@ -239,7 +266,7 @@ def auth_of(runtime: Runtime, rule: CallAction) -> Auth:
         if rule.auth_type == "bearer" and rule.bearer_token_encrypted:
             return BearerAuth(runtime.secrets.decrypt(rule.bearer_token_encrypted))
     except Exception as exc:  # a key change without the old key: a clear step error
-        raise RuleFailure("config", str(exc)) from None
+        raise RuleFailure("config", Message("secret_unreadable", detail=str(exc))) from None
     return NO_AUTH
 
 
@@ -269,7 +296,7 @@ def prepare(
                 values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
             )
     except TemplateExpansionError as exc:
-        raise RuleFailure("template", exc.message) from None
+        raise RuleFailure("template", exc.msg) from None
     if compiled.implied_content_type and body is not None:
         headers.append(("Content-Type", compiled.implied_content_type))
     auth = auth_of(runtime, rule)
@@ -302,13 +329,13 @@ def condition_holds(
         if compiled.condition_code is not None:
             code = compiled.condition_code.expand(values, system_urls=urls, tz=env.timezone)
     except TemplateExpansionError as exc:
-        raise RuleFailure("template", exc.message) from None
+        raise RuleFailure("template", exc.msg) from None
     if compiled.condition_pattern is None:
         return bool(code.strip()), code
     try:
         return compiled.condition_pattern.matches(code, timeout=PATTERN_TIMEOUT), code
     except ExtractionError as exc:
-        raise RuleFailure("pattern", f"condition pattern: {exc}") from None
+        raise RuleFailure("pattern", Message("condition_pattern_failed", detail=exc.msg)) from None
 
 
 def is_json_response(result: OutboundResult) -> bool:
@@ -316,32 +343,29 @@ def is_json_response(result: OutboundResult) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def extract(compiled: CompiledRule, result: OutboundResult) -> tuple[dict[str, str], list[str]]:
+def extract(compiled: CompiledRule, result: OutboundResult) -> tuple[dict[str, str], list[Message]]:
     """``RESPONSE_<NAME>`` values from the response, and notes for the timeline."""
     extracted: dict[str, str] = {}
-    notes: list[str] = []
+    notes: list[Message] = []
     sources = [s for s in (compiled.extractor, compiled.json_extractions) if s is not None]
     if not sources or result.status is None:
         return extracted, notes
     if result.binary:
-        notes.append("The response is binary data: nothing was extracted.")
+        notes.append(Message("response_binary"))
         return extracted, notes
     json_body = is_json_response(result)
     for source in sources:
         try:
             found = source.extract(result.text, timeout=PATTERN_TIMEOUT, json_body=json_body)
         except ExtractionError as exc:
-            raise RuleFailure("pattern", str(exc)) from None
+            raise RuleFailure("pattern", exc.msg) from None
         if not found.matched:
-            notes.append(f"{getattr(source, 'text', '')!s} did not match the response.")
+            notes.append(Message("pattern_no_match", pattern=str(getattr(source, "text", ""))))
             continue
         extracted.update(store.response_variables(found.named))
     for name, value in extracted.items():
         if json_body and ('","' in value or '":' in value):
-            notes.append(
-                f"{name} spans JSON structure ({value[:60]!r}…): the greedy .* ran past the "
-                'value; use [^"]* or a JSONPath extraction.'
-            )
+            notes.append(Message("greedy_capture.found", name=name, value=repr(value[:60])))
     return extracted, notes
 
 
@@ -356,7 +380,7 @@ class RuleRun:
     error: dict[str, Any] | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     duration_ms: float | None = None
-    notes: list[str] = field(default_factory=list)
+    notes: list[dict[str, Any]] = field(default_factory=list)
     condition: dict[str, Any] | None = None
     result: OutboundResult | None = None
     # The circuit (CRM) the request went to.
@@ -410,7 +434,7 @@ async def run_rule(
             }
         extracted, notes = extract(compiled, result)
         run.extracted = extracted
-        run.notes = notes
+        run.notes = [stored(note) for note in notes]
     except RuleFailure as exc:
         run.status = "failed"
         run.error = exc.as_dict()
@@ -456,7 +480,7 @@ async def process_event(job: EventJob) -> EventOutcome:
                 {
                     **item,
                     "status": "stopped",
-                    "reason": f"rule {stopped_by.id} failed and stops the chain",
+                    **_reason(Message("chain_stopped", id=stopped_by.id)),
                 }
             )
             continue
@@ -465,7 +489,7 @@ async def process_event(job: EventJob) -> EventOutcome:
                 {
                     **item,
                     "status": "resumed",
-                    "reason": "already run before the worker was interrupted",
+                    **_reason(Message("already_run")),
                 }
             )
             continue
@@ -475,7 +499,7 @@ async def process_event(job: EventJob) -> EventOutcome:
             items.append({**item, "status": "parked", "reason": park.reason})
             return EventOutcome(items=items, park=park)
         if run.status == "skipped":
-            items.append({**item, "status": "skipped", "reason": "the condition did not match"})
+            items.append({**item, "status": "skipped", **_reason(Message("condition_not_matched"))})
             continue
         items.append(await _record(runtime, job, rule, run, item, event=job.event))
         values.update(run.extracted)
@@ -521,6 +545,7 @@ async def _record(
         "status": run.status,
         "execution_id": execution_id,
         "reason": run.error["message"] if run.error else None,
+        **({"reason_msg": run.error["msg"]} if run.error and "msg" in run.error else {}),
     }
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
 from callbridge.calls.schemas import EVENT_ALIASES, EventType
+from callbridge.messages import without_stored
 
 AuthType = Literal["none", "basic", "bearer", "oauth"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -171,3 +172,7 @@ class RuleTestResult(BaseModel):
     error: dict[str, Any] | None
     condition: dict[str, Any] | None = None
     attempts: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_serializer("error", "attempts")
+    def _english_only(self, value: Any) -> Any:
+        return without_stored(value)

@@ -13,12 +13,15 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    PrivateAttr,
     StringConstraints,
     ValidationInfo,
+    field_serializer,
     field_validator,
 )
 
 from callbridge.kit.text import clean_text
+from callbridge.messages import without_stored
 from callbridge.templating.names import (
     CALL_NAMES,
     REFUSED_NAMES,
@@ -234,10 +237,28 @@ class ExecutionRead(BaseModel):
     extracted: dict[str, Any]
     error: dict[str, Any] | None
     attempts: list[dict[str, Any]]
-    notes: list[str]
+    notes: list[str] = Field(description="Hints shown with the execution, in English")
     at: datetime
     # The execution this one re-ran (an admin's re-run), None for a first run.
     rerun_of: int | None = None
+    # The notes as stored (a catalogue message keeps its id and parameters): the timeline
+    # shows them in the admin's language.
+    _shown_notes: list[str | dict[str, Any]] = PrivateAttr(default_factory=list)
+
+    @field_validator("notes", mode="before")
+    @classmethod
+    def _english_notes(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            return [note.get("message", "") if isinstance(note, dict) else note for note in value]
+        return value
+
+    @property
+    def shown_notes(self) -> list[str | dict[str, Any]]:
+        return self._shown_notes or list(self.notes)
+
+    @field_serializer("error", "attempts")
+    def _english_only(self, value: Any) -> Any:
+        return without_stored(value)
 
 
 class EventRead(BaseModel):
@@ -259,6 +280,10 @@ class EventRead(BaseModel):
     parked_at: datetime | None = None
     resumed_at: datetime | None = None
     parked_for: str | None = None
+
+    @field_serializer("outcome")
+    def _english_only(self, value: Any) -> Any:
+        return without_stored(value)
 
 
 class CallSummary(BaseModel):

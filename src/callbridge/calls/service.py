@@ -216,7 +216,7 @@ def event_read(event: CallEvent) -> EventRead:
 
 
 def execution_read(execution: Execution) -> ExecutionRead:
-    return ExecutionRead(
+    read = ExecutionRead(
         id=execution.id,
         source=execution.source,
         rule_id=execution.rule_id,
@@ -234,6 +234,8 @@ def execution_read(execution: Execution) -> ExecutionRead:
         at=execution.at,
         rerun_of=execution.rerun_of,
     )
+    read._shown_notes = list(execution.notes or [])
+    return read
 
 
 async def call_detail(session: AsyncSession, call: Call) -> CallDetail:

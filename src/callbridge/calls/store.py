@@ -91,7 +91,7 @@ async def record_execution(
     event_pk: int | None = None,
     attempt: int = 1,
     attempts: list[dict[str, Any]] | None = None,
-    notes: list[str] | None = None,
+    notes: list[str | dict[str, Any]] | None = None,
     at: datetime | None = None,
 ) -> int:
     """Log one outbound request made for the call; it appears on the call's timeline and
@@ -99,7 +99,8 @@ async def record_execution(
     outbound result's ``request.as_dict()``); ``response`` is capped here to
     :data:`MAX_RECORDED_BODY`. An ``error`` (``{"kind", "message"}``) counts the call as
     having errors. ``attempts``: each exchange on the wire (the outbound result's
-    ``[a.as_dict() for a in result.attempts]``); ``notes``: hints shown with it.
+    ``[a.as_dict() for a in result.attempts]``); ``notes``: hints shown with it (text,
+    or a catalogue message as ``callbridge.messages.stored()`` keeps it).
     Returns the execution's id."""
     return await repository.add_execution(
         session,
@@ -138,7 +139,7 @@ def execution_values(
     event_pk: int | None = None,
     attempt: int = 1,
     attempts: list[dict[str, Any]] | None = None,
-    notes: list[str] | None = None,
+    notes: list[str | dict[str, Any]] | None = None,
     at: datetime | None = None,
 ) -> dict[str, Any]:
     return {

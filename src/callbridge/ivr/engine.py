@@ -26,6 +26,7 @@ from callbridge.ivr.compiler import (
     CompiledResponse,
 )
 from callbridge.kit.time import utcnow
+from callbridge.messages import CATALOGUE, Message, define, stored
 from callbridge.outbound import (
     Outbound,
     OutboundRequest,
@@ -69,12 +70,12 @@ class StepRun:
 
     name: str
     at: datetime
-    skipped: str | None = None
+    skipped: Message | None = None
     result: OutboundResult | None = None
     # The request as it would have been sent, when it was not (expansion failed, test).
     unsent: RequestView | None = None
     extracted: dict[str, str] = field(default_factory=dict)
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
 
     @property
     def sent(self) -> bool:
@@ -95,7 +96,11 @@ class StepRun:
 class ResponseCheck:
     priority: int
     matched: bool | None
-    reason: str
+    said: Message
+
+    @property
+    def reason(self) -> str:
+        return self.said.text
 
 
 @dataclass
@@ -107,7 +112,7 @@ class IvrRun:
     checks: list[ResponseCheck] = field(default_factory=list)
     # RESPONSE_<NAME> → value, to store on the call.
     stored: dict[str, str] = field(default_factory=dict)
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     duration_ms: float = 0.0
 
     @property
@@ -141,21 +146,80 @@ def base_values(inputs: InvokeInputs, call_values: Mapping[str, str]) -> dict[st
     return values
 
 
-def digits_problem(ivr: CompiledIvr, digits: str | None) -> str | None:
+define(
+    {
+        "digits_invalid.chars": "the digits contain characters other than 0-9, *, # and A-D",
+        "digits_invalid.none": "this IVR accepts no digits",
+        "digits_invalid.too_many": "{count} digits given, at most {max} accepted",
+        "digits_invalid.pattern": "the digits do not match the input check pattern {pattern}",
+        "ivr_timeout": "the IVR's timeout of {seconds} s passed before it finished",
+        "not_sent": "send is false: nothing was sent",
+        "account_not_connected.ivr": (
+            "OAuth account {id} is not connected or does not exist: {OAUTH_INSTANCE_URL} is "
+            "unknown. Connect it on the OAuth accounts page."
+        ),
+        "request_not_sent": "the request was not sent: {detail}",
+        "condition.expanded": "{code} expanded to {text}",
+        "condition.empty_code": "the empty code",
+        "condition.not_empty": "{shown}, which is not empty",
+        "condition.empty": "{shown}, which is empty",
+        "condition.failed": "the condition pattern failed: {detail}",
+        "condition.matches": "{shown}, which matches {pattern}",
+        "condition.no_match": "{shown}, which does not match {pattern}",
+        "earlier_matched": "an earlier setting matched",
+        "no_response": "{which} has no response: {why}",
+        "no_response.step": "step {name}",
+        "no_response.no_request": "no request",
+        "no_response.not_sent": "it was not sent",
+        "code_mismatch": "response code {status}{where} is not {expected}",
+        "code_match": "response code {status}{where} is {expected}",
+        "code_match.of_step": " of {name}",
+        "response_pattern.failed": "the response pattern failed: {detail}",
+        "response_pattern.absent": "the response pattern {pattern} is not in the body",
+        "response_pattern.present": "the body contains {pattern}",
+        "condition": "condition: {why}",
+        "extraction.failed": "the extraction failed: {detail}",
+        "extraction.empty": "the extraction pattern found nothing in the body",
+        "extraction.found": "the extraction pattern found {found}",
+        "extraction.a_match": "a match",
+        "reasons": "{first}; {then}",
+        # An answer's outcome by the name the API gives it.
+        "outcome.matched": "matched",
+        "outcome.no_match": "no_match",
+        "outcome.request_error": "request_error",
+        "outcome.input_invalid": "input_invalid",
+    }
+)
+
+
+def outcome_message(outcome: str) -> Message | str:
+    """An answer's outcome (``no_match``…) shown in the admin's language."""
+    return Message(f"outcome.{outcome}") if f"outcome.{outcome}" in CATALOGUE else outcome
+
+
+def _joined(reasons: list[Message]) -> Message:
+    """Reasons one after the other: "first; second; …"."""
+    joined = reasons[0]
+    for reason in reasons[1:]:
+        joined = Message("reasons", first=joined, then=reason)
+    return joined
+
+
+def digits_problem(ivr: CompiledIvr, digits: str | None) -> Message | None:
     """Why the digits are refused, or None when they are acceptable."""
     digits = digits or ""
     if not _DTMF_RE.match(digits):
-        return "the digits contain characters other than 0-9, *, # and A-D"
+        return Message("digits_invalid.chars")
     if len(digits) > ivr.max_digits:
         if ivr.max_digits == 0:
-            return "this IVR accepts no digits"
-        return f"{len(digits)} digits given, at most {ivr.max_digits} accepted"
+            return Message("digits_invalid.none")
+        return Message("digits_invalid.too_many", count=len(digits), max=ivr.max_digits)
     if ivr.max_digits and ivr.digits_pattern is not None:
         try:
             if not ivr.digits_pattern.matches(digits, timeout=_PATTERN_BUDGET):
-                return f"the digits do not match the input check pattern {ivr.digits_pattern.text}"
+                return Message("digits_invalid.pattern", pattern=ivr.digits_pattern.text)
         except ExtractionError as exc:
-            return str(exc)
+            return exc.msg
     return None
 
 
@@ -187,7 +251,7 @@ async def run_ivr(
     run = IvrRun(answer={})
     problem = digits_problem(ivr, inputs.digits)
     if problem is not None:
-        run.error = {"kind": "input_invalid", "message": problem}
+        run.error = {"kind": "input_invalid", **stored(problem)}
         run.answer = _answer(inputs.call_id, "input_invalid", None, ivr.on_input_invalid, env)
     else:
         try:
@@ -196,7 +260,7 @@ async def run_ivr(
         except TimeoutError:
             run.error = {
                 "kind": "timeout",
-                "message": f"the IVR's timeout of {ivr.timeout:g} s passed before it finished",
+                **stored(Message("ivr_timeout", seconds=f"{ivr.timeout:g}")),
             }
             run.checks = []
             run.answer = _answer(inputs.call_id, "request_error", None, ivr.on_error, env)
@@ -228,7 +292,7 @@ async def _run(
         failure = await _send(request, env, step, outbound, deadline, send)
         if not send:
             run.answer = _answer(inputs.call_id, "no_match", None, END_RULE_BEHAVIOUR, env)
-            run.error = {"kind": "not_sent", "message": "send is false: nothing was sent"}
+            run.error = {"kind": "not_sent", **stored(Message("not_sent"))}
             return
         if failure is not None:
             run.error = failure
@@ -237,8 +301,8 @@ async def _run(
         last_sent = step
         if request.extractor is not None and step.result is not None:
             extraction = _extract(request.extractor, step.result, deadline, loop.time())
-            if isinstance(extraction, str):
-                step.error = {"kind": "extraction", "message": extraction}
+            if isinstance(extraction, Message):
+                step.error = {"kind": "extraction", **stored(extraction)}
             elif extraction.matched:
                 step.extracted = extraction.response_variables()
                 env.values.update(step.extracted)
@@ -256,7 +320,7 @@ async def _send(
     outbound: Outbound,
     deadline: float,
     send: bool,
-) -> dict[str, str] | None:
+) -> dict[str, Any] | None:
     """Expand and send ``request``; the reason it failed as a request error, or None."""
     system_urls = env.system_urls
     account_id = request.account_id
@@ -265,8 +329,7 @@ async def _send(
         if not instance_url:
             step.error = {
                 "kind": "auth",
-                "message": f"OAuth account {account_id} is not connected or does not exist: "
-                "{OAUTH_INSTANCE_URL} is unknown. Connect it on the OAuth accounts page.",
+                **stored(Message("account_not_connected.ivr", id=account_id)),
             }
             return step.error
         system_urls = {**system_urls, "OAUTH_INSTANCE_URL": instance_url}
@@ -286,7 +349,7 @@ async def _send(
         )
     except TemplateExpansionError as exc:
         step.unsent = RequestView.build(request.method, request.url.text, [], None)
-        step.error = {"kind": "request", "message": f"the request was not sent: {exc.message}"}
+        step.error = {"kind": "request", **stored(Message("request_not_sent", detail=exc.msg))}
         return step.error
     if request.implied_content_type and body is not None:
         headers.append(("Content-Type", request.implied_content_type))
@@ -310,7 +373,10 @@ async def _send(
     if is_request_error(result):
         error = result.error
         if error is None:
-            step.error = {"kind": "http_status", "message": f"HTTP {result.status}"}
+            step.error = {
+                "kind": "http_status",
+                **stored(Message("crm_error", status=str(result.status))),
+            }
         else:
             step.error = error.as_dict()
         return step.error
@@ -330,13 +396,13 @@ def _is_json(result: OutboundResult) -> bool:
 
 def _extract(
     extractor: Any, result: OutboundResult, deadline: float, now: float
-) -> Extraction | str:
+) -> Extraction | Message:
     try:
         extraction: Extraction = extractor.extract(
             result.text, timeout=_pattern_timeout(deadline, now), json_body=_is_json(result)
         )
     except ExtractionError as exc:
-        return str(exc)
+        return exc.msg
     return extraction
 
 
@@ -345,24 +411,28 @@ def _condition(
     pattern: CompiledPattern | None,
     env: _Env,
     deadline: float,
-) -> tuple[bool, str]:
+) -> tuple[bool, Message]:
     """A condition as call actions test it: the expanded code against the pattern; a code
     without a pattern holds when it expands to something."""
     text = code.expand(env.values, now=env.now, tz=env.tz) if code is not None else ""
-    shown = f"{code.text!r} expanded to {text!r}" if code is not None else "the empty code"
+    shown = (
+        Message("condition.expanded", code=repr(code.text), text=repr(text))
+        if code is not None
+        else Message("condition.empty_code")
+    )
     if pattern is None:
         if text.strip():
-            return True, f"{shown}, which is not empty"
-        return False, f"{shown}, which is empty"
+            return True, Message("condition.not_empty", shown=shown)
+        return False, Message("condition.empty", shown=shown)
     try:
         matched = pattern.matches(
             text, timeout=_pattern_timeout(deadline, asyncio.get_running_loop().time())
         )
     except ExtractionError as exc:
-        return False, f"the condition pattern failed: {exc}"
+        return False, Message("condition.failed", detail=exc.msg)
     if matched:
-        return True, f"{shown}, which matches {pattern.text}"
-    return False, f"{shown}, which does not match {pattern.text}"
+        return True, Message("condition.matches", shown=shown, pattern=pattern.text)
+    return False, Message("condition.no_match", shown=shown, pattern=pattern.text)
 
 
 def _match(
@@ -376,7 +446,7 @@ def _match(
     loop = asyncio.get_running_loop()
     for setting in ivr.responses:
         if run.answer:
-            run.checks.append(ResponseCheck(setting.priority, None, "an earlier setting matched"))
+            run.checks.append(ResponseCheck(setting.priority, None, Message("earlier_matched")))
             continue
         step = last_sent if setting.step_index is None else run.steps[setting.step_index]
         matched, reason, extraction = _check(setting, step, env, deadline, loop.time())
@@ -414,57 +484,62 @@ def _check(
     env: _Env,
     deadline: float,
     now: float,
-) -> tuple[bool, str, Extraction | None]:
+) -> tuple[bool, Message, Extraction | None]:
     """Does this response setting match? With the reason, in words an admin reads."""
     if step is None or step.result is None:
-        which = f"step {setting.step_name!r}" if setting.step_name else "no request"
-        why = step.skipped if step is not None and step.skipped else "it was not sent"
-        return False, f"{which} has no response: {why}", None
+        which = (
+            Message("no_response.step", name=repr(setting.step_name))
+            if setting.step_name
+            else Message("no_response.no_request")
+        )
+        why = step.skipped if step is not None and step.skipped else Message("no_response.not_sent")
+        return False, Message("no_response", which=which, why=why), None
     result = step.result
-    status = result.status
-    where = "" if setting.step_name is None else f" of {step.name!r}"
-    if status is None or not setting.code_matches(status):
+    status = str(result.status)
+    where: str | Message = (
+        "" if setting.step_name is None else Message("code_match.of_step", name=repr(step.name))
+    )
+    expected = repr(setting.response_code)
+    if result.status is None or not setting.code_matches(result.status):
         return (
             False,
-            f"response code {status}{where} is not {setting.response_code!r}",
+            Message("code_mismatch", status=status, where=where, expected=expected),
             None,
         )
-    reasons = [f"response code {status}{where} is {setting.response_code!r}"]
+    reasons = [Message("code_match", status=status, where=where, expected=expected)]
     if setting.response_pattern is not None:
         try:
             found = setting.response_pattern.matches(
                 result.text, timeout=_pattern_timeout(deadline, now)
             )
         except ExtractionError as exc:
-            return False, f"the response pattern failed: {exc}", None
+            return False, Message("response_pattern.failed", detail=exc.msg), None
+        pattern = setting.response_pattern.text
         if not found:
-            return (
-                False,
-                f"the response pattern {setting.response_pattern.text} is not in the body",
-                None,
-            )
-        reasons.append(f"the body contains {setting.response_pattern.text}")
+            return False, Message("response_pattern.absent", pattern=pattern), None
+        reasons.append(Message("response_pattern.present", pattern=pattern))
     if setting.condition_code is not None or setting.condition_pattern is not None:
         holds, why = _condition(setting.condition_code, setting.condition_pattern, env, deadline)
         if not holds:
-            return False, f"condition: {why}", None
-        reasons.append(f"condition: {why}")
+            return False, Message("condition", why=why), None
+        reasons.append(Message("condition", why=why))
     extraction = None
     if setting.extractor is not None:
         outcome = _extract(setting.extractor, result, deadline, now)
-        if isinstance(outcome, str):
-            return False, f"the extraction failed: {outcome}", None
+        if isinstance(outcome, Message):
+            return False, Message("extraction.failed", detail=outcome), None
         if not outcome.matched:
-            return False, "the extraction pattern found nothing in the body", None
+            return False, Message("extraction.empty"), None
         extraction = outcome
-        reasons.append("the extraction pattern found " + _describe(outcome))
-    return True, "; ".join(reasons), extraction
+        reasons.append(Message("extraction.found", found=_describe(outcome)))
+    return True, _joined(reasons), extraction
 
 
-def _describe(extraction: Extraction) -> str:
+def _describe(extraction: Extraction) -> str | Message:
     if extraction.named:
         return ", ".join(f"{k}={v!r}" for k, v in extraction.named.items())
-    return ", ".join(f"CODE{i}={v!r}" for i, v in enumerate(extraction.groups, 1)) or "a match"
+    found = ", ".join(f"CODE{i}={v!r}" for i, v in enumerate(extraction.groups, 1))
+    return found or Message("extraction.a_match")
 
 
 def _answer_variables(run: IvrRun) -> dict[str, str]:

@@ -6,10 +6,18 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
 
 from callbridge.calls.schemas import MAX_VARIABLE_LENGTH, MAX_VARIABLES, RESERVED_VARIABLE_NAMES
 from callbridge.kit.text import clean_text
+from callbridge.messages import Message, without_stored
 
 AuthType = Literal["none", "basic", "bearer", "oauth"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -462,17 +470,35 @@ class IvrTestRequest(BaseModel):
 class StepTrace(BaseModel):
     name: str
     skipped: str | None = None
+    # Why it was skipped as a catalogue message, for the test panel (not in the API).
+    skipped_msg: dict[str, Any] | None = Field(default=None, exclude=True)
     request: dict[str, Any] | None = None
     response: dict[str, Any] | None = None
     duration_ms: float | None = None
     extracted: dict[str, str] = Field(default_factory=dict)
     error: dict[str, Any] | None = None
 
+    @field_serializer("error")
+    def _english_only(self, value: Any) -> Any:
+        return without_stored(value)
+
+    @classmethod
+    def skipped_by(cls, name: str, reason: Message) -> StepTrace:
+        return cls(name=name, skipped=reason.text, skipped_msg=reason.to_json())
+
 
 class ResponseCheckOut(BaseModel):
     priority: int
     matched: bool | None = Field(description="null: not tested (an earlier setting matched)")
     reason: str
+    # The reason as a catalogue message, for the test panel (not in the API).
+    reason_msg: dict[str, Any] = Field(exclude=True)
+
+    @classmethod
+    def of(cls, priority: int, matched: bool | None, reason: Message) -> ResponseCheckOut:
+        return cls(
+            priority=priority, matched=matched, reason=reason.text, reason_msg=reason.to_json()
+        )
 
 
 class IvrTestResult(InvokeAnswer):
@@ -487,3 +513,7 @@ class IvrTestResult(InvokeAnswer):
     request: dict[str, Any] | None = Field(description="The first request, as sent")
     response: dict[str, Any] | None = Field(description="The last response received")
     extracted: dict[str, str] = Field(description="Every RESPONSE_ variable the call would get")
+
+    @field_serializer("error")
+    def _english_only(self, value: Any) -> Any:
+        return without_stored(value)

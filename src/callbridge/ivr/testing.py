@@ -10,7 +10,7 @@ from starlette.requests import HTTPConnection
 
 from callbridge.ivr import service
 from callbridge.ivr.compiler import CompiledIvr, IvrInvalid
-from callbridge.ivr.engine import InvokeInputs, IvrRun, run_ivr
+from callbridge.ivr.engine import InvokeInputs, IvrRun, outcome_message, run_ivr
 from callbridge.ivr.runtime import get_ivr_runtime
 from callbridge.ivr.schemas import (
     IvrTestRequest,
@@ -18,6 +18,7 @@ from callbridge.ivr.schemas import (
     ResponseCheckOut,
     StepTrace,
 )
+from callbridge.messages import Message, define
 from callbridge.models.ivr import Ivr
 from callbridge.outbound import get_outbound
 from callbridge.runtime import get_runtime
@@ -66,11 +67,20 @@ async def run_test(
     return explain(compiled, run, described.warnings)
 
 
+define(
+    {
+        "step_not_run": "not run: the invocation ended before it",
+        "answer_is": "the answer is {outcome}",
+    }
+)
+
+
 def explain(compiled: CompiledIvr, run: IvrRun, warnings: Any) -> IvrTestResult:
     steps = [
         StepTrace(
             name=step.name,
-            skipped=step.skipped,
+            skipped=step.skipped.text if step.skipped else None,
+            skipped_msg=step.skipped.to_json() if step.skipped else None,
             request=step.request_record(),
             response=step.result.response_record() if step.result is not None else None,
             duration_ms=step.duration_ms(),
@@ -80,25 +90,19 @@ def explain(compiled: CompiledIvr, run: IvrRun, warnings: Any) -> IvrTestResult:
         for step in run.steps
     ]
     for request in compiled.requests[len(run.steps) :]:
-        steps.append(
-            StepTrace(name=request.name, skipped="not run: the invocation ended before it")
-        )
+        steps.append(StepTrace.skipped_by(request.name, Message("step_not_run")))
     checked = {check.priority: check for check in run.checks}
     responses = []
     for setting in compiled.responses:
         check = checked.get(setting.priority)
         if check is not None:
-            responses.append(
-                ResponseCheckOut(
-                    priority=check.priority, matched=check.matched, reason=check.reason
-                )
-            )
+            responses.append(ResponseCheckOut.of(check.priority, check.matched, check.said))
         else:
             responses.append(
-                ResponseCheckOut(
-                    priority=setting.priority,
-                    matched=None,
-                    reason=f"the answer is {run.outcome}",
+                ResponseCheckOut.of(
+                    setting.priority,
+                    None,
+                    Message("answer_is", outcome=outcome_message(run.outcome)),
                 )
             )
     last_response = next((s.response for s in reversed(steps) if s.response is not None), None)

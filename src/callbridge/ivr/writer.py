@@ -32,8 +32,9 @@ from callbridge.calls import store
 from callbridge.calls.pg_ingest import pg_ingest
 from callbridge.calls.sqlite_hot import db_time, from_db_time, sqlite_hot_path
 from callbridge.ivr.compiler import CompiledIvr
-from callbridge.ivr.engine import InvokeInputs, IvrRun, StepRun
+from callbridge.ivr.engine import InvokeInputs, IvrRun, StepRun, outcome_message
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, define, stored
 from callbridge.runtime import Runtime
 
 logger = logging.getLogger("callbridge.ivr")
@@ -96,24 +97,40 @@ def _label(log: InvocationLog, step: StepRun | None) -> str:
     return f"IVR {log.ivr_key}{name}{which} — {outcome}, {routed}"[:300]
 
 
-def _answer_notes(log: InvocationLog) -> list[str]:
-    """The answer and the reasons behind it, shown with the invocation on the timeline."""
+define(
+    {
+        "note.guidance": "guidance: {guidance}",
+        "note.outcome": "{outcome}: {reason}",
+        "note.matched": "priority {priority} matched: {reason}",
+        "note.not_matched": "priority {priority} did not match: {reason}",
+        "note.skipped": "step {name} skipped: {reason}",
+    }
+)
+
+
+def _answer_notes(log: InvocationLog) -> list[dict[str, Any]]:
+    """The answer and the reasons behind it, shown with the invocation on the timeline
+    (each note as ``callbridge.messages.stored()`` keeps it)."""
     run = log.run
     answer = run.answer
-    notes = []
+    notes: list[Message] = []
     guidance = answer.get("guidance")
     if guidance:
-        notes.append(f"guidance: {guidance.get('text') or guidance.get('file')}")
+        shown = str(guidance.get("text") or guidance.get("file"))
+        notes.append(Message("note.guidance", guidance=shown))
     if run.error is not None and answer.get("outcome") != "matched":
-        notes.append(f"{answer.get('outcome')}: {run.error.get('message')}")
+        error = run.error
+        reason = Message.from_json(error["msg"]) if "msg" in error else str(error.get("message"))
+        outcome = outcome_message(str(answer.get("outcome")))
+        notes.append(Message("note.outcome", outcome=outcome, reason=reason))
     for check in run.checks:
         if check.matched is not None:
-            verdict = "matched" if check.matched else "did not match"
-            notes.append(f"priority {check.priority} {verdict}: {check.reason}")
+            which = "note.matched" if check.matched else "note.not_matched"
+            notes.append(Message(which, priority=check.priority, reason=check.said))
     for step in run.steps:
         if step.skipped:
-            notes.append(f"step {step.name} skipped: {step.skipped}")
-    return notes
+            notes.append(Message("note.skipped", name=step.name, reason=step.skipped))
+    return [stored(note) for note in notes]
 
 
 def execution_records(log: InvocationLog) -> list[dict[str, Any]]:

@@ -135,7 +135,7 @@ class Execution(Base):
     # Every exchange on the wire (retries, the repeat after a token refresh).
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Hints for the admin: a pattern that did not match, a greedy capture, binary data.
-    notes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     # A re-run (one execution, a call's failed ones, a rule's in a time range) is an
     # execution of its own that names the execution it repeats.

@@ -6,7 +6,10 @@ import codecs
 import json
 from typing import Any
 
+from callbridge.messages import Message, define
 from callbridge.outbound.types import OutboundError
+
+define({"crm_error": "HTTP {status}", "crm_error.detail": "HTTP {status}: {detail}"})
 
 _BINARY_TYPES = ("image/", "audio/", "video/", "font/")
 _BINARY_APPLICATION = (
@@ -92,11 +95,12 @@ def provider_error(status: int | None, body: bytes) -> OutboundError | None:
     if status is None or status < 400:
         return None
     code, message = _first_error(body)
-    text = f"HTTP {status}"
     if code and message:
-        text += f": {code}: {message}"
+        text = Message("crm_error.detail", status=status, detail=f"{code}: {message}")
     elif code or message:
-        text += f": {code or message}"
+        text = Message("crm_error.detail", status=status, detail=code or message or "")
+    else:
+        text = Message("crm_error", status=status)
     if status == 429 or (code is not None and code in _LIMIT_CODES):
         return OutboundError("limit", text, code)
     if status == 401:

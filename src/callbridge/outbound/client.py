@@ -19,6 +19,7 @@ import httpx2
 
 import callbridge
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, define
 from callbridge.outbound.accounts import (
     AccountState,
     AccountToken,
@@ -81,11 +82,48 @@ def deadline_after(seconds: float) -> float:
 
 
 # The first of two sends the wire made (transport.py): listed as an attempt of its own.
-_UNANSWERED = OutboundError(
-    "connect",
-    "network failure: the server closed the kept-alive connection without answering; "
-    "sent again at once on a new connection",
+define(
+    {
+        "kept_alive_unanswered": (
+            "network failure: the server closed the kept-alive connection without answering; "
+            "sent again at once on a new connection"
+        ),
+        "refresh_failed.recently": (
+            "refreshing the token failed moments ago ({detail}); the next attempt is made shortly"
+        ),
+        "refresh_failed.no_source": "no token source is configured",
+        "refresh_failed": "refreshing the token failed: {detail}",
+        "deadline_passed": "the deadline passed before the CRM answered",
+        "request_invalid.method": "unsupported HTTP method '{method}'",
+        "request_invalid.url": "invalid URL: {detail}",
+        "request_invalid.not_absolute": (
+            "the URL must be absolute and start with https:// or http://"
+        ),
+        "request_invalid.insecure": (
+            "credentials are never sent over plain http:// except to this machine: use "
+            "https://, or set CALLBRIDGE_ALLOW_INSECURE_HTTP=true for a trusted network"
+        ),
+        "request_invalid.timeout": "the timeout must be positive",
+        "auth_failed": "{first}; {then}",
+        "account_missing": "OAuth account {id} does not exist",
+        "not_connected": (
+            "OAuth account '{name}' is not connected: connect it on the OAuth accounts page"
+        ),
+        "request_invalid.unsendable": "the request cannot be sent: {detail}",
+        "timeout": "no complete answer within {seconds} s",
+        "timeout.connect": "could not connect within the time limit ({detail})",
+        "timeout.detail": "no complete answer within {seconds} s ({detail})",
+        "connect_failed": "could not connect: {detail}",
+        "network_failure": "network failure: {detail}",
+        "needs_reauthorization": (
+            "OAuth account '{name}' needs to be reconnected: the provider refused its "
+            "refresh{detail}. An administrator must click Connect on the OAuth accounts page"
+        ),
+        "needs_reauthorization.detail": " ({detail})",
+    }
 )
+
+_UNANSWERED = OutboundError("connect", Message("kept_alive_unanswered"))
 
 
 class _Exchange:
@@ -250,7 +288,7 @@ class Outbound:
             state.loaded_at = self._clock()
             return token
 
-    async def _refresh(self, state: AccountState, stale_version: int) -> AccountToken | str:
+    async def _refresh(self, state: AccountState, stale_version: int) -> AccountToken | Message:
         """One refresh per account at a time; requests that saw the same stale token
         share its outcome. Returns the new token, or why there is none."""
         async with state.lock:
@@ -262,12 +300,9 @@ class Outbound:
             state.last_refresh_transient = False
             if self._clock() < state.cooldown_until:
                 state.last_refresh_transient = True
-                return (
-                    f"refreshing the token failed moments ago ({state.last_refresh_error}); "
-                    "the next attempt is made shortly"
-                )
+                return Message("refresh_failed.recently", detail=state.last_refresh_error or "")
             if self._token_source is None:
-                return "no token source is configured"
+                return Message("refresh_failed.no_source")
             try:
                 token = await self._token_source.refresh(state.account_id, stale_version)
             except TokenRefreshError as exc:
@@ -289,7 +324,7 @@ class Outbound:
                     _REFRESH_COOLDOWN_MAX, max(_REFRESH_COOLDOWN_FIRST, state.cooldown * 2)
                 )
                 state.cooldown_until = self._clock() + state.cooldown
-                return f"refreshing the token failed: {exc.message}"
+                return Message("refresh_failed", detail=exc.message)
             state.token = token
             state.loaded_at = self._clock()
             state.cooldown = 0.0
@@ -378,7 +413,7 @@ class Outbound:
                     last = await self._attempts(request, method, body, attempts, secrets)
         except TimeoutError:
             last = _Exchange()
-            last.error = OutboundError("timeout", "the deadline passed before the CRM answered")
+            last.error = OutboundError("timeout", Message("deadline_passed"))
             attempts.append(
                 Attempt(
                     len(attempts) + 1,
@@ -401,28 +436,24 @@ class Outbound:
 
     def _check(self, method: str, request: OutboundRequest) -> OutboundError | None:
         if method not in _METHODS:
-            return OutboundError("request", f"unsupported HTTP method '{request.method}'")
+            return OutboundError(
+                "request", Message("request_invalid.method", method=request.method)
+            )
         try:
             parts = urlsplit(request.url)
         except ValueError as exc:
-            return OutboundError("request", f"invalid URL: {exc}")
+            return OutboundError("request", Message("request_invalid.url", detail=str(exc)))
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            return OutboundError(
-                "request", "the URL must be absolute and start with https:// or http://"
-            )
+            return OutboundError("request", Message("request_invalid.not_absolute"))
         if (
             parts.scheme == "http"
             and not _is_no_auth(request)
             and not self._allow_insecure_http
             and not is_loopback_host(parts.hostname)
         ):
-            return OutboundError(
-                "request",
-                "credentials are never sent over plain http:// except to this machine: "
-                "use https://, or set CALLBRIDGE_ALLOW_INSECURE_HTTP=true for a trusted network",
-            )
+            return OutboundError("request", Message("request_invalid.insecure"))
         if request.timeout <= 0:
-            return OutboundError("request", "the timeout must be positive")
+            return OutboundError("request", Message("request_invalid.timeout"))
         return None
 
     async def _attempts(
@@ -509,10 +540,13 @@ class Outbound:
                     return exchange
                 refreshed = True
                 outcome = await self._refresh(state, token.version)
-                if isinstance(outcome, str):
+                if isinstance(outcome, Message):
+                    refused = (
+                        exchange.error.said if exchange.error else Message("crm_error", status=401)
+                    )
                     exchange.error = OutboundError(
                         "auth",
-                        f"{exchange.error.message if exchange.error else 'HTTP 401'}; {outcome}",
+                        Message("auth_failed", first=refused, then=outcome),
                         exchange.error.code if exchange.error else None,
                     )
                     exchange.refresh_transient = state.last_refresh_transient
@@ -540,7 +574,7 @@ class Outbound:
         token = await self._current_token(state)
         if token is None:
             return OutboundError(
-                "auth", f"OAuth account {state.account_id} does not exist", "account_missing"
+                "auth", Message("account_missing", id=state.account_id), "account_missing"
             )
         if token.status == "needs_reauthorization":
             return OutboundError("auth", _reauthorize_message(token), "needs_reauthorization")
@@ -551,13 +585,10 @@ class Outbound:
         if token.access_token is None or expired:
             if token.access_token is None and token.status == "not_connected":
                 return OutboundError(
-                    "auth",
-                    f"OAuth account '{token.name}' is not connected: connect it on the "
-                    "OAuth accounts page",
-                    "not_connected",
+                    "auth", Message("not_connected", name=token.name), "not_connected"
                 )
             outcome = await self._refresh(state, token.version)
-            if isinstance(outcome, str):
+            if isinstance(outcome, Message):
                 code = "refresh_failed" if state.last_refresh_transient else "refresh_refused"
                 return OutboundError("auth", outcome, code)
             return outcome
@@ -603,7 +634,9 @@ class Outbound:
             headers = _wire_headers(request, token)
         except (httpx2.InvalidURL, ValueError, TypeError, UnicodeError) as exc:
             exchange.sent = False
-            exchange.error = OutboundError("request", f"the request cannot be sent: {exc}")
+            exchange.error = OutboundError(
+                "request", Message("request_invalid.unsendable", detail=str(exc))
+            )
             return exchange
         try:
             async with asyncio.timeout(request.timeout):
@@ -620,23 +653,28 @@ class Outbound:
                 )
         except TimeoutError:
             exchange.error = OutboundError(
-                "timeout", f"no complete answer within {request.timeout:g} s"
+                "timeout", Message("timeout", seconds=f"{request.timeout:g}")
             )
         except WireError as exc:
             exchange.sent = exc.sent
             exchange.repeated_after_ms = exc.repeated_after_ms
             if exc.kind == "timeout" and not exc.sent:
                 exchange.error = OutboundError(
-                    "timeout", f"could not connect within the time limit ({exc.message})"
+                    "timeout", Message("timeout.connect", detail=exc.message)
                 )
             elif exc.kind == "timeout":
                 exchange.error = OutboundError(
-                    "timeout", f"no complete answer within {request.timeout:g} s ({exc.message})"
+                    "timeout",
+                    Message("timeout.detail", seconds=f"{request.timeout:g}", detail=exc.message),
                 )
             elif exc.kind == "connect":
-                exchange.error = OutboundError("connect", f"could not connect: {exc.message}")
+                exchange.error = OutboundError(
+                    "connect", Message("connect_failed", detail=exc.message)
+                )
             else:
-                exchange.error = OutboundError("connect", f"network failure: {exc.message}")
+                exchange.error = OutboundError(
+                    "connect", Message("network_failure", detail=exc.message)
+                )
         else:
             exchange.response_status = answer.status
             exchange.headers = answer.headers
@@ -689,12 +727,13 @@ def _is_no_auth(request: OutboundRequest) -> bool:
     return not isinstance(request.auth, BasicAuth | BearerAuth | OAuthAuth)
 
 
-def _reauthorize_message(token: AccountToken) -> str:
-    detail = f" ({token.status_detail})" if token.status_detail else ""
-    return (
-        f"OAuth account '{token.name}' needs to be reconnected: the provider refused its "
-        f"refresh{detail}. An administrator must click Connect on the OAuth accounts page"
+def _reauthorize_message(token: AccountToken) -> Message:
+    detail: str | Message = (
+        Message("needs_reauthorization.detail", detail=token.status_detail)
+        if token.status_detail
+        else ""
     )
+    return Message("needs_reauthorization", name=token.name, detail=detail)
 
 
 def _auth_secrets(request: OutboundRequest) -> list[str]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, ClassVar, Literal
 
+from callbridge.messages import Message, english
 from callbridge.outbound.redaction import RequestView, headers_dict
 
 ErrorKind = Literal["timeout", "connect", "http_status", "auth", "limit", "request", "unavailable"]
@@ -123,11 +124,22 @@ class OutboundError:
     one (``INVALID_SESSION_ID``, ``REQUEST_LIMIT_EXCEEDED``, ``invalid_grant``, ...)."""
 
     kind: ErrorKind
-    message: str
+    said: Message | str
     code: str | None = None
 
+    @property
+    def message(self) -> str:
+        """The English text (logs, the API)."""
+        return english(self.said)
+
     def as_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message}
+        """``message`` in English; with a catalogue message (``callbridge.messages``) also
+        ``msg``, its id and parameters, so a page can show it in its own language (``code``
+        is left to the CRM's own error code, which an execution log adds)."""
+        data: dict[str, Any] = {"kind": self.kind, "message": self.message}
+        if isinstance(self.said, Message):
+            data["msg"] = self.said.to_json()
+        return data
 
 
 @dataclass(frozen=True, slots=True)
