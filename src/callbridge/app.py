@@ -40,6 +40,7 @@ from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
 from callbridge.calls.lifecycle import call_processing, close_hot_paths
 from callbridge.calls.pbx_auth import settle_checks
+from callbridge.circuits import pages as circuit_pages
 from callbridge.circuits import router as circuits_router
 from callbridge.circuits.prober import probing
 from callbridge.circuits.store import DatabaseCircuitStore
@@ -121,6 +122,7 @@ def _register_navigation() -> None:
     )
     BANNER_PROVIDERS.append(_public_url_banner)
     BANNER_PROVIDERS.append(oauth_pages.reauthorization_banner)
+    BANNER_PROVIDERS.append(circuit_pages.outage_banner)
     pages.DASHBOARD_CARDS.append(call_pages.dashboard_cards)
     pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
     call_action_service.RESPONSE_NAME_PROVIDERS.append(ivr_service.produced_by_ivrs)
@@ -294,6 +296,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(oauth_pages.router)
     app.include_router(recordings_router.router)
     app.include_router(ivr_pages.router)
+    app.include_router(circuit_pages.router)
     app.include_router(call_pages.router)
     app.include_router(call_actions_router.router)
     app.include_router(call_action_pages.router)

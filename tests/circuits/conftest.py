@@ -3,15 +3,39 @@ call-action end-to-end tests do (their fixtures are reused)."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from callbridge.settings import Settings
-from tests.call_actions.conftest import PUBLIC_URL, connected, live, sandbox
+from tests.call_actions.conftest import Live, connected, live, sandbox
+from tests.helpers import sign_in
 
 __all__ = ["connected", "live", "sandbox"]
+
+# Plain http, so that the session cookies of a signed-in test client are sent back.
+PUBLIC_URL = "http://callbridge.example.jp/"
 
 
 @pytest.fixture
 def live_settings(settings: Settings) -> Settings:
     # Resumption paced fast enough for a test's few dozen calls.
     return settings.model_copy(update={"public_url": PUBLIC_URL, "resume_calls_per_second": 500.0})
+
+
+async def signed_in_browser(live: Live, language: str = "en") -> httpx.AsyncClient:
+    """A client that signed in to ``live`` as an admin (cookies kept), in ``language``."""
+    created = await live.api(
+        "POST",
+        "/api/v1/users",
+        json={
+            "username": "outage-admin",
+            "password": "correct horse",
+            "role": "admin",
+            "language": language,
+        },
+    )
+    assert created.status_code == 201, created.text
+    browser = httpx.AsyncClient(base_url=live.base_url, timeout=30)
+    answer = await sign_in(browser, "outage-admin", "correct horse")
+    assert answer.status_code == 303, answer.text
+    return browser

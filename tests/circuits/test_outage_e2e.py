@@ -5,12 +5,14 @@ disconnect), every Salesforce request answered 503 while calls arrive, then reco
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
 import pytest
 
-from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, EXAMPLE_3, PUBLIC_URL, Live
+from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, EXAMPLE_3, Live
+from tests.circuits.conftest import PUBLIC_URL, signed_in_browser
 from tests.ivr.seeds import seed_000_ivr
 
 pytestmark = pytest.mark.e2e
@@ -80,6 +82,18 @@ async def test_calls_during_an_outage_are_parked_and_resume_in_order(connected: 
     assert queue_event["parked_for"] == f"account:{live.account_id}"
     assert parked["events"][1]["status"] == "pending"  # the disconnect waits behind it
 
+    # The dashboard and the call pages show the open circuit; the timeline shows parking.
+    browser = await signed_in_browser(live)
+    dashboard = await browser.get("/")
+    assert "Sandbox is not processing requests since" in dashboard.text
+    # (how many: those not being probed or re-parked at this moment)
+    assert re.search(r"\b\d+ call\(s\) parked", dashboard.text)
+    assert "HTTP 503: SERVER_UNAVAILABLE" in dashboard.text
+    call_page = await browser.get("/calls/outage-0")
+    assert "Sandbox is not processing requests since" in call_page.text
+    assert "parked since" in call_page.text
+    assert "nothing is lost and no attempt is spent" in call_page.text
+
     # The IVR answers request_error at once, without sending anything.
     started = time.perf_counter()
     answer = await live.http.post(
@@ -126,6 +140,10 @@ async def test_calls_during_an_outage_are_parked_and_resume_in_order(connected: 
 
     await wait_for(settled, "every parked call to finish", seconds=60)
     assert await open_circuits(live) == []
+    call_page = await browser.get("/calls/outage-0")
+    assert "is not processing requests" not in call_page.text
+    assert "parked since" in call_page.text and "resumed at" in call_page.text
+    await browser.aclose()
     # Every Case was created exactly once; every update landed on its own Case, after it.
     assert len(live.records("Case")) == before + CALLS
     posts = case_posts(live)

@@ -3,13 +3,16 @@ each an execution of its own, sent to the sandbox Salesforce over sockets."""
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, Live
+from tests.circuits.conftest import signed_in_browser
 from tests.circuits.test_outage_e2e import TEL, wait_for
+from tests.helpers import csrf_from
 
 pytestmark = pytest.mark.e2e
 
@@ -114,3 +117,55 @@ async def test_rerun_bad_input(connected: Live) -> None:
     )
     assert garbled.status_code == 422
     assert garbled.json()["detail"][0]["loc"] == ["query", "from"]
+
+
+async def test_rerun_from_the_pages(connected: Live) -> None:
+    live = connected
+    await live.rule(EXAMPLE_1)
+    rule = await live.rule(EXAMPLE_2)
+    call = await failed_case_post(live, "rr-ui")
+    failed_id = call["executions"][1]["id"]
+    browser = await signed_in_browser(live)
+    try:
+        page = await browser.get("/calls/rr-ui")
+        assert page.status_code == 200
+        assert "Re-run failed requests" in page.text
+        assert f'action="/calls/rr-ui/executions/{failed_id}/rerun"' in page.text
+        answer = await browser.post(
+            f"/calls/rr-ui/executions/{failed_id}/rerun",
+            data={"csrf_token": csrf_from(page.text)},
+        )
+        assert answer.status_code == 303
+        assert answer.headers["location"] == "/calls/rr-ui?rerun=1"
+        await executions_of(live, "rr-ui", 3)
+        shown = await browser.get("/calls/rr-ui?rerun=1")
+        assert "1 failed request(s) queued for a re-run" in shown.text
+        assert f"re-run of #{failed_id}" in shown.text
+        assert f"Re-run of execution #{failed_id}" in shown.text
+
+        form = await browser.get(f"/call-actions/{rule['id']}/rerun")
+        assert form.status_code == 200
+        backwards = await browser.post(
+            f"/call-actions/{rule['id']}/rerun",
+            data={
+                "csrf_token": csrf_from(form.text),
+                "from": "2026-12-02T10:00",
+                "to": "2026-12-01T10:00",
+            },
+        )
+        assert backwards.status_code == 422
+        assert "'To' must not be before 'From'." in html.unescape(backwards.text)
+        garbled = await browser.post(
+            f"/call-actions/{rule['id']}/rerun",
+            data={"csrf_token": csrf_from(form.text), "from": "yesterday", "to": ""},
+        )
+        assert garbled.status_code == 422 and "Enter a date and time." in garbled.text
+        done = await browser.post(
+            f"/call-actions/{rule['id']}/rerun",
+            data={"csrf_token": csrf_from(form.text), "from": "", "to": ""},
+        )
+        assert done.status_code == 200
+        # rr-ui's failure was re-run already: nothing is left.
+        assert "0 failed request(s) queued for a re-run" in done.text
+    finally:
+        await browser.aclose()

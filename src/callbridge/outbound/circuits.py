@@ -88,6 +88,10 @@ class CircuitBoard:
         self._clock = clock
         self._open: dict[str, OpenCircuit] = {}
         self._in_a_row: dict[str, int] = {}
+        # Circuits this process opened, and when: a refresh that read the store just
+        # before the opening committed does not forget them.
+        self._opened_here: dict[str, float] = {}
+        self._opening: set[str] = set()
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -104,7 +108,14 @@ class CircuitBoard:
             self._task = None
 
     async def refresh(self) -> None:
-        self._open = await self.store.open_circuits()
+        found = await self.store.open_circuits()
+        recent = self._clock() - 2 * self.refresh_seconds
+        for key, at in list(self._opened_here.items()):
+            if at < recent:
+                del self._opened_here[key]
+            elif key not in found and key in self._open:
+                found[key] = self._open[key]
+        self._open = found
 
     async def _refresh_loop(self) -> None:
         while True:
@@ -165,6 +176,7 @@ class CircuitBoard:
                 )
                 if recovered:
                     self._open.pop(key, None)
+                    self._opened_here.pop(key, None)
                     self._in_a_row.pop(key, None)
                     logger.info("circuit %s closed: the probe was answered", key)
                 return
@@ -173,8 +185,13 @@ class CircuitBoard:
                 return
             count = self._in_a_row.get(key, 0) + 1
             self._in_a_row[key] = count
-            if count >= self.threshold and key not in self._open:
-                self._open[key] = await self.store.open(key, error)
+            if count >= self.threshold and key not in self._open and key not in self._opening:
+                self._opening.add(key)
+                try:
+                    self._open[key] = await self.store.open(key, error)
+                finally:
+                    self._opening.discard(key)
+                self._opened_here[key] = self._clock()
                 logger.warning("circuit %s opened after %d failures: %s", key, count, error)
         except Exception:
             logger.warning("could not update circuit %s", key, exc_info=True)
