@@ -134,6 +134,28 @@ class Message:
         return message.then(*more) if more else message
 
 
+define(
+    {
+        # Text that has no id of its own (a provider's or a library's words), as a message.
+        "text": "{text}",
+        # Two parts of one sentence: "first; then".
+        "joined": "{first}; {then}",
+    }
+)
+
+
+def as_message(value: str | Message) -> Message:
+    return value if isinstance(value, Message) else Message("text", text=value)
+
+
+def joined(first: Message, *others: Message) -> Message:
+    """Parts one after the other: "first; second; …" (the code stays the first's)."""
+    result = first
+    for other in others:
+        result = Message("joined", first=result, then=other)
+    return result
+
+
 class MessageError(ValueError):
     """A ``ValueError`` with a catalogue message (pydantic validators raise it; the UI
     renders it translated, the API adds its code)."""

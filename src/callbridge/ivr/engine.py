@@ -26,7 +26,7 @@ from callbridge.ivr.compiler import (
     CompiledResponse,
 )
 from callbridge.kit.time import utcnow
-from callbridge.messages import CATALOGUE, Message, define, stored
+from callbridge.messages import CATALOGUE, Message, define, joined, stored
 from callbridge.outbound import (
     Outbound,
     OutboundRequest,
@@ -182,7 +182,6 @@ define(
         "extraction.empty": "the extraction pattern found nothing in the body",
         "extraction.found": "the extraction pattern found {found}",
         "extraction.a_match": "a match",
-        "reasons": "{first}; {then}",
         # An answer's outcome by the name the API gives it.
         "outcome.matched": "matched",
         "outcome.no_match": "no_match",
@@ -195,14 +194,6 @@ define(
 def outcome_message(outcome: str) -> Message | str:
     """An answer's outcome (``no_match``…) shown in the admin's language."""
     return Message(f"outcome.{outcome}") if f"outcome.{outcome}" in CATALOGUE else outcome
-
-
-def _joined(reasons: list[Message]) -> Message:
-    """Reasons one after the other: "first; second; …"."""
-    joined = reasons[0]
-    for reason in reasons[1:]:
-        joined = Message("reasons", first=joined, then=reason)
-    return joined
 
 
 def digits_problem(ivr: CompiledIvr, digits: str | None) -> Message | None:
@@ -532,7 +523,7 @@ def _check(
             return False, Message("extraction.empty"), None
         extraction = outcome
         reasons.append(Message("extraction.found", found=_describe(outcome)))
-    return True, _joined(reasons), extraction
+    return True, joined(*reasons), extraction
 
 
 def _describe(extraction: Extraction) -> str | Message:

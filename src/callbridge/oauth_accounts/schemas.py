@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from callbridge.messages import Message
 from callbridge.oauth_accounts.protocol import DEFAULT_LOGIN_URL
 
 Provider = Literal["salesforce", "generic"]
@@ -160,8 +161,15 @@ class TestReport(BaseModel):
     ok: bool
     status: Status
     message: str
+    code: str = Field(description="The message's id (machine-readable)")
+    # The message with its parameters, for the account page (not in the API).
+    msg: dict[str, Any] = Field(exclude=True)
     instance_url: str | None = None
     http_status: int | None = None
     username: str | None = None
     organization_id: str | None = None
     api_usage: ApiUsageRead | None = None
+
+    @classmethod
+    def of(cls, message: Message, **fields: Any) -> TestReport:
+        return cls(message=message.text, code=message.code, msg=message.to_json(), **fields)

@@ -15,6 +15,7 @@ from callbridge.audit import record_audit
 from callbridge.errors import Conflict, FieldError, FieldErrors, NotFound
 from callbridge.kit.crypto import SecretBox, SecretDecryptionError, new_token, sha256_hex
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, as_message, define, joined
 from callbridge.models import OAuthAccount, OAuthAuthorization
 from callbridge.oauth_accounts import protocol, repository
 from callbridge.oauth_accounts.protocol import ProviderConfig, ProviderFailure, TokenSet
@@ -45,6 +46,16 @@ AUTHORIZATION_LIFETIME = timedelta(minutes=15)
 # Used authorisations are kept this long so a replayed callback is recognised as such.
 AUTHORIZATION_RETENTION = timedelta(days=1)
 SALESFORCE_API_VERSION = "v62.0"
+
+define(
+    {
+        "test.not_connected": "not connected yet: click Connect first",
+        "test.no_url": "no URL to test: set the base URL of the provider's API",
+        "test.answered": "the API answered HTTP {status}",
+        "test.signed_in": "signed in as {username}",
+        "test.api_usage": "API requests in the last 24 h: {used} of {allowed}",
+    }
+)
 
 # Changing one of these makes the stored tokens belong to another app, user or host.
 _IDENTITY_FIELDS = frozenset(
@@ -583,22 +594,14 @@ async def test_account(
     callback = await callback_url(session, runtime)
     outbound = _outbound(runtime)
     if account.status == "not_connected" or outbound is None:
-        return TestReport(
-            ok=False,
-            status=account.status,
-            message="not connected yet: click Connect first",
-        )
+        return TestReport.of(Message("test.not_connected"), ok=False, status=account.status)
     instance = account_instance_url(account)
     if account.provider == "salesforce":
         target = f"{instance}/services/data/{SALESFORCE_API_VERSION}/limits/" if instance else None
     else:
         target = account.base_url
     if not target:
-        return TestReport(
-            ok=False,
-            status=account.status,
-            message="no URL to test: set the base URL of the provider's API",
-        )
+        return TestReport.of(Message("test.no_url"), ok=False, status=account.status)
     result = await _get(outbound, account.id, target)
     username = organization = None
     if result.ok and account.provider == "salesforce" and account.identity_url:
@@ -611,25 +614,24 @@ async def test_account(
         current = await repository.get_account(fresh, account.id)
     read = to_read(current or account, runtime, callback)
     if result.error is not None:
-        return TestReport(
+        return TestReport.of(
+            as_message(result.error.said),
             ok=False,
             status=read.status,
-            message=result.error.message,
             instance_url=read.instance_url,
             http_status=result.status,
             api_usage=read.api_usage,
         )
-    message = f"the API answered HTTP {result.status}"
+    parts = [Message("test.answered", status=str(result.status))]
     if isinstance(username, str):
-        message += f"; signed in as {username}"
+        parts.append(Message("test.signed_in", username=username))
     if read.api_usage is not None:
-        message += (
-            f"; API requests in the last 24 h: {read.api_usage.used} of {read.api_usage.allowed}"
-        )
-    return TestReport(
+        usage = read.api_usage
+        parts.append(Message("test.api_usage", used=usage.used, allowed=usage.allowed))
+    return TestReport.of(
+        joined(*parts),
         ok=True,
         status=read.status,
-        message=message,
         instance_url=read.instance_url,
         http_status=result.status,
         username=username if isinstance(username, str) else None,

@@ -19,7 +19,7 @@ import httpx2
 
 import callbridge
 from callbridge.kit.time import utcnow
-from callbridge.messages import Message, define
+from callbridge.messages import Message, as_message, define, joined
 from callbridge.outbound.accounts import (
     AccountState,
     AccountToken,
@@ -104,7 +104,6 @@ define(
             "https://, or set CALLBRIDGE_ALLOW_INSECURE_HTTP=true for a trusted network"
         ),
         "request_invalid.timeout": "the timeout must be positive",
-        "auth_failed": "{first}; {then}",
         "account_missing": "OAuth account {id} does not exist",
         "not_connected": (
             "OAuth account '{name}' is not connected: connect it on the OAuth accounts page"
@@ -546,7 +545,7 @@ class Outbound:
                     )
                     exchange.error = OutboundError(
                         "auth",
-                        Message("auth_failed", first=refused, then=outcome),
+                        joined(as_message(refused), outcome),
                         exchange.error.code if exchange.error else None,
                     )
                     exchange.refresh_transient = state.last_refresh_transient
