@@ -47,6 +47,7 @@ from callbridge.circuits.store import DatabaseCircuitStore
 from callbridge.config_io import router as config_router
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.history import pages as history_pages
 from callbridge.history import router as history_router
 from callbridge.history.rows import with_history
 from callbridge.history.sync import history_lifespan
@@ -302,6 +303,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(call_action_pages.router)
     app.include_router(recording_pages.router)
     app.include_router(history_router.router)
+    app.include_router(history_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _operation_ids(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
