@@ -7,9 +7,10 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -76,13 +77,15 @@ def serve(
         str, typer.Option(help="all: web and worker; web: HTTP only; worker: dispatcher only.")
     ] = "all",
     workers: Annotated[
-        int,
+        str,
         typer.Option(
-            min=1,
-            help="Web processes sharing the port (with --role web; more dispatchers are "
-            "more processes started with --role worker).",
+            envvar="CALLBRIDGE_WORKERS",
+            help="Web processes sharing the port: auto (one per usable core on PostgreSQL, "
+            "one on SQLite) or a number; 1 pins everything to one process. With --role all "
+            "and more than one web process, dispatcher processes run beside them (one per "
+            "two web processes).",
         ),
-    ] = 1,
+    ] = "auto",
 ) -> None:
     """Migrate the database, then serve the web UI, the API and the dispatcher."""
     import uvicorn
@@ -92,42 +95,56 @@ def serve(
 
     if role not in ("all", "web", "worker"):
         raise _fail("--role must be all, web or worker")
-    if workers > 1 and role != "web":
-        raise _fail(
-            "--workers needs --role web: dispatchers scale as processes of their own "
-            "(callbridge serve --role worker), one per core"
-        )
     settings = _settings()
     if host:
         settings.host = host
     if port:
         settings.port = port
+    plan = plan_processes(workers, role, settings.database_kind, usable_cores())
+    if isinstance(plan, str):
+        raise _fail(plan)
     configure_logging(settings.log_format, settings.log_level)
     _migrate(settings)
+    log = logging.getLogger("callbridge")
+    if plan.processes > 1:
+        web, dispatchers = plan
+        # Each process builds its own app from the same settings (the environment).
+        os.environ["CALLBRIDGE_HOST"] = settings.host
+        os.environ["CALLBRIDGE_PORT"] = str(settings.port)
+        pool = _share_connections(settings, plan.processes)
+        log.info(
+            "callbridge serving on http://%s:%s/ (%d web processes, %d dispatcher processes, "
+            "database %s, %s; --workers 1 runs one process)",
+            settings.host,
+            settings.port,
+            web,
+            dispatchers,
+            settings.database_kind,
+            pool,
+        )
+        with _dispatcher_processes(dispatchers):
+            uvicorn.run(
+                "callbridge.cli:web_app",
+                factory=True,
+                workers=web,
+                host=settings.host,
+                port=settings.port,
+                log_config=None,
+                proxy_headers=True,
+                timeout_graceful_shutdown=30,
+                # A process still importing on a busy machine is not a hung one.
+                timeout_worker_healthcheck=60,
+            )
+        return
     checked_role: Literal["all", "web", "worker"] = role  # type: ignore[assignment]
     application = create_app(settings, role=checked_role)
-    logging.getLogger("callbridge").info(
-        "callbridge serving on http://%s:%s/ (role %s, database %s)",
+    log.info(
+        "callbridge serving on http://%s:%s/ (one process, role %s, database %s)",
         settings.host,
         settings.port,
         role,
         settings.database_kind,
     )
-    if workers > 1:
-        # Each process builds its own app from the same settings (the environment).
-        os.environ["CALLBRIDGE_HOST"] = settings.host
-        os.environ["CALLBRIDGE_PORT"] = str(settings.port)
-        uvicorn.run(
-            "callbridge.cli:web_app",
-            factory=True,
-            workers=workers,
-            host=settings.host,
-            port=settings.port,
-            log_config=None,
-            proxy_headers=True,
-            timeout_graceful_shutdown=30,
-        )
-        return
     _freeze_startup_objects()
     if role == "worker":
         # A worker has no public HTTP: it listens on loopback for health checks only.
@@ -146,6 +163,137 @@ def serve(
         log_config=None,
         proxy_headers=True,
         timeout_graceful_shutdown=30,
+    )
+
+
+class ProcessPlan(NamedTuple):
+    """What ``serve`` starts: web processes (uvicorn workers on the port) and dispatcher
+    processes beside them. ``(1, 0)`` and ``(0, 1)`` are one process of role all, web or
+    worker as asked."""
+
+    web: int
+    dispatchers: int
+
+    @property
+    def processes(self) -> int:
+        return self.web + self.dispatchers
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (CPU affinity: ``taskset``, container cpusets)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def plan_processes(workers: str, role: str, database: str, cores: int) -> ProcessPlan | str:
+    """The processes of ``serve --workers … --role …``, or why not."""
+    if workers.strip().lower() == "auto":
+        # SQLite has one writer: more processes only queue for its lock (docs/operations).
+        count = cores if database == "postgresql" else 1
+    else:
+        try:
+            count = int(workers)
+        except ValueError:
+            return f"--workers must be auto or a number, not {workers!r}"
+        if count < 1:
+            return "--workers must be at least 1"
+    if role == "worker":
+        if count > 1 and workers.strip().lower() != "auto":
+            return (
+                "--workers counts web processes: a dispatcher is one process "
+                "(start more callbridge serve --role worker processes for more)"
+            )
+        return ProcessPlan(0, 1)
+    if count == 1:
+        return ProcessPlan(1, 0)
+    if role == "web":
+        return ProcessPlan(count, 0)
+    return ProcessPlan(count, (count + 1) // 2)
+
+
+# Connections all processes of one ``serve`` keep open at most when the pool sizes are not
+# set: below PostgreSQL's default max_connections (100), with room for other clients.
+_SHARED_CONNECTIONS = 80
+
+
+def _share_connections(settings: Settings, processes: int) -> str:
+    """Split the default connection pool between the processes (a setting given in the
+    environment is kept); says what each process gets."""
+    share = max(2, _SHARED_CONNECTIONS // 2 // processes)
+    if settings.database_kind == "postgresql":
+        if "database_pool_size" not in settings.model_fields_set:
+            os.environ["CALLBRIDGE_DATABASE_POOL_SIZE"] = str(share)
+        if "database_max_overflow" not in settings.model_fields_set:
+            os.environ["CALLBRIDGE_DATABASE_MAX_OVERFLOW"] = str(share)
+        shared = Settings()
+        return (
+            f"{shared.database_pool_size}+{shared.database_max_overflow} "
+            "database connections per process"
+        )
+    return "one SQLite file"
+
+
+@contextmanager
+def _dispatcher_processes(count: int) -> Iterator[None]:
+    """``count`` dispatcher processes (role worker) for as long as the block runs;
+    one that dies is started again. Stopped with SIGTERM (events in flight finish)."""
+    import multiprocessing
+    import threading
+
+    if count == 0:
+        yield
+        return
+    context = multiprocessing.get_context("spawn")
+    stopping = threading.Event()
+    processes = [context.Process(target=_dispatcher_main, daemon=False) for _ in range(count)]
+    for process in processes:
+        process.start()
+
+    def watch() -> None:
+        while not stopping.wait(1.0):
+            for index, process in enumerate(processes):
+                if not process.is_alive() and not stopping.is_set():
+                    logging.getLogger("callbridge").warning(
+                        "dispatcher process %s exited (code %s): starting another",
+                        process.pid,
+                        process.exitcode,
+                    )
+                    processes[index] = context.Process(target=_dispatcher_main, daemon=False)
+                    processes[index].start()
+
+    watcher = threading.Thread(target=watch, name="dispatchers", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stopping.set()
+        watcher.join()
+        for process in processes:
+            if process.is_alive():
+                process.terminate()  # SIGTERM: uvicorn's graceful shutdown
+        for process in processes:
+            process.join(60)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def _dispatcher_main() -> None:
+    """A dispatcher process beside the web processes: the app of role worker (its
+    lifespan runs the dispatcher) on a loopback port the system picks, unused."""
+    import uvicorn
+
+    from callbridge.app import create_app
+    from callbridge.ops.logging import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+    application = create_app(settings, role="worker")
+    _freeze_startup_objects()
+    uvicorn.run(
+        application, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=30
     )
 
 

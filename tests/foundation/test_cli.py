@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from callbridge.cli import plan_processes
+
 
 def _run(args: list[str], data_dir: Path, **env: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CALLBRIDGE_")}
@@ -88,10 +90,38 @@ def test_help_for_every_command(data_dir: Path) -> None:
         assert "Usage" in result.stdout
 
 
-def test_workers_need_the_web_role(data_dir: Path) -> None:
-    result = _run(["serve", "--workers", "2"], data_dir)
+@pytest.mark.parametrize(
+    ("workers", "role", "database", "cores", "plan"),
+    [
+        ("auto", "all", "postgresql", 2, (2, 1)),
+        ("auto", "all", "postgresql", 8, (8, 4)),
+        ("auto", "all", "postgresql", 1, (1, 0)),
+        ("auto", "all", "sqlite", 8, (1, 0)),
+        ("auto", "web", "postgresql", 4, (4, 0)),
+        ("auto", "worker", "postgresql", 4, (0, 1)),
+        ("1", "all", "postgresql", 8, (1, 0)),
+        ("3", "all", "sqlite", 1, (3, 2)),
+        ("3", "web", "postgresql", 1, (3, 0)),
+    ],
+)
+def test_process_plan(
+    workers: str, role: str, database: str, cores: int, plan: tuple[int, int]
+) -> None:
+    assert plan_processes(workers, role, database, cores) == plan
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--workers", "many"], "--workers must be auto or a number, not 'many'"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--role", "worker", "--workers", "2"], "--workers counts web processes"),
+    ],
+)
+def test_bad_workers_are_refused(data_dir: Path, args: list[str], message: str) -> None:
+    result = _run(["serve", *args], data_dir)
     assert result.returncode == 1
-    assert "--workers needs --role web" in result.stderr
+    assert message in result.stderr
 
 
 def _children(pid: int) -> list[int]:
@@ -108,9 +138,11 @@ def _children(pid: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
-def test_serve_with_two_web_processes(data_dir: Path) -> None:
-    """``--workers 2``: two web processes answer on one port, each with its own app; a
-    token made by the CLI works on both; SIGTERM stops them all."""
+def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
+    """``--workers 2``: two web processes answer on one port, each with its own app, and
+    a dispatcher process runs beside them; a token made by the CLI works on both; a
+    call event is accepted (and processed at once with wait=true); SIGTERM stops them
+    all."""
     import signal
 
     import httpx
@@ -127,8 +159,6 @@ def test_serve_with_two_web_processes(data_dir: Path) -> None:
             "-m",
             "callbridge",
             "serve",
-            "--role",
-            "web",
             "--workers",
             "2",
             "--port",
@@ -158,7 +188,7 @@ def test_serve_with_two_web_processes(data_dir: Path) -> None:
                 for pid in _children(server.pid)
                 if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
             ]
-            assert len(processes) == 2
+            assert len(processes) == 3  # two web processes, one dispatcher
             for _ in range(20):
                 answer = httpx.post(
                     f"{base}/api/v1/ivr/unknown/invoke",
@@ -166,6 +196,14 @@ def test_serve_with_two_web_processes(data_dir: Path) -> None:
                     headers={"Authorization": f"Bearer {token}"},
                 )
                 assert answer.status_code == 404
+            event = httpx.post(
+                f"{base}/api/v1/call-events?wait=true",
+                json={"call_id": "9.1", "event": "incoming", "tel": "0312345678"},
+                headers={"Authorization": f"Bearer {token}"},
+                timeout=60,
+            )
+            assert event.status_code == 200, event.text  # processed (no rules configured)
+            assert event.json()["status"] == "processed"
     finally:
         server.send_signal(signal.SIGTERM)
         assert server.wait(60) == 0
