@@ -9,11 +9,11 @@ Setup: the sandbox Salesforce (``callbridge sandbox``) answering every request a
 ``--latency-ms`` (150), an OAuth account connected to it, and the three call actions of
 seed 000 §2 configured through the API exactly as the acceptance tests do (queue: find
 the contact, create a Case; disconnect: patch the Case with the playback URL).
-callbridge runs as one process (``callbridge serve``: ingest and dispatcher) — or, on
-PostgreSQL with ``--workers N``, as ``serve --role web`` plus N ``serve --role worker``
-processes, each worker with the same settings (CPU is then reported per process) — with
-``worker_concurrency`` raised to what 100 calls/s at 150 ms need (about 45 calls in
-flight); the OAuth account keeps its default request limits (docs/oauth.md §7).
+callbridge runs with its defaults, as the README starts it (``callbridge serve``: on
+PostgreSQL one web process per core with dispatcher processes beside them, on SQLite one
+process; CPU is reported per process), and the OAuth account keeps its default request
+limits (docs/oauth.md §7). On PostgreSQL ``--workers N`` adds a second, labelled run:
+``serve --role web`` plus N ``serve --role worker`` processes.
 
 1. Pickup (``--pickup-seconds 0`` skips it): queue events at ``--pickup-rate`` (50/s),
    each for its own number; the time
@@ -56,6 +56,7 @@ from bench_ingest import (
     ROOT,
     Callbridge,
     RawClient,
+    configuration,
     free_port,
     percentile,
     running_callbridge,
@@ -401,19 +402,31 @@ def report_sustained(label: str, result: dict[str, Any]) -> None:
 def run_database(
     database: str, postgres_url: str | None, sandbox: str, args: argparse.Namespace
 ) -> None:
-    settings = {
-        "worker_concurrency": str(args.concurrency),
-        "reorder_window_ms": "0",
-    }
-    workers = args.workers if database == "postgresql" else 0
+    run_configuration(database, postgres_url, sandbox, args, 0)
+    if args.workers and database == "postgresql":
+        run_configuration(database, postgres_url, sandbox, args, args.workers)
+
+
+def run_configuration(
+    database: str, postgres_url: str | None, sandbox: str, args: argparse.Namespace, workers: int
+) -> None:
+    """The defaults (``callbridge serve``), or with ``workers`` the labelled split
+    deployment: ``serve --role web --workers 1`` plus that many ``--role worker``."""
+    settings: dict[str, str] = {}
+    serve_args: tuple[str, ...] = ()
+    label = database
     if workers:
         # Several processes share the server's connections (max_connections is often 100).
         settings.update(database_pool_size="10", database_max_overflow="5")
-    role = "web" if workers else "all"
-    label = f"{database} (web + {workers} workers)" if workers else database
+        serve_args = ("--role", "web", "--workers", "1")
+        label = f"{database} (tuned: web + {workers} workers)"
     with running_callbridge(
-        database, postgres_url, role=role, workers=workers, **settings
+        database, postgres_url, serve_args=serve_args, workers=workers, **settings
     ) as server:
+        described = configuration(server.process.pid, serve_args, **settings)
+        if workers:
+            described += f", plus {workers} `callbridge serve --role worker` process(es)"
+        print(f"{label}: {described}", flush=True)
         headers = configure(server, sandbox)
         asyncio.run(measure_pickup(server, sandbox, headers, 5, 1))  # warm up
         if args.pickup_seconds > 0:
@@ -562,13 +575,12 @@ def main() -> None:
     parser.add_argument("--pickup-seconds", type=float, default=20.0)
     parser.add_argument("--calls-per-second", type=float, default=100.0)
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument(
         "--workers",
         type=int,
         default=0,
-        help="PostgreSQL: run callbridge as `serve --role web` plus this many "
-        "`serve --role worker` processes (0: one `--role all` process)",
+        help="PostgreSQL: also measure a second, labelled configuration: `serve --role web` "
+        "plus this many `serve --role worker` processes",
     )
     parser.add_argument("--no-reference", action="store_true")
     parser.add_argument("--reference-of", help=argparse.SUPPRESS)
@@ -590,7 +602,7 @@ def main() -> None:
         f"dispatch: sandbox latency {args.latency_ms:g} ms; pickup at "
         f"{args.pickup_rate:g} events/s for {args.pickup_seconds:g} s; sustained "
         f"{args.calls_per_second:g} calls/s (seed rules, 3 requests each) for "
-        f"{args.seconds:g} s; concurrency {args.concurrency}; {os.cpu_count()} CPUs, load "
+        f"{args.seconds:g} s; {os.cpu_count()} CPUs, load "
         f"average {os.getloadavg()[0]:.1f} at start",
         flush=True,
     )

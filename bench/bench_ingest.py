@@ -12,8 +12,10 @@ sent by ``--connections`` keep-alive connections as fast as each answer comes ba
 time per event (from /proc: what decides how many events a core accepts, and what a busy
 machine does not distort the way it distorts latencies).
 
-Processes: callbridge (``callbridge serve --role web``: ingest only, as in a split
-deployment; ``--role all`` adds its dispatcher, idle here), and the load generator, one
+Processes: callbridge as the README starts it (``callbridge serve``, its defaults: on
+PostgreSQL one web process per core and dispatchers beside them, on SQLite one process;
+the dispatchers are idle here; ``--role web`` adds a second, labelled run of ingest-only
+processes as in a split deployment), and the load generator, one
 or more processes (``--load-processes``) with a minimal keep-alive HTTP/1.1 client on
 asyncio streams — one process with httpx tops out near 1,300 requests/s on a core here
 (DESIGN.md §10), below what is measured. Reference: the same load against a bare ASGI
@@ -42,7 +44,6 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
-SECRET = "bench-secret-key-not-for-production-0123456789"
 
 
 # ---- processes ---------------------------------------------------------------------
@@ -85,6 +86,25 @@ def reset_postgres(url: str) -> None:
     asyncio.run(reset())
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes under ``pid`` (Linux /proc), children before grandchildren."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        children = sorted(child for child, parent in parents.items() if parent in frontier)
+        found.extend(children)
+        frontier = children
+    return found
+
+
 def _proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -110,9 +130,13 @@ class Callbridge:
     role: str = "web"
 
     def processes(self) -> dict[str, int]:
-        """Label → pid of every callbridge process."""
+        """Label → pid of every callbridge process, those ``serve`` started included
+        (``--workers``: web and dispatcher processes under the one started)."""
         found = {self.role: self.process.pid}
-        found.update({f"worker{n + 1}": w.pid for n, w in enumerate(self.workers)})
+        for n, pid in enumerate(descendants(self.process.pid)):
+            found[f"{self.role}.{n + 1}"] = pid
+        for n, worker in enumerate(self.workers):
+            found[f"worker{n + 1}"] = worker.pid
         return found
 
     def cpu_by_process(self) -> dict[str, float]:
@@ -151,12 +175,14 @@ def running_callbridge(
     database: str,
     postgres_url: str | None,
     *,
-    role: str = "web",
+    serve_args: tuple[str, ...] = (),
     workers: int = 0,
     **settings: str,
 ) -> Iterator[Callbridge]:
-    """callbridge with ``role``, plus ``workers`` processes of ``--role worker``
-    (PostgreSQL) started after it."""
+    """``callbridge serve`` as the README starts it: no option but the port and no
+    ``CALLBRIDGE_`` variable but the data directory and the database — unless
+    ``serve_args``, ``settings`` (``CALLBRIDGE_<NAME>``) or ``workers`` (processes of
+    ``--role worker`` started after it) make a second, labelled configuration."""
     with tempfile.TemporaryDirectory() as tmp:
         if database == "postgresql":
             assert postgres_url
@@ -170,9 +196,6 @@ def running_callbridge(
             "PYTHONPATH": str(ROOT / "src"),
             "CALLBRIDGE_DATABASE_URL": url,
             "CALLBRIDGE_DATA_DIR": tmp,
-            "CALLBRIDGE_SECRET_KEY": SECRET,
-            "CALLBRIDGE_PUBLIC_URL": "https://callbridge.example.jp/",
-            "CALLBRIDGE_LOG_LEVEL": "WARNING",
             **{f"CALLBRIDGE_{k.upper()}": v for k, v in settings.items()},
         }
         subprocess.run(
@@ -184,7 +207,7 @@ def running_callbridge(
         log = Path(tmp) / "callbridge.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "callbridge", "serve", "--port", str(port), "--role", role],
+                [sys.executable, "-m", "callbridge", "serve", "--port", str(port), *serve_args],
                 env=env,
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -215,6 +238,9 @@ def running_callbridge(
                     started.append((worker, worker_log))
                     wait_healthy(f"http://127.0.0.1:{worker_port}", worker)
                     worker_processes.append(worker)
+                role = "serve"
+                if "--role" in serve_args:
+                    role = serve_args[serve_args.index("--role") + 1]
                 yield Callbridge(base, process, env, url, worker_processes, role)
             finally:
                 for child, _log in reversed(started):
@@ -501,8 +527,36 @@ def report(label: str, result: dict[str, Any], cpu: float | None, stored: int | 
     print(line, flush=True)
 
 
+def configuration(pid: int, serve_args: tuple[str, ...], **settings: str) -> str:
+    """What a run used, printed beside its figures: the defaults unless said otherwise;
+    ``pid``: the process started (``serve`` starts the others under it)."""
+    given = " ".join(serve_args) or "no options"
+    variables = ", ".join(f"CALLBRIDGE_{k.upper()}={v}" for k, v in settings.items())
+    kind = "tuned" if serve_args or settings else "defaults"
+    under = descendants(pid)
+    commands = [" ".join(Path(f"/proc/{child}/cmdline").read_text().split("\0")) for child in under]
+    helpers = sum("resource_tracker" in command for command in commands)
+    return (
+        f"callbridge {kind}: `callbridge serve` with {given}, "
+        f"{variables or 'no CALLBRIDGE_ variable but the data directory and the database'}"
+        f"; {1 + len(under) - helpers} process(es)"
+        + (f" (a supervisor and {len(under) - helpers} under it)" if under else "")
+    )
+
+
 def run_database(database: str, postgres_url: str | None, args: argparse.Namespace) -> None:
-    with running_callbridge(database, postgres_url, role=args.role) as server:
+    run_configuration(database, postgres_url, args, ())
+    if args.role:
+        run_configuration(database, postgres_url, args, ("--role", args.role))
+
+
+def run_configuration(
+    database: str, postgres_url: str | None, args: argparse.Namespace, serve_args: tuple[str, ...]
+) -> None:
+    with running_callbridge(database, postgres_url, serve_args=serve_args) as server:
+        print(f"{database}: {configuration(server.process.pid, serve_args)}", flush=True)
+        if serve_args:
+            database = f"{database} (tuned)"
         token = server.token("pbx")
         generate_load(server.base_url, token, 4, 1.0, 1)  # warm-up: connections, caches
         before_cpu = server.cpu_seconds()
@@ -532,7 +586,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--load-processes", type=int, default=2)
-    parser.add_argument("--role", choices=("web", "all"), default="web")
+    parser.add_argument(
+        "--role",
+        choices=("web", "all"),
+        help="also measure a second, labelled configuration: serve --role ROLE",
+    )
     parser.add_argument(
         "--rates",
         type=float,
@@ -559,7 +617,7 @@ def main() -> None:
         f"ingest: {args.seconds:g} s per run; saturation with {args.connections} "
         f"connections, then open-loop at fixed rates; {args.load_processes} load "
         f"process(es); {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at "
-        "start (role --{args.role})".replace("--{args.role}", args.role),
+        "start",
         flush=True,
     )
     if not args.no_sqlite:

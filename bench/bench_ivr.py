@@ -31,7 +31,10 @@ distort the way it distorts latencies.
 One OAuth account serves every caller, with the account's default request limits
 (1000 in flight, 25 running longer than 5 s: docs/oauth.md §7).
 
-Processes: the sandbox, callbridge (``callbridge serve --role web``) and this load
+Processes: the sandbox, callbridge as the README starts it (``callbridge serve``, its
+defaults: on PostgreSQL one web process per core and dispatchers beside them, on SQLite one
+process; ``--web-processes N`` adds a second, labelled run of ``serve --role web
+--workers N``) and this load
 generator each run in a process of their own on 127.0.0.1. The load generator is one
 process with a minimal keep-alive HTTP/1.1 client on asyncio streams (one connection per
 concurrent caller), because one process with httpx tops out well below what 200
@@ -59,6 +62,10 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from callbridge.sandbox import demo_account_fields
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_ingest import configuration
 
 ROOT = Path(__file__).resolve().parent.parent
 # The sandbox's latency; callers starting "spread" begin over this long.
@@ -400,28 +407,37 @@ def report(database: str, results: list[Level]) -> None:
 
 
 def run_database(database: str, url: str | None, sandbox: str, args: argparse.Namespace) -> None:
+    run_configuration(database, url, sandbox, args, ())
+    if args.web_processes:
+        tuned = ("--role", "web", "--workers", str(args.web_processes))
+        run_configuration(f"{database} (tuned)", url, sandbox, args, tuned)
+
+
+def run_configuration(
+    database: str,
+    url: str | None,
+    sandbox: str,
+    args: argparse.Namespace,
+    serve_args: tuple[str, ...],
+) -> None:
+    """``callbridge serve`` as the README starts it (no option, no ``CALLBRIDGE_``
+    variable but the data directory and the database), unless ``serve_args``."""
     with tempfile.TemporaryDirectory() as data_dir:
-        env = base_env()
-        env.update(
-            CALLBRIDGE_DATA_DIR=data_dir,
-            CALLBRIDGE_LOG_LEVEL="WARNING",
-            CALLBRIDGE_PUBLIC_URL="http://127.0.0.1/",
-        )
+        env = {k: v for k, v in base_env().items() if not k.startswith("CALLBRIDGE_")}
+        env["CALLBRIDGE_DATA_DIR"] = data_dir
         if url:
             reset_postgres(url)
             env["CALLBRIDGE_DATABASE_URL"] = url
-        else:
-            env.pop("CALLBRIDGE_DATABASE_URL", None)
         admin = make_token(env, "admin")
         pbx = make_token(env, "pbx")
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         command = [sys.executable, "-m", "callbridge", "serve", "--host", "127.0.0.1",
-                   "--port", str(port), "--role", "web",
-                   "--workers", str(args.web_processes)]  # fmt: skip
+                   "--port", str(port), *serve_args]  # fmt: skip
         with child(command, env, args.callbridge_cpus) as server:
             wait_http(f"{base}/healthz")
             configure(base, admin, sandbox)
+            print(f"\n{database}: {configuration(server.pid, serve_args)}")
             token = httpx.post(f"{sandbox}/_sandbox/tokens", json={}).json()["access_token"]
             results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid))
             report(database, results)
@@ -442,7 +458,9 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", default=[1, 50, 200])
     parser.add_argument("--requests", type=int, default=2000, help="per level and kind")
     parser.add_argument(
-        "--web-processes", type=int, default=1, help="callbridge serve --role web --workers N"
+        "--web-processes",
+        type=int,
+        help="also measure a second, labelled configuration: serve --role web --workers N",
     )
     parser.add_argument(
         "--callbridge-cpus",
@@ -469,7 +487,7 @@ def main() -> None:
         httpx.patch(f"{sandbox}/_sandbox/knobs", json=knobs)
         print(
             f"callbridge IVR benchmark: {os.cpu_count()} CPUs, client {args.client}, "
-            f"{args.web_processes} web process(es), callers start {args.start}"
+            f"callers start {args.start}"
         )
         if not args.no_sqlite:
             run_database("SQLite", None, sandbox, args)

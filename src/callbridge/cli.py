@@ -103,7 +103,7 @@ def serve(
     plan = plan_processes(workers, role, settings.database_kind, usable_cores())
     if isinstance(plan, str):
         raise _fail(plan)
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, settings.access_log)
     _migrate(settings)
     log = logging.getLogger("callbridge")
     if plan.processes > 1:
@@ -130,6 +130,7 @@ def serve(
                 host=settings.host,
                 port=settings.port,
                 log_config=None,
+                access_log=settings.access_log,
                 proxy_headers=True,
                 timeout_graceful_shutdown=30,
                 # A process still importing on a busy machine is not a hung one.
@@ -153,6 +154,7 @@ def serve(
             host="127.0.0.1",
             port=settings.port,
             log_config=None,
+            access_log=settings.access_log,
             timeout_graceful_shutdown=30,
         )
         return
@@ -161,6 +163,7 @@ def serve(
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=settings.access_log,
         proxy_headers=True,
         timeout_graceful_shutdown=30,
     )
@@ -289,11 +292,16 @@ def _dispatcher_main() -> None:
     from callbridge.ops.logging import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, settings.access_log)
     application = create_app(settings, role="worker")
     _freeze_startup_objects()
     uvicorn.run(
-        application, host="127.0.0.1", port=0, log_config=None, timeout_graceful_shutdown=30
+        application,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        access_log=settings.access_log,
+        timeout_graceful_shutdown=30,
     )
 
 
@@ -311,7 +319,7 @@ def web_app() -> FastAPI:
     from callbridge.ops.logging import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, settings.log_level, settings.access_log)
     application = create_app(settings, role="web")
     _freeze_startup_objects()
     return application

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # Seconds without a byte of a request body before the request is answered 408 (the
     # time between two reads, like nginx's client_body_timeout).
     body_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    # One log line per HTTP request (uvicorn's access log). Off by default: at hundreds of
+    # PBX requests a second it costs CPU and floods the log; metrics and request IDs in
+    # the application's own lines cover the same ground.
+    access_log: bool = False
     # Defaults of the run-time settings an admin may change in the UI.
     playback_auth: Literal["url", "admin", "signed"] = "admin"
     retention_days: int = Field(default=90, ge=1, le=3650)
@@ -53,7 +57,9 @@ class Settings(BaseSettings):
     login_max_failures: int = Field(default=5, ge=1)
     login_lockout_minutes: int = Field(default=15, ge=1)
     # Dispatcher.
-    worker_concurrency: int = Field(default=50, ge=1, le=10000)
+    # Calls in flight per dispatcher process: each mostly waits for the CRM, so this is
+    # sized for hundreds of calls a second, not for the CPU.
+    worker_concurrency: int = Field(default=200, ge=1, le=10000)
     lease_seconds: int = Field(default=30, ge=5, le=3600)
     # New work wakes workers at once (LISTEN/NOTIFY, in-process signal); polling is the
     # fallback for lost notifications and expired leases.

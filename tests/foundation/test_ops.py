@@ -87,3 +87,21 @@ async def test_static_htmx_is_vendored(client: httpx.AsyncClient, app: FastAPI) 
     response = await client.get("/static/htmx.min.js")
     assert response.status_code == 200
     assert "htmx" in response.text[:200]
+
+
+def test_access_log_is_off_unless_asked_for() -> None:
+    from callbridge.ops.logging import configure_logging
+
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
+    access = logging.getLogger("uvicorn.access")
+    try:
+        configure_logging("text", "INFO")
+        # uvicorn writes a line per request only when this logger has a handler.
+        assert not access.hasHandlers()
+        configure_logging("text", "INFO", access_log=True)
+        assert access.hasHandlers()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+        access.propagate = True

@@ -66,7 +66,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(payload, ensure_ascii=False)
 
 
-def configure_logging(log_format: str, level: str) -> None:
+def configure_logging(log_format: str, level: str, access_log: bool = False) -> None:
+    """Log lines to stderr in ``log_format`` from ``level`` up; uvicorn's one line per
+    request only with ``access_log`` (``CALLBRIDGE_ACCESS_LOG``)."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestIdFilter())
     if log_format == "json":
@@ -86,3 +88,6 @@ def configure_logging(log_format: str, level: str) -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessLogRedaction) for f in access.filters):
         access.addFilter(AccessLogRedaction())
+    # uvicorn asks whether the access logger has a handler (the root's counts) before
+    # formatting a line: without one it skips the work entirely.
+    logging.getLogger("uvicorn.access").propagate = access_log
