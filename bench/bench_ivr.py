@@ -31,6 +31,13 @@ distort the way it distorts latencies.
 One OAuth account serves every caller, with the account's default request limits
 (1000 in flight, 25 running longer than 5 s: docs/oauth.md §7).
 
+Node-RED (``--nodered``): the same dip (SOSL search by the caller's number, guidance
+and transfer from the answer) as a Node-RED flow (bench/nodered/flows.json: http in →
+function → http request with keep-alive → function → http response), run by Node.js from
+``bench/nodered/node_modules`` (``npm install`` there, done on first use; the npm
+registry must be reachable), measured in the same rounds as callbridge: its latency, its
+CPU per request and its memory beside callbridge's.
+
 Processes: the sandbox, callbridge as the README starts it (``callbridge serve``, its
 defaults: on PostgreSQL one web process per core and dispatchers beside them, on SQLite one
 process; ``--web-processes N`` adds a second, labelled run of ``serve --role web
@@ -46,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -104,7 +112,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_http(url: str, seconds: float = 60) -> None:
+def wait_http(url: str, seconds: float = 300) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
@@ -273,6 +281,70 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory (MB) of a process and its children, added up (Linux)."""
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if int(entry.name) != pid and parent != pid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+@dataclass
+class NodeRed:
+    """Node-RED running bench/nodered/flows.json: the same dip as the seed IVR."""
+
+    url: str
+    pid: int
+
+
+NODERED_DIR = ROOT / "bench" / "nodered"
+
+
+@contextmanager
+def running_nodered(sandbox: str, token: str, cpus: set[int] | None) -> Iterator[NodeRed]:
+    """Node-RED (installed once with ``npm install`` in bench/nodered) on a free port,
+    its flow calling the sandbox with ``token``."""
+    red = NODERED_DIR / "node_modules" / "node-red" / "red.js"
+    if not red.exists():
+        subprocess.run(
+            ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=NODERED_DIR,
+            check=True,
+        )
+    with tempfile.TemporaryDirectory() as user_dir:
+        for name in ("flows.json", "settings.js"):
+            (Path(user_dir) / name).write_bytes((NODERED_DIR / name).read_bytes())
+        port = free_port()
+        env = {**os.environ, "NODERED_PORT": str(port), "SANDBOX_URL": sandbox,
+               "SANDBOX_TOKEN": token}  # fmt: skip
+        command = ["node", str(red), "--userDir", user_dir, "--settings",
+                   str(Path(user_dir) / "settings.js")]  # fmt: skip
+        with child(command, env, cpus) as process:
+            url = f"http://127.0.0.1:{port}/ivr/seed000/invoke"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    answer = httpx.post(url, json={"call_id": "warm", "tel": "07075373713"})
+                    if answer.status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise RuntimeError("Node-RED did not come up")
+                time.sleep(0.2)
+            yield NodeRed(url, process.pid)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
@@ -334,6 +406,11 @@ class Level:
     direct: list[float]
     invoke: list[float]
     cpu_ms: float  # callbridge's CPU time per invocation
+    rss_mb: float = 0.0  # callbridge's resident memory, all processes
+    # The same dip through Node-RED (--nodered), in the same rounds.
+    nodered: list[float] | None = None
+    nodered_cpu_ms: float = 0.0
+    nodered_rss_mb: float = 0.0
 
 
 async def measure(
@@ -343,6 +420,7 @@ async def measure(
     token: str,
     args: argparse.Namespace,
     server_pid: int,
+    nodered: NodeRed | None = None,
 ) -> list[Level]:
     levels, per_level, client = args.levels, args.requests, args.client
     direct_url = f"{sandbox}/services/data/v45.0/search?q={quote(SEARCH, safe='')}"
@@ -363,17 +441,29 @@ async def measure(
             return HttpxTarget("POST", invoke_url, invoke_headers, body)
         return build_request("POST", invoke_url, invoke_headers, body)
 
+    def peer(n: int) -> object:
+        assert nodered is not None
+        body = json.dumps({"call_id": f"peer-{n}", "tel": "07075373713"}).encode()
+        headers = {"Content-Type": "application/json"}
+        if client == "httpx":
+            return HttpxTarget("POST", nodered.url, headers, body)
+        return build_request("POST", nodered.url, headers, body)
+
     results = []
     for concurrency in levels:
         direct_callers = Callers(concurrency, client, args.start)
         invoke_callers = Callers(concurrency, client, args.start)
+        peer_callers = Callers(concurrency, client, args.start)
         # Warm up: connections, the compiled IVR, the OAuth token, the pools, and the
         # first seconds of a new process (slow full collections of start-up garbage).
         await invoke_callers.run(invoke, min(max(concurrency * 30, 20), 1500))
         await direct_callers.run(direct, concurrency * 2)
+        if nodered is not None:
+            await peer_callers.run(peer, min(max(concurrency * 30, 20), 1500))
         direct_all: list[float] = []
         invoke_all: list[float] = []
-        cpu = 0.0
+        peer_all: list[float] = []
+        cpu = peer_cpu = 0.0
         rounds = 4
         size = max(concurrency * 3, per_level // rounds)
         for _ in range(rounds):
@@ -383,9 +473,20 @@ async def measure(
             # The log writes that follow the answers are part of the cost too.
             await asyncio.sleep(0.5)
             cpu += cpu_seconds(server_pid) - before
+            if nodered is not None:
+                before = cpu_seconds(nodered.pid)
+                peer_all += await peer_callers.run(peer, size)
+                peer_cpu += cpu_seconds(nodered.pid) - before
         await direct_callers.close()
         await invoke_callers.close()
-        results.append(Level(concurrency, direct_all, invoke_all, cpu * 1000 / len(invoke_all)))
+        await peer_callers.close()
+        level = Level(concurrency, direct_all, invoke_all, cpu * 1000 / len(invoke_all))
+        level.rss_mb = rss_mb(server_pid)
+        if nodered is not None:
+            level.nodered = peer_all
+            level.nodered_cpu_ms = peer_cpu * 1000 / len(peer_all)
+            level.nodered_rss_mb = rss_mb(nodered.pid)
+        results.append(level)
     return results
 
 
@@ -397,12 +498,16 @@ def report(database: str, results: list[Level]) -> None:
     )
     for level in results:
         d50, d99 = percentile(level.direct, 50), percentile(level.direct, 99)
-        i50, i99 = percentile(level.invoke, 50), percentile(level.invoke, 99)
-        print(
-            f"{level.concurrency:>10} {len(level.invoke):>6} {d50:>11.2f} {d99:>11.2f} "
-            f"{i50:>11.2f} {i99:>11.2f} {i50 - d50:>10.2f} {i99 - d99:>10.2f} "
-            f"{level.cpu_ms:>8.2f}"
-        )
+        rows = [("callbridge", level.invoke, level.cpu_ms, level.rss_mb)]
+        if level.nodered is not None:
+            rows.append(("Node-RED", level.nodered, level.nodered_cpu_ms, level.nodered_rss_mb))
+        for name, latencies, cpu_ms, rss in rows:
+            i50, i99 = percentile(latencies, 50), percentile(latencies, 99)
+            print(
+                f"{level.concurrency:>10} {len(latencies):>6} {d50:>11.2f} {d99:>11.2f} "
+                f"{i50:>11.2f} {i99:>11.2f} {i50 - d50:>10.2f} {i99 - d99:>10.2f} "
+                f"{cpu_ms:>8.2f}  {name}, RSS {rss:.0f} MB"
+            )
     sys.stdout.flush()
 
 
@@ -439,7 +544,13 @@ def run_configuration(
             configure(base, admin, sandbox)
             print(f"\n{database}: {configuration(server.pid, serve_args)}")
             token = httpx.post(f"{sandbox}/_sandbox/tokens", json={}).json()["access_token"]
-            results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid))
+            with contextlib.ExitStack() as peers:
+                nodered = None
+                if args.nodered:
+                    nodered = peers.enter_context(
+                        running_nodered(sandbox, token, args.callbridge_cpus)
+                    )
+                results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid, nodered))
             report(database, results)
 
 
@@ -461,6 +572,12 @@ def main() -> None:
         "--web-processes",
         type=int,
         help="also measure a second, labelled configuration: serve --role web --workers N",
+    )
+    parser.add_argument(
+        "--nodered",
+        action="store_true",
+        help="also run the same dip through Node-RED (bench/nodered; `npm install` there "
+        "on first use), in the same rounds, on the same CPUs as callbridge",
     )
     parser.add_argument(
         "--callbridge-cpus",
