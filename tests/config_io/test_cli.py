@@ -44,6 +44,7 @@ def test_import_dry_run_then_import_then_export(database_url: str, tmp_path: Pat
         "oauth_accounts": [],
         "call_actions": [],
         "ivrs": [],
+        "history_links": [],
         "settings": {},
     }
 

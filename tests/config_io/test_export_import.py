@@ -12,7 +12,7 @@ import yaml
 from fastapi import FastAPI
 from sqlalchemy import delete
 
-from callbridge.models import CallAction, Ivr, OAuthAccount, SystemSetting
+from callbridge.models import CallAction, HistoryLink, Ivr, OAuthAccount, SystemSetting
 from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, EXAMPLE_3
 from tests.helpers import bearer, make_token
 from tests.ivr.seeds import seed_000_ivr, seed_003_ivr
@@ -99,6 +99,22 @@ async def build_configuration(client: httpx.AsyncClient, admin: dict[str, str]) 
     await api(
         client,
         admin,
+        "POST",
+        "/api/v1/history-links",
+        json={
+            "name": "サポート窓口",
+            "oauth_account_id": salesforce["id"],
+            "fallback_record": "https://ap15.lightning.force.com/lightning/r/Account/"
+            "0012v000032fR15AAE/view",
+            "api_consent": True,
+            "status": "paused",
+            "phone_numbers": ["0312345678"],
+            "field_mappings": [{"field": "CallDisposition", "default": "完了"}],
+        },
+    )
+    await api(
+        client,
+        admin,
         "PATCH",
         "/api/v1/settings",
         json={
@@ -112,7 +128,7 @@ async def build_configuration(client: httpx.AsyncClient, admin: dict[str, str]) 
 async def empty_configuration(app: FastAPI) -> None:
     """Every configuration gone (ids go on counting: the document must not use them)."""
     async with app.state.runtime.sessionmaker() as session:
-        for model in (CallAction, Ivr, OAuthAccount, SystemSetting):
+        for model in (CallAction, Ivr, HistoryLink, OAuthAccount, SystemSetting):
             await session.execute(delete(model))
         await session.commit()
 
@@ -123,7 +139,17 @@ async def test_export_import_into_an_empty_callbridge_gives_the_same_document(
     await build_configuration(client, admin)
     first = await export(client, admin)
     data = yaml.safe_load(first)
-    assert list(data) == ["version", "oauth_accounts", "call_actions", "ivrs", "settings"]
+    assert list(data) == [
+        "version",
+        "oauth_accounts",
+        "call_actions",
+        "ivrs",
+        "history_links",
+        "settings",
+    ]
+    [link] = data["history_links"]
+    assert link["oauth_account"] == "Salesforce 本番" and "oauth_account_id" not in link
+    assert link["fallback_record"] == "0012v000032fR15AAE" and link["status"] == "paused"
     assert [a["name"] for a in data["oauth_accounts"]] == ["Salesforce 本番", "helpdesk"]
     assert "client_secret" not in first and "s3" not in first and "access_token" not in first
     assert "status" not in data["oauth_accounts"][0] and " id:" not in first
@@ -150,7 +176,7 @@ async def test_export_import_into_an_empty_callbridge_gives_the_same_document(
     assert response.status_code == 200, response.text
     report = response.json()
     assert report["changed"] == [] and report["removed"] == [] and report["unchanged"] == 0
-    assert len(report["added"]) == 2 + 4 + 2 + 3
+    assert len(report["added"]) == 2 + 4 + 2 + 1 + 3
     # The accounts come without their secrets, and say so.
     assert {
         "path": "oauth_accounts[0]",
@@ -162,7 +188,7 @@ async def test_export_import_into_an_empty_callbridge_gives_the_same_document(
     # Imported again: nothing to do.
     again = (await import_(client, admin, first)).json()
     assert (again["added"], again["changed"], again["removed"]) == ([], [], [])
-    assert again["unchanged"] == 11
+    assert again["unchanged"] == 12
 
 
 async def test_dry_run_shows_each_changed_field_and_changes_nothing(
@@ -311,11 +337,11 @@ ivrs:
         (
             "- 1\n- 2\n",
             "document: expected a mapping with version and the sections "
-            "oauth_accounts, call_actions, ivrs, settings",
+            "oauth_accounts, call_actions, ivrs, history_links, settings",
         ),
         (
             "history: []\n",
-            "history: unknown section (known: oauth_accounts, call_actions, ivrs, settings)",
+            "history: unknown section (known: oauth_accounts, call_actions, ivrs, history_links, settings)",
         ),
         ("version: 2\n", "version: this callbridge reads version 1 documents"),
         (

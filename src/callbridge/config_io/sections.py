@@ -20,10 +20,12 @@ from callbridge.call_actions import service as call_action_service
 from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate
 from callbridge.config_io.context import ImportContext, Path, path_text
 from callbridge.errors import CallbridgeError
+from callbridge.history import service as history_service
+from callbridge.history.schemas import HistoryLinkCreate, HistoryLinkUpdate
 from callbridge.ivr import repository as ivr_repository
 from callbridge.ivr import service as ivr_service
 from callbridge.ivr.schemas import IvrCreate, IvrUpdate
-from callbridge.models import CallAction, Ivr, OAuthAccount
+from callbridge.models import CallAction, HistoryLink, Ivr, OAuthAccount
 from callbridge.oauth_accounts import repository as oauth_repository
 from callbridge.oauth_accounts import service as oauth_service
 from callbridge.oauth_accounts.schemas import OAuthAccountCreate, OAuthAccountUpdate
@@ -470,6 +472,92 @@ def _response_index_map(raw: Item, wanted: IvrCreate) -> Any:
     return mapped
 
 
+# ---- history links ------------------------------------------------------------------------
+
+HISTORY_FIELDS = tuple(
+    "oauth_account" if f == "oauth_account_id" else f for f in HistoryLinkCreate.model_fields
+)
+
+
+class HistoryLinks(ListSection):
+    """By name; the OAuth account by name; the rows (連携通話履歴) are run-time state."""
+
+    name = "history_links"
+
+    def __init__(self) -> None:
+        self._absent: list[HistoryLink] = []
+
+    async def export(self, session: AsyncSession, accounts: AccountNames) -> Any:
+        links, _total = await history_service.list_links(session, limit=100_000)
+        return sorted((self.item(link, accounts) for link in links), key=self.label)
+
+    @staticmethod
+    def item(link: HistoryLink, accounts: AccountNames) -> Item:
+        values = HistoryLinkCreate.model_validate(link, from_attributes=True).model_dump()
+        values["oauth_account"] = _account_name(accounts, link.oauth_account_id)
+        return {name: values[name] for name in HISTORY_FIELDS}
+
+    def label(self, item: Item) -> str:
+        return str(item["name"])
+
+    async def apply(self, ctx: ImportContext, data: Any) -> None:
+        session = ctx.session
+        accounts = {v: k for k, v in ctx.account_ids.items()}
+        links, _total = await history_service.list_links(session, limit=100_000)
+        existing = {link.name.lower(): link for link in links}
+        seen: set[str] = set()
+        for path, raw in self.items(ctx, self.name, data):
+            known = len(ctx.problems)
+            values = _without(raw, "oauth_account")
+            values["oauth_account_id"] = ctx.account_id(
+                (*path, "oauth_account"), raw.get("oauth_account")
+            )
+            wanted = validated(ctx, path, HistoryLinkCreate, values)
+            if wanted is None or len(ctx.problems) > known:
+                continue
+            lowered = wanted.name.lower()
+            if lowered in seen:
+                ctx.problem((*path, "name"), f"the history link '{wanted.name}' is given twice")
+                continue
+            seen.add(lowered)
+            try:
+                link = existing.get(lowered)
+                if link is None:
+                    _link, warnings = await history_service.create_link(session, wanted, ctx.actor)
+                else:
+                    dumped = wanted.model_dump()
+                    current = self.item(link, accounts)
+                    document = {**dumped, "oauth_account": raw.get("oauth_account")}
+                    changes = [
+                        "oauth_account_id" if n == "oauth_account" else n
+                        for n in self.changed_fields(
+                            {n: document[n] for n in HISTORY_FIELDS}, current
+                        )
+                    ]
+                    if not changes:
+                        continue
+                    update = HistoryLinkUpdate.model_validate({n: dumped[n] for n in changes})
+                    warnings = await history_service.update_link(session, link, update, ctx.actor)
+            except CallbridgeError as exc:
+                ctx.refused(path, exc)
+                continue
+            for warning in warnings:
+                ctx.warn((*path, *split_warning(warning.field)), warning.message)
+        for lowered, link in existing.items():
+            if lowered not in seen:
+                self._absent.append(link)
+                if not ctx.prune:
+                    ctx.kept.append((self.name, link.name))
+
+    async def remove_absent(self, ctx: ImportContext) -> None:
+        for link in self._absent:
+            await history_service.delete_link(ctx.session, link, ctx.actor)
+
+
+def split_warning(field: str) -> Path:
+    return _dotted(field) if field else ()
+
+
 # ---- settings ----------------------------------------------------------------------------
 
 
@@ -521,4 +609,4 @@ class Settings(Section):
 def sections() -> list[Section]:
     """A fresh set (sections keep what an import found absent). Accounts come first:
     rules and IVRs refer to them."""
-    return [OAuthAccounts(), CallActions(), Ivrs(), Settings()]
+    return [OAuthAccounts(), CallActions(), Ivrs(), HistoryLinks(), Settings()]

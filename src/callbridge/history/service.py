@@ -73,13 +73,21 @@ def parse_record_ref(raw: str) -> tuple[str, bool] | None:
 
 
 async def _validate(
-    session: AsyncSession, data: HistoryLinkFields
+    session: AsyncSession, data: HistoryLinkFields, own_id: int | None = None
 ) -> tuple[dict[str, Any], list[Warning_]]:
     """Every problem of the link at once (FieldErrors), else the values to store and the
     warnings (normalisations)."""
     errors: list[FieldError] = []
     warnings: list[Warning_] = []
     values = data.model_dump()
+    same_name = await session.scalar(
+        select(HistoryLink.id).where(
+            func.lower(HistoryLink.name) == data.name.lower(),
+            HistoryLink.id != (own_id or 0),
+        )
+    )
+    if same_name is not None:
+        errors.append(FieldError("name", f"Another history link is named '{data.name}'"))
     account = await session.get(OAuthAccount, data.oauth_account_id)
     if account is None:
         errors.append(
@@ -269,7 +277,7 @@ async def update_link(
     changes = data.model_dump(exclude_unset=True)
     current = HistoryLinkFields.model_validate(link, from_attributes=True).model_dump()
     merged = HistoryLinkFields.model_validate({**current, **changes})
-    values, warnings = await _validate(session, merged)
+    values, warnings = await _validate(session, merged, link.id)
     old_status = link.status
     for name, value in values.items():
         setattr(link, name, value)
