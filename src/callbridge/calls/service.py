@@ -22,8 +22,11 @@ from callbridge.calls.store import DETAIL_PROVIDERS
 from callbridge.calls.writes import serialized_writes
 from callbridge.errors import NotFound
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, define
 from callbridge.models.call import Call, CallEvent, Execution
 from callbridge.runtime import Runtime
+
+define({"not_found.call": "call {call_id} does not exist"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +193,7 @@ async def list_calls(
 async def get_call_or_404(session: AsyncSession, call_id: str) -> Call:
     call = await repository.get_call_by_call_id(session, call_id)
     if call is None:
-        raise NotFound(f"call {call_id} does not exist")
+        raise NotFound(Message("not_found.call", call_id=call_id))
     return call
 
 

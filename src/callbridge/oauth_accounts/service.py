@@ -49,6 +49,8 @@ SALESFORCE_API_VERSION = "v62.0"
 
 define(
     {
+        "not_found.oauth_account": "OAuth account {id} does not exist",
+        "name_taken.oauth_account": "an OAuth account named '{name}' already exists",
         "test.not_connected": "not connected yet: click Connect first",
         "test.no_url": "no URL to test: set the base URL of the provider's API",
         "test.answered": "the API answered HTTP {status}",
@@ -131,7 +133,7 @@ def account_instance_url(account: OAuthAccount) -> str | None:
 async def get_account_or_404(session: AsyncSession, account_id: int) -> OAuthAccount:
     account = await repository.get_account(session, account_id)
     if account is None:
-        raise NotFound(f"OAuth account {account_id} does not exist")
+        raise NotFound(Message("not_found.oauth_account", id=account_id))
     return account
 
 
@@ -271,7 +273,7 @@ async def create_account(
 ) -> OAuthAccount:
     """``secrets_later``: a missing secret is entered afterwards (configuration import)."""
     if await repository.get_account_by_name(session, data.name) is not None:
-        raise Conflict(f"an OAuth account named '{data.name}' already exists", field="name")
+        raise Conflict(Message("name_taken.oauth_account", name=data.name), field="name")
     _check_private_key(data.private_key)
     account = _new_account(data, runtime.secrets)
     missing = _validate(account, runtime, _secrets_present(account), secrets_later=secrets_later)
@@ -339,9 +341,7 @@ async def update_account(
     if changes.get("name") and changes["name"].lower() != account.name.lower():
         other = await repository.get_account_by_name(session, changes["name"])
         if other is not None and other.id != account.id:
-            raise Conflict(
-                f"an OAuth account named '{changes['name']}' already exists", field="name"
-            )
+            raise Conflict(Message("name_taken.oauth_account", name=changes["name"]), field="name")
     _check_private_key(changes.get("private_key"))
     secrets = runtime.secrets
     identity_changed = False

@@ -8,8 +8,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.audit import record_audit
 from callbridge.errors import NotFound
 from callbridge.kit.crypto import sha256_hex
+from callbridge.messages import Message, define
 from callbridge.models import ApiToken
 from callbridge.tokens.schemas import TokenCreate
+
+define({"not_found.token": "token {id} does not exist"})
 
 _PREFIX_LENGTH = 10
 
@@ -52,7 +55,7 @@ async def list_tokens(
 async def get_token_or_404(session: AsyncSession, token_id: int) -> ApiToken:
     token = await session.get(ApiToken, token_id)
     if token is None:
-        raise NotFound(f"token {token_id} does not exist")
+        raise NotFound(Message("not_found.token", id=token_id))
     return token
 
 

@@ -8,14 +8,23 @@ from callbridge.audit import record_audit
 from callbridge.auth.passwords import hash_password, needs_rehash, verify_password
 from callbridge.auth.sessions import end_all_sessions
 from callbridge.errors import Conflict, FieldError, NotFound
+from callbridge.messages import Message, define
 from callbridge.models import User
 from callbridge.users import repository
 from callbridge.users.schemas import UserCreate, UserUpdate
 
+define(
+    {
+        "username_taken": "username '{username}' is already taken",
+        "not_found.user": "user {id} does not exist",
+        "last_admin": "callbridge needs at least one active administrator",
+    }
+)
+
 
 async def create_user(session: AsyncSession, data: UserCreate, actor: str) -> User:
     if await repository.get_user_by_username(session, data.username) is not None:
-        raise Conflict(f"username '{data.username}' is already taken", field="username")
+        raise Conflict(Message("username_taken", username=data.username), field="username")
     user = User(
         username=data.username,
         password_hash=hash_password(data.password),
@@ -34,7 +43,7 @@ async def create_user(session: AsyncSession, data: UserCreate, actor: str) -> Us
 async def get_user_or_404(session: AsyncSession, user_id: int) -> User:
     user = await repository.get_user(session, user_id)
     if user is None:
-        raise NotFound(f"user {user_id} does not exist")
+        raise NotFound(Message("not_found.user", id=user_id))
     return user
 
 
@@ -44,7 +53,7 @@ async def _ensure_admin_remains(session: AsyncSession, user: User) -> None:
         and user.is_active
         and await repository.count_active_admins(session) <= 1
     ):
-        raise FieldError("role", "callbridge needs at least one active administrator")
+        raise FieldError("role", Message("last_admin"))
 
 
 async def update_user(session: AsyncSession, user: User, data: UserUpdate, actor: str) -> User:
