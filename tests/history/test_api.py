@@ -70,8 +70,13 @@ async def test_defaults_and_every_field(
         "{DIRECTION_LABEL} {TEL} {DATE-YYYY}/{DATE-MM}/{DATE-DD} {DATE-HH}:{DATE-II}"
     )
     assert link["warnings"] == []
+    same_name = await client.post("/api/v1/history-links", json=body(account_id), headers=admin)
+    assert same_name.status_code == 422
+    assert same_name.json()["detail"][0]["loc"] == ["body", "name"]
+    assert same_name.json()["detail"][0]["msg"] == "Another history link is named '窓口'"
     full = body(
         account_id,
+        name="第二窓口",
         fallback_record=f"https://ap15.lightning.force.com/lightning/r/Account/{FALLBACK}/view",
         api_consent=True,
         memo="m" * 500,
