@@ -103,6 +103,8 @@ class Installation:
             "/calls": "/calls",
             "/calls/{call_id}": f"/calls/{self.call_id}",
             "/simulator": "/simulator",
+            "/executions": "/executions",
+            "/audit": "/audit",
             "/ivrs": "/ivrs",
             "/ivrs/new": "/ivrs/new",
             "/ivrs/{ivr_id}": ivr,

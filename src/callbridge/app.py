@@ -59,6 +59,8 @@ from callbridge.ivr.runtime import ivr_lifespan
 from callbridge.kit.crypto import SecretBox
 from callbridge.messages import Message
 from callbridge.models import User
+from callbridge.monitoring import pages as monitoring_pages
+from callbridge.monitoring import router as monitoring_router
 from callbridge.oauth_accounts import pages as oauth_pages
 from callbridge.oauth_accounts import router as oauth_router
 from callbridge.oauth_accounts.token_source import DatabaseTokenSource
@@ -111,6 +113,7 @@ def _register_navigation() -> None:
     NAV.extend(
         [
             NavItem("calls", N_("Calls"), "/calls"),
+            NavItem("executions", N_("Executions"), "/executions"),
             NavItem("call_actions", N_("Call actions"), "/call-actions"),
             NavItem("ivrs", N_("IVRs"), "/ivrs"),
             NavItem("users", N_("Users"), "/users"),
@@ -119,6 +122,7 @@ def _register_navigation() -> None:
             NavItem("recordings", N_("Recordings"), "/recordings"),
             NavItem("history_links", N_("History link"), "/history-links"),
             NavItem("settings", N_("Settings"), "/settings"),
+            NavItem("audit", N_("Audit log"), "/audit"),
         ]
     )
     BANNER_PROVIDERS.append(_public_url_banner)
@@ -291,6 +295,8 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(tokens_router.router)
     app.include_router(settings_router.router)
     app.include_router(config_router.router)
+    app.include_router(monitoring_router.router)
+    app.include_router(monitoring_pages.router)
     app.include_router(auth_pages.router)
     app.include_router(pages.router)
     app.include_router(oauth_router.router)

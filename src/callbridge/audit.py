@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.models import AuditEntry
+from callbridge.ops.logging import client_address_var
 
 
 def record_audit(
@@ -14,4 +15,12 @@ def record_audit(
     target: str = "",
     **details: object,
 ) -> None:
-    session.add(AuditEntry(actor=actor, action=action, target=target, details=details))
+    session.add(
+        AuditEntry(
+            actor=actor,
+            action=action,
+            target=target,
+            details=details,
+            source=client_address_var.get()[:100],
+        )
+    )

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -24,7 +23,7 @@ from callbridge.calls.store import TIMELINE_PROVIDERS
 from callbridge.calls.ui import form_values, is_htmx
 from callbridge.db.session import SessionDep
 from callbridge.i18n import N_
-from callbridge.kit.time import utcnow
+from callbridge.kit.time import day_bound, utcnow
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
@@ -69,15 +68,6 @@ def build_timeline(detail: CallDetail, extra: list[Any]) -> list[TimelineItem]:
     return items
 
 
-def _day_bound(value: str, tz: str, *, end: bool) -> datetime | None:
-    try:
-        day = datetime.strptime(value.strip(), "%Y-%m-%d")
-    except ValueError:
-        return None
-    moment = datetime.combine(day.date(), time.min, ZoneInfo(tz))
-    return moment + timedelta(days=1) if end else moment
-
-
 @router.get("/calls")
 async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     runtime = get_runtime(request)
@@ -92,8 +82,8 @@ async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> 
     calls, total = await service.list_calls(
         session,
         tel=tel or None,
-        since=_day_bound(day_from, runtime.settings.timezone, end=False) if day_from else None,
-        until=_day_bound(day_to, runtime.settings.timezone, end=True) if day_to else None,
+        since=day_bound(day_from, runtime.settings.timezone, end=False) if day_from else None,
+        until=day_bound(day_to, runtime.settings.timezone, end=True) if day_to else None,
         status=status if status in ("pending", "ok", "error") else None,
         limit=PAGE_SIZE,
         offset=(page - 1) * PAGE_SIZE,

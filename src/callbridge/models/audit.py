@@ -16,7 +16,9 @@ class AuditEntry(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    actor: Mapped[str] = mapped_column(String(200))
+    actor: Mapped[str] = mapped_column(String(200), index=True)
     action: Mapped[str] = mapped_column(String(100), index=True)
     target: Mapped[str] = mapped_column(String(300), default="")
     details: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+    # Where the change came from: the client's address ("" from the command line).
+    source: Mapped[str] = mapped_column(String(100), default="", server_default="")

@@ -136,7 +136,7 @@ class Execution(Base):
     attempts: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     # Hints for the admin: a pattern that did not match, a greedy capture, binary data.
     notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    at: Mapped[datetime] = mapped_column(default=utcnow)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # A re-run (one execution, a call's failed ones, a rule's in a time range) is an
     # execution of its own that names the execution it repeats.
     rerun_of: Mapped[int | None] = mapped_column(BigId, index=True)

@@ -10,6 +10,8 @@ from contextvars import ContextVar
 from datetime import UTC, datetime
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+# The address of the client of the request being answered (for the audit log).
+client_address_var: ContextVar[str] = ContextVar("client_address", default="")
 
 _STANDARD_ATTRS = frozenset(vars(logging.makeLogRecord({})).keys()) | {"message", "request_id"}
 

@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from callbridge.errors import CallbridgeError
 from callbridge.i18n import N_
 from callbridge.kit.text import NUL_MESSAGE, urlencoded_problems
-from callbridge.ops.logging import request_id_var
+from callbridge.ops.logging import client_address_var, request_id_var
 
 logger = logging.getLogger("callbridge.errors")
 
@@ -80,6 +80,8 @@ class EdgeMiddleware:
         given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID_OK.match(given) else uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        client = scope.get("client")
+        address = client_address_var.set(str(client[0]) if client else "")
         started = False
         body_done = timed_out = False
 
@@ -135,6 +137,7 @@ class EdgeMiddleware:
             await answer(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+            client_address_var.reset(address)
 
     async def _checked_form(self, scope: Scope, receive: Receive) -> tuple[Refusal | None, Receive]:
         """Reads the form body whole, checks it, and gives the app a replay of it."""

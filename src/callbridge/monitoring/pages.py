@@ -1,0 +1,172 @@
+"""Admin pages: the audit log and the execution search."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.admin.rendering import add_template_dir, gettext_for, render
+from callbridge.auth.deps import AdminUser
+from callbridge.call_actions import repository as call_action_repository
+from callbridge.call_actions.service import rule_label
+from callbridge.db.session import SessionDep
+from callbridge.ivr import repository as ivr_repository
+from callbridge.kit.time import day_bound
+from callbridge.monitoring import search
+from callbridge.monitoring.schemas import (
+    ERROR_KINDS,
+    AuditFilters,
+    AuditRead,
+    ExecutionFilters,
+    ExecutionHit,
+)
+from callbridge.runtime import get_runtime
+
+router = APIRouter(include_in_schema=False)
+add_template_dir(Path(__file__).resolve().parent / "templates")
+
+PAGE_SIZE = 50
+EXECUTION_FIELDS = ("rule", "status", "error_kind", "from", "to", "url")
+AUDIT_FIELDS = ("actor", "kind", "from", "to")
+
+
+def _page_number(query: Mapping[str, str]) -> int:
+    try:
+        return max(int(query.get("page", "1")), 1)
+    except ValueError:
+        return 1
+
+
+def _dates(
+    form: dict[str, str], tz: str, errors: dict[str, str], _: Callable[[str], str]
+) -> dict[str, Any]:
+    """``from``/``to`` (dates in the admin's time zone) as ``since``/``until``."""
+    bounds: dict[str, Any] = {}
+    for name, key, end in (("from", "since", False), ("to", "until", True)):
+        if form[name]:
+            moment = day_bound(form[name], tz, end=end)
+            if moment is None:
+                errors[name] = _("Enter a date as YYYY-MM-DD.")
+            bounds[key] = moment
+    return bounds
+
+
+def _pages(total: int) -> int:
+    return max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+
+
+async def rule_choices(session: AsyncSession, _: Callable[[str], str]) -> list[tuple[str, str]]:
+    """The execution search's "rule" list: every call-action rule, then every IVR."""
+    choices = [("", _("Any"))]
+    for rule in await call_action_repository.all_rules(session):
+        choices.append((f"call_action:{rule.id}", f"{rule.event} · {rule_label(rule)}"))
+    for ivr in await ivr_repository.all_ivrs(session):
+        choices.append((f"ivr:{ivr.id}", f"IVR · {ivr.key}"))
+    return choices
+
+
+@router.get("/executions")
+async def executions_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    _ = gettext_for(request, user)
+    query = request.query_params
+    form = {name: query.get(name, "").strip() for name in EXECUTION_FIELDS}
+    errors: dict[str, str] = {}
+    values: dict[str, Any] = _dates(form, get_runtime(request).settings.timezone, errors, _)
+    source, _sep, rule_id = form["rule"].partition(":")
+    if form["rule"]:
+        if source in ("call_action", "ivr") and rule_id.isdigit():
+            values.update(source=source, rule_id=int(rule_id))
+        else:
+            errors["rule"] = _("Choose a rule from the list.")
+    values.update(
+        status=form["status"] or None,
+        error_kind=form["error_kind"] or None,
+        url=form["url"] or None,
+    )
+    filters: ExecutionFilters | None = None
+    try:
+        filters = ExecutionFilters.model_validate(values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = str(error["loc"][0])
+            errors.setdefault(
+                field,
+                _("Use a status code such as 404, a class such as 5xx, or none.")
+                if field == "status"
+                else _("Choose a value from the list."),
+            )
+    page = _page_number(query)
+    hits: list[ExecutionHit] = []
+    total = 0
+    if filters is not None and not errors:
+        hits, total = await search.search_executions(
+            session, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
+    context = {
+        "form": form,
+        "errors": errors,
+        "hits": hits,
+        "total": total,
+        "page": page,
+        "pages": _pages(total),
+        "rules": await rule_choices(session, _),
+        "kind_options": [
+            ("", _("Any")),
+            ("any", _("Every error")),
+            *((kind, kind) for kind in ERROR_KINDS),
+        ],
+    }
+    return await render(
+        request,
+        "monitoring/executions.html",
+        context,
+        user=user,
+        session=session,
+        active="executions",
+        status_code=422 if errors else 200,
+    )
+
+
+@router.get("/audit")
+async def audit_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    _ = gettext_for(request, user)
+    query = request.query_params
+    form = {name: query.get(name, "").strip() for name in AUDIT_FIELDS}
+    errors: dict[str, str] = {}
+    values = _dates(form, get_runtime(request).settings.timezone, errors, _)
+    filters = AuditFilters.model_validate(
+        {**values, "actor": form["actor"][:200] or None, "kind": form["kind"][:100] or None}
+    )
+    page = _page_number(query)
+    entries: list[AuditRead] = []
+    total = 0
+    if not errors:
+        entries, total = await search.list_audit(
+            session, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
+        )
+    actors, kinds = await search.audit_choices(session)
+    context = {
+        "form": form,
+        "errors": errors,
+        "entries": entries,
+        "total": total,
+        "page": page,
+        "pages": _pages(total),
+        "actor_options": [("", _("Any")), *((a, a) for a in actors)],
+        "kind_options": [("", _("Any")), *((k, k) for k in kinds)],
+    }
+    return await render(
+        request,
+        "monitoring/audit.html",
+        context,
+        user=user,
+        session=session,
+        active="audit",
+        status_code=422 if errors else 200,
+    )

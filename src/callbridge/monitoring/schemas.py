@@ -1,0 +1,79 @@
+"""Filters and rows of the audit log and of the execution search."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import BaseModel, Field, field_validator
+
+from callbridge.outbound.types import ErrorKind
+
+ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
+STATUS_RE = re.compile(r"^(?:[1-5]\d\d|[1-5]xx|none)$")
+
+
+class ExecutionFilters(BaseModel):
+    """Every filter optional; all given ones must hold."""
+
+    source: Literal["call_action", "ivr"] | None = Field(
+        default=None, description="call_action (a rule) or ivr"
+    )
+    rule_id: int | None = Field(default=None, description="The rule's (or the IVR's) id")
+    status: str | None = Field(
+        default=None, description='A status code ("404"), a class ("5xx") or "none" (no answer)'
+    )
+    error_kind: (
+        Literal["any", "timeout", "connect", "http_status", "auth", "limit", "request"] | None
+    ) = Field(default=None, description="'any': every failed request")
+    since: datetime | None = None
+    until: datetime | None = None
+    url: Annotated[str, Field(max_length=500)] | None = Field(
+        default=None, description="Text in the request's URL (any case)"
+    )
+
+    @field_validator("status")
+    @classmethod
+    def _status(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().lower()
+        if not STATUS_RE.match(value):
+            raise ValueError('use a status code such as "404", a class such as "5xx", or "none"')
+        return value
+
+
+class ExecutionHit(BaseModel):
+    id: int
+    call_id: str
+    at: datetime
+    source: str
+    rule_id: int | None
+    label: str
+    event: str | None
+    method: str | None
+    url: str | None
+    status: int | None
+    error_kind: str | None
+    error_message: str | None
+    duration_ms: float | None
+
+
+class AuditFilters(BaseModel):
+    actor: Annotated[str, Field(max_length=200)] | None = None
+    kind: Annotated[str, Field(max_length=100)] | None = Field(
+        default=None, description="The part of the action before the dot: ivr, call_action, …"
+    )
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class AuditRead(BaseModel):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    source: str = Field(description="The client's address; empty from the command line")
+    details: dict[str, Any]

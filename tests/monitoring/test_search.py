@@ -1,0 +1,203 @@
+"""The execution search (API and page) and the audit log (API and page)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from callbridge.models.call import Call, Execution
+from tests.helpers import bearer, make_token, make_user, sign_in
+
+T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
+
+
+@pytest.fixture
+async def admin(app: FastAPI) -> dict[str, str]:
+    return bearer(await make_token(app, "admin"))
+
+
+def _execution(call_pk: int, n: int, **fields: Any) -> Execution:
+    values: dict[str, Any] = {
+        "call_pk": call_pk,
+        "source": "call_action",
+        "rule_id": 1,
+        "label": "ケースを作成",
+        "event": "queue",
+        "request": {"method": "POST", "url": f"https://crm.example.com/Case/{n}"},
+        "response": {"status": 201, "headers": {}, "body": "{}", "truncated": False},
+        "duration_ms": 120.0,
+        "error": None,
+        "at": T0 + timedelta(minutes=n),
+    }
+    values.update(fields)
+    return Execution(**values)
+
+
+async def seed_executions(app: FastAPI) -> None:
+    """Six requests of two calls: created, a 404, two 503s, a timeout, an IVR lookup."""
+    async with app.state.runtime.sessionmaker() as session:
+        first, second = Call(call_id="call-1", tel="0312345678"), Call(call_id="call-2")
+        session.add_all([first, second])
+        await session.flush()
+        failure = {"kind": "http_status", "message": "the CRM answered 503"}
+        session.add_all(
+            [
+                _execution(first.id, 0),
+                _execution(
+                    first.id,
+                    1,
+                    rule_id=2,
+                    label="取引先責任者を検索",
+                    request={"method": "GET", "url": "https://crm.example.com/Contact?q=TEL"},
+                    response={"status": 404, "headers": {}, "body": "[]", "truncated": False},
+                    error={"kind": "http_status", "message": "the CRM answered 404"},
+                ),
+                _execution(
+                    second.id,
+                    2,
+                    response={"status": 503, "headers": {}, "body": "", "truncated": False},
+                    error=failure,
+                ),
+                _execution(
+                    second.id,
+                    3,
+                    response={"status": 503, "headers": {}, "body": "", "truncated": False},
+                    error=failure,
+                ),
+                _execution(
+                    second.id,
+                    4,
+                    response=None,
+                    duration_ms=None,
+                    error={"kind": "timeout", "message": "no answer within 10 s"},
+                ),
+                _execution(
+                    second.id,
+                    5,
+                    source="ivr",
+                    rule_id=7,
+                    label="IVR main",
+                    event=None,
+                    request={"method": "GET", "url": "https://crm.example.com/search?q=X"},
+                    response={"status": 200, "headers": {}, "body": "{}", "truncated": False},
+                ),
+            ]
+        )
+        await session.commit()
+
+
+async def search(client: httpx.AsyncClient, admin: dict[str, str], query: str) -> dict[str, Any]:
+    response = await client.get(f"/api/v1/executions?{query}", headers=admin)
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def urls(page: dict[str, Any]) -> list[str]:
+    return [hit["url"].rsplit("/", 1)[-1] for hit in page["items"]]
+
+
+async def test_the_execution_search_filters_in_the_database(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    await seed_executions(app)
+    everything = await search(client, admin, "")
+    assert everything["total"] == 6
+    newest = everything["items"][0]
+    assert newest == {
+        "id": newest["id"],
+        "call_id": "call-2",
+        "at": "2026-11-30T03:05:00Z",
+        "source": "ivr",
+        "rule_id": 7,
+        "label": "IVR main",
+        "event": None,
+        "method": "GET",
+        "url": "https://crm.example.com/search?q=X",
+        "status": 200,
+        "error_kind": None,
+        "error_message": None,
+        "duration_ms": 120.0,
+    }
+    assert urls(await search(client, admin, "status=5xx")) == ["3", "2"]
+    assert urls(await search(client, admin, "status=404")) == ["Contact?q=TEL"]
+    assert urls(await search(client, admin, "status=none")) == ["4"]
+    assert urls(await search(client, admin, "error_kind=timeout")) == ["4"]
+    assert (await search(client, admin, "error_kind=any"))["total"] == 4
+    assert urls(await search(client, admin, "source=call_action&rule_id=2")) == ["Contact?q=TEL"]
+    assert urls(await search(client, admin, "url=CONTACT")) == ["Contact?q=TEL"]
+    window = "since=2026-11-30T03:01:00Z&until=2026-11-30T03:03:00Z"
+    assert urls(await search(client, admin, window)) == ["2", "Contact?q=TEL"]
+    paged = await search(client, admin, "rule_id=1&limit=2&offset=2")
+    assert paged["total"] == 4 and urls(paged) == ["2", "0"]
+
+
+async def test_a_bad_filter_is_a_422_naming_it(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    response = await client.get("/api/v1/executions?status=abc&error_kind=boom", headers=admin)
+    assert response.status_code == 422
+    fields = {tuple(d["loc"]): d["msg"] for d in response.json()["detail"]}
+    assert fields[("query", "status")] == (
+        'Value error, use a status code such as "404", a class such as "5xx", or "none"'
+    )
+    assert ("query", "error_kind") in fields
+
+
+async def test_the_executions_page_lists_and_pages(app: FastAPI, client: httpx.AsyncClient) -> None:
+    await seed_executions(app)
+    await make_user(app)
+    await sign_in(client)
+    page = await client.get("/executions?status=5xx&from=2026-11-30&to=2026-11-30")
+    assert page.status_code == 200
+    assert "2 requests found." in page.text
+    assert page.text.count('<a href="/calls/call-2">call-2</a>') == 2
+    assert "the CRM answered 503" in page.text
+    assert '<option value="call_action:1"' not in page.text  # no rule stored: nothing to list
+
+    japanese = await client.get(
+        "/executions?status=abc&from=30/11", headers={"Accept-Language": "ja"}
+    )
+    assert japanese.status_code == 422
+    assert "日付は YYYY-MM-DD の形で入力してください。" in japanese.text
+    assert "404 のようなステータスコード、5xx のようなクラス、または none を入力してください。" in (
+        japanese.text
+    )
+
+
+async def test_the_audit_log_says_who_changed_what_from_where(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    created = await client.post(
+        "/api/v1/call-actions",
+        json={"event": "incoming", "url": "https://crm.example.com/x"},
+        headers=admin,
+    )
+    assert created.status_code == 201
+    await client.patch("/api/v1/settings", json={"timezone": "Asia/Tokyo"}, headers=admin)
+    log = (await client.get("/api/v1/audit?kind=call_action", headers=admin)).json()
+    assert log["total"] == 1
+    entry = log["items"][0]
+    assert (entry["actor"], entry["action"], entry["target"], entry["source"]) == (
+        "token:test",
+        "call_action.create",
+        str(created.json()["id"]),
+        "127.0.0.1",
+    )
+    assert entry["details"] == {"event": "incoming"}
+    everything = (await client.get("/api/v1/audit?actor=token:test", headers=admin)).json()
+    assert [e["action"] for e in everything["items"]] == ["settings.update", "call_action.create"]
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    later = await client.get("/api/v1/audit", params={"since": tomorrow}, headers=admin)
+    assert later.json() == {"items": [], "total": 0}
+
+    await make_user(app)
+    await sign_in(client)
+    page = await client.get("/audit?kind=settings")
+    assert page.status_code == 200
+    assert "1 entries." in page.text or "1 entry." in page.text
+    assert "<code>settings.update</code>" in page.text and "127.0.0.1" in page.text
+    assert '<option value="call_action">call_action</option>' in page.text
