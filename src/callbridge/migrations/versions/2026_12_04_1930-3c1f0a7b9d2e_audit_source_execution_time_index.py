@@ -1,8 +1,8 @@
 """audit source, execution time index
 
 Revision ID: 3c1f0a7b9d2e
-Revises: df73d5a42652
-Create Date: 2026-12-04 19:10:00.000000
+Revises: 253eb7f24366
+Create Date: 2026-12-04 19:30:00.000000
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3c1f0a7b9d2e"
-down_revision: str | None = "df73d5a42652"
+down_revision: str | None = "253eb7f24366"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
