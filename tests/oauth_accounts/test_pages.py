@@ -47,6 +47,7 @@ async def test_create_then_edit_keeps_secrets(app, client) -> None:
         data={
             **FORM,
             "login_choice": "sandbox",
+            "login_url": "",
             "client_id": "3MVG9.key",
             "client_secret": "s3cret",
             "csrf_token": csrf,
@@ -64,6 +65,7 @@ async def test_create_then_edit_keeps_secrets(app, client) -> None:
         data={
             **FORM,
             "login_choice": "production",
+            "login_url": "",
             "client_id": "3MVG9.key",
             "client_secret": "",
             "name": "Renamed",
@@ -84,6 +86,7 @@ async def test_failed_edit_changes_nothing(app, client) -> None:
         data={
             **FORM,
             "login_choice": "production",
+            "login_url": "",
             "client_id": "key",
             "client_secret": "s",
             "csrf_token": csrf,
@@ -97,6 +100,7 @@ async def test_failed_edit_changes_nothing(app, client) -> None:
             "name": "Changed",
             "grant_type": "password",
             "login_choice": "production",
+            "login_url": "",
             "client_id": "key",
             "csrf_token": csrf,
         },
@@ -166,7 +170,13 @@ async def test_request_limits_in_the_form(app, client) -> None:
     new = await client.get("/oauth-accounts/new")
     assert 'name="max_in_flight" value="1000"' in new.text
     assert 'name="long_request_limit" value="25"' in new.text
-    valid = {**FORM, "login_choice": "production", "client_id": "key", "client_secret": "s"}
+    valid = {
+        **FORM,
+        "login_choice": "production",
+        "login_url": "",
+        "client_id": "key",
+        "client_secret": "s",
+    }
     refused = await client.post(
         "/oauth-accounts/new",
         data={**valid, "max_in_flight": "lots", "long_request_limit": "-3", "csrf_token": csrf},

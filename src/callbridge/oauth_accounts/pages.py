@@ -83,10 +83,18 @@ def _login_choice(login_url: str | None) -> str:
     return "custom"
 
 
+def _chosen_login(values: dict[str, str]) -> str:
+    """The login choice of a submitted form: a typed My Domain URL means "custom" (a
+    newcomer types it and leaves the choice at Production; the URL is never dropped)."""
+    if values.get("login_url", "").strip():
+        return "custom"
+    return values.get("login_choice", "production")
+
+
 def _form(account: OAuthAccount | None, values: dict[str, str] | None = None) -> dict[str, Any]:
     if values is not None:
         form: dict[str, Any] = {name: values.get(name, "") for name in _FIELDS}
-        form["login_choice"] = values.get("login_choice", "production")
+        form["login_choice"] = _chosen_login(values)
         form["use_pkce"] = values.get("use_pkce") == "1"
         form.update({name: values.get(name, "") for name in _LIMITS})
     elif account is not None:
@@ -113,8 +121,8 @@ def _form(account: OAuthAccount | None, values: dict[str, str] | None = None) ->
 def _submitted(values: dict[str, str], *, creating: bool) -> dict[str, Any]:
     """Form values as API fields: empty secrets mean "keep" when editing."""
     data: dict[str, Any] = {name: values.get(name, "").strip() for name in _FIELDS}
-    choice = values.get("login_choice", "production")
     if data["provider"] == "salesforce":
+        choice = _chosen_login(values)
         data["login_url"] = LOGIN_CHOICES.get(choice) or data["login_url"] or None
     for name in ("login_url", "authorize_url", "token_url", "revoke_url", "base_url", "username"):
         data[name] = data[name] or None

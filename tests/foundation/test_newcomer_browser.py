@@ -1,0 +1,214 @@
+"""What a new administrator sees, in Chromium: the menu fits at 1280 and 1024 px in both
+languages, only the chosen authentication's fields are shown, a typed My Domain URL chooses
+"custom", the new token has a working copy button, every page has its icon, and a
+screenshot of every page in both languages at 1280 px (kept under test-results/screens/)
+shows no clipped control."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from callbridge.app import create_app
+from callbridge.db.engine import create_engine, create_sessionmaker
+from callbridge.settings import Settings
+from callbridge.tokens.schemas import TokenCreate
+from callbridge.tokens.service import create_token
+from callbridge.users.schemas import UserCreate
+from callbridge.users.service import create_user
+from tests.pages import Installation, populate
+from tests.servers import running_server
+
+pytestmark = pytest.mark.browser
+
+SCREENS = Path(__file__).resolve().parents[2] / "test-results" / "screens"
+
+# Controls whose text must be shown whole: not cut by their own box, by a scrolling or
+# clipping ancestor, or by the window's edge.
+CLIPPED_CONTROLS = """
+() => {
+  const selector = "header a, header button, nav a, main a.btn, main button, main input, "
+    + "main select, main textarea, main label, main th, main .card, main .badge";
+  const width = document.documentElement.clientWidth;
+  const found = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const box = el.getBoundingClientRect();
+    if (box.width === 0 || box.height === 0 || el.closest("[hidden]")) continue;
+    const name = (el.innerText || el.value || el.name || el.tagName).trim().slice(0, 40);
+    const typed = el.tagName === "INPUT" || el.tagName === "TEXTAREA";
+    if (!typed && el.scrollWidth > el.clientWidth + 1) found.push(name + ": text overflows");
+    if (box.left < -1 || box.right > width + 1) found.push(name + ": outside the window");
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      const style = getComputedStyle(up);
+      if (style.overflowX === "visible" && style.overflowY === "visible") continue;
+      const outer = up.getBoundingClientRect();
+      if (box.left < outer.left - 1 || box.right > outer.right + 1) {
+        if (up.tagName !== "TD" && !up.classList.contains("table-wrap")) {
+          found.push(name + ": cut by " + up.tagName.toLowerCase() + "." + up.className);
+        }
+      }
+      break;
+    }
+  }
+  return found;
+}
+"""
+
+
+@dataclass
+class Live:
+    base: str
+    installation: Installation
+
+
+def _in_thread(work: Any) -> Any:
+    """Playwright's sync API keeps an event loop running in this thread: use another one."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, work).result()
+
+
+async def _seed(settings: Settings) -> str:
+    engine = create_engine(settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await create_user(
+                session,
+                UserCreate(username="admin", password="correct horse", role="admin"),
+                "test",
+            )
+            _token, raw = await create_token(
+                session, TokenCreate(name="setup", scope="admin"), "test"
+            )
+            await session.commit()
+            return raw
+    finally:
+        await engine.dispose()
+
+
+async def _populate(base: str, token: str) -> Installation:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        return await populate(client, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Live]:
+    token = _in_thread(_seed(settings))
+    with running_server(create_app(settings)) as server:
+        installation = _in_thread(_populate(server.base_url, token))
+        yield Live(server.base_url, installation)
+
+
+def _sign_in(browser: Any, live: Live, language: str, width: int = 1280) -> Any:
+    context = browser.new_context(
+        locale="ja-JP" if language == "ja" else "en-US",
+        viewport={"width": width, "height": 900},
+    )
+    page = context.new_page()
+    page.goto(live.base + "/login")
+    page.fill("#f-username", "admin")
+    page.fill("#f-password", "correct horse")
+    page.click("form[action='/login'] button[type=submit]")
+    page.wait_for_url(live.base + "/")
+    return page
+
+
+def test_menu_fits_at_1280_and_1024_px(live: Live, browser: Any) -> None:
+    for language in ("ja", "en"):
+        for width in (1280, 1024):
+            page = _sign_in(browser, live, language, width)
+            assert page.get_attribute("html", "lang") == language
+            labels = page.locator("header.top nav a").all_inner_texts()
+            assert len(labels) == 9, labels
+            if language == "ja":
+                assert labels[-1] == "設定"
+            problems = page.evaluate(CLIPPED_CONTROLS)
+            assert problems == [], (language, width, problems)
+            for link in page.locator("header.top nav a, header.top .who button").all():
+                assert link.is_visible()
+                box = link.bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+            page.context.close()
+
+
+def test_only_the_chosen_authentication_fields_are_shown(live: Live, browser: Any) -> None:
+    page = _sign_in(browser, live, "en")
+    for path in ("/call-actions/new", f"/ivrs/{live.installation.ivr_id}"):
+        page.goto(live.base + path)
+        page.select_option("#f-auth_type", "oauth")
+        assert page.is_visible("#f-oauth_account_id")
+        for hidden in ("#f-basic_username", "#f-basic_password", "#f-bearer_token"):
+            assert not page.is_visible(hidden), (path, hidden)
+        page.select_option("#f-auth_type", "basic")
+        assert page.is_visible("#f-basic_username") and page.is_visible("#f-basic_password")
+        assert not page.is_visible("#f-bearer_token")
+        assert not page.is_visible("#f-oauth_account_id")
+        page.select_option("#f-auth_type", "bearer")
+        assert page.is_visible("#f-bearer_token")
+        assert not page.is_visible("#f-basic_username")
+        page.select_option("#f-auth_type", "none")
+        for hidden in ("#f-oauth_account_id", "#f-basic_username", "#f-bearer_token"):
+            assert not page.is_visible(hidden), (path, hidden)
+    page.context.close()
+
+
+def test_typing_a_login_url_chooses_custom(live: Live, browser: Any) -> None:
+    page = _sign_in(browser, live, "ja")
+    page.goto(live.base + "/oauth-accounts/new")
+    assert page.input_value("#f-login_choice") == "production"
+    page.fill("#f-name", "サンドボックス")
+    page.fill("#f-login_url", "http://127.0.0.1:8090")
+    assert page.input_value("#f-login_choice") == "custom"
+    page.fill("#f-client_id", "demo")
+    page.fill("#f-client_secret", "secret")
+    page.click("#save")
+    page.wait_for_url(re.compile(r".*/oauth-accounts/\d+\?saved=1$"))
+    assert page.input_value("#f-login_choice") == "custom"
+    assert page.input_value("#f-login_url") == "http://127.0.0.1:8090"
+    page.context.close()
+
+
+def test_copy_button_and_icon(live: Live, browser: Any) -> None:
+    page = _sign_in(browser, live, "ja")
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live.base)
+    missing: list[str] = []
+    page.on("response", lambda r: missing.append(r.url) if r.status == 404 else None)
+    page.goto(live.base + "/tokens")
+    page.fill("#f-name", "PBX 支社")
+    page.click("form[action='/tokens'] button[type=submit]")
+    token = page.inner_text("#new-token-value").strip()
+    assert token.startswith("cb")
+    page.click("button[data-copy]")
+    assert page.inner_text("button[data-copy]") == "コピーしました"
+    assert page.evaluate("navigator.clipboard.readText()") == token
+    icon = page.evaluate("document.querySelector('link[rel=icon]').href")
+    assert page.request.get(icon).status == 200
+    assert missing == []
+    page.context.close()
+
+
+def test_screenshot_of_every_page_shows_no_clipped_control(live: Live, browser: Any) -> None:
+    report: list[str] = []
+    for language in ("ja", "en"):
+        page = _sign_in(browser, live, language)
+        folder = SCREENS / language
+        folder.mkdir(parents=True, exist_ok=True)
+        for template, path in live.installation.paths().items():
+            if template in ("/login", "/setup", "/oauth_client/callback"):
+                continue
+            page.goto(live.base + path)
+            assert page.get_attribute("html", "lang") == language, path
+            name = re.sub(r"[^a-z0-9]+", "-", template.lower()).strip("-") or "dashboard"
+            page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
+            problems = page.evaluate(CLIPPED_CONTROLS)
+            report.extend(f"{language} {path}: {problem}" for problem in problems)
+        page.context.close()
+    (SCREENS / "clipped.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+    assert report == []
