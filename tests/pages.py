@@ -12,19 +12,23 @@ import io
 import math
 import struct
 import wave
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import httpx
+import respx
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from callbridge.kit.time import utcnow
+from tests.httpx2_mock import mocked_crm
 
-# A loopback port nobody listens on: requests fail at once with "connection refused",
-# which gives the timeline a failed execution without waiting for a timeout.
-CLOSED = "http://127.0.0.1:9"
+# The CRM the rule and the IVR call: answered by ``crm_stub()`` (callbridge's outbound
+# traffic routed in-process, see tests/httpx2_mock.py).
+CRM = "https://crm.example.com"
 
 # GET routes that are not pages an admin opens from the menu or a link.
 NOT_PAGES = frozenset(
@@ -64,6 +68,17 @@ def page_routes(app: FastAPI) -> list[str]:
         and path not in NOT_PAGES
     }
     return sorted(found)
+
+
+@contextmanager
+def crm_stub() -> Iterator[respx.MockRouter]:
+    """The CRM of ``populate``: a Case is created, the caller is found, the contact too."""
+    with mocked_crm() as crm:
+        crm.post(url__startswith=CRM + "/cases").respond(201, json={"id": "500000000000001"})
+        crm.get(url__startswith=CRM + "/lookup").respond(200, json={"found": True})
+        crm.get(url__startswith=CRM + "/contact").respond(200, json={"id": "003000000000001"})
+        crm.route(host="127.0.0.1").pass_through()  # a test's own requests to a live server
+        yield crm
 
 
 @dataclass
@@ -151,7 +166,7 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
             "/api/v1/call-actions",
             json={
                 "event": "queue",
-                "url": CLOSED + "/cases?tel={TEL}",
+                "url": CRM + "/cases?tel={TEL}",
                 "method": "POST",
                 "headers": "Content-Type: application/json",
                 "body": '{"Subject": "{TELNAME}"}',
@@ -167,7 +182,7 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
             json={
                 "key": "lookup",
                 "name": "取引先検索",
-                "url": CLOSED + "/lookup?tel={TEL}",
+                "url": CRM + "/lookup?tel={TEL}",
                 "timeout_seconds": 1,
                 "responses": [
                     {
@@ -178,7 +193,7 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
                         "transfer": {"kind": "callcenter", "target": "support"},
                     }
                 ],
-                "steps": [{"name": "contact", "url": CLOSED + "/contact?tel={TEL}"}],
+                "steps": [{"name": "contact", "url": CRM + "/contact?tel={TEL}"}],
             },
             headers=admin,
         )

@@ -23,7 +23,7 @@ from callbridge.models import AuditEntry, Call, PeriodicJob
 from callbridge.recordings import retention
 from callbridge.settings import Settings
 from tests.helpers import bearer, make_token, make_user, sign_in
-from tests.pages import Installation, empty_paths, page_routes, populate
+from tests.pages import Installation, crm_stub, empty_paths, page_routes, populate
 
 # Pages that are not a 200 page for a signed-in administrator, and what they answer.
 EXPECTED = {
@@ -94,7 +94,8 @@ async def test_every_page_after_a_purge_full(app: FastAPI, client: httpx.AsyncCl
     await make_user(app)
     await sign_in(client)
     admin = bearer(await make_token(app))
-    made: Installation = await populate(client, admin)
+    with crm_stub():
+        made: Installation = await populate(client, admin)
     # The scheduled purge, as the worker runs it once the job is due.
     assert await retention.run_retention_if_due(app.state.runtime, "w1") is None
     async with app.state.runtime.sessionmaker() as session:
@@ -147,7 +148,8 @@ async def test_run_retention_api_answers_what_was_deleted(
     await make_user(app)
     await sign_in(client)
     admin = bearer(await make_token(app))
-    made = await populate(client, admin)
+    with crm_stub():
+        made = await populate(client, admin)
     pbx_only = bearer(await make_token(app, scope="pbx", name="pbx-2"))
     assert (await client.post("/api/v1/retention/run", headers=pbx_only)).status_code == 403
     answer = await client.post("/api/v1/retention/run", headers=admin)

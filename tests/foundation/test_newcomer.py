@@ -84,13 +84,9 @@ async def test_a_header_line_without_colon_is_one_message(
         headers=admin,
     )
     assert answer.status_code == 422
-    assert answer.json()["detail"] == [
-        {
-            "loc": ["body", "headers"],
-            "msg": "A header line must look like 'Name: value'.",
-            "type": "value_error",
-            "position": 0,
-        }
+    detail = answer.json()["detail"]
+    assert [(d["loc"], d["msg"], d["position"]) for d in detail] == [
+        (["body", "headers"], "A header line must look like 'Name: value'.", 0)
     ]
     ivr = await client.post(
         "/api/v1/ivrs",

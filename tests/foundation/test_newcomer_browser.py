@@ -24,7 +24,7 @@ from callbridge.tokens.schemas import TokenCreate
 from callbridge.tokens.service import create_token
 from callbridge.users.schemas import UserCreate
 from callbridge.users.service import create_user
-from tests.pages import Installation, populate
+from tests.pages import Installation, crm_stub, populate
 from tests.servers import running_server
 
 pytestmark = pytest.mark.browser
@@ -101,7 +101,7 @@ async def _populate(base: str, token: str) -> Installation:
 @pytest.fixture
 def live(settings: Settings) -> Iterator[Live]:
     token = _in_thread(_seed(settings))
-    with running_server(create_app(settings)) as server:
+    with crm_stub(), running_server(create_app(settings)) as server:
         installation = _in_thread(_populate(server.base_url, token))
         yield Live(server.base_url, installation)
 
