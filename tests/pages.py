@@ -91,6 +91,7 @@ class Installation:
     response_id: int
     step_id: int
     user_id: int
+    link_id: int
     call_id: str
     old_call_id: str
 
@@ -113,6 +114,11 @@ class Installation:
             "/call-actions": "/call-actions",
             "/call-actions/new": "/call-actions/new",
             "/call-actions/{rule_id}": f"/call-actions/{self.rule_id}",
+            "/call-actions/{rule_id}/rerun": f"/call-actions/{self.rule_id}/rerun",
+            "/history-links": "/history-links",
+            "/history-links/new": "/history-links/new",
+            "/history-links/{link_id}": f"/history-links/{self.link_id}",
+            "/history-links/{link_id}/histories": f"/history-links/{self.link_id}/histories",
             "/monitor_link/{ref}": f"/monitor_link/{self.call_id}",
             "/recordings": "/recordings",
             "/calls": "/calls",
@@ -211,6 +217,18 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
             headers=admin,
         )
     )
+    link = await _ok(
+        await client.post(
+            "/api/v1/history-links",
+            json={
+                "name": "サポート窓口",
+                "oauth_account_id": account["id"],
+                "fallback_record": "0012v000032fR15AAE",
+                "phone_numbers": ["0312345678"],
+            },
+            headers=admin,
+        )
+    )
     token = await _ok(
         await client.post(
             "/api/v1/tokens", json={"name": "PBX 本社", "scope": "pbx"}, headers=admin
@@ -266,6 +284,7 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
         response_id=ivr["responses"][0]["id"],
         step_id=ivr["steps"][0]["id"],
         user_id=user["id"],
+        link_id=link["id"],
         call_id=call_id,
         old_call_id=old_call_id,
     )
@@ -281,6 +300,7 @@ def empty_paths() -> dict[str, str]:
         response_id=999,
         step_id=999,
         user_id=999,
+        link_id=999,
         call_id="no-such-call",
         old_call_id="",
     ).paths()
