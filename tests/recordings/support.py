@@ -117,3 +117,46 @@ def stored_files(app: FastAPI) -> list[str]:
     if not root.exists():
         return []
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+# ---- compressed recordings whose headers tell their duration ----------------------------
+
+
+def mp3_bytes(frames: int) -> bytes:
+    """MPEG-1 layer III frames, 128 kbit/s at 44.1 kHz (1152 samples, 417 bytes each)."""
+    return (b"\xff\xfb\x90\x00" + bytes(413)) * frames
+
+
+def ogg_opus_bytes(seconds: float) -> bytes:
+    """An Ogg Opus stream: its header pages, then one page ending ``seconds`` later."""
+    from mutagen.ogg import OggPage
+
+    pre_skip = 312
+    head = b"OpusHead" + struct.pack("<BBHIhB", 1, 1, pre_skip, 48000, 0, 0)
+    tags = b"OpusTags" + struct.pack("<I", 4) + b"test" + struct.pack("<I", 0)
+    pages = []
+    for sequence, (packet, position) in enumerate(
+        [(head, 0), (tags, 0), (bytes(60), pre_skip + round(48000 * seconds))]
+    ):
+        page = OggPage()
+        page.serial, page.sequence, page.position = 1, sequence, position
+        page.first, page.last = sequence == 0, sequence == 2
+        page.packets = [packet]
+        pages.append(page.write())
+    return b"".join(pages)
+
+
+def _box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def m4a_bytes(seconds: float) -> bytes:
+    """An MP4 audio file: ``ftyp``, and a sound track whose ``mdhd`` says its length."""
+    ftyp = _box(b"ftyp", b"M4A " + struct.pack(">I", 0) + b"M4A isom")
+    handler = _box(b"hdlr", bytes(8) + b"soun" + bytes(12) + b"\x00")
+    header = _box(b"mdhd", bytes(4) + struct.pack(">IIII", 0, 0, 8000, round(8000 * seconds)))
+    return (
+        ftyp
+        + _box(b"moov", _box(b"trak", _box(b"mdia", header + handler)))
+        + _box(b"mdat", bytes(100))
+    )

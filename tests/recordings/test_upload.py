@@ -15,6 +15,9 @@ from tests.helpers import bearer, make_token
 from tests.recordings.support import (
     MP3_HEAD,
     add_call,
+    m4a_bytes,
+    mp3_bytes,
+    ogg_opus_bytes,
     set_settings,
     stored_files,
     upload,
@@ -196,3 +199,24 @@ async def test_the_call_view_shows_the_recording(app, client: httpx.AsyncClient)
         (entry,) = await recording_timeline(session, row)
     assert (entry.title, entry.link) == ("Recording received", "/monitor_link/viewed")
     assert entry.detail == "0:01 · 15.7 KB"
+
+
+async def test_mp3_ogg_and_m4a_durations_come_from_their_headers(
+    app, client: httpx.AsyncClient
+) -> None:
+    token = await make_token(app, scope="pbx")
+    mp3 = await upload(client, token, "mp3", mp3_bytes(100), "audio/mpeg")
+    assert mp3.status_code == 201
+    # 100 frames of 417 bytes at 128 kbit/s (no Xing header: size and bit rate tell).
+    assert mp3.json()["duration_seconds"] == pytest.approx(2.606, abs=0.001)
+    ogg = await upload(client, token, "ogg", ogg_opus_bytes(3.0), "audio/ogg")
+    assert ogg.json()["duration_seconds"] == pytest.approx(3.0)
+    m4a = await upload(client, token, "m4a", m4a_bytes(4.5), "audio/mp4")
+    assert m4a.json()["duration_seconds"] == pytest.approx(4.5)
+    detail = await client.get(
+        "/api/v1/calls/m4a/recording", headers=bearer(await make_token(app, scope="admin"))
+    )
+    assert detail.json()["duration_seconds"] == pytest.approx(4.5)
+    # Headers that do not tell (one lone frame) leave it unknown.
+    lone = await upload(client, token, "lone", MP3_HEAD, "audio/mpeg")
+    assert lone.json()["duration_seconds"] is None

@@ -1,11 +1,15 @@
 """Audio formats: which content types are accepted, their magic bytes, and the duration
-of a WAV file from its header (pure, no I/O)."""
+of a recording: a WAV file's from its header (pure), MP3, Ogg, MP4/M4A and FLAC files'
+from theirs read by mutagen (a file on disk)."""
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+
+import mutagen
 
 # How many leading bytes the upload keeps to check the type and parse a WAV header.
 HEADER_BYTES = 64 * 1024
@@ -111,3 +115,19 @@ def wav_duration(head: bytes, total_size: int) -> float | None:
             return size / byte_rate
         offset = body + chunk_size + (chunk_size & 1)
     return None
+
+
+# Formats whose duration mutagen reads from the stored file (WebM it does not know).
+TAGGED_EXTENSIONS = frozenset({"mp3", "ogg", "m4a", "flac"})
+
+
+def tagged_duration(path: Path) -> float | None:
+    """Seconds of audio of an MP3 (Xing/VBRI header, else frames and bit rate), Ogg
+    (Vorbis, Opus, …: the last page's position), MP4/M4A (the audio track's ``mdhd``) or
+    FLAC (``STREAMINFO``) file. None when its headers do not tell."""
+    try:
+        audio = mutagen.File(path)
+    except (mutagen.MutagenError, OSError, ValueError, struct.error):
+        return None
+    length = getattr(getattr(audio, "info", None), "length", None)
+    return float(length) if isinstance(length, int | float) and length > 0 else None

@@ -31,7 +31,14 @@ from callbridge.recordings.links import (
     check_signed_link,
     derive_link_key,
 )
-from callbridge.recordings.media import HEADER_BYTES, AudioFormat, detect_format, format_for
+from callbridge.recordings.media import (
+    HEADER_BYTES,
+    TAGGED_EXTENSIONS,
+    AudioFormat,
+    detect_format,
+    format_for,
+    tagged_duration,
+)
 from callbridge.recordings.media import wav_duration as wav_header_duration
 from callbridge.recordings.permissions import Decision, decide_playback
 from callbridge.recordings.s3 import S3Credentials, S3Storage
@@ -189,7 +196,11 @@ async def stage_upload(
             handle.close()
             await anyio.to_thread.run_sync(lambda: path.unlink(missing_ok=True))
         raise
-    duration = wav_header_duration(bytes(head), size) if declared.extension == "wav" else None
+    duration = None
+    if declared.extension == "wav":
+        duration = wav_header_duration(bytes(head), size)
+    elif declared.extension in TAGGED_EXTENSIONS:
+        duration = await anyio.to_thread.run_sync(tagged_duration, path)
     return StagedUpload(path, size, digest.hexdigest(), declared, duration)
 
 
