@@ -3,12 +3,18 @@ call-action end-to-end tests do (their fixtures are reused)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import httpx
 import pytest
 
+from callbridge.app import create_app
+from callbridge.sandbox import SandboxHandle
 from callbridge.settings import Settings
 from tests.call_actions.conftest import Live, connected, live, sandbox
-from tests.helpers import sign_in
+from tests.helpers import bearer, sign_in
+from tests.servers import running_server
 
 __all__ = ["connected", "live", "sandbox"]
 
@@ -39,3 +45,13 @@ async def signed_in_browser(live: Live, language: str = "en") -> httpx.AsyncClie
     answer = await sign_in(browser, "outage-admin", "correct horse")
     assert answer.status_code == 303, answer.text
     return browser
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, sandbox: SandboxHandle, admin: str, pbx: str, account_id: int | None
+) -> AsyncIterator[Live]:
+    """callbridge on a loopback port with ``settings`` (the same database each time)."""
+    with running_server(create_app(settings)) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
+            yield Live(server.base_url, bearer(admin), bearer(pbx), sandbox, http, account_id)

@@ -11,8 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, EXAMPLE_3, Live
-from tests.circuits.conftest import PUBLIC_URL, signed_in_browser
+from callbridge.db.migrate import upgrade_to_head_async
+from callbridge.sandbox import SandboxHandle, demo_account_fields
+from callbridge.settings import Settings
+from tests.call_actions.conftest import EXAMPLE_1, EXAMPLE_2, EXAMPLE_3, Live, make_tokens
+from tests.circuits.conftest import PUBLIC_URL, serving, signed_in_browser
 from tests.ivr.seeds import seed_000_ivr
 
 pytestmark = pytest.mark.e2e
@@ -168,3 +171,81 @@ async def test_calls_during_an_outage_are_parked_and_resume_in_order(connected: 
         assert queue_event["resumed_at"] is not None
         assert queue_event["parked_for"] is None
         assert queue_event["status"] == end_event["status"] == "done"
+
+
+async def test_a_restart_while_parked_loses_nothing(
+    live_settings: Settings, sandbox: SandboxHandle
+) -> None:
+    await upgrade_to_head_async(live_settings.resolved_database_url)
+    admin, pbx = await make_tokens(live_settings)
+    calls = 6
+    async with serving(live_settings, sandbox, admin, pbx, None) as first:
+        created = await first.api(
+            "POST", "/api/v1/oauth-accounts", json=demo_account_fields(sandbox.login_url, "SF")
+        )
+        account_id = created.json()["id"]
+        connect = await first.api("POST", f"/api/v1/oauth-accounts/{account_id}/connect")
+        assert connect.json()["status"] == "connected", connect.text
+        first.account_id = account_id
+        for example in (EXAMPLE_1, EXAMPLE_2, EXAMPLE_3):
+            await first.rule(example)
+        sandbox.knobs.fail_fraction(1.0, "unavailable", target="all")
+        for n in range(calls):
+            await first.event(event="queue", call_id=f"restart-{n}", tel=TEL)
+            await first.event(event="disconnect", call_id=f"restart-{n}")
+        await wait_for(lambda: all_parked(first, calls), "every call to be parked")
+    # The server stopped while every call was parked; the CRM comes back meanwhile.
+    sandbox.knobs.clear_failures()
+    async with serving(live_settings, sandbox, admin, pbx, account_id) as second:
+
+        async def settled() -> bool:
+            for n in range(calls):
+                call = await second.call(f"restart-{n}", settled=False)
+                if call["status"] == "pending":
+                    return False
+            return True
+
+        await wait_for(settled, "the parked calls to finish after the restart", seconds=60)
+        assert len(case_posts(second)) == calls
+        for n in range(calls):
+            call = await second.call(f"restart-{n}")
+            assert call["status"] == "ok"
+            assert [x["response"]["status"] for x in call["executions"]] == [200, 201, 204]
+        assert await open_circuits(second) == []
+
+
+async def test_invalid_grant_still_stops_at_once(connected: Live) -> None:
+    live = connected
+    for example in (EXAMPLE_1, EXAMPLE_2):
+        await live.rule(example)
+    live.sandbox.state.expire_access_tokens()
+    live.sandbox.knobs.fail_next(1, "invalid_session", target="oauth")
+    await live.event(event="queue", call_id="grant-1", tel=TEL)
+    call = await live.call("grant-1")
+    assert call["status"] == "error"
+    lookup = call["executions"][0]
+    assert lookup["error"]["kind"] == "auth"
+    assert "needs to be reconnected" in lookup["error"]["message"]
+    assert call["events"][0]["parked_at"] is None
+    assert await open_circuits(live) == []
+
+
+async def test_a_post_whose_outcome_is_unknown_fails_saying_it_may_have_been_received(
+    connected: Live,
+) -> None:
+    live = connected
+    await live.rule(EXAMPLE_1)
+    await live.rule({**EXAMPLE_2, "timeout_seconds": 1})
+    live.sandbox.knobs.update({"hang_seconds": 3})
+    live.sandbox.knobs.fail_next(1, "hang", path_contains="/sobjects/case")
+    await live.event(event="queue", call_id="unknown-1", tel=TEL)
+    call = await live.call("unknown-1")
+    post = call["executions"][1]
+    assert post["error"]["kind"] == "timeout"
+    assert post["error"]["message"].endswith(
+        "the request may have been received by the CRM, so it was not repeated (a POST is "
+        "repeated only when its rule allows it)"
+    )
+    assert len(post["attempts"]) == 1
+    assert call["events"][0]["parked_at"] is None
+    assert await open_circuits(live) == []

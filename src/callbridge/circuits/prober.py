@@ -35,7 +35,10 @@ class Prober:
             if await self.store.claim_probe(key):
                 self.probes_claimed += 1
                 self.wake()
-        if any(key not in open_keys for key in await parked_counts(self.runtime)):
+        waiting = [key for key in await parked_counts(self.runtime) if key not in open_keys]
+        for key in waiting:
+            await self.store.resume_stranded(key)
+        if waiting:
             self.wake()  # parked work of a recovered CRM is resuming
 
     async def run(self) -> None:

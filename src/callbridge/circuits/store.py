@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, bindparam, text
@@ -43,6 +43,9 @@ RETRY_MAX_SECONDS = 60.0
 # Resumption starts at this share of the configured rate and reaches it after the ramp.
 RAMP_START = 0.1
 RAMP_SECONDS = 10.0
+# A call parked with its circuit closed waits at most RETRY_MAX_SECONDS; one due later
+# than this waits for a circuit that is no longer open (see ``resume_stranded``).
+STRANDED_AFTER = timedelta(hours=1)
 
 
 def _sql(statement: str, *times: str) -> Any:
@@ -103,10 +106,12 @@ _OLDEST_PARKED = text(
     "SELECT id, call_pk FROM call_event WHERE park_key = :key AND status = 'pending' "
     "ORDER BY parked_at, id LIMIT 1"
 )
-_PARKED = text(
+_PARKED = _sql(
     "SELECT id, call_pk FROM call_event WHERE park_key = :key AND status = 'pending' "
-    "ORDER BY parked_at, id"
+    "AND due_at > :later ORDER BY parked_at, id",
+    "later",
 )
+_STATE = text("SELECT state FROM crm_circuit WHERE key = :key")
 _CHOOSE_PROBE = text("UPDATE crm_circuit SET probe_event_pk = :event_pk WHERE key = :key")
 _EVENT_DUE = _sql("UPDATE call_event SET due_at = :due WHERE id = :event_pk", "due")
 # Earlier only: a call due sooner (an event that just arrived) stays so.
@@ -236,8 +241,23 @@ class DatabaseCircuitStore:
             await self._make_due(connection, [(event_pk, call_pk, now)])
         return True
 
-    async def _resume(self, connection: AsyncConnection, key: str, now: datetime) -> None:
-        rows = (await connection.execute(_PARKED, {"key": key})).all()
+    async def resume_stranded(self, key: str) -> bool:
+        """Resume the calls still waiting for ``key`` until parking ends although the
+        circuit is not open (a process that had not seen the recovery yet parked them
+        again): True when there were some."""
+        now = utcnow()
+        async with write_connection(self.runtime) as connection:
+            if await connection.scalar(_STATE, {"key": key}) == "open":
+                return False
+            return await self._resume(connection, key, now, later=now + STRANDED_AFTER)
+
+    async def _resume(
+        self, connection: AsyncConnection, key: str, now: datetime, *, later: datetime | None = None
+    ) -> bool:
+        """Make the calls parked for ``key`` due one after the other, oldest first (only
+        those due after ``later`` when given)."""
+        since = later if later is not None else datetime.min.replace(tzinfo=UTC)
+        rows = (await connection.execute(_PARKED, {"key": key, "later": since})).all()
         offsets = resume_offsets(len(rows), self.runtime.settings.resume_calls_per_second)
         await self._make_due(
             connection,
@@ -246,6 +266,7 @@ class DatabaseCircuitStore:
                 for (event_pk, call_pk), offset in zip(rows, offsets, strict=True)
             ],
         )
+        return bool(rows)
 
     async def _make_due(
         self, connection: AsyncConnection, due: Sequence[tuple[int, int, datetime]]

@@ -92,6 +92,9 @@ class CircuitBoard:
         # before the opening committed does not forget them.
         self._opened_here: dict[str, float] = {}
         self._opening: set[str] = set()
+        # ... and the circuits it closed: a refresh that read the store just before the
+        # closing committed does not bring them back.
+        self._closed_here: dict[str, float] = {}
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -------------------------------------------------------------------
@@ -115,6 +118,11 @@ class CircuitBoard:
                 del self._opened_here[key]
             elif key not in found and key in self._open:
                 found[key] = self._open[key]
+        for key, at in list(self._closed_here.items()):
+            if at < recent:
+                del self._closed_here[key]
+            else:
+                found.pop(key, None)
         self._open = found
 
     async def _refresh_loop(self) -> None:
@@ -177,6 +185,7 @@ class CircuitBoard:
                 if recovered:
                     self._open.pop(key, None)
                     self._opened_here.pop(key, None)
+                    self._closed_here[key] = self._clock()
                     self._in_a_row.pop(key, None)
                     logger.info("circuit %s closed: the probe was answered", key)
                 return
@@ -192,6 +201,7 @@ class CircuitBoard:
                 finally:
                     self._opening.discard(key)
                 self._opened_here[key] = self._clock()
+                self._closed_here.pop(key, None)
                 logger.warning("circuit %s opened after %d failures: %s", key, count, error)
         except Exception:
             logger.warning("could not update circuit %s", key, exc_info=True)
