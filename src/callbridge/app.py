@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -57,6 +57,7 @@ from callbridge.ivr import router as ivr_router
 from callbridge.ivr import service as ivr_service
 from callbridge.ivr.runtime import ivr_lifespan
 from callbridge.kit.crypto import SecretBox
+from callbridge.kit.ids import ids_a_database_can_hold
 from callbridge.messages import Message
 from callbridge.models import User
 from callbridge.monitoring import pages as monitoring_pages
@@ -281,6 +282,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
         version=callbridge.__version__,
         summary="Self-hosted CTI middleware: PBX events and IVRs to Salesforce and other CRMs.",
         lifespan=lifespan,
+        dependencies=[Depends(ids_a_database_can_hold)],
     )
     app.state.runtime = runtime
     app.state.metrics = Metrics()

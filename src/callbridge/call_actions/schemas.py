@@ -6,9 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator
 
 from callbridge.calls.schemas import EVENT_ALIASES, EventType
+from callbridge.kit.ids import ConfigId
+from callbridge.kit.patch import refuse_null
 from callbridge.messages import without_stored
 
 AuthType = Literal["none", "basic", "bearer", "oauth"]
@@ -69,7 +71,7 @@ class CallActionCreate(CallActionFields):
         default="", description="/pattern/ tested against the expanded condition code"
     )
     auth_type: AuthType = "none"
-    oauth_account_id: int | None = None
+    oauth_account_id: ConfigId | None = None
     basic_username: ShortText = ""
     basic_password: str | None = Field(default=None, max_length=1000, description="Write-only")
     bearer_token: str | None = Field(default=None, max_length=10_000, description="Write-only")
@@ -98,7 +100,7 @@ class CallActionUpdate(CallActionFields):
     condition_code: LongText | None = None
     condition_pattern: LongText | None = None
     auth_type: AuthType | None = None
-    oauth_account_id: int | None = None
+    oauth_account_id: ConfigId | None = None
     basic_username: ShortText | None = None
     basic_password: str | None = Field(default=None, max_length=1000)
     bearer_token: str | None = Field(default=None, max_length=10_000)
@@ -112,6 +114,11 @@ class CallActionUpdate(CallActionFields):
     retry_non_idempotent: bool | None = None
     stop_on_failure: bool | None = None
     memo: LongText | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_null(value, info, CallActionCreate)
 
 
 class CallActionRead(BaseModel):

@@ -159,6 +159,8 @@ async def import_document(
         data = document.parse(text)
     except document.DocumentSyntaxError as exc:
         raise DocumentInvalid([DocumentProblem((), str(exc))]) from None
+    if data is None:  # an empty document (or a lone `null`) names no section
+        data = {}
     all_sections = sections()
     problems = _check_top(data, all_sections)
     if problems:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from callbridge.call_actions.schemas import Warning_
+from callbridge.kit.ids import ConfigId
 
 LinkStatus = Literal["enabled", "disabled", "paused"]
 OnMultiple = Literal["fallback", "first", "all"]
@@ -73,7 +74,7 @@ class HistoryLinkFields(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    oauth_account_id: int
+    oauth_account_id: ConfigId
     fallback_record: Annotated[str, Field(max_length=2000)] = ""
     api_consent: bool = False
     memo: Annotated[str, Field(max_length=500)] = ""
@@ -106,7 +107,7 @@ class HistoryLinkUpdate(BaseModel):
         Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
         | None
     ) = None
-    oauth_account_id: int | None = None
+    oauth_account_id: ConfigId | None = None
     fallback_record: Annotated[str, Field(max_length=2000)] | None = None
     api_consent: bool | None = None
     memo: Annotated[str, Field(max_length=500)] | None = None

@@ -10,12 +10,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
 )
 
 from callbridge.calls.schemas import MAX_VARIABLE_LENGTH, MAX_VARIABLES, RESERVED_VARIABLE_NAMES
+from callbridge.kit.ids import ConfigId
+from callbridge.kit.patch import refuse_null
 from callbridge.kit.text import clean_text
 from callbridge.messages import Message, without_stored
 
@@ -186,7 +189,7 @@ class StepIn(BaseModel):
     auth_type: AuthType | None = Field(
         default=None, description="null: the IVR's own authentication"
     )
-    oauth_account_id: int | None = Field(
+    oauth_account_id: ConfigId | None = Field(
         default=None, description="null with auth_type oauth: the IVR's OAuth account"
     )
     extract_pattern: LongText = ""
@@ -270,7 +273,7 @@ class IvrCreate(IvrFields):
     key: IvrKey
     name: ShortText = ""
     auth_type: AuthType = "none"
-    oauth_account_id: int | None = None
+    oauth_account_id: ConfigId | None = None
     basic_username: ShortText = ""
     basic_password: str | None = Field(default=None, max_length=1000, description="Write-only")
     bearer_token: str | None = Field(default=None, max_length=10_000, description="Write-only")
@@ -304,7 +307,7 @@ class IvrUpdate(IvrFields):
     key: IvrKey | None = None
     name: ShortText | None = None
     auth_type: AuthType | None = None
-    oauth_account_id: int | None = None
+    oauth_account_id: ConfigId | None = None
     basic_username: ShortText | None = None
     basic_password: str | None = Field(default=None, max_length=1000)
     bearer_token: str | None = Field(default=None, max_length=10_000)
@@ -324,6 +327,11 @@ class IvrUpdate(IvrFields):
     memo: LongText | None = None
     responses: list[ResponseSettingIn] | None = None
     steps: list[StepIn] | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_null(value, info, IvrCreate)
 
 
 class IvrRead(BaseModel):

@@ -11,9 +11,12 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from callbridge.kit.patch import refuse_null
 from callbridge.messages import Message
 from callbridge.oauth_accounts.protocol import DEFAULT_LOGIN_URL
 
@@ -114,6 +117,11 @@ class OAuthAccountUpdate(BaseModel):
     use_pkce: bool | None = None
     max_in_flight: MaxInFlight | None = None
     long_request_limit: LongRequestLimit | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_null(value, info, OAuthAccountCreate)
 
 
 class ApiUsageRead(BaseModel):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationInfo, field_validator
+
+from callbridge.kit.patch import refuse_null
 
 Role = Literal["admin", "supervisor", "agent"]
 Username = Annotated[
@@ -44,6 +46,11 @@ class UserUpdate(BaseModel):
     language: Literal["ja", "en"] | None = None
     is_active: bool | None = None
     salesforce_user_id: SalesforceUserId | None = None
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        return refuse_null(value, info, UserCreate)
 
 
 class UserRead(BaseModel):
