@@ -27,7 +27,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls.dispatcher import new_worker_id
 from callbridge.calls.writes import write_session
@@ -628,17 +629,16 @@ class HistoryWorker:
                     errors = result.get("errors") if isinstance(result, dict) else answer.body
                     target["error"] = f"Case: {error_message(errors) or 'not created'}"
         # The case ids are kept before the Tasks are sent: a retry reuses them.
+        changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             for row in {id(r): r for r, _t in pending}.values():
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(targets=_plain(row.targets))
-                )
+                changes.append((row.id, dict(targets=_plain(row.targets))))
+            await self._write_rows(session, changes)
 
     async def _mark_sending(self, rows: list[HistoryRow], sending: set[int]) -> None:
         """Targets and the "sending" mark are committed before anything is sent."""
         now = utcnow()
+        changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             for row in rows:
                 values: dict[str, Any] = {
@@ -652,11 +652,8 @@ class HistoryWorker:
                     row.send_started_at = row.send_started_at or now
                     values["send_started_at"] = row.send_started_at
                     values["attempts"] = row.attempts + 1
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(**values)
-                )
+                changes.append((row.id, values))
+            await self._write_rows(session, changes)
 
     async def _settle_sent(
         self,
@@ -668,6 +665,7 @@ class HistoryWorker:
     ) -> tuple[int, int]:
         now = utcnow()
         synced = failed = 0
+        changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             for row in rows:
                 task_ids = _task_ids(row)
@@ -699,20 +697,17 @@ class HistoryWorker:
                         state="synced", reason=row.reason, send_started_at=None, processed_at=now
                     )
                     synced += 1
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(**values)
-                )
+                changes.append((row.id, values))
             for row in notes_rows:
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(
-                        notes_dirty=row.notes_dirty,
-                        reason=row.reason,
-                        lease_owner=None,
-                        lease_expires_at=None,
+                changes.append(
+                    (
+                        row.id,
+                        dict(
+                            notes_dirty=row.notes_dirty,
+                            reason=row.reason,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        ),
                     )
                 )
             await session.execute(
@@ -720,6 +715,7 @@ class HistoryWorker:
                 .where(HistoryLink.id == link.id)
                 .values(backoff_until=None, backoff_count=0, backoff_reason=None)
             )
+            await self._write_rows(session, changes)
         return synced, failed
 
     async def _settle_search(
@@ -728,51 +724,58 @@ class HistoryWorker:
         if not later and not skipped:
             return
         next_at = now + timedelta(minutes=link.retry_minutes)
+        changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             for row in later:
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(
-                        state="searching",
-                        retry_count=row.retry_count,
-                        next_retry_at=next_at,
-                        due_at=next_at,
-                        reason="no record matched yet; searching again",
-                        lease_owner=None,
-                        lease_expires_at=None,
+                changes.append(
+                    (
+                        row.id,
+                        dict(
+                            state="searching",
+                            retry_count=row.retry_count,
+                            next_retry_at=next_at,
+                            due_at=next_at,
+                            reason="no record matched yet; searching again",
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        ),
                     )
                 )
             for row in skipped:
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(
-                        state="no_match",
-                        retry_count=row.retry_count,
-                        next_retry_at=None,
-                        reason=row.reason,
-                        processed_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
+                changes.append(
+                    (
+                        row.id,
+                        dict(
+                            state="no_match",
+                            retry_count=row.retry_count,
+                            next_retry_at=None,
+                            reason=row.reason,
+                            processed_at=now,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        ),
                     )
                 )
+            await self._write_rows(session, changes)
 
     async def _settle_failed(self, rows: list[HistoryRow], message: str) -> None:
         now = utcnow()
+        changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             for row in rows:
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(
-                        state="failed",
-                        reason=message,
-                        processed_at=now,
-                        lease_owner=None,
-                        lease_expires_at=None,
+                changes.append(
+                    (
+                        row.id,
+                        dict(
+                            state="failed",
+                            reason=message,
+                            processed_at=now,
+                            lease_owner=None,
+                            lease_expires_at=None,
+                        ),
                     )
                 )
+            await self._write_rows(session, changes)
 
     async def _unknown(self, link: HistoryLink, rows: list[HistoryRow], message: str) -> None:
         """The write's outcome is unknown: rows stay due with their "sending" mark (the
@@ -795,6 +798,7 @@ class HistoryWorker:
             delay = min(300.0, 2.0 ** min(count, 9))
             reason = f"Salesforce unavailable, retried later: {failure.message}"
         until = now + timedelta(seconds=delay)
+        changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             await session.execute(
                 update(HistoryLink)
@@ -810,12 +814,33 @@ class HistoryWorker:
                 }
                 if row.state != "synced":
                     values["state"] = "waiting"
-                await session.execute(
-                    update(HistoryRow)
-                    .where(HistoryRow.id == row.id, HistoryRow.lease_owner == self.owner)
-                    .values(**values)
-                )
+                changes.append((row.id, values))
+            await self._write_rows(session, changes)
         logger.warning("history link %s backs off for %.0fs: %s", link.id, delay, failure.message)
+
+    async def _write_rows(
+        self, session: AsyncSession, changes: list[tuple[int, dict[str, Any]]]
+    ) -> None:
+        """Each row's new values, only while this worker still holds its lease: one
+        statement per set of columns, executed for many rows at once."""
+        table = HistoryRow.__table__
+        assert isinstance(table, Table)
+        groups: dict[tuple[str, ...], list[tuple[int, dict[str, Any]]]] = {}
+        for row_id, values in changes:
+            groups.setdefault(tuple(sorted(values)), []).append((row_id, values))
+        for names, items in groups.items():
+            statement = (
+                table.update()
+                .where(table.c.id == bindparam("b_id"), table.c.lease_owner == self.owner)
+                .values({name: bindparam(f"b_{name}") for name in names})
+            )
+            await session.execute(
+                statement,
+                [
+                    {"b_id": row_id, **{f"b_{k}": v for k, v in values.items()}}
+                    for row_id, values in items
+                ],
+            )
 
     def _adapt(self, link: HistoryLink, shrink: bool) -> None:
         size = self.batch_sizes.get(link.id, self.max_batch)

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from callbridge.sandbox.phone import is_phone_like, phone_matches
+from callbridge.sandbox.phone import is_phone_like, phone_key, phone_matches
 from callbridge.sandbox.records import record_url
 from callbridge.sandbox.schema import FieldDef, SObjectType
 from callbridge.sandbox.soql import (
@@ -449,6 +449,20 @@ def _record_matches(
     return _term_matches(term.expression, record, fields, country)
 
 
+def _phone_keys(term: Term, country: str) -> set[str] | None:
+    """The keys of a term made only of whole phone numbers joined with OR, else None."""
+    if isinstance(term, TermOp):
+        if term.op != "OR":
+            return None
+        left = _phone_keys(term.left, country)
+        right = _phone_keys(term.right, country) if left is not None else None
+        return left | right if left is not None and right is not None else None
+    if term.wildcard or term.phrase or not is_phone_like(term.text):
+        return None
+    key = phone_key(term.text, country)
+    return {key} if key is not None else None
+
+
 def run_search(
     state: SandboxState, spec: SearchSpec, text: str, version: str
 ) -> list[dict[str, Any]]:
@@ -469,11 +483,29 @@ def run_search(
             if not selected:
                 selected = [resolve_path(schema, sobject, FieldPath(["Id"], item.pos), text)]
             fields = _scope_fields(sobject, spec.scope)
-            rows = [
-                r
-                for r in state.live_records(sobject)
-                if _record_matches(spec.term, r, fields, spec.scope, state.default_country_code)
-            ]
+            country = state.default_country_code
+            keys = (
+                _phone_keys(spec.term.expression, country)
+                if spec.scope == "PHONE" and isinstance(spec.term.expression, TermOp)
+                else None
+            )
+            if keys is not None:
+                # Numbers joined with OR (a phone lookup of many calls at once): the same
+                # matches as term by term, compared by each number's key.
+                rows = [
+                    r
+                    for r in state.live_records(sobject)
+                    if any(
+                        r.get(f.name) is not None and phone_key(str(r[f.name]), country) in keys
+                        for f in fields
+                    )
+                ]
+            else:
+                rows = [
+                    r
+                    for r in state.live_records(sobject)
+                    if _record_matches(spec.term, r, fields, spec.scope, country)
+                ]
             if item.where is not None:
                 test = compile_condition(schema, sobject, item.where, clause_text, state.find)
                 rows = [r for r in rows if test(r)]
