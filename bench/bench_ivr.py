@@ -161,20 +161,27 @@ class Target:
 class RawConnection:
     """One keep-alive HTTP/1.1 connection; requests one at a time (Content-Length bodies)."""
 
+    # Below the servers' keep-alive timeouts (uvicorn and Node.js: 5 s): a connection idle
+    # longer is not reused, so that no request meets the server closing it.
+    IDLE_LIMIT = 4.0
+
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.used_at = 0.0
 
     async def request(self, raw: bytes) -> int:
-        if self.reader is None or self.reader.at_eof():
-            # New, or closed by the server after it sat idle (keep-alive timeout).
+        idle = time.monotonic() - self.used_at > self.IDLE_LIMIT
+        if self.reader is None or self.reader.at_eof() or idle:
+            # New, or closed (or about to be) by the server after it sat idle.
             if self.writer is not None:
                 self.writer.close()
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        assert self.reader is not None
+        assert self.reader is not None and self.writer is not None
         self.writer.write(raw)
         head = await self.reader.readuntil(b"\r\n\r\n")
+        self.used_at = time.monotonic()
         status = int(head[9:12])
         length = 0
         for line in head.split(b"\r\n")[1:]:
