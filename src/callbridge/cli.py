@@ -90,7 +90,6 @@ def serve(
     """Migrate the database, then serve the web UI, the API and the dispatcher."""
     import uvicorn
 
-    from callbridge.app import create_app
     from callbridge.ops.logging import configure_logging
 
     if role not in ("all", "web", "worker"):
@@ -137,6 +136,9 @@ def serve(
                 timeout_worker_healthcheck=60,
             )
         return
+    # Imported here: a supervisor of several processes never builds the app (memory).
+    from callbridge.app import create_app
+
     checked_role: Literal["all", "web", "worker"] = role  # type: ignore[assignment]
     application = create_app(settings, role=checked_role)
     log.info(
