@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from callbridge.settings import Settings
 from tests.history.conftest import (
     PUBLIC_URL,
     Live,
@@ -206,3 +207,68 @@ async def test_an_unknown_outcome_never_duplicates(connected: Live, failure: str
     asked = [r for r in live.sandbox.rest_requests() if b"B_UniqueId__c%20IN" in r.body]
     assert len(asked) == 1
     assert rows[0]["call_id"] == "u-1" and rows[0]["task_ids"] == [tasks_of(live, "u-1")[0]["Id"]]
+
+
+async def test_notes_update_the_existing_task(connected: Live, live_settings: Settings) -> None:
+    from sqlalchemy import select
+
+    from callbridge.db.engine import create_engine, create_sessionmaker
+    from callbridge.history.service import set_call_notes
+    from callbridge.models import HistoryRow
+
+    live = connected
+    link = await make_link(live)
+    await make_call(live, "notes-1", "09087654321")
+    await wait_rows(live, link["id"], settled(1))
+    engine = create_engine(live_settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            call_pk = await session.scalar(
+                select(HistoryRow.call_pk).where(HistoryRow.call_id == "notes-1")
+            )
+            assert call_pk is not None
+            assert await set_call_notes(session, call_pk, "折り返し希望。請求書の件。") == 1
+            await session.commit()
+    finally:
+        await engine.dispose()
+    loop_tasks = tasks_of(live, "notes-1")
+    [task] = loop_tasks
+    import asyncio
+
+    deadline = asyncio.get_running_loop().time() + 20
+    while tasks_of(live, "notes-1")[0].get("Description") != "折り返し希望。請求書の件。":
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
+    [again] = tasks_of(live, "notes-1")
+    assert again["Id"] == task["Id"]
+
+
+async def test_case_and_task(connected: Live) -> None:
+    live = connected
+    link = await make_link(live, activity="case_and_task")
+    await make_call(live, "case-1", "09087654321")
+    await make_call(live, "case-2", "0120-123-456")  # a Lead: the Task only
+    await wait_rows(live, link["id"], settled(2))
+    [task] = tasks_of(live, "case-1")
+    case = next(c for c in live.records("Case") if c["Id"] == task["WhatId"])
+    assert case["ContactId"] == contact(live, "高橋")["Id"] and case["Origin"] == "Phone"
+    assert task["WhoId"] == contact(live, "高橋")["Id"]
+    [lead_task] = tasks_of(live, "case-2")
+    lead = next(r for r in live.records("Lead") if r["LastName"] == "中村")
+    assert lead_task["WhoId"] == lead["Id"] and lead_task["WhatId"] is None
+
+
+async def test_invalid_grant_waits_for_reauthorisation(connected: Live) -> None:
+    live = connected
+    link = await make_link(live)
+    live.sandbox.state.expire_access_tokens()
+    live.sandbox.knobs.fail_next(1, "invalid_session", target="oauth")
+    await make_call(live, "grant-1", "09087654321")
+    [row] = await wait_rows(
+        live, link["id"], lambda rows: bool(rows) and "OAuth account" in (rows[0]["reason"] or "")
+    )
+    assert row["state"] == "waiting"
+    assert row["reason"].startswith("waiting for the OAuth account: ")
+    got = (await live.api("GET", f"/api/v1/history-links/{link['id']}")).json()
+    assert got["backoff_reason"] == row["reason"]
+    assert tasks_of(live, "grant-1") == []
