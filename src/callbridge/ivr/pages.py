@@ -4,8 +4,12 @@ with the simulator. Built on the same services as ``/api/v1/ivrs``."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -28,6 +32,7 @@ from callbridge.ivr.schemas import (
     Warning_,
 )
 from callbridge.ivr.testing import run_test
+from callbridge.kit.crypto import SecretDecryptionError
 from callbridge.models.ivr import Ivr
 from callbridge.models.oauth_account import OAuthAccount
 from callbridge.runtime import get_runtime
@@ -292,6 +297,82 @@ def warning_messages(warnings: list[Warning_], scope: tuple[str | int, ...] | No
     return found
 
 
+# The form labels of the API's field names, for saying where a note belongs.
+FIELD_LABELS = {
+    "key": N_("Key"),
+    "name": N_("Name"),
+    "auth_type": N_("Authentication"),
+    "oauth_account_id": N_("OAuth account"),
+    "url": N_("URL"),
+    "method": N_("Method"),
+    "headers": N_("Request headers"),
+    "body": N_("Request body"),
+    "timeout_seconds": N_("Timeout (seconds)"),
+    "extract_pattern": N_("Variable extraction pattern"),
+    "max_digits": N_("Maximum digits"),
+    "digits_pattern": N_("Input check pattern"),
+    "pbx_variables": N_("PBX variables"),
+    "memo": N_("Memo"),
+    "priority": N_("Priority"),
+    "response_code": N_("Response code"),
+    "response_pattern": N_("Response pattern"),
+    "condition_code": N_("Condition code"),
+    "condition_pattern": N_("Condition pattern"),
+    "step": N_("Step"),
+    "guidance": N_("Guidance"),
+    "type": N_("Guidance type"),
+    "text": N_("TTS text"),
+    "file": N_("Audio file"),
+    "transfer": N_("Transfer"),
+    "kind": N_("Transfer"),
+    "target": N_("Target"),
+    **BEHAVIOURS,
+}
+
+
+@dataclass(frozen=True)
+class Note:
+    """A save-time note said the way the screen names things: 優先順位 1 · レスポンスパターン,
+    with every position of the same note on that field."""
+
+    where: str
+    message: str
+    positions: tuple[int, ...]
+
+
+def where_of(field: str, ivr: Any, _: Callable[[str], str]) -> str:
+    """``responses.0.response_pattern`` → "Priority 1 · Response pattern" (the setting's
+    own priority; a step by its name), in the page's language."""
+    parts = field.split(".")
+    said: list[str] = []
+    if len(parts) > 2 and parts[0] in ("responses", "steps") and parts[1].isdigit():
+        index = int(parts[1])
+        items = list(getattr(ivr, parts[0], None) or [])
+        if parts[0] == "responses":
+            priority = items[index].priority if index < len(items) else index + 1
+            said.append(_("Priority {n}").format(n=priority))
+        else:
+            name = items[index].name if index < len(items) else str(index + 1)
+            said.append(f"{_('Step')} {name}")
+        parts = parts[2:]
+    for part in parts:
+        if part in ("tts", "audio", "pre_guidance"):
+            continue
+        said.append(_(FIELD_LABELS[part]) if part in FIELD_LABELS else part)
+    return " · ".join(said)
+
+
+def located_notes(warnings: list[Warning_], ivr: Any, _: Callable[[str], str]) -> list[Note]:
+    """One note per place and message (a ¥ read twice in one pattern is one note with
+    both positions)."""
+    grouped: dict[tuple[str, str], list[int]] = {}
+    for warning in warnings:
+        positions = grouped.setdefault((where_of(warning.field, ivr, _), warning.message), [])
+        if warning.position is not None:
+            positions.append(warning.position)
+    return [Note(where, message, tuple(p)) for (where, message), p in grouped.items()]
+
+
 def _scope_index(warnings: list[Warning_], kind: str) -> dict[int, list[Warning_]]:
     by_index: dict[int, list[Warning_]] = {}
     for warning in warnings:
@@ -299,6 +380,32 @@ def _scope_index(warnings: list[Warning_], kind: str) -> dict[int, list[Warning_
         if len(parts) > 1 and parts[0] == kind and parts[1].isdigit():
             by_index.setdefault(int(parts[1]), []).append(warning)
     return by_index
+
+
+# ---- notes that outlive the redirect after a save -------------------------------------------
+
+
+def _sealed_notes(request: Request, saved: IvrRead, current: IvrRead) -> str:
+    """Notes about what the save changed on the way in (「なし」 read as empty, ...): the
+    stored IVR no longer gives rise to them, so they travel with the redirect, sealed with
+    the secret key so a link cannot put words on the page."""
+    once = [w.model_dump() for w in saved.warnings if w not in current.warnings]
+    return get_runtime(request).secrets.encrypt(json.dumps(once)) if once else ""
+
+
+def _unsealed_notes(request: Request) -> list[Warning_]:
+    token = request.query_params.get("notes")
+    if not token:
+        return []
+    try:
+        return [Warning_(**w) for w in json.loads(get_runtime(request).secrets.decrypt(token))]
+    except (SecretDecryptionError, ValueError, TypeError):
+        return []
+
+
+def _saved_location(ivr_id: int, notes: str, anchor: str = "") -> str:
+    query = f"saved=1&{urlencode({'notes': notes})}" if notes else "saved=1"
+    return f"/ivrs/{ivr_id}?{query}{anchor}"
 
 
 # ---- pages ---------------------------------------------------------------------------------
@@ -369,8 +476,13 @@ async def _ivr_page(
             "form": form,
             "errors": errors or {},
             "warnings": warning_messages(warnings, None),
-            "response_warnings": _scope_index(warnings, "responses"),
-            "step_warnings": _scope_index(warnings, "steps"),
+            "response_notes": {
+                i: located_notes(ws, ivr, _)
+                for i, ws in _scope_index(warnings, "responses").items()
+            },
+            "step_notes": {
+                i: located_notes(ws, ivr, _) for i, ws in _scope_index(warnings, "steps").items()
+            },
             "accounts": accounts,
             "problems": _account_problems(ivr, accounts) if ivr else [],
             "transfer_labels": TRANSFER_LABELS,
@@ -409,12 +521,17 @@ async def create_ivr(request: Request, session: SessionDep, user: AdminUser) -> 
             errors=validation_messages(exc, None),
             status_code=422,
         )
-    return RedirectResponse(f"/ivrs/{created.id}?saved=1", status_code=303)
+    current = await service.describe(session, await _ivr_or_404(session, created.id))
+    notes = _sealed_notes(request, created, current)
+    return RedirectResponse(_saved_location(created.id, notes), status_code=303)
 
 
 @router.get("/ivrs/{ivr_id}")
 async def ivr_page(request: Request, session: SessionDep, user: AdminUser, ivr_id: int) -> Response:
     described = await service.describe(session, await _ivr_or_404(session, ivr_id))
+    once = _unsealed_notes(request)
+    if once:
+        described = described.model_copy(update={"warnings": [*described.warnings, *once]})
     return await _ivr_page(
         request,
         session,
@@ -564,7 +681,7 @@ async def _item_post(
     else:
         items[index] = payload
     try:
-        await _update(request, session, user, ivr, {kind: items})
+        updated = await _update(request, session, user, ivr, {kind: items})
     except (ValidationError, FieldErrors) as exc:
         messages = validation_messages(exc, (kind, index))
         form = {**(response_form(None) if kind == "responses" else step_form(None)), **values}
@@ -579,7 +696,8 @@ async def _item_post(
             errors=messages,
             status_code=422,
         )
-    return RedirectResponse(f"/ivrs/{ivr_id}?saved=1#{kind}", status_code=303)
+    notes = _sealed_notes(request, updated, await service.describe(session, ivr))
+    return RedirectResponse(_saved_location(ivr_id, notes, f"#{kind}"), status_code=303)
 
 
 async def _item_delete(
@@ -702,6 +820,7 @@ async def test_ivr(request: Request, session: SessionDep, user: AdminUser, ivr_i
         "ivr/_test_result.html",
         {
             "result": result,
+            "notes": located_notes(result.warnings, ivr, gettext_for(request, user)),
             "tel": data.tel,
             "digits": data.digits,
             "ivr_key": ivr.key,
