@@ -44,6 +44,48 @@ async def _home(request: Request) -> Response:
     )
 
 
+_SPEAKER_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="24" height="24" viewBox="0 0 24 24">'
+    '<path d="M3 9v6h4l5 5V4L7 9H3z" fill="#0176d3"/>'
+    '<path d="M16 8a5 5 0 0 1 0 8" stroke="#0176d3" stroke-width="2" fill="none"/></svg>'
+)
+
+
+async def _record_page(request: Request) -> Response:
+    """``/lightning/r/{Object}/{Id}/view``: a plain page with the record's fields (no
+    sign-in: a development stand-in). Formula fields that build HTML (the seed 001
+    speaker link ``WavUrlImg__c``) are shown as Salesforce shows them."""
+    state: SandboxState = request.app.state.sandbox
+    found = state.find_live(request.path_params["record_id"])
+    if found is None or found[0].name.lower() != request.path_params["sobject"].lower():
+        return HTMLResponse("<!DOCTYPE html><h1>Record not found</h1>", status_code=404)
+    sobject, record = found
+    rows = []
+    for definition in sobject.fields:
+        value = record.get(definition.name)
+        if value is None:
+            continue
+        shown = (
+            str(value)
+            if definition.calculated and definition.name.endswith("__c")
+            else html.escape(str(value))
+        )
+        rows.append(
+            f'<tr data-field="{html.escape(definition.name)}"><th>{html.escape(definition.label)}'
+            f"</th><td>{shown}</td></tr>"
+        )
+    title = html.escape(str(record.get("Subject") or record.get("Name") or record["Id"]))
+    return HTMLResponse(
+        '<!DOCTYPE html><html lang="ja"><head><meta charset="utf-8">'
+        f"<title>{title} | {html.escape(sobject.label)}</title></head><body>"
+        f"<h1>{title}</h1><table>{''.join(rows)}</table></body></html>"
+    )
+
+
+async def _speaker(request: Request) -> Response:
+    return Response(_SPEAKER_SVG, media_type="image/svg+xml")
+
+
 def create_sandbox_app(
     state: SandboxState | None = None,
     *,
@@ -60,6 +102,8 @@ def create_sandbox_app(
     app.state.public_url = public_url
     router = app.router
     router.add_route("/", _home, methods=["GET"], include_in_schema=False)
+    router.add_route("/lightning/r/{sobject}/{record_id}/view", _record_page, methods=["GET"])
+    router.add_route("/resource/{stamp}/speaker", _speaker, methods=["GET"])
     router.add_route("/services/data", rest.versions_endpoint, methods=["GET"])
     router.add_route("/services/data/", rest.versions_endpoint, methods=["GET"])
     router.add_route(
