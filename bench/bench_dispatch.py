@@ -231,6 +231,13 @@ class EventSender:
             await self.pool.get_nowait().close()
 
 
+async def seed_call(sender: EventSender, call_id: str) -> None:
+    """One call of the seed: ``queue`` and, two seconds later, ``disconnect``."""
+    await sender.send(event="queue", call_id=call_id, event_id=f"{call_id}-q", tel="07075373713")
+    await asyncio.sleep(2.0)
+    await sender.send(event="disconnect", call_id=call_id, event_id=f"{call_id}-d")
+
+
 async def at_rate(rate: float, count: int, job: Any) -> list[Any]:
     start = time.perf_counter() + 0.05
     tasks = []
@@ -315,12 +322,7 @@ async def sustained(
                 await asyncio.wait_for(stop.wait(), 1.0)
 
     async def call(n: int) -> None:
-        call_id = f"{run}-{n}"
-        await sender.send(
-            event="queue", call_id=call_id, event_id=f"{call_id}-q", tel="07075373713"
-        )
-        await asyncio.sleep(2.0)
-        await sender.send(event="disconnect", call_id=call_id, event_id=f"{call_id}-d")
+        await seed_call(sender, f"{run}-{n}")
 
     sampler = asyncio.create_task(sample())
     sandbox_cpu_before = (

@@ -89,8 +89,10 @@ WHERE key = :key AND state = 'open'
 _PROBE_FAILED = _sql(
     """
 UPDATE crm_circuit SET last_error = :error, failures = failures + 1, probes = probes + 1,
-                       probe_event_pk = NULL, updated_at = :now
-WHERE key = :key AND state = 'open' AND probe_event_pk = :event_pk
+                       probe_event_pk = CASE WHEN probe_event_pk = :event_pk THEN NULL
+                                             ELSE probe_event_pk END,
+                       updated_at = :now
+WHERE key = :key AND state = 'open'
 """,
     "now",
 )

@@ -10,6 +10,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
@@ -402,6 +403,8 @@ class Outbound:
                 )
                 return self._result(build_view(), started, blocked, blocked.error, [])
             probe = verdict == "probe"
+            if probe:  # one probe request: its outcome is the answer, not a retry's
+                request = replace(request, retry=RetryPolicy.NONE)
         attempts: list[Attempt] = []
         last = _Exchange()
         try:
