@@ -27,7 +27,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,36 +40,11 @@ from callbridge.models import Call, HistoryRow
 from callbridge.sandbox import demo_account_fields, running_sandbox
 from callbridge.sandbox.records import create_record
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_recordings import RssSampler, free_port
+
 OWN_NUMBER = "0501234567"
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-class Peak(threading.Thread):
-    def __init__(self, pid: int) -> None:
-        super().__init__(daemon=True)
-        self.pid, self.peak, self.stopped = pid, 0.0, threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(0.05):
-            try:
-                self.peak = max(self.peak, rss_mb(self.pid))
-            except OSError:
-                return
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -> None:
@@ -230,8 +204,8 @@ async def main(args: argparse.Namespace) -> None:
                 state.api_calls.clear()
                 before = state.api_usage
                 tasks_before = len(state.records.get("Task", {}))
-                peak = Peak(server.pid)
-                peak.start()
+                sampler = RssSampler(server.pid)
+                sampler.__enter__()
                 started = time.perf_counter()
                 enabled = await http.patch(
                     f"/api/v1/history-links/{link['id']}", json={"status": "enabled"}
@@ -247,7 +221,7 @@ async def main(args: argparse.Namespace) -> None:
                         break
                     await asyncio.sleep(0.2)
                 elapsed = time.perf_counter() - started
-                peak.stopped.set()
+                sampler.__exit__()
                 counts = (await http.get(f"/api/v1/history-links/{link['id']}")).json()["counts"]
         finally:
             server.terminate()
@@ -266,7 +240,7 @@ async def main(args: argparse.Namespace) -> None:
                     "tasks_created": tasks,
                     "api_calls": state.api_usage - before,
                     "api_calls_by_kind": dict(state.api_calls),
-                    "server_peak_rss_mb": round(peak.peak, 1),
+                    "server_peak_rss_mb": round(sampler.peak, 1),
                 },
                 ensure_ascii=False,
                 indent=2,

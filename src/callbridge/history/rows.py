@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from callbridge.call_actions.engine import call_values
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
-from callbridge.calls.writes import write_session
+from callbridge.calls.writes import read_session, write_session
 from callbridge.kit.time import utcnow
 from callbridge.models import CallEvent, HistoryLink, HistoryRow
 from callbridge.runtime import Runtime
@@ -101,9 +101,9 @@ def describe_call(job: EventJob, events: list[CallEvent]) -> dict[str, Any]:
 
 async def create_rows(runtime: Runtime, job: EventJob) -> int:
     """Create the call's history rows (idempotent: a repeated disconnect or a resumed event
-    adds nothing). Returns how many were new."""
-    created = 0
-    async with write_session(runtime) as session:
+    adds nothing). Returns how many were new. Without a link that is enabled or paused,
+    nothing is written (one read)."""
+    async with read_session(runtime) as session:
         links = list(
             await session.scalars(
                 select(HistoryLink).where(HistoryLink.status.in_(("enabled", "paused")))
@@ -119,19 +119,29 @@ async def create_rows(runtime: Runtime, job: EventJob) -> int:
             )
         )
         columns = describe_call(job, events)
-        called = columns.pop("_called")
-        extension = columns.pop("_extension")
-        now = utcnow()
-        insert = pg_insert if runtime.database_kind == "postgresql" else sqlite_insert
-        for link in links:
-            if not in_scope(link, columns["direction"], called, extension):
+    called = columns.pop("_called")
+    extension = columns.pop("_extension")
+    in_scope_links = [
+        link for link in links if in_scope(link, columns["direction"], called, extension)
+    ]
+    if not in_scope_links:
+        return 0
+    created = 0
+    now = utcnow()
+    insert = pg_insert if runtime.database_kind == "postgresql" else sqlite_insert
+    async with write_session(runtime) as session:
+        for link in in_scope_links:
+            # The status as it is now, in the same transaction as the row.
+            status = await session.scalar(
+                select(HistoryLink.status).where(HistoryLink.id == link.id)
+            )
+            if status not in ("enabled", "paused"):
                 continue
-            state = "waiting" if link.status == "enabled" else "held"
             statement = (
                 insert(HistoryRow)
                 .values(
                     link_id=link.id,
-                    state=state,
+                    state="waiting" if status == "enabled" else "held",
                     due_at=now,
                     created_at=now,
                     task_ids=[],

@@ -721,61 +721,35 @@ class HistoryWorker:
     async def _settle_search(
         self, link: HistoryLink, later: list[HistoryRow], skipped: list[HistoryRow], now: datetime
     ) -> None:
-        if not later and not skipped:
-            return
         next_at = now + timedelta(minutes=link.retry_minutes)
-        changes: list[tuple[int, dict[str, Any]]] = []
-        async with write_session(self.runtime) as session:
-            for row in later:
-                changes.append(
-                    (
-                        row.id,
-                        dict(
-                            state="searching",
-                            retry_count=row.retry_count,
-                            next_retry_at=next_at,
-                            due_at=next_at,
-                            reason="no record matched yet; searching again",
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        ),
-                    )
-                )
-            for row in skipped:
-                changes.append(
-                    (
-                        row.id,
-                        dict(
-                            state="no_match",
-                            retry_count=row.retry_count,
-                            next_retry_at=None,
-                            reason=row.reason,
-                            processed_at=now,
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        ),
-                    )
-                )
-            await self._write_rows(session, changes)
+        waiting = "no record matched yet; searching again"
+        changes = [
+            (
+                r.id,
+                _released(state="searching", next_retry_at=next_at, due_at=next_at, reason=waiting),
+            )
+            for r in later
+        ] + [
+            (
+                r.id,
+                _released(state="no_match", next_retry_at=None, processed_at=now, reason=r.reason),
+            )
+            for r in skipped
+        ]
+        for (_id, values), row in zip(changes, [*later, *skipped], strict=True):
+            values["retry_count"] = row.retry_count
+        await self._save(changes)
 
     async def _settle_failed(self, rows: list[HistoryRow], message: str) -> None:
         now = utcnow()
-        changes: list[tuple[int, dict[str, Any]]] = []
-        async with write_session(self.runtime) as session:
-            for row in rows:
-                changes.append(
-                    (
-                        row.id,
-                        dict(
-                            state="failed",
-                            reason=message,
-                            processed_at=now,
-                            lease_owner=None,
-                            lease_expires_at=None,
-                        ),
-                    )
-                )
-            await self._write_rows(session, changes)
+        await self._save(
+            [(r.id, _released(state="failed", reason=message, processed_at=now)) for r in rows]
+        )
+
+    async def _save(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
+        if changes:
+            async with write_session(self.runtime) as session:
+                await self._write_rows(session, changes)
 
     async def _unknown(self, link: HistoryLink, rows: list[HistoryRow], message: str) -> None:
         """The write's outcome is unknown: rows stay due with their "sending" mark (the
@@ -851,6 +825,11 @@ class HistoryWorker:
 
 
 # ---- pure helpers -------------------------------------------------------------------
+
+
+def _released(**values: Any) -> dict[str, Any]:
+    """A row's new values, handing its lease back."""
+    return {**values, "lease_owner": None, "lease_expires_at": None}
 
 
 def _key_of(row: HistoryRow) -> str:
