@@ -13,8 +13,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
@@ -46,7 +47,14 @@ from callbridge.circuits.prober import probing
 from callbridge.circuits.store import DatabaseCircuitStore
 from callbridge.config_io import router as config_router
 from callbridge.db.engine import create_engine, create_sessionmaker
-from callbridge.errors import CallbridgeError, FieldError, FieldErrors, LoginRequired
+from callbridge.errors import (
+    CallbridgeError,
+    Conflict,
+    FieldError,
+    FieldErrors,
+    LoginRequired,
+    NotFound,
+)
 from callbridge.history import pages as history_pages
 from callbridge.history import router as history_router
 from callbridge.history.rows import with_history
@@ -164,6 +172,20 @@ def _install_error_handlers(app: FastAPI) -> None:
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=503, headers={"Retry-After": "5"})
         return await _error_page(request, 503, message, with_session=False)
+
+    @app.exception_handler(StaleDataError)
+    async def deleted_meanwhile(request: Request, exc: StaleDataError) -> Response:
+        # Changed while another request deleted it: the row is gone.
+        return await callbridge_error(
+            request, NotFound("it was deleted by another request meanwhile")
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def taken_meanwhile(request: Request, exc: IntegrityError) -> Response:
+        # A name or key another request took between the check and the write.
+        return await callbridge_error(
+            request, Conflict("another request stored the same name or key meanwhile: retry")
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:

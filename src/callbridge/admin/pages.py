@@ -290,7 +290,7 @@ async def create_token(request: Request, session: SessionDep, user: AdminUser) -
             session,
             user,
             errors=form_errors(exc, gettext_for(request, user)),
-            form=values,
+            form={"name": values.get("name", ""), "scope": values.get("scope", "")},
             status_code=422,
         )
     _token, raw = await tokens.create_token(session, data, f"user:{user.username}", user.id)

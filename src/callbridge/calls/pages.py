@@ -68,6 +68,10 @@ def build_timeline(detail: CallDetail, extra: list[Any]) -> list[TimelineItem]:
     return items
 
 
+# Beyond any list a database can page through: a larger page number shows the last.
+MAX_PAGE = 10**9
+
+
 @router.get("/calls")
 async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     runtime = get_runtime(request)
@@ -76,7 +80,7 @@ async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> 
     status = query.get("status", "")
     day_from, day_to = query.get("from", ""), query.get("to", "")
     try:
-        page = max(int(query.get("page", "1")), 1)
+        page = min(max(int(query.get("page", "1")), 1), MAX_PAGE)
     except ValueError:
         page = 1
     calls, total = await service.list_calls(

@@ -283,7 +283,7 @@ async def describe(session: AsyncSession, ivr: Ivr, available: set[str] | None =
 async def get_ivr_or_404(session: AsyncSession, key_or_id: str) -> Ivr:
     """By key; a number that is no key is taken as an id."""
     ivr = await repository.get_by_key(session, key_or_id)
-    if ivr is None and key_or_id.isdigit():
+    if ivr is None and key_or_id.isascii() and key_or_id.isdigit() and len(key_or_id) < 10:
         ivr = await repository.get_by_id(session, int(key_or_id))
     if ivr is None:
         raise NotFound(f"IVR '{key_or_id}' does not exist")
@@ -314,7 +314,13 @@ def _apply(ivr: Ivr, values: dict[str, Any], changed: set[str], secrets: SecretB
 
 
 def _dump(data: IvrCreate | IvrUpdate, *, exclude_unset: bool) -> dict[str, Any]:
-    return data.model_dump(mode="json", exclude_unset=exclude_unset)
+    values = data.model_dump(mode="json", exclude_unset=exclude_unset)
+    # A list given replaces the whole list: its items with their defaults, as in a POST.
+    for name in ("responses", "steps"):
+        items = getattr(data, name)
+        if name in values and items is not None:
+            values[name] = [item.model_dump(mode="json") for item in items]
+    return values
 
 
 async def create_ivr(

@@ -30,9 +30,18 @@ define({"id_out_of_range": "Nothing has the id {value}: ids are whole numbers up
 
 
 async def ids_a_database_can_hold(request: Request) -> None:
-    """Every route: a whole-number path parameter beyond its column's range names
-    nothing (404)."""
-    for name, value in request.path_params.items():
+    """Every route: a path parameter the route takes as a whole number (``user_id: int``)
+    beyond its column's range names nothing (404). Text parameters (an IVR key, a PBX's
+    call_id) may be any digits."""
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None:
+        return
+    for field in dependant.path_params:
+        if field.field_info.annotation is not int:
+            continue
+        name = field.alias
+        value = request.path_params.get(name)
         if not (isinstance(value, str) and _INTEGER.fullmatch(value)):
             continue
         limit = MAX_DB_INT if name in CALL_STORE_PARAMETERS else MAX_CONFIG_ID

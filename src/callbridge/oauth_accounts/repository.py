@@ -20,9 +20,11 @@ async def get_account(
 
 
 async def get_account_by_name(session: AsyncSession, name: str) -> OAuthAccount | None:
-    return await session.scalar(
-        select(OAuthAccount).where(func.lower(OAuthAccount.name) == name.lower())
-    )
+    """Names compare without case, the same on both databases: in Python (SQLite's lower()
+    knows only ASCII), over every account (an installation has a handful)."""
+    wanted = name.casefold()
+    accounts = await session.scalars(select(OAuthAccount))
+    return next((a for a in accounts if a.name.casefold() == wanted), None)
 
 
 async def list_accounts(

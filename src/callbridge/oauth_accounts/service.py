@@ -338,7 +338,7 @@ async def update_account(
     actor: str,
 ) -> OAuthAccount:
     changes = data.model_dump(exclude_unset=True)
-    if changes.get("name") and changes["name"].lower() != account.name.lower():
+    if changes.get("name") and changes["name"].casefold() != account.name.casefold():
         other = await repository.get_account_by_name(session, changes["name"])
         if other is not None and other.id != account.id:
             raise Conflict(Message("name_taken.oauth_account", name=changes["name"]), field="name")
