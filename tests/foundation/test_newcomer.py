@@ -4,6 +4,8 @@ copy button for a new token."""
 
 from __future__ import annotations
 
+import re
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
@@ -122,3 +124,60 @@ async def test_new_token_has_a_copy_button(app: FastAPI, client: httpx.AsyncClie
     assert page.status_code == 201, page.text
     assert 'data-copy="new-token-value"' in page.text
     assert ">コピー</button>" in page.text
+
+
+def _errors_by_field(html: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, message in re.findall(r'<div class="error" id="e-([a-z_]+)">([^<]*)', html):
+        found.setdefault(name, []).append(message.strip())
+    return found
+
+
+RULE_FORM = {
+    "event": "queue",
+    "order": "",
+    "enabled": "1",
+    "auth_type": "none",
+    "url": "https://crm.example.com/cases?name={TELNAM}",
+    "method": "POST",
+    "timeout_seconds": "120",
+    "headers": "Content-Type application/json",
+    "body": '{"Subject": "{TEL}"}',
+    "extract_pattern": '/"id":"(?P<ID>[^"]*"/',
+}
+
+
+async def test_a_rule_form_reports_every_error_at_once(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    csrf = await _signed_in(app, client, "/call-actions/new")
+    client.cookies.set("cb_lang", "en")
+    page = await client.post("/call-actions/new", data={**RULE_FORM, "csrf_token": csrf})
+    assert page.status_code == 422
+    errors = _errors_by_field(page.text)
+    assert sorted(errors) == ["extract_pattern", "headers", "timeout_seconds", "url"]
+    assert errors["timeout_seconds"] == ["Must be at most 60."]
+    assert errors["headers"] == ["A header line must look like &#39;Name: value&#39;."]
+    assert any("{TELNAME}" in message for message in errors["url"])
+    # Nothing was saved.
+    listing = await client.get("/api/v1/call-actions", headers=bearer(await make_token(app)))
+    assert listing.json()["total"] == 0
+
+    # Editing a saved rule: the same, every error at once.
+    admin = bearer(await make_token(app, name="admin-2"))
+    rule = await client.post(
+        "/api/v1/call-actions",
+        json={"event": "queue", "url": "https://crm.example.com/cases", "method": "POST"},
+        headers=admin,
+    )
+    assert rule.status_code == 201, rule.text
+    edit = await client.post(
+        f"/call-actions/{rule.json()['id']}", data={**RULE_FORM, "csrf_token": csrf}
+    )
+    assert edit.status_code == 422
+    assert sorted(_errors_by_field(edit.text)) == [
+        "extract_pattern",
+        "headers",
+        "timeout_seconds",
+        "url",
+    ]

@@ -76,3 +76,53 @@ async def test_nashi_in_a_response_setting_is_reported_after_the_save(
     forged = await client.get(f"/ivrs/{body['id']}?saved=1&notes=hello")
     assert forged.status_code == 200
     assert not [n for n in notes(forged.text) if "「なし」" in n]
+
+
+def errors_by_field(html: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for name, message in re.findall(r'<div class="error" id="e-([a-z_]+)">([^<]*)', html):
+        found.setdefault(name, []).append(message.strip())
+    return found
+
+
+async def test_ivr_forms_report_every_error_at_once(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    csrf = await _signed_in(app, client)
+    client.cookies.set("cb_lang", "en")
+    broken = {
+        "csrf_token": csrf,
+        "key": "lookup",
+        "auth_type": "none",
+        "url": "https://crm.example.com/lookup?name={TELNAM}",
+        "method": "POST",
+        "timeout_seconds": "120",
+        "headers": "Content-Type application/json",
+        "body": '{"tel": "{TEL}"}',
+        "max_digits": "0",
+        "digits_pattern": "/[0-9/",
+    }
+    created = await client.post("/ivrs/new", data=broken)
+    assert created.status_code == 422
+    expected = ["digits_pattern", "headers", "timeout_seconds", "url"]
+    assert sorted(errors_by_field(created.text)) == expected
+    body = await create_ivr(client, admin, simple_ivr(responses=[]))
+    edited = await client.post(f"/ivrs/{body['id']}", data=broken)
+    assert edited.status_code == 422
+    assert sorted(errors_by_field(edited.text)) == expected
+    setting = await client.post(
+        f"/ivrs/{body['id']}/responses/new",
+        data={
+            "csrf_token": csrf,
+            "priority": "first",
+            "response_code": "200",
+            "response_pattern": "/[/",
+            "guidance_type": "tts",
+            "guidance_text": "{CODE1}様",
+            "transfer_kind": "callcenter",
+            "transfer_target": "support",
+        },
+    )
+    assert setting.status_code == 422
+    errors = errors_by_field(setting.text)
+    assert sorted(errors) == ["guidance_text", "priority", "response_pattern"]

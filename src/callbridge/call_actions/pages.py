@@ -4,12 +4,14 @@ panel. Built on the same services as ``/api/v1/call-actions``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import add_template_dir, form_errors, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
@@ -20,6 +22,7 @@ from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
 from callbridge.i18n import N_
 from callbridge.models.call import EVENT_TYPES
+from callbridge.models.call_action import CallAction
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
@@ -103,6 +106,21 @@ def _field_messages(exc: FieldErrors) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+async def _every_error(
+    session: AsyncSession,
+    payload: dict[str, Any],
+    exc: ValidationError,
+    rule: CallAction | None,
+    _: Callable[[str], str],
+) -> dict[str, list[dict[str, Any]]]:
+    """The type errors and, beside them, what the save's checks find in the other fields."""
+    errors = {k: [{"message": v, "position": None}] for k, v in form_errors(exc, _).items()}
+    beside = await service.errors_beside(session, payload, exc, rule)
+    for name, found in _field_messages(FieldErrors(beside)).items():
+        errors.setdefault(name, []).extend(found)
+    return errors
+
+
 def _warning_map(warnings: list[Warning_]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for warning in warnings:
@@ -176,13 +194,14 @@ async def create_rule(request: Request, session: SessionDep, user: AdminUser) ->
     _ = gettext_for(request, user)
     values = await form_values(request)
     form = {**BLANK_FORM, **values, **{n: values.get(n) == "1" for n in CHECKBOXES}}
+    payload = _payload(values, creating=True)
     try:
-        data = CallActionCreate.model_validate(_payload(values, creating=True))
+        data = CallActionCreate.model_validate(payload)
         created = await service.create_rule(
             session, data, get_runtime(request).secrets, f"user:{user.username}"
         )
     except ValidationError as exc:
-        errors = {k: [{"message": v, "position": None}] for k, v in form_errors(exc, _).items()}
+        errors = await _every_error(session, payload, exc, None, _)
         return await _form_page(
             request, session, user, form=form, rule_id=None, errors=errors, status_code=422
         )
@@ -237,13 +256,14 @@ async def update_rule(
         "basic_password_set": rule.basic_password_encrypted is not None,
         "bearer_token_set": rule.bearer_token_encrypted is not None,
     }
+    payload = _payload(values, creating=False)
     try:
-        data = CallActionUpdate.model_validate(_payload(values, creating=False))
+        data = CallActionUpdate.model_validate(payload)
         updated = await service.update_rule(
             session, rule, data, get_runtime(request).secrets, f"user:{user.username}"
         )
     except ValidationError as exc:
-        errors = {k: [{"message": v, "position": None}] for k, v in form_errors(exc, _).items()}
+        errors = await _every_error(session, payload, exc, rule, _)
         return await _form_page(
             request, session, user, form=form, rule_id=rule_id, errors=errors, status_code=422
         )

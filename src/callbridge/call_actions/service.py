@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
@@ -262,6 +263,46 @@ async def update_rule(
     record_audit(session, actor, "call_action.update", str(rule.id), fields=sorted(changes))
     repository.rules_changed()
     return to_read(rule, compiled, warnings)
+
+
+async def errors_beside(
+    session: AsyncSession,
+    payload: dict[str, Any],
+    invalid: ValidationError,
+    rule: CallAction | None,
+) -> list[FieldError]:
+    """The save's own checks (templates, patterns, headers, URL, authentication) on the
+    fields that passed their type checks, so a form with one bad number also hears about
+    its bad header and misspelt variable: every error at once, not in rounds."""
+    bad = {str(error["loc"][0]) for error in invalid.errors() if error["loc"]}
+    try:
+        checked = CallActionUpdate.model_validate(
+            {k: v for k, v in payload.items() if k not in bad and v is not None}
+        )
+    except ValidationError:
+        return []
+    changes = checked.model_dump(exclude_unset=True)
+    if rule is not None:
+        values = rule_values(rule)
+        stored = {
+            "basic_password": rule.basic_password_encrypted is not None,
+            "bearer_token": rule.bearer_token_encrypted is not None,
+        }
+    else:
+        values = {
+            name: field.get_default(call_default_factory=True)
+            for name, field in CallActionCreate.model_fields.items()
+            if not field.is_required()
+        }
+        values.update(event="incoming", url="")
+        stored = {"basic_password": False, "bearer_token": False}
+    values.update(changes)
+    secrets_set = {name: _secret_after(changes, name, was) for name, was in stored.items()}
+    try:
+        await check_rule(session, values, rule.id if rule else None, secrets_set=secrets_set)
+    except FieldErrors as found:
+        return [error for error in found.errors if error.loc[-1] not in bad]
+    return []
 
 
 def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:

@@ -282,6 +282,24 @@ def validation_messages(
     return found
 
 
+async def form_messages(
+    session: AsyncSession,
+    exc: ValidationError | FieldErrors,
+    payload: dict[str, Any],
+    ivr: Ivr | None,
+    scope: tuple[str | int, ...] | None,
+) -> Messages:
+    """The form's errors, all at once: type errors with what the save's checks find in the
+    fields that passed them."""
+    found = validation_messages(exc, scope)
+    if isinstance(exc, ValidationError):
+        beside = await service.errors_beside(session, payload, exc, ivr)
+        if beside:
+            for name, messages in validation_messages(FieldErrors(beside), scope).items():
+                found.setdefault(name, []).extend(messages)
+    return found
+
+
 def _path_of(error: FieldError) -> tuple[str | int, ...]:
     path = getattr(error, "path", None)
     return tuple(path) if path is not None else tuple(error.loc)
@@ -506,8 +524,9 @@ async def new_ivr_page(request: Request, session: SessionDep, user: AdminUser) -
 async def create_ivr(request: Request, session: SessionDep, user: AdminUser) -> Response:
     values = await form_values(request)
     form = {**ivr_form(None), **values}
+    payload = _ivr_payload(values)
     try:
-        data = IvrCreate.model_validate(_ivr_payload(values))
+        data = IvrCreate.model_validate(payload)
         created = await service.create_ivr(
             session, data, get_runtime(request).secrets, f"user:{user.username}"
         )
@@ -518,7 +537,7 @@ async def create_ivr(request: Request, session: SessionDep, user: AdminUser) -> 
             user,
             ivr=None,
             form=form,
-            errors=validation_messages(exc, None),
+            errors=await form_messages(session, exc, payload, None, None),
             status_code=422,
         )
     current = await service.describe(session, await _ivr_or_404(session, created.id))
@@ -564,8 +583,9 @@ async def update_ivr(
     ivr = await _ivr_or_404(session, ivr_id)
     values = await form_values(request)
     current = await service.describe(session, ivr)
+    payload = _ivr_payload(values)
     try:
-        updated = await _update(request, session, user, ivr, _ivr_payload(values))
+        updated = await _update(request, session, user, ivr, payload)
     except (ValidationError, FieldErrors) as exc:
         form = {**ivr_form(current), **values}
         return await _ivr_page(
@@ -574,7 +594,7 @@ async def update_ivr(
             user,
             ivr=current,
             form=form,
-            errors=validation_messages(exc, None),
+            errors=await form_messages(session, exc, payload, ivr, None),
             status_code=422,
         )
     return await _ivr_page(request, session, user, ivr=updated, form=ivr_form(updated), saved=True)
@@ -683,7 +703,7 @@ async def _item_post(
     try:
         updated = await _update(request, session, user, ivr, {kind: items})
     except (ValidationError, FieldErrors) as exc:
-        messages = validation_messages(exc, (kind, index))
+        messages = await form_messages(session, exc, {kind: items}, ivr, (kind, index))
         form = {**(response_form(None) if kind == "responses" else step_form(None)), **values}
         return await _item_page(
             request,

@@ -3,8 +3,10 @@ the values an invocation reads from the stored call. Services never commit."""
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
@@ -356,20 +358,75 @@ async def update_ivr(
     for name in ("responses", "steps", "pbx_variables"):
         if values.get(name) is None:
             values[name] = []
-    secrets_set = {
-        "basic_password": _secret_after(
-            changes, "basic_password", ivr.basic_password_encrypted is not None
-        ),
-        "bearer_token": _secret_after(
-            changes, "bearer_token", ivr.bearer_token_encrypted is not None
-        ),
-    }
-    compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set)
+    compiled, warnings = await check_ivr(session, values, secrets_set=_secrets_after(ivr, changes))
     _apply(ivr, values, set(changes), secrets)
     ivr.revision = ivr.revision + 1
     await session.flush()
     record_audit(session, actor, "ivr.update", ivr.key, fields=sorted(changes))
     return to_read(ivr, compiled, warnings)
+
+
+def _secrets_after(ivr: Ivr | None, changes: dict[str, Any]) -> dict[str, bool]:
+    """Which secrets are set once ``changes`` are applied to ``ivr`` (or to a new IVR)."""
+    return {
+        "basic_password": _secret_after(
+            changes, "basic_password", ivr is not None and ivr.basic_password_encrypted is not None
+        ),
+        "bearer_token": _secret_after(
+            changes, "bearer_token", ivr is not None and ivr.bearer_token_encrypted is not None
+        ),
+    }
+
+
+# Required values a form can get wrong, and what stands in for them while the other fields
+# are checked (any error about the stand-in is dropped with the field's own error).
+_STAND_INS: dict[str, Any] = {"priority": 1}
+
+
+def _drop(payload: Any, path: tuple[Any, ...]) -> None:
+    """Remove the value at ``path`` (an error location) from nested dicts and lists."""
+    *parents, last = path
+    for part in parents:
+        try:
+            payload = payload[part]
+        except (KeyError, IndexError, TypeError):
+            return
+    if isinstance(payload, dict):
+        if last in _STAND_INS:
+            payload[last] = _STAND_INS[last]
+        else:
+            payload.pop(last, None)
+
+
+async def errors_beside(
+    session: AsyncSession, payload: dict[str, Any], invalid: ValidationError, ivr: Ivr | None
+) -> list[FieldError]:
+    """The save's own checks on what passed the type checks, so a form with one bad number
+    also hears about its bad header or pattern: every error at once, not in rounds."""
+    bad = [tuple(error["loc"]) for error in invalid.errors() if error["loc"]]
+    pruned = copy.deepcopy(payload)
+    for path in bad:
+        _drop(pruned, path)
+    try:
+        changes = _dump(IvrUpdate.model_validate(pruned), exclude_unset=True)
+    except ValidationError:
+        return []
+    if ivr is not None:
+        values = ivr_values(ivr)
+    else:  # placeholders for required fields the form got wrong (their errors are known)
+        values = _dump(IvrCreate(key="new", url="https://example.com/"), exclude_unset=False)
+    values.update({k: v for k, v in changes.items() if v is not None})
+    try:
+        await check_ivr(session, values, secrets_set=_secrets_after(ivr, changes))
+    except FieldErrors as found:
+        return [
+            error
+            for error in found.errors
+            if not any(
+                tuple(getattr(error, "path", error.loc))[: len(path)] == path for path in bad
+            )
+        ]
+    return []
 
 
 def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:
