@@ -109,7 +109,7 @@ async def test_call_action(
         )
         for name in engine.unset_variables(rule, data.variables)
     )
-    warnings.extend(Warning_(field="response", message=note) for note in run.notes)
+    warnings.extend(Warning_(field="response", message=note["message"]) for note in run.notes)
     return RuleTestResult(
         request=run.request,
         response=run.response,
