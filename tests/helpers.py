@@ -46,6 +46,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+def errors_by_field(html: str) -> dict[str, list[str]]:
+    """The errors a form page shows, by field (``<div class="error" id="e-FIELD">``)."""
+    found: dict[str, list[str]] = {}
+    for name, message in re.findall(r'<div class="error" id="e-([a-z_]+)">([^<]*)', html):
+        found.setdefault(name, []).append(message.strip())
+    return found
+
+
 def csrf_from(html: str) -> str:
     match = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert match, "no CSRF token in the page"

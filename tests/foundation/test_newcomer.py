@@ -4,14 +4,12 @@ copy button for a new token."""
 
 from __future__ import annotations
 
-import re
-
 import httpx
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from callbridge.models import OAuthAccount
-from tests.helpers import bearer, csrf_from, make_token, make_user, sign_in
+from tests.helpers import bearer, csrf_from, errors_by_field, make_token, make_user, sign_in
 
 
 async def _signed_in(app: FastAPI, client: httpx.AsyncClient, page: str) -> str:
@@ -126,13 +124,6 @@ async def test_new_token_has_a_copy_button(app: FastAPI, client: httpx.AsyncClie
     assert ">コピー</button>" in page.text
 
 
-def _errors_by_field(html: str) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for name, message in re.findall(r'<div class="error" id="e-([a-z_]+)">([^<]*)', html):
-        found.setdefault(name, []).append(message.strip())
-    return found
-
-
 RULE_FORM = {
     "event": "queue",
     "order": "",
@@ -154,7 +145,7 @@ async def test_a_rule_form_reports_every_error_at_once(
     client.cookies.set("cb_lang", "en")
     page = await client.post("/call-actions/new", data={**RULE_FORM, "csrf_token": csrf})
     assert page.status_code == 422
-    errors = _errors_by_field(page.text)
+    errors = errors_by_field(page.text)
     assert sorted(errors) == ["extract_pattern", "headers", "timeout_seconds", "url"]
     assert errors["timeout_seconds"] == ["Must be at most 60."]
     assert errors["headers"] == ["A header line must look like &#39;Name: value&#39;."]
@@ -175,7 +166,7 @@ async def test_a_rule_form_reports_every_error_at_once(
         f"/call-actions/{rule.json()['id']}", data={**RULE_FORM, "csrf_token": csrf}
     )
     assert edit.status_code == 422
-    assert sorted(_errors_by_field(edit.text)) == [
+    assert sorted(errors_by_field(edit.text)) == [
         "extract_pattern",
         "headers",
         "timeout_seconds",

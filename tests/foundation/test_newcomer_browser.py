@@ -19,12 +19,8 @@ import pytest
 
 from callbridge.admin.rendering import NAV
 from callbridge.app import create_app
-from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.settings import Settings
-from callbridge.tokens.schemas import TokenCreate
-from callbridge.tokens.service import create_token
-from callbridge.users.schemas import UserCreate
-from callbridge.users.service import create_user
+from tests.ivr.test_browser import _admin_token as admin_and_token
 from tests.pages import Installation, crm_stub, populate
 from tests.servers import running_server
 
@@ -64,6 +60,25 @@ CLIPPED_CONTROLS = """
 """
 
 
+# Visible sentences written in English only (code, data and values excluded): on a Japanese
+# page these are messages the catalogue does not translate yet.
+ENGLISH_SENTENCES = """
+() => {
+  const skip = "code, pre, textarea, script, style, .secret, .wire, [hidden], select";
+  const found = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const text = node.textContent.replace(/\\s+/g, " ").trim();
+    if (!text || node.parentElement.closest(skip)) continue;
+    if (/^[\\x20-\\x7e]+$/.test(text) && /[A-Za-z]{2,} [a-z]{2,} [a-z]{2,}/.test(text)) {
+      found.add(text.slice(0, 160));
+    }
+  }
+  return [...found];
+}
+"""
+
+
 @dataclass
 class Live:
     base: str
@@ -76,24 +91,6 @@ def _in_thread(work: Any) -> Any:
         return pool.submit(asyncio.run, work).result()
 
 
-async def _seed(settings: Settings) -> str:
-    engine = create_engine(settings.resolved_database_url)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            await create_user(
-                session,
-                UserCreate(username="admin", password="correct horse", role="admin"),
-                "test",
-            )
-            _token, raw = await create_token(
-                session, TokenCreate(name="setup", scope="admin"), "test"
-            )
-            await session.commit()
-            return raw
-    finally:
-        await engine.dispose()
-
-
 async def _populate(base: str, token: str) -> Installation:
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         return await populate(client, {"Authorization": f"Bearer {token}"})
@@ -101,7 +98,7 @@ async def _populate(base: str, token: str) -> Installation:
 
 @pytest.fixture
 def live(settings: Settings) -> Iterator[Live]:
-    token = _in_thread(_seed(settings))
+    token = _in_thread(admin_and_token(settings))
     with crm_stub(), running_server(create_app(settings)) as server:
         installation = _in_thread(_populate(server.base_url, token))
         yield Live(server.base_url, installation)
@@ -197,10 +194,18 @@ def test_copy_button_and_icon(live: Live, browser: Any) -> None:
 
 def test_screenshot_of_every_page_shows_no_clipped_control(live: Live, browser: Any) -> None:
     report: list[str] = []
+    english: list[str] = []
     for language in ("ja", "en"):
-        page = _sign_in(browser, live, language)
         folder = SCREENS / language
         folder.mkdir(parents=True, exist_ok=True)
+        signed_out = browser.new_context(
+            locale="ja-JP" if language == "ja" else "en-US", viewport={"width": 1280, "height": 900}
+        ).new_page()
+        signed_out.goto(live.base + "/login")
+        signed_out.screenshot(path=str(folder / "login.png"), full_page=True)
+        report.extend(f"{language} /login: {p}" for p in signed_out.evaluate(CLIPPED_CONTROLS))
+        signed_out.context.close()
+        page = _sign_in(browser, live, language)
         for template, path in live.installation.paths().items():
             if template in ("/login", "/setup", "/oauth_client/callback"):
                 continue
@@ -210,6 +215,10 @@ def test_screenshot_of_every_page_shows_no_clipped_control(live: Live, browser: 
             page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
             problems = page.evaluate(CLIPPED_CONTROLS)
             report.extend(f"{language} {path}: {problem}" for problem in problems)
+            if language == "ja":
+                english.extend(f"{path}: {text}" for text in page.evaluate(ENGLISH_SENTENCES))
         page.context.close()
     (SCREENS / "clipped.txt").write_text("\n".join(report) + "\n", encoding="utf-8")
+    # Kept for the message catalogue's work (every message in the admin's language).
+    (SCREENS / "english-in-ja.txt").write_text("\n".join(english) + "\n", encoding="utf-8")
     assert report == []

@@ -9,7 +9,7 @@ import re
 import httpx
 from fastapi import FastAPI
 
-from tests.helpers import csrf_from, make_user, sign_in
+from tests.helpers import csrf_from, errors_by_field, make_user, sign_in
 from tests.ivr.conftest import create_ivr, simple_ivr
 
 
@@ -76,13 +76,6 @@ async def test_nashi_in_a_response_setting_is_reported_after_the_save(
     forged = await client.get(f"/ivrs/{body['id']}?saved=1&notes=hello")
     assert forged.status_code == 200
     assert not [n for n in notes(forged.text) if "「なし」" in n]
-
-
-def errors_by_field(html: str) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = {}
-    for name, message in re.findall(r'<div class="error" id="e-([a-z_]+)">([^<]*)', html):
-        found.setdefault(name, []).append(message.strip())
-    return found
 
 
 async def test_ivr_forms_report_every_error_at_once(
