@@ -272,3 +272,28 @@ async def test_invalid_grant_waits_for_reauthorisation(connected: Live) -> None:
     got = (await live.api("GET", f"/api/v1/history-links/{link['id']}")).json()
     assert got["backoff_reason"] == row["reason"]
     assert tasks_of(live, "grant-1") == []
+
+
+@pytest.mark.parametrize("failure", ["unavailable", "request_limit"])
+async def test_limits_and_5xx_back_the_link_off_then_sync(connected: Live, failure: str) -> None:
+    live = connected
+    link = await make_link(live)
+    await make_call(live, "warm-2", "09087654321")
+    await wait_rows(live, link["id"], settled(1))
+    # The lookup is repeated once at once (a read); failing twice backs the link off.
+    live.sandbox.knobs.fail_next(2, failure, path_contains="/composite")
+    await make_call(live, "off-1", "0312345678")
+    await wait_rows(
+        live,
+        link["id"],
+        lambda rows: any(
+            r["call_id"] == "off-1" and (r["reason"] or "").startswith("Salesforce unavailable")
+            for r in rows
+        ),
+    )
+    got = (await live.api("GET", f"/api/v1/history-links/{link['id']}")).json()
+    assert got["backoff_reason"].startswith("Salesforce unavailable, retried later: ")
+    rows = await wait_rows(live, link["id"], lambda rs: all(r["state"] == "synced" for r in rs))
+    assert len(tasks_of(live, "off-1")) == 1 and len(rows) == 2
+    got = (await live.api("GET", f"/api/v1/history-links/{link['id']}")).json()
+    assert got["backoff_reason"] is None
