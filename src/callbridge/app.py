@@ -139,6 +139,7 @@ def _register_navigation() -> None:
     BANNER_PROVIDERS.append(circuit_pages.outage_banner)
     pages.DASHBOARD_CARDS.append(call_pages.dashboard_cards)
     pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
+    pages.DASHBOARD_SECTIONS.append(monitoring_pages.dashboard_charts)
     call_action_service.RESPONSE_NAME_PROVIDERS.append(ivr_service.produced_by_ivrs)
 
 

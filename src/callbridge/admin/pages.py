@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import N_, form_errors, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
@@ -33,6 +35,8 @@ class Card:
 
 # Feature modules add dashboard cards: async (session) -> list[Card].
 DASHBOARD_CARDS: list[Any] = []
+# Features adding a section of their own to the dashboard: (request, session) → context.
+DASHBOARD_SECTIONS: list[Callable[[Request, AsyncSession], Awaitable[dict[str, Any]]]] = []
 
 
 @router.get("/")
@@ -46,16 +50,19 @@ async def dashboard(request: Request, session: SessionDep, user: AdminUser) -> R
     ]
     for provider in DASHBOARD_CARDS:
         cards.extend(await provider(session))
+    context: dict[str, Any] = {
+        "cards": cards,
+        "database_kind": runtime.database_kind,
+        "public_url": current.public_url,
+        "system_timezone": current.timezone,
+        "started_at": runtime.started_at,
+    }
+    for section in DASHBOARD_SECTIONS:
+        context.update(await section(request, session))
     return await render(
         request,
         "dashboard.html",
-        {
-            "cards": cards,
-            "database_kind": runtime.database_kind,
-            "public_url": current.public_url,
-            "system_timezone": current.timezone,
-            "started_at": runtime.started_at,
-        },
+        context,
         user=user,
         session=session,
         active="dashboard",

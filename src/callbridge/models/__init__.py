@@ -9,6 +9,7 @@ from callbridge.models.history_link import HistoryLink, HistoryRow
 from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
 from callbridge.models.oauth_account import OAuthAccount, OAuthAuthorization
 from callbridge.models.recording import PeriodicJob, PlaybackLinkKey, Recording
+from callbridge.models.rollup import OpsRollup, OpsRollupHour, OpsRollupState
 from callbridge.models.system_setting import SystemSetting
 from callbridge.models.token import ApiToken
 from callbridge.models.user import User
@@ -30,6 +31,9 @@ __all__ = [
     "LoginFailure",
     "OAuthAccount",
     "OAuthAuthorization",
+    "OpsRollup",
+    "OpsRollupHour",
+    "OpsRollupState",
     "PeriodicJob",
     "PlaybackLinkKey",
     "Recording",

@@ -18,7 +18,8 @@ from callbridge.call_actions.service import rule_label
 from callbridge.db.session import SessionDep
 from callbridge.ivr import repository as ivr_repository
 from callbridge.kit.time import day_bound
-from callbridge.monitoring import search
+from callbridge.monitoring import rollup, search
+from callbridge.monitoring.dashboard import build_charts, range_of
 from callbridge.monitoring.schemas import (
     ERROR_KINDS,
     AuditFilters,
@@ -170,3 +171,15 @@ async def audit_page(request: Request, session: SessionDep, user: AdminUser) -> 
         active="audit",
         status_code=422 if errors else 200,
     )
+
+
+async def dashboard_charts(request: Request, session: AsyncSession) -> dict[str, Any]:
+    """The dashboard's chart section (``?range=24h`` or ``7d``)."""
+    user = getattr(request.state, "user", None)
+    _ = gettext_for(request, user)
+    chosen = range_of(request.query_params.get("range"))
+    runtime = get_runtime(request)
+    tz = runtime.settings.timezone
+    async with runtime.sessionmaker() as own:  # it commits: not the request's transaction
+        await rollup.fold(own)
+    return {"charts": await build_charts(session, chosen, tz, _), "chart_range": chosen}

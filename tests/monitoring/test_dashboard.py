@@ -1,0 +1,130 @@
+"""The dashboard's charts: folded per minute in SQL, drawn as SVG, each linking to the
+list behind it, in English and Japanese."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from callbridge.kit.time import utcnow
+from callbridge.models import CallAction, OAuthAccount, OpsRollup, OpsRollupHour
+from callbridge.models.call import Call, Execution
+from callbridge.monitoring import rollup
+from callbridge.monitoring.dashboard import percentile
+from tests.helpers import make_user, sign_in
+
+
+async def seed_activity(sessionmaker: Any) -> int:
+    """An hour ago: 3 inbound and 1 outbound call, 10 requests of one rule (4 failed,
+    latencies 80–900 ms), 2 IVR requests; an account at 12,000 of 15,000 API calls.
+    Returns the rule's id."""
+    now = utcnow()
+    async with sessionmaker() as session:
+        rule = CallAction(event="queue", url="https://crm.example.com/case", memo="ケースを作成")
+        account = OAuthAccount(
+            name="Salesforce 本番",
+            provider="salesforce",
+            grant_type="authorization_code",
+            client_id="x",
+            api_usage_used=12000,
+            api_usage_allowed=15000,
+            api_usage_at=now,
+        )
+        session.add_all([rule, account])
+        calls = [
+            Call(call_id=f"c{i}", direction="inbound" if i < 3 else "outbound") for i in range(4)
+        ]
+        for call in calls:
+            call.started_at = now - timedelta(minutes=60)
+        session.add_all(calls)
+        await session.flush()
+        for i in range(10):
+            session.add(
+                Execution(
+                    call_pk=calls[i % 4].id,
+                    source="call_action",
+                    rule_id=rule.id,
+                    label="ケースを作成",
+                    request={"method": "POST", "url": "https://crm.example.com/case"},
+                    response={"status": 503 if i < 4 else 201},
+                    error={"kind": "http_status", "message": "503"} if i < 4 else None,
+                    duration_ms=80.0 + 90 * i,
+                    at=now - timedelta(minutes=58),
+                )
+            )
+        for i in range(2):
+            session.add(
+                Execution(
+                    call_pk=calls[0].id,
+                    source="ivr",
+                    rule_id=1,
+                    label="IVR main",
+                    request={"method": "GET", "url": "https://crm.example.com/search"},
+                    response={"status": 200},
+                    duration_ms=150.0,
+                    at=now - timedelta(minutes=57),
+                )
+            )
+        await session.commit()
+        return rule.id
+
+
+def test_percentiles_come_from_the_histogram() -> None:
+    # 50 ms bucket: 2, 100 ms: 1, 200 ms: 1 … the p50 of 4 is in the first bucket.
+    assert percentile([2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.5) == 50.0
+    assert percentile([2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0], 0.99) == 200.0
+    assert percentile([0] * 12, 0.5) is None
+
+
+async def test_the_dashboard_draws_every_chart_from_the_rollup(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    rule_id = await seed_activity(app.state.runtime.sessionmaker)
+    await make_user(app)
+    await sign_in(client)
+    page = await client.get("/")
+    assert page.status_code == 200
+    html = page.text
+    for chart in ("calls", "crm_requests", "crm_latency", "rule_errors", "ivr", "api_usage"):
+        assert f'data-chart="{chart}"' in html, chart
+    # Folded once, by minute, kind and key.
+    async with app.state.runtime.sessionmaker() as session:
+        totals = dict(
+            (
+                await session.execute(
+                    select(OpsRollup.kind, func.sum(OpsRollup.count)).group_by(OpsRollup.kind)
+                )
+            ).all()
+        )
+    assert totals == {"call": 4, "call_action": 10, "ivr": 2}
+    calls_svg = re.search(r'data-chart="calls".*?</svg>', html).group(0)
+    assert calls_svg.count('<rect class="bar" data-series="Inbound"') == 1
+    assert " Inbound: 3</title>" in calls_svg and " Outbound: 1</title>" in calls_svg
+    errors_svg = re.search(r'data-chart="rule_errors".*?</svg>', html).group(0)
+    assert f'href="/executions?rule=call_action%3A{rule_id}&amp;error_kind=any&amp;from=' in (
+        errors_svg
+    )
+    assert ">ケースを作成</text>" in errors_svg and ">4 / 10</text>" in errors_svg
+    assert ">12,000 / 15,000</text>" in html
+    assert "No history rows waiting." in html
+    # A second view folds nothing new and shows the same.
+    again = await client.get("/?range=7d")
+    assert again.status_code == 200 and 'data-chart="crm_latency"' in again.text
+    japanese = await client.get("/", headers={"Accept-Language": "ja"})
+    assert "1 時間ごとの通話数" in japanese.text and "ルール別のエラー" in japanese.text
+
+
+async def test_folding_twice_counts_each_minute_once(app: FastAPI) -> None:
+    await seed_activity(app.state.runtime.sessionmaker)
+    async with app.state.runtime.sessionmaker() as session:
+        assert await rollup.fold(session) is True
+    async with app.state.runtime.sessionmaker() as session:
+        assert await rollup.fold(session) is True
+        minutes = await session.scalar(select(func.sum(OpsRollup.count)))
+        hours = await session.scalar(select(func.sum(OpsRollupHour.count)))
+    assert minutes == hours == 16
