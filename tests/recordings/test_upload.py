@@ -220,3 +220,27 @@ async def test_mp3_ogg_and_m4a_durations_come_from_their_headers(
     # Headers that do not tell (one lone frame) leave it unknown.
     lone = await upload(client, token, "lone", MP3_HEAD, "audio/mpeg")
     assert lone.json()["duration_seconds"] is None
+
+
+async def test_an_upload_whose_commit_fails_leaves_no_file(app, client: httpx.AsyncClient) -> None:
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    token = await make_token(app, scope="pbx")
+
+    def refuse(session: Session) -> None:
+        # The upload's own commit (its audit entry is still to be written).
+        if any(getattr(o, "action", None) == "recording.upload" for o in session.new):
+            raise RuntimeError("the database refused the commit")
+
+    event.listen(Session, "before_commit", refuse)
+    try:
+        failed = await upload(client, token, "doomed", wav_bytes(0.5))
+    finally:
+        event.remove(Session, "before_commit", refuse)
+    assert failed.status_code == 500
+    assert await _recording(app, "doomed") is None
+    assert stored_files(app) == []
+    # The next upload of that call is stored as usual.
+    again = await upload(client, token, "doomed", wav_bytes(0.5))
+    assert again.status_code == 201 and len(stored_files(app)) == 1

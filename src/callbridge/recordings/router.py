@@ -82,6 +82,7 @@ async def upload_recording(
         storage.staging_dir,
     )
     saved = await service.save_recording(session, storage, call_id, staged, actor)
+    await service.commit_upload(session, storage, saved)
     if saved.obsolete_key is not None:
         # After the commit (background tasks run once the answer is sent).
         background.add_task(service.delete_objects, storage, [saved.obsolete_key])

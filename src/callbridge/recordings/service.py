@@ -266,6 +266,20 @@ async def save_recording(
     return SavedRecording(recording, created, obsolete)
 
 
+async def commit_upload(
+    session: AsyncSession, storage: RecordingStorage, saved: SavedRecording
+) -> None:
+    """Commit the saved upload now; when the commit fails, the object just stored is
+    deleted (no row will ever point at it) before the error goes on."""
+    key = saved.recording.storage_key
+    try:
+        await session.commit()
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await delete_objects(storage, [key])
+        raise
+
+
 async def delete_recording(session: AsyncSession, call_id: str, actor: str) -> str:
     """Remove one call's recording (admin); the object key is returned for deletion once
     the change is committed."""
