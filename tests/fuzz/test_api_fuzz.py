@@ -9,8 +9,6 @@ port of 127.0.0.1; host names other than localhost do not resolve in this test).
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,78 +18,10 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 from starlette.testclient import TestClient
 
-from callbridge.app import create_app
-from callbridge.settings import Settings
+from tests.fuzz.conftest import OUTBOUND, seed
 from tests.helpers import make_token
 
 EXAMPLES_PER_OPERATION = 12
-CLOSED = "http://127.0.0.1:9"
-# Operations that send a request to what an object names: run first, on the seeded
-# objects (loopback), before the fuzzing of other operations may have changed them.
-OUTBOUND = ("/test", "/connect", "/check", "/histories", "/rerun", "/invoke")
-SENT: dict[str, int] = {}
-
-
-@pytest.fixture
-def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = socket.getaddrinfo
-
-    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if host not in ("127.0.0.1", "localhost", "::1", None):
-            raise socket.gaierror(socket.EAI_NONAME, "not resolved in the fuzz test")
-        return real(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket, "getaddrinfo", resolve)
-
-
-@pytest.fixture
-def served(settings: Settings, loopback_only: None) -> Iterator[TestClient]:
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
-        yield client
-
-
-def _seed(client: TestClient, admin: dict[str, str], pbx: dict[str, str]) -> dict[str, Any]:
-    def post(path: str, body: Any, headers: dict[str, str] = admin) -> Any:
-        response = client.post(path, json=body, headers=headers)
-        assert response.status_code in (200, 201, 202), (path, response.text)
-        return response.json()
-
-    account = post(
-        "/api/v1/oauth-accounts",
-        {
-            "name": "seed",
-            "provider": "generic",
-            "grant_type": "client_credentials",
-            "token_url": f"{CLOSED}/token",
-            "client_id": "c",
-            "client_secret": "s",
-        },
-    )
-    rule = post("/api/v1/call-actions", {"event": "incoming", "url": f"{CLOSED}/rule"})
-    post(
-        "/api/v1/ivrs",
-        {
-            "key": "seed",
-            "url": f"{CLOSED}/ivr",
-            "timeout_seconds": 1,
-            "responses": [{"priority": 1, "transfer": {"kind": "hangup"}}],
-        },
-    )
-    user = post(
-        "/api/v1/users", {"username": "agent", "password": "correct horse", "role": "agent"}
-    )
-    token = post("/api/v1/tokens", {"name": "other", "scope": "pbx"})
-    post("/api/v1/call-events", {"event": "incoming", "call_id": "seed-call"}, pbx)
-    return {
-        "account_id": account["id"],
-        "rule_id": rule["id"],
-        "key": "seed",
-        "user_id": user["id"],
-        "token_id": token["id"],
-        "call_id": "seed-call",
-        "execution_id": 1,
-        "link_id": 1,
-    }
 
 
 def _operations(client: TestClient) -> list[Any]:
@@ -114,6 +44,7 @@ def _fuzz(
     client: TestClient, headers: dict[str, str], seeds: dict[str, Any], own: int
 ) -> list[str]:
     failures: list[str] = []
+    sent: list[int] = []
     spec = client.app.openapi()  # type: ignore[attr-defined]
     for operation in _operations(client):
         strategy = st.one_of(
@@ -144,7 +75,7 @@ def _fuzz(
             if isinstance(kwargs.get("data"), bytes | str):
                 kwargs["content"] = kwargs.pop("data")
             response = client.request(**kwargs)
-            SENT[headers["Authorization"][:12]] = SENT.get(headers["Authorization"][:12], 0) + 1
+            sent.append(response.status_code)
             declared = spec["paths"][operation.path][operation.method]["responses"]
             # A gateway answer the operation declares (the CRM or the storage cannot be
             # reached: 502/503/504) is the truth, not a defect; a 500, or any undeclared
@@ -158,6 +89,7 @@ def _fuzz(
                 )
 
         run()
+    print(f"API fuzz: {len(sent)} requests")
     return failures
 
 
@@ -169,7 +101,7 @@ def test_no_generated_request_is_answered_5xx(served: TestClient, role: str) -> 
     pbx_raw = portal.call(make_token, app, "pbx", "fuzz pbx")
     admin = {"Authorization": f"Bearer {admin_raw}"}
     pbx = {"Authorization": f"Bearer {pbx_raw}"}
-    seeds = _seed(served, admin, pbx)
+    seeds = seed(served, admin, pbx)
     headers = admin if role == "admin" else pbx
     own = 1 if role == "admin" else 2
     failures = _fuzz(served, headers, seeds, own)

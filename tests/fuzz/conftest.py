@@ -1,0 +1,85 @@
+"""Shared by the fuzz tests: an app served in-process (lifespan running), seeded objects
+for the operations that name one, and outbound requests kept on loopback."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from callbridge.app import create_app
+from callbridge.settings import Settings
+
+CLOSED = "http://127.0.0.1:9"
+# Operations that send a request to what an object names: run first, on the seeded
+# objects (loopback), before the fuzzing of other operations may have changed them.
+OUTBOUND = ("/test", "/connect", "/check", "/histories", "/retry", "/rerun", "/invoke")
+
+
+@pytest.fixture
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if host not in ("127.0.0.1", "localhost", "::1", None):
+            raise socket.gaierror(socket.EAI_NONAME, "not resolved in the fuzz test")
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
+@pytest.fixture
+def served(settings: Settings, loopback_only: None) -> Iterator[TestClient]:
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def seed(client: TestClient, admin: dict[str, str], pbx: dict[str, str]) -> dict[str, Any]:
+    def post(path: str, body: Any, headers: dict[str, str] = admin) -> Any:
+        response = client.post(path, json=body, headers=headers)
+        assert response.status_code in (200, 201, 202), (path, response.text)
+        return response.json()
+
+    account = post(
+        "/api/v1/oauth-accounts",
+        {
+            "name": "seed",
+            "provider": "generic",
+            "grant_type": "client_credentials",
+            "token_url": f"{CLOSED}/token",
+            "client_id": "c",
+            "client_secret": "s",
+        },
+    )
+    rule = post("/api/v1/call-actions", {"event": "incoming", "url": f"{CLOSED}/rule"})
+    ivr = post(
+        "/api/v1/ivrs",
+        {
+            "key": "seed",
+            "url": f"{CLOSED}/ivr",
+            "timeout_seconds": 1,
+            "responses": [{"priority": 1, "transfer": {"kind": "hangup"}}],
+            "steps": [{"name": "more", "url": f"{CLOSED}/step"}],
+        },
+    )
+    user = post(
+        "/api/v1/users", {"username": "agent", "password": "correct horse", "role": "agent"}
+    )
+    token = post("/api/v1/tokens", {"name": "other", "scope": "pbx"})
+    post("/api/v1/call-events", {"event": "incoming", "call_id": "seed-call"}, pbx)
+    return {
+        "account_id": account["id"],
+        "rule_id": rule["id"],
+        "key": "seed",
+        "ivr_id": ivr["id"],
+        "response_id": ivr["responses"][0]["id"],
+        "step_id": ivr["steps"][0]["id"],
+        "user_id": user["id"],
+        "token_id": token["id"],
+        "call_id": "seed-call",
+        "execution_id": 1,
+        "link_id": 1,
+    }
