@@ -75,6 +75,7 @@ from callbridge.oauth_accounts import router as oauth_router
 from callbridge.oauth_accounts.token_source import DatabaseTokenSource
 from callbridge.ops import router as ops_router
 from callbridge.ops.middleware import EdgeMiddleware, Metrics, MetricsMiddleware
+from callbridge.ops.openapi import document_security_and_errors
 from callbridge.outbound import outbound_lifespan
 from callbridge.recordings import pages as recording_pages
 from callbridge.recordings import router as recordings_router
@@ -343,6 +344,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
         return FileResponse(STATIC_DIR / "favicon.svg", media_type="image/svg+xml")
 
     _operation_ids(app)
+    document_security_and_errors(app)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(
         EdgeMiddleware,

@@ -266,3 +266,21 @@ async def test_http_client_reads_the_error_of_a_real_server(served) -> None:
         response = await http.get("/boom", headers={"Accept": "text/html"})
     assert response.status_code == 500
     assert response.headers["x-request-id"] in response.text
+
+
+async def test_the_openapi_document_says_how_to_authenticate_and_what_can_go_wrong(
+    client,
+) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["bearer"]["type"] == "http"
+    assert schemes["bearer"]["scheme"] == "bearer"
+    assert (schemes["session"]["in"], schemes["session"]["name"]) == ("cookie", "cb_session")
+    user = spec["paths"]["/api/v1/users/{user_id}"]
+    assert user["get"]["security"] == [{"bearer": []}, {"session": []}]
+    assert {"401", "403", "404", "422"} <= set(user["get"]["responses"])
+    assert {"401", "403", "404", "409", "422"} <= set(user["patch"]["responses"])
+    event = spec["paths"]["/api/v1/call-events"]["post"]
+    assert event["security"] == [{"bearer": []}]
+    assert "409" not in event["responses"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
