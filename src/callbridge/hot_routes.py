@@ -12,7 +12,9 @@ function, which checks the PBX token and reads the body with the same code as be
 errors are raised to the same exception handlers. Everything else goes to the router.
 
 The FastAPI routes stay declared with the same path templates: they document the
-endpoints (OpenAPI); requests no longer reach them.
+endpoints (OpenAPI); requests no longer reach them. The application's own dependencies
+are not run for them: the one there is (``ids_a_database_can_hold``) checks whole-number
+path parameters, which these routes do not have (a test pins that list).
 """
 
 from __future__ import annotations
