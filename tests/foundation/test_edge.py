@@ -284,3 +284,20 @@ async def test_the_openapi_document_says_how_to_authenticate_and_what_can_go_wro
     assert event["security"] == [{"bearer": []}]
     assert "409" not in event["responses"]
     assert "security" not in spec["paths"]["/healthz"]["get"]
+
+
+def test_tracebacks_do_not_print_the_values_a_driver_quotes() -> None:
+    from callbridge.ops.logging import JsonFormatter, TextFormatter
+
+    try:
+        raise ValueError("invalid input for query argument $1: '07012345678' (out of range)")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord(
+            "callbridge.errors", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    for formatter in (TextFormatter("%(message)s"), JsonFormatter()):
+        text = formatter.format(record)
+        assert "07012345678" not in text
+        assert "query argument $1: [hidden] (out of range)" in text

@@ -8,6 +8,7 @@ import logging
 import re
 from contextvars import ContextVar
 from datetime import UTC, datetime
+from typing import Any
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 # The address of the client of the request being answered (for the audit log).
@@ -49,7 +50,22 @@ class AccessLogRedaction(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
+# asyncpg names the value it could not send ("invalid input for query argument $2:
+# '0312345678' (…)"): SQLAlchemy's hide_parameters does not reach into that text.
+_DRIVER_VALUE = re.compile(r"(query argument \$\d+: )(.*?)( \([^()\n]*\))?$", re.M)
+
+
+def scrub_traceback(text: str) -> str:
+    """A formatted traceback without the statement parameters a driver quotes."""
+    return _DRIVER_VALUE.sub(r"\1[hidden]\3", text)
+
+
+class TextFormatter(logging.Formatter):
+    def formatException(self, ei: Any) -> str:
+        return scrub_traceback(super().formatException(ei))
+
+
+class JsonFormatter(TextFormatter):
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
@@ -77,7 +93,7 @@ def configure_logging(log_format: str, level: str, access_log: bool = False) -> 
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            TextFormatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
         )
     root = logging.getLogger()
     root.handlers[:] = [handler]
