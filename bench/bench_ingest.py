@@ -105,12 +105,12 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _proc_cpu_seconds(pid: int) -> float:
+def proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _proc_rss_mb(pid: int) -> tuple[float, float]:
+def proc_rss_mb(pid: int) -> tuple[float, float]:
     values = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, rest = line.partition(":")
@@ -140,10 +140,10 @@ class Callbridge:
         return found
 
     def cpu_by_process(self) -> dict[str, float]:
-        return {label: _proc_cpu_seconds(pid) for label, pid in self.processes().items()}
+        return {label: proc_cpu_seconds(pid) for label, pid in self.processes().items()}
 
     def peak_rss_by_process(self) -> dict[str, float]:
-        return {label: _proc_rss_mb(pid)[1] for label, pid in self.processes().items()}
+        return {label: proc_rss_mb(pid)[1] for label, pid in self.processes().items()}
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -166,7 +166,7 @@ class Callbridge:
 
     def rss_mb(self) -> tuple[float, float]:
         """Current and peak resident memory (MB) of the largest callbridge process."""
-        values = [_proc_rss_mb(pid) for pid in self.processes().values()]
+        values = [proc_rss_mb(pid) for pid in self.processes().values()]
         return max(v[0] for v in values), max(v[1] for v in values)
 
 

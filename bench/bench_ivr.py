@@ -61,7 +61,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,7 +73,7 @@ from callbridge.sandbox import demo_account_fields
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import configuration
+from bench_ingest import configuration, descendants, proc_cpu_seconds, proc_rss_mb
 
 ROOT = Path(__file__).resolve().parent.parent
 # The sandbox's latency; callers starting "spread" begin over this long.
@@ -272,38 +272,26 @@ class HttpxTarget:
     body: bytes
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time so far of a process and its children (Linux): with
-    ``--web-processes N`` the web processes are children of the one started."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+def _added_up(pid: int, read: Callable[[int], float]) -> float:
+    """``read`` of a process and those under it (Linux: ``serve`` starts its web and
+    dispatcher processes under the one started), skipping any that just ended."""
+    total = 0.0
+    for each in [pid, *descendants(pid)]:
         try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            total += read(each)
         except OSError:
             continue
-        if int(entry.name) == pid or int(fields[1]) == pid:
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a process and those under it."""
+    return _added_up(pid, proc_cpu_seconds)
 
 
 def rss_mb(pid: int) -> float:
-    """Resident memory (MB) of a process and its children, added up (Linux)."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            if int(entry.name) != pid and parent != pid:
-                continue
-            for line in (entry / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    """Resident memory (MB) of a process and those under it."""
+    return _added_up(pid, lambda each: proc_rss_mb(each)[0])
 
 
 @dataclass
