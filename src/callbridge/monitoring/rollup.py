@@ -42,6 +42,9 @@ from callbridge.models.rollup import (
 
 LAG_MINUTES = 2
 FIRST_DAYS = 8
+# Minutes are kept as long as the charts show them (and a day more); hours for a month.
+KEEP_MINUTES = FIRST_DAYS * 1440
+KEEP_HOURS = 35 * 24
 STATE = "dashboard"
 HISTOGRAM = [f"h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)]
 
@@ -159,6 +162,8 @@ async def fold(session: AsyncSession, *, until: int | None = None) -> bool:
     for query in (_executions(dialect, start, end), _calls(dialect, start, end)):
         await session.execute(insert(OpsRollup).from_select(COLUMNS, query))
     await _sum_hours(session, start // 60, (end - 1) // 60)
+    await session.execute(delete(OpsRollup).where(OpsRollup.minute < end - KEEP_MINUTES))
+    await session.execute(delete(OpsRollupHour).where(OpsRollupHour.hour < end // 60 - KEEP_HOURS))
     try:
         if state is None:
             session.add(OpsRollupState(name=STATE, until_minute=end))
