@@ -57,6 +57,22 @@ async def _end_tasks(tasks: set[asyncio.Task[None]], grace: float) -> None:
         await asyncio.wait(pending)
 
 
+class Pace:
+    """At most ``rate`` passes a second, spaced evenly, in this process."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        at = max(now, self._next)
+        self._next = at + self.interval
+        if at > now:
+            await asyncio.sleep(at - now)
+
+
 @dataclass(frozen=True, slots=True)
 class EventJob:
     """One event handed to the processor (the call-action engine), with what it reads:
@@ -123,6 +139,10 @@ class CallWorker:
         self._heartbeat: asyncio.Task[None] | None = None
         self._stop_renewing = asyncio.Event()
         self.events_processed = 0
+        # Parked events start at most this fast in this process, whatever their due times
+        # (a worker that fell behind does not catch up in one burst against a CRM that
+        # has just recovered).
+        self._resume_pace = Pace(runtime.settings.resume_calls_per_second)
 
     # ---- lifecycle -------------------------------------------------------------------
 
@@ -220,6 +240,8 @@ class CallWorker:
                 continue
             if not step.started:  # became due between the statement and now
                 await queue.start(event.id, self.owner)
+            if event.parked_at is not None:
+                await self._resume_pace.wait()
             resumed = event.attempts or event.parked_at is not None
             executed = await queue.executed(event.id, "call_action") if resumed else set()
             status, items, error, park = await self._run_event(

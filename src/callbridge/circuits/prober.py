@@ -42,8 +42,12 @@ class Prober:
             self.wake()  # parked work of a recovered CRM is resuming
 
     async def run(self) -> None:
+        """Tick once a second on a fixed schedule (a slow tick does not push the next)."""
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         while True:
-            await asyncio.sleep(PROBE_SECONDS)
+            due = max(due + PROBE_SECONDS, loop.time())
+            await asyncio.sleep(due - loop.time())
             try:
                 await self.tick()
             except Exception:

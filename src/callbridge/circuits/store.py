@@ -36,6 +36,10 @@ from callbridge.runtime import Runtime
 
 # One probe per circuit per this many seconds, across all processes (DESIGN.md §6).
 PROBE_SECONDS = 1.0
+# The next probe may be claimed this long after one was: a little under the interval, so
+# that ticks of the probe loops (one a second per process) that come a few milliseconds
+# early still take it.
+PROBE_SPACING = timedelta(seconds=PROBE_SECONDS * 0.9)
 # Before its circuit opens a parked call is tried again after half the time it has been
 # parked, within these bounds.
 RETRY_MIN_SECONDS = 1.0
@@ -230,7 +234,7 @@ class DatabaseCircuitStore:
         async with write_connection(self.runtime) as connection:
             claimed = await connection.execute(
                 _CLAIM_PROBE,
-                {"key": key, "now": now, "next": now + timedelta(seconds=PROBE_SECONDS)},
+                {"key": key, "now": now, "next": now + PROBE_SPACING},
             )
             if not claimed.rowcount:
                 return False
