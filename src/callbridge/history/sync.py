@@ -31,7 +31,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls.dispatcher import new_worker_id
-from callbridge.calls.writes import write_session
+from callbridge.calls.writes import read_session, write_session
 from callbridge.history import phones
 from callbridge.history.rows import WORKER_KEY
 from callbridge.history.salesforce import (
@@ -150,7 +150,7 @@ class HistoryWorker:
 
     async def run_once(self) -> bool:
         """One batch for each enabled link with due rows; True when a batch was full."""
-        async with write_session(self.runtime) as session:
+        async with read_session(self.runtime) as session:
             now = utcnow()
             links = list(
                 await session.scalars(
@@ -229,7 +229,7 @@ class HistoryWorker:
     ) -> None:
         runtime = self.runtime
         outbound = get_outbound(runtime)
-        async with write_session(runtime) as session:
+        async with read_session(runtime) as session:
             account = await session.get(OAuthAccount, link.oauth_account_id)
             settings = await get_system_settings(session, runtime.settings)
             env = _Env(
@@ -246,6 +246,7 @@ class HistoryWorker:
                         )
                     )
                     env.owners = {str(a): str(s) for a, s in users}
+            account_name = account.name if account is not None else ""
         if account is None:
             raise SalesforceFailure(
                 "auth", f"OAuth account {link.oauth_account_id} was deleted: choose another"
@@ -253,7 +254,7 @@ class HistoryWorker:
         base = await outbound.instance_url(link.oauth_account_id)
         if not base:
             raise SalesforceFailure(
-                "auth", f"OAuth account '{account.name}' is not connected: connect it first"
+                "auth", f"OAuth account '{account_name}' is not connected: connect it first"
             )
         timeout = max(5.0, self.lease.total_seconds() / 3)
 
