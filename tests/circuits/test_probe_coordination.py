@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from callbridge.app import create_app
+from callbridge.calls.dispatcher import Pace
 from callbridge.circuits.store import DatabaseCircuitStore, resume_offsets
 from callbridge.kit.time import utcnow
 from callbridge.models import Call, CallEvent, CrmCircuit
@@ -106,3 +107,13 @@ def test_resumption_ramps_up_to_the_rate() -> None:
     assert gaps == sorted(gaps, reverse=True)  # never faster than the step before
     assert abs(gaps[-1] - 1 / 50.0) < 1e-9  # then the full rate
     assert 12.0 < offsets[-1] < 18.0  # 600 calls: ten seconds of ramp, then 50 a second
+
+
+async def test_parked_events_start_no_faster_than_the_pace() -> None:
+    pace = Pace(200.0)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for _ in range(5):
+        await pace.wait()
+    # The first passes at once, each next one 5 ms after the one before.
+    assert loop.time() - started >= 4 / 200.0
