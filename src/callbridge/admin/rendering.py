@@ -79,6 +79,7 @@ __all__ = [
     "form_errors",
     "format_datetime",
     "gettext_for",
+    "message_error_of",
     "render",
     "render_message",
     "safe_next",
@@ -178,6 +179,12 @@ _MESSAGES: dict[str, str] = {
 def _message_error(error: Mapping[str, Any]) -> MessageError | None:
     cause = (error.get("ctx") or {}).get("error")
     return cause if isinstance(cause, MessageError) else None
+
+
+def message_error_of(error: Mapping[str, Any]) -> Message | None:
+    """The catalogue message a pydantic error was raised with (``MessageError``), if any."""
+    cause = _message_error(error)
+    return cause.msg if cause is not None else None
 
 
 def validation_code(error: Mapping[str, Any]) -> str:

@@ -8,6 +8,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from callbridge.messages import Message, define
 from callbridge.patterns import (
     CompiledPattern,
     JSONPathExtractions,
@@ -35,15 +36,87 @@ VARIABLE_REF_RE = re.compile(r"[{<]([A-Z][A-Z0-9_]*)[}>]")
 BODYLESS_METHODS = frozenset({"GET", "DELETE"})
 
 
+# Messages that name what holds the request end in the scope's kind (".rule", ".ivr").
+define(
+    {
+        "choose_account.rule": "Choose the OAuth account of this rule.",
+        "choose_account.ivr": "Choose the OAuth account of this IVR.",
+        "instance_url_without_oauth.rule": (
+            "{variable} is the instance URL of the rule's OAuth account: choose the OAuth "
+            "authentication type and an account."
+        ),
+        "instance_url_without_oauth.ivr": (
+            "{variable} is the instance URL of the OAuth account: choose the OAuth "
+            "authentication type and an account."
+        ),
+        "authorization_replaced.rule": (
+            "This Authorization header is replaced by the rule's authentication type."
+        ),
+        "authorization_replaced.ivr": (
+            "This Authorization header is replaced by the authentication type."
+        ),
+        "unknown_response_variable.rule": (
+            "{variable} is not produced by any earlier rule: it expands to an empty string "
+            "unless an IVR of the call extracts it."
+        ),
+        "unknown_response_variable.ivr": (
+            "{variable} is extracted neither by an earlier request of this IVR nor by a "
+            "call-action rule: it expands to an empty string unless the call has it."
+        ),
+        "unknown_response_variable.this": "This variable",
+        "basic_username_missing": "Basic authentication needs a username.",
+        "empty_word": "「{word}」 (none) was read as empty.",
+        "account_unknown": "OAuth account {id} does not exist.",
+        "bearer_token_missing.run": "Bearer authentication without a token: none is sent.",
+        "bearer_token_missing": "Bearer authentication needs a token.",
+        "basic_password_missing": "Basic authentication needs a password.",
+        "url_start": "The URL must start with http://, https://, {OAUTH_INSTANCE_URL} or {SVADDR}.",
+        "body_not_sent": "A {method} request carries no body: this body is not sent.",
+        "content_type_implied": (
+            "No Content-Type header: the body looks like JSON, so it is sent as "
+            "Content-Type: application/json."
+        ),
+        "header_line.syntax": (
+            "Each line must read 'Name: value' (a header name is letters, digits and - only)."
+        ),
+        "code_unavailable": (
+            "{variable} is not available: this setting's extraction pattern has {count} group(s)."
+        ),
+        "pbx_variable": (
+            "{variable} is not a built-in variable: it expands to the value the PBX sends as "
+            "variables[{name}], empty without it."
+        ),
+    }
+)
+
+
 @dataclass
 class Finding:
+    """One error or warning about a field (``url``, ``steps.0.body``…) at a position;
+    ``said`` is the catalogue message (``callbridge.messages``)."""
+
     field: str
-    message: str
+    said: Message
     position: int | None = None
     severity: str = "error"
 
+    @property
+    def message(self) -> str:
+        """The English text (the API's)."""
+        return self.said.text
+
+    @property
+    def code(self) -> str:
+        return self.said.code
+
     def as_warning(self) -> dict[str, Any]:
-        return {"field": self.field, "message": self.message, "position": self.position}
+        return {
+            "field": self.field,
+            "message": self.message,
+            "position": self.position,
+            "code": self.code,
+            "msg": self.said.to_json(),
+        }
 
 
 @dataclass
@@ -128,20 +201,13 @@ def compile_rule(
     url_text = str(values.get("url") or "")
     url = template("url", url_text, Context.URL)
     if url_text.strip() and not URL_START_RE.match(url_text):
-        findings.append(
-            Finding(
-                "url",
-                "The URL must start with http://, https://, {OAUTH_INSTANCE_URL} or {SVADDR}.",
-                0,
-            )
-        )
+        findings.append(Finding("url", Message("url_start"), 0))
     oauth_ref = OAUTH_URL_RE.search(url_text)
     if oauth_ref and auth_type != "oauth":
         findings.append(
             Finding(
                 "url",
-                f"{oauth_ref.group()} is the instance URL of the rule's OAuth account: "
-                "choose the OAuth authentication type and an account.",
+                Message("instance_url_without_oauth.rule", variable=oauth_ref.group()),
                 oauth_ref.start(),
             )
         )
@@ -156,24 +222,12 @@ def compile_rule(
     body = None
     send_body = bool(body_text.strip())
     if send_body and method in BODYLESS_METHODS:
-        findings.append(
-            Finding(
-                "body", f"A {method} request carries no body: this body is not sent.", 0, "warning"
-            )
-        )
+        findings.append(Finding("body", Message("body_not_sent", method=method), 0, "warning"))
         send_body = False
     if body_text.strip():
         if content_type is None and body_text.lstrip().startswith(("{", "[")):
             implied = "application/json"
-            findings.append(
-                Finding(
-                    "headers",
-                    "No Content-Type header: the body looks like JSON, so it is sent "
-                    "as Content-Type: application/json.",
-                    None,
-                    "warning",
-                )
-            )
+            findings.append(Finding("headers", Message("content_type_implied"), None, "warning"))
         body = template("body", body_text, body_context_for(content_type or implied))
 
     condition_code = None
@@ -194,9 +248,9 @@ def compile_rule(
     )
 
     if auth_type == "oauth" and not values.get("oauth_account_id"):
-        findings.append(Finding("oauth_account_id", "Choose the OAuth account of this rule."))
+        findings.append(Finding("oauth_account_id", Message("choose_account.rule")))
     if auth_type == "basic" and not str(values.get("basic_username") or "").strip():
-        findings.append(Finding("basic_username", "Basic authentication needs a username."))
+        findings.append(Finding("basic_username", Message("basic_username_missing")))
 
     errors = [f for f in findings if f.severity == "error"]
     if errors or url is None:
@@ -226,37 +280,33 @@ def _pattern(findings: list[Finding], name: str, text: str, compile_: Any) -> An
     try:
         compiled = compile_(text)
     except PatternError as exc:
-        findings.extend(Finding(name, p.message, p.position, p.severity) for p in exc.problems)
+        findings.extend(Finding(name, p.msg, p.position, p.severity) for p in exc.problems)
         return None
     for problem in (*compiled.normalisations, *compiled.hints):
-        findings.append(Finding(name, problem.message, problem.position, "warning"))
+        findings.append(Finding(name, problem.msg, problem.position, "warning"))
     return compiled
 
 
 def _from_problems(name: str, text: str, problems: list[Problem]) -> list[Finding]:
     found = []
     for problem in problems:
-        message = problem.message
+        message = problem.msg
         severity = problem.severity
         if problem.code == "unknown_variable":
             # Other upper-case names are the PBX's own variables (variables[NAME] of the
             # event); one that looks like a misspelt built-in is an error.
             ref = VARIABLE_REF_RE.match(text, problem.position)
-            if "Did you mean" in message or ref is None:
+            if any(m.id == "did_you_mean" for m in problem.msg.more) or ref is None:
                 severity = "error"
             else:
                 variable = ref.group(1)
-                message = (
-                    f"{{{variable}}} is not a built-in variable: it expands to the "
-                    f"value the PBX sends as variables[{variable}], empty without it."
-                )
+                message = Message("pbx_variable", variable=f"{{{variable}}}", name=variable)
         elif problem.code == "unknown_response_variable":
             ref = RESPONSE_REF_RE.match(text, problem.position)
-            label = f"{{{ref.group(1)}}}" if ref else "This variable"
-            message = (
-                f"{label} is not produced by any earlier rule: it expands to an "
-                "empty string unless an IVR of the call extracts it."
+            label: str | Message = (
+                f"{{{ref.group(1)}}}" if ref else Message("unknown_response_variable.this")
             )
+            message = Message("unknown_response_variable.rule", variable=label)
         found.append(Finding(name, message, problem.position, severity))
     return found
 
@@ -272,12 +322,7 @@ def _check_header_lines(text: str, auth_type: str) -> list[Finding]:
         name, colon, _value = line.partition(":")
         if colon and name.strip().lower() == "authorization" and auth_type != "none":
             found.append(
-                Finding(
-                    "headers",
-                    "This Authorization header is replaced by the rule's authentication type.",
-                    start,
-                    "warning",
-                )
+                Finding("headers", Message("authorization_replaced.rule"), start, "warning")
             )
     return found
 

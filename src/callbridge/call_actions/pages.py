@@ -101,7 +101,7 @@ def _field_messages(exc: FieldErrors) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for error in exc.errors:
         found.setdefault(error.loc[-1], []).append(
-            {"message": error.message, "position": error.position}
+            {"message": error.message, "position": error.position, "msg": error.msg}
         )
     return found
 
@@ -124,7 +124,7 @@ async def _every_error(
 def _warning_map(warnings: list[Warning_]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for warning in warnings:
-        found.setdefault(warning.field, []).append(warning.model_dump())
+        found.setdefault(warning.field, []).append({**warning.model_dump(), "msg": warning.msg})
     return found
 
 

@@ -20,6 +20,7 @@ from callbridge.call_actions.schemas import (
 from callbridge.calls.schemas import EventType
 from callbridge.db.session import SessionDep
 from callbridge.kit.pagination import Page, PageParams, page_params
+from callbridge.messages import Message
 from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1/call-actions", tags=["call-actions"])
@@ -109,7 +110,15 @@ async def test_call_action(
         )
         for name in engine.unset_variables(rule, data.variables)
     )
-    warnings.extend(Warning_(field="response", message=note["message"]) for note in run.notes)
+    warnings.extend(
+        Warning_(
+            field="response",
+            message=note["message"],
+            code=Message.from_json(note["msg"]).code,
+            msg=note["msg"],
+        )
+        for note in run.notes
+    )
     return RuleTestResult(
         request=run.request,
         response=run.response,

@@ -6,7 +6,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_serializer, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
 
 from callbridge.calls.schemas import EVENT_ALIASES, EventType
 from callbridge.kit.ids import ConfigId
@@ -36,11 +45,21 @@ def _method(value: Any) -> Any:
 
 
 class Warning_(BaseModel):
-    """A hint or normalisation found when saving; the rule is saved anyway."""
+    """A hint or normalisation found when saving; the rule (or IVR) is saved anyway."""
 
     field: str
     message: str
     position: int | None = None
+    code: str = Field(default="", description="The kind of warning (machine-readable)")
+    # The message's id and parameters, for pages in the admin's language (not in the API).
+    msg: dict[str, Any] | None = Field(default=None, exclude=True)
+
+    @model_serializer(mode="wrap")
+    def _code_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not data.get("code"):
+            data.pop("code", None)  # a warning written without a catalogue message
+        return data
 
 
 class CallActionFields(BaseModel):

@@ -29,7 +29,15 @@ from callbridge.call_actions.schemas import (
 )
 from callbridge.errors import FieldError, FieldErrors, NotFound
 from callbridge.kit.crypto import SecretBox
+from callbridge.messages import Message, define
 from callbridge.models.call_action import CallAction
+
+define(
+    {
+        "not_found.call_action": "call action {id} does not exist",
+        "reorder_incomplete": "List every rule of the event '{event}' exactly once: {ids}.",
+    }
+)
 
 # Other features that put RESPONSE_ variables on a call (IVRs) register a provider of the
 # names they can produce, so rules using them get no "not produced" warning.
@@ -106,9 +114,7 @@ def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
         value = values.get(name)
         if isinstance(value, str) and value.strip() in EMPTY_WORDS:
             values[name] = ""
-            found.append(
-                Finding(name, f"「{value.strip()}」 (none) was read as empty.", 0, "warning")
-            )
+            found.append(Finding(name, Message("empty_word", word=value.strip()), 0, "warning"))
     return found
 
 
@@ -130,18 +136,18 @@ async def check_rule(
     try:
         compiled = compile_rule(values, available_responses=available)
     except RuleInvalid as exc:
-        errors.extend(FieldError(f.field, f.message, f.position) for f in exc.findings)
+        errors.extend(FieldError(f.field, f.said, f.position) for f in exc.findings)
     account_id = values.get("oauth_account_id")
     if (
         values.get("auth_type") == "oauth"
         and account_id is not None
         and not (await repository.oauth_account_exists(session, int(account_id)))
     ):
-        errors.append(FieldError("oauth_account_id", f"OAuth account {account_id} does not exist."))
+        errors.append(FieldError("oauth_account_id", Message("account_unknown", id=account_id)))
     if values.get("auth_type") == "bearer" and not secrets_set.get("bearer_token"):
-        errors.append(FieldError("bearer_token", "Bearer authentication needs a token."))
+        errors.append(FieldError("bearer_token", Message("bearer_token_missing")))
     if values.get("auth_type") == "basic" and not secrets_set.get("basic_password"):
-        errors.append(FieldError("basic_password", "Basic authentication needs a password."))
+        errors.append(FieldError("basic_password", Message("basic_password_missing")))
     if errors:
         raise FieldErrors(errors)
     assert compiled is not None
@@ -184,7 +190,14 @@ async def describe(
         # Saved before something it depends on changed (its OAuth account was deleted):
         # shown as warnings here; at run time the execution records the error.
         warnings = [
-            Warning_(field=e.loc[-1], message=e.message, position=e.position) for e in exc.errors
+            Warning_(
+                field=e.loc[-1],
+                message=e.message,
+                position=e.position,
+                code=e.code,
+                msg=e.msg.to_json() if e.msg else None,
+            )
+            for e in exc.errors
         ]
         return to_read(rule, None, warnings)
     return to_read(rule, compiled, warnings)
@@ -201,7 +214,7 @@ async def list_described(
 async def get_rule_or_404(session: AsyncSession, rule_id: int) -> CallAction:
     rule = await session.get(CallAction, rule_id)
     if rule is None:
-        raise NotFound(f"call action {rule_id} does not exist")
+        raise NotFound(Message("not_found.call_action", id=rule_id))
     return rule
 
 
@@ -325,7 +338,7 @@ async def reorder_rules(
     by_id = {rule.id: rule for rule in rules}
     if sorted(data.ids) != sorted(by_id):
         raise FieldError(
-            "ids", f"List every rule of the event '{data.event}' exactly once: {sorted(by_id)}."
+            "ids", Message("reorder_incomplete", event=data.event, ids=str(sorted(by_id)))
         )
     for position, rule_id in enumerate(data.ids, start=1):
         by_id[rule_id].execution_order = position

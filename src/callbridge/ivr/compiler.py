@@ -23,6 +23,7 @@ from callbridge.call_actions.compiler import (
     Finding,
     content_type_of,
 )
+from callbridge.messages import Message, define
 from callbridge.outbound import NO_AUTH, Auth, BasicAuth, BearerAuth, OAuthAuth
 from callbridge.patterns import (
     CompiledPattern,
@@ -56,6 +57,24 @@ class IvrInvalid(Exception):
     def __init__(self, findings: list[Finding]) -> None:
         super().__init__("; ".join(f"{f.field}: {f.message}" for f in findings))
         self.findings = findings
+
+
+define(
+    {
+        "unknown_step": (
+            "No step is called {name}: use 'main' (the IVR's own request), a step's name, or "
+            "leave it empty for the last request."
+        ),
+        "no_responses": "No response settings yet: every answer is no_match until you add one.",
+        "digits_pattern_unused": (
+            "The maximum number of digits is 0 (no input), so this pattern is not used."
+        ),
+        "unreachable_priority": (
+            "Priority {later} is never reached: priority {earlier} answers every '{code}' "
+            "response before it (it has no pattern, condition or extraction)."
+        ),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -179,10 +198,10 @@ class _Compiler:
 
     # -- helpers --
 
-    def error(self, where: str, message: str, position: int | None = 0) -> None:
+    def error(self, where: str, message: Message, position: int | None = 0) -> None:
         self.findings.append(Finding(where, message, position))
 
-    def warn(self, where: str, message: str, position: int | None = 0) -> None:
+    def warn(self, where: str, message: Message, position: int | None = 0) -> None:
         self.findings.append(Finding(where, message, position, "warning"))
 
     def response_scope(self, own: Iterable[str]) -> set[str] | None:
@@ -221,7 +240,7 @@ class _Compiler:
             compiled = compile_pattern(text)
         except PatternError as exc:
             self.findings.extend(
-                Finding(where, p.message, p.position, p.severity) for p in exc.problems
+                Finding(where, p.msg, p.position, p.severity) for p in exc.problems
             )
             return None
         self.notices(where, compiled.normalisations, compiled.hints)
@@ -234,7 +253,7 @@ class _Compiler:
             compiled = compile_extractor(text)
         except PatternError as exc:
             self.findings.extend(
-                Finding(where, p.message, p.position, p.severity) for p in exc.problems
+                Finding(where, p.msg, p.position, p.severity) for p in exc.problems
             )
             return None
         self.notices(where, compiled.normalisations, compiled.hints)
@@ -245,25 +264,25 @@ class _Compiler:
     def notices(self, where: str, *groups: Sequence[Problem]) -> None:
         for group in groups:
             for problem in group:
-                self.warn(where, problem.message, problem.position)
+                self.warn(where, problem.msg, problem.position)
 
     # -- auth --
 
     def auth_for(self, where: str, auth_type: str, account_id: Any) -> Auth:
         if auth_type == "oauth":
             if not account_id:
-                self.error(f"{where}oauth_account_id", "Choose the OAuth account of this IVR.")
+                self.error(f"{where}oauth_account_id", Message("choose_account.ivr"))
                 return NO_AUTH
             return OAuthAuth(int(account_id))
         if auth_type == "basic":
             username = str(self.values.get("basic_username") or "").strip()
             if not username:
-                self.error("basic_username", "Basic authentication needs a username.")
+                self.error("basic_username", Message("basic_username_missing"))
             return BasicAuth(username, self.secrets.get("basic_password") or "")
         if auth_type == "bearer":
             token = self.secrets.get("bearer_token")
             if not token:
-                self.warn("bearer_token", "Bearer authentication without a token: none is sent.")
+                self.warn("bearer_token", Message("bearer_token_missing.run"))
             return BearerAuth(token or "")
         return NO_AUTH
 
@@ -284,16 +303,12 @@ class _Compiler:
         body_text = str(values.get("body") or "")
         url = self.template(f"{prefix}url", url_text, Context.URL, own_names=earlier)
         if url_text.strip() and not URL_START_RE.match(url_text):
-            self.error(
-                f"{prefix}url",
-                "The URL must start with http://, https://, {OAUTH_INSTANCE_URL} or {SVADDR}.",
-            )
+            self.error(f"{prefix}url", Message("url_start"))
         oauth_ref = OAUTH_URL_RE.search(url_text)
         if oauth_ref and auth_type != "oauth":
             self.error(
                 f"{prefix}url",
-                f"{oauth_ref.group()} is the instance URL of the OAuth account: choose the "
-                "OAuth authentication type and an account.",
+                Message("instance_url_without_oauth.ivr", variable=oauth_ref.group()),
                 oauth_ref.start(),
             )
         headers = None
@@ -306,7 +321,7 @@ class _Compiler:
                     if line.partition(":")[0].strip().lower() == "authorization":
                         self.warn(
                             f"{prefix}headers",
-                            "This Authorization header is replaced by the authentication type.",
+                            Message("authorization_replaced.ivr"),
                             line_start,
                         )
         content_type = content_type_of(headers_text)
@@ -314,16 +329,13 @@ class _Compiler:
         body = None
         if body_text.strip():
             if method in BODYLESS_METHODS:
-                self.warn(
-                    f"{prefix}body", f"A {method} request carries no body: this body is not sent."
-                )
+                self.warn(f"{prefix}body", Message("body_not_sent", method=method))
             else:
                 if content_type is None and body_text.lstrip().startswith(("{", "[")):
                     implied = "application/json"
                     self.warn(
                         f"{prefix}headers",
-                        "No Content-Type header: the body looks like JSON, so it is sent as "
-                        "Content-Type: application/json.",
+                        Message("content_type_implied"),
                         None,
                     )
                 body = self.template(
@@ -458,11 +470,7 @@ def compile_ivr(
         if step_name:
             target_index = step_index.get(str(step_name).lower())
             if target_index is None:
-                c.error(
-                    f"{prefix}step",
-                    f"No step is called {step_name!r}: use 'main' (the IVR's own request), "
-                    "a step's name, or leave it empty for the last request.",
-                )
+                c.error(f"{prefix}step", Message("unknown_step", name=repr(step_name)))
         response_pattern = c.pattern(
             f"{prefix}response_pattern", str(setting.get("response_pattern") or "")
         )
@@ -505,11 +513,7 @@ def compile_ivr(
         )
     _unreachable_warnings(c, values.get("responses") or [], responses)
     if not responses:
-        c.warn(
-            "responses",
-            "No response settings yet: every answer is no_match until you add one.",
-            None,
-        )
+        c.warn("responses", Message("no_responses"), None)
 
     on_error = _special(c, values, "on_error", request_names)
     on_input_invalid = _special(c, values, "on_input_invalid", ())
@@ -519,10 +523,7 @@ def compile_ivr(
     max_digits = int(values.get("max_digits") or 0)
     digits_pattern = c.pattern("digits_pattern", str(values.get("digits_pattern") or ""))
     if max_digits == 0 and digits_pattern is not None:
-        c.warn(
-            "digits_pattern",
-            "The maximum number of digits is 0 (no input), so this pattern is not used.",
-        )
+        c.warn("digits_pattern", Message("digits_pattern_unused"))
 
     errors = [f for f in c.findings if f.severity == "error"]
     if errors or any(r is None for r in requests):
@@ -597,9 +598,12 @@ def _unreachable_warnings(
             ):
                 c.warn(
                     f"responses.{index_of.get(later.priority, 0)}.priority",
-                    f"Priority {later.priority} is never reached: priority {earlier.priority} "
-                    f"answers every '{earlier.response_code}' response before it (it has no "
-                    "pattern, condition or extraction).",
+                    Message(
+                        "unreachable_priority",
+                        later=later.priority,
+                        earlier=earlier.priority,
+                        code=earlier.response_code,
+                    ),
                     None,
                 )
 
@@ -620,20 +624,18 @@ def _findings(
 ) -> list[Finding]:
     found = []
     for problem in problems:
-        message = problem.message
+        message = problem.msg
         if problem.code == "unknown_response_variable":
             ref = RESPONSE_REF_RE.match(text, problem.position)
-            label = f"{{{ref.group(1)}}}" if ref else "This variable"
-            message = (
-                f"{label} is extracted neither by an earlier request of this IVR nor by a "
-                "call-action rule: it expands to an empty string unless the call has it."
+            label: str | Message = (
+                f"{{{ref.group(1)}}}" if ref else Message("unknown_response_variable.this")
             )
+            message = Message("unknown_response_variable.ivr", variable=label)
         elif problem.code == "unknown_variable" and code_count is not None:
             code = _CODE_RE.match(text, problem.position)
             if code:
-                message = (
-                    f"{{CODE{code.group(1)}}} is not available: this setting's extraction "
-                    f"pattern has {code_count} group(s)."
+                message = Message(
+                    "code_unavailable", variable=f"{{CODE{code.group(1)}}}", count=code_count
                 )
         found.append(Finding(where, message, problem.position, problem.severity))
     return found

@@ -16,7 +16,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.rendering import add_template_dir, gettext_for, render
+from callbridge.admin.rendering import (
+    add_template_dir,
+    gettext_for,
+    message_error_of,
+    render,
+    render_message,
+)
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.calls.ui import form_values
 from callbridge.db.session import SessionDep
@@ -33,6 +39,7 @@ from callbridge.ivr.schemas import (
 )
 from callbridge.ivr.testing import run_test
 from callbridge.kit.crypto import SecretDecryptionError
+from callbridge.messages import Message
 from callbridge.models.ivr import Ivr
 from callbridge.models.oauth_account import OAuthAccount
 from callbridge.runtime import get_runtime
@@ -268,17 +275,24 @@ def validation_messages(
     exc: ValidationError | FieldErrors, scope: tuple[str | int, ...] | None
 ) -> Messages:
     found: Messages = {}
-    items: list[tuple[tuple[str | int, ...], str, int | None]]
+    items: list[tuple[tuple[str | int, ...], str, int | None, Message | None]]
     if isinstance(exc, ValidationError):
         items = [
-            (tuple(e["loc"]), str(e["msg"]).removeprefix("Value error, "), None)
+            (
+                tuple(e["loc"]),
+                str(e["msg"]).removeprefix("Value error, "),
+                None,
+                message_error_of(e),
+            )
             for e in exc.errors(include_url=False)
         ]
     else:
-        items = [(getattr(e, "path", tuple(e.loc)), e.message, e.position) for e in exc.errors]
-    for path, message, position in items:
+        items = [
+            (getattr(e, "path", tuple(e.loc)), e.message, e.position, e.msg) for e in exc.errors
+        ]
+    for path, message, position, msg in items:
         name = _scoped(path, scope) or "__all__"
-        found.setdefault(name, []).append({"message": message, "position": position})
+        found.setdefault(name, []).append({"message": message, "position": position, "msg": msg})
     return found
 
 
@@ -311,7 +325,7 @@ def warning_messages(warnings: list[Warning_], scope: tuple[str | int, ...] | No
         path = tuple(int(p) if p.isdigit() else p for p in warning.field.split("."))
         name = _scoped(path, scope)
         if name is not None:
-            found.setdefault(name, []).append(warning.model_dump())
+            found.setdefault(name, []).append({**warning.model_dump(), "msg": warning.msg})
     return found
 
 
@@ -385,7 +399,8 @@ def located_notes(warnings: list[Warning_], ivr: Any, _: Callable[[str], str]) -
     both positions)."""
     grouped: dict[tuple[str, str], list[int]] = {}
     for warning in warnings:
-        positions = grouped.setdefault((where_of(warning.field, ivr, _), warning.message), [])
+        said = render_message(warning.msg or warning.message, _)
+        positions = grouped.setdefault((where_of(warning.field, ivr, _), said), [])
         if warning.position is not None:
             positions.append(warning.position)
     return [Note(where, message, tuple(p)) for (where, message), p in grouped.items()]
@@ -407,7 +422,7 @@ def _sealed_notes(request: Request, saved: IvrRead, current: IvrRead) -> str:
     """Notes about what the save changed on the way in (「なし」 read as empty, ...): the
     stored IVR no longer gives rise to them, so they travel with the redirect, sealed with
     the secret key so a link cannot put words on the page."""
-    once = [w.model_dump() for w in saved.warnings if w not in current.warnings]
+    once = [{**w.model_dump(), "msg": w.msg} for w in saved.warnings if w not in current.warnings]
     return get_runtime(request).secrets.encrypt(json.dumps(once)) if once else ""
 
 

@@ -16,11 +16,12 @@ from pydantic import (
     model_validator,
 )
 
+from callbridge.call_actions.schemas import Warning_ as Warning_
 from callbridge.calls.schemas import MAX_VARIABLE_LENGTH, MAX_VARIABLES, RESERVED_VARIABLE_NAMES
 from callbridge.kit.ids import ConfigId
 from callbridge.kit.patch import refuse_null
 from callbridge.kit.text import clean_text
-from callbridge.messages import Message, without_stored
+from callbridge.messages import Message, MessageError, define, without_stored
 
 AuthType = Literal["none", "basic", "bearer", "oauth"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -54,6 +55,25 @@ RESPONSE_CODE_RE = re.compile(r"^(?:\*|[1-5](?:\d\d|xx))$")
 VARIABLE_NAME_RE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 CODE_NAME_RE = re.compile(r"^CODE\d+$")
 
+define(
+    {
+        "transfer_target": "a '{kind}' transfer needs a target",
+        # A transfer kind by the name the API gives it.
+        "transfer_kind.callcenter": "callcenter",
+        "transfer_kind.extension": "extension",
+        "transfer_kind.ivr": "ivr",
+        "transfer_kind.external": "external",
+        "transfer_kind.hangup": "hangup",
+        "transfer_kind.end_rule": "end_rule",
+        "transfer_target.none": "a '{kind}' transfer takes no target",
+        "response_code": 'use a status code such as "200", a class such as "2xx", or "*"',
+        "variable_name": "{name} is not a variable name ([A-Z][A-Z0-9_]*)",
+        "priority_twice": "priority {priority} is used twice",
+        "step_name.main": "'main' is the IVR's own request: choose another step name",
+        "step_name": "step name {name} is used twice",
+    }
+)
+
 
 def _lower(value: Any) -> Any:
     return value.strip().lower() if isinstance(value, str) else value
@@ -61,14 +81,6 @@ def _lower(value: Any) -> Any:
 
 def _upper(value: Any) -> Any:
     return value.strip().upper() if isinstance(value, str) else value
-
-
-class Warning_(BaseModel):
-    """A hint or normalisation found when saving; the IVR is saved anyway."""
-
-    field: str
-    message: str
-    position: int | None = None
 
 
 # ---- guidance and transfer ---------------------------------------------------------
@@ -115,10 +127,14 @@ class Transfer(BaseModel):
         target = (self.target or "").strip()
         if self.kind in ("hangup", "end_rule"):
             if target:
-                raise ValueError(f"a '{self.kind}' transfer takes no target")
+                raise MessageError(
+                    Message("transfer_target.none", kind=Message(f"transfer_kind.{self.kind}"))
+                )
             self.target = None
         elif not target:
-            raise ValueError(f"a '{self.kind}' transfer needs a target")
+            raise MessageError(
+                Message("transfer_target", kind=Message(f"transfer_kind.{self.kind}"))
+            )
         else:
             self.target = target
         return self
@@ -170,7 +186,7 @@ class ResponseSettingIn(BaseModel):
             if value in ("", "any", "任意"):
                 value = "*"
             if not RESPONSE_CODE_RE.match(value):
-                raise ValueError('use a status code such as "200", a class such as "2xx", or "*"')
+                raise MessageError(Message("response_code"))
         return value
 
 
@@ -236,7 +252,7 @@ class IvrFields(BaseModel):
         names = [name.strip() for name in value if name.strip()]
         for name in names:
             if not VARIABLE_NAME_RE.match(name):
-                raise ValueError(f"{name!r} is not a variable name ([A-Z][A-Z0-9_]*)")
+                raise MessageError(Message("variable_name", name=repr(name)))
         return list(dict.fromkeys(names))
 
     @field_validator("responses", mode="after", check_fields=False)
@@ -249,7 +265,7 @@ class IvrFields(BaseModel):
         seen: set[int] = set()
         for setting in value:
             if setting.priority in seen:
-                raise ValueError(f"priority {setting.priority} is used twice")
+                raise MessageError(Message("priority_twice", priority=setting.priority))
             seen.add(setting.priority)
         return sorted(value, key=lambda s: s.priority)
 
@@ -262,9 +278,9 @@ class IvrFields(BaseModel):
         for step in value:
             lowered = step.name.lower()
             if lowered == MAIN_STEP:
-                raise ValueError("'main' is the IVR's own request: choose another step name")
+                raise MessageError(Message("step_name.main"))
             if lowered in seen:
-                raise ValueError(f"step name {step.name!r} is used twice")
+                raise MessageError(Message("step_name", name=repr(step.name)))
             seen.add(lowered)
         return value
 

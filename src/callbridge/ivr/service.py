@@ -19,6 +19,7 @@ from callbridge.ivr import repository
 from callbridge.ivr.compiler import CompiledIvr, IvrInvalid, compile_ivr
 from callbridge.ivr.schemas import IvrCreate, IvrRead, IvrUpdate, Warning_
 from callbridge.kit.crypto import SecretBox
+from callbridge.messages import Message, define
 from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
 from callbridge.patterns import PatternError, compile_extractor
 
@@ -77,10 +78,13 @@ SCALAR_FIELDS = (
 )
 
 
+define({"not_null": "This field cannot be null."})
+
+
 class PathFieldError(FieldError):
     """A field error whose location may hold list indices (``responses.0.guidance.text``)."""
 
-    def __init__(self, path: str, message: str, position: int | None = None) -> None:
+    def __init__(self, path: str, message: str | Message, position: int | None = None) -> None:
         super().__init__(path, message, position)
         self.path: tuple[str | int, ...] = tuple(
             int(part) if part.isdigit() else part for part in path.split(".")
@@ -94,6 +98,7 @@ class PathFieldError(FieldError):
         }
         if self.position is not None:
             item["position"] = self.position
+        item["code"] = self.code
         return [item]
 
 
@@ -133,10 +138,7 @@ def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
                 record[name] = ""
                 found.append(
                     Finding(
-                        f"{where}{name}",
-                        f"「{value.strip()}」 (none) was read as empty.",
-                        0,
-                        "warning",
+                        f"{where}{name}", Message("empty_word", word=value.strip()), 0, "warning"
                     )
                 )
 
@@ -194,7 +196,7 @@ async def check_ivr(
     try:
         compiled = compile_ivr(values, available_responses=available)
     except IvrInvalid as exc:
-        errors.extend(PathFieldError(f.field, f.message, f.position) for f in exc.findings)
+        errors.extend(PathFieldError(f.field, f.said, f.position) for f in exc.findings)
     accounts = {values.get("oauth_account_id")} if values.get("auth_type") == "oauth" else set()
     for index, step in enumerate(values.get("steps") or []):
         if step.get("auth_type") == "oauth" and step.get("oauth_account_id"):
@@ -203,7 +205,7 @@ async def check_ivr(
                 errors.append(
                     PathFieldError(
                         f"steps.{index}.oauth_account_id",
-                        f"OAuth account {account} does not exist.",
+                        Message("account_unknown", id=account),
                     )
                 )
     for account in accounts:
@@ -211,13 +213,13 @@ async def check_ivr(
             session, int(account)
         ):
             errors.append(
-                PathFieldError("oauth_account_id", f"OAuth account {account} does not exist.")
+                PathFieldError("oauth_account_id", Message("account_unknown", id=account))
             )
     uses = {values.get("auth_type")} | {s.get("auth_type") for s in values.get("steps") or []}
     if "bearer" in uses and not secrets_set.get("bearer_token"):
-        errors.append(PathFieldError("bearer_token", "Bearer authentication needs a token."))
+        errors.append(PathFieldError("bearer_token", Message("bearer_token_missing")))
     if "basic" in uses and not secrets_set.get("basic_password"):
-        errors.append(PathFieldError("basic_password", "Basic authentication needs a password."))
+        errors.append(PathFieldError("basic_password", Message("basic_password_missing")))
     if errors:
         raise FieldErrors(errors)
     assert compiled is not None
@@ -275,6 +277,8 @@ async def describe(session: AsyncSession, ivr: Ivr, available: set[str] | None =
                 field=".".join(str(p) for p in getattr(e, "path", e.loc)),
                 message=e.message,
                 position=e.position,
+                code=e.code,
+                msg=e.msg.to_json() if e.msg else None,
             )
             for e in exc.errors
         ]
@@ -350,7 +354,7 @@ async def update_ivr(
     changes = _dump(data, exclude_unset=True)
     for name in ("key", "url", "method", "auth_type", "timeout_seconds", "max_digits"):
         if name in changes and changes[name] is None:
-            raise PathFieldError(name, "This field cannot be null.")
+            raise PathFieldError(name, Message("not_null"))
     if "key" in changes and await repository.key_taken(session, changes["key"], ivr.id):
         raise Conflict(f"an IVR with key '{changes['key']}' already exists")
     values = ivr_values(ivr)

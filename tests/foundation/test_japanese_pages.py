@@ -1,0 +1,244 @@
+"""No English sentence reaches a Japanese page: every catalogue message renders in
+Japanese, and the error and warning paths an admin meets while configuring (save errors,
+save warnings, the IVR test panel, the call timeline, Settings, OAuth) are rendered in
+``ja`` and searched for ASCII-only sentences."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import respx
+from fastapi import FastAPI
+
+import callbridge.app  # imports every feature, so the catalogue is complete
+from callbridge.i18n import translations
+from callbridge.messages import CATALOGUE, Message
+from tests.calls.conftest import post_event, wait_until_processed
+from tests.helpers import bearer, csrf_from, make_token, make_user, sign_in
+from tests.ivr.conftest import CRM, add_account, create_ivr, mocked_crm, simple_ivr
+
+assert callbridge.app
+
+# Three or more English words in a row (a sentence or most of one).
+_ENGLISH = re.compile(r"[A-Za-z][a-z]+(?:'[a-z]+)?(?:[ ,;:]+[A-Za-z][a-z]*(?:'[a-z]+)?){2,}")
+# What an admin typed or a server sent is shown as it is: code, wire text, form values.
+_VERBATIM = re.compile(r"(?is)<(script|style|textarea|pre|code|option)\b.*?</\1>")
+_PARAM = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+# Names that are English in Japanese too.
+PROPER_NAMES = frozenset({"Proof Key for Code Exchange"})
+
+
+def english_sentences(page: str) -> list[str]:
+    """The ASCII-only sentences a person reads on ``page`` (tags and attributes left out)."""
+    text = html.unescape(re.sub(r"(?s)<[^>]+>", "\n", _VERBATIM.sub("\n", page)))
+    found = (m.group() for line in text.splitlines() for m in _ENGLISH.finditer(line))
+    return [sentence for sentence in found if sentence not in PROPER_NAMES]
+
+
+def test_the_detector_finds_english() -> None:
+    assert english_sentences("<p>不明な変数 {TELNAM} です。</p>") == []
+    assert english_sentences("<div>Read ¥ as a backslash.</div>") == ["as a backslash"]
+    assert english_sentences("<li>不一致: the body contains /x/</li>") == ["the body contains"]
+    verbatim = '<pre>GET https://x.example</pre><p title="Some English words">日本語</p>'
+    assert english_sentences(verbatim) == []
+
+
+def test_every_catalogue_message_renders_in_japanese() -> None:
+    gettext = translations("ja").gettext
+    english = []
+    for code, text in CATALOGUE.items():
+        params = {name: "X" for name in _PARAM.findall(text)}
+        rendered = Message(code, **params).render(gettext)
+        found = english_sentences(f"<p>{html.escape(rendered)}</p>")
+        if found and code != "text":
+            english.append(f"{code}: {rendered!r}")
+    assert not english, "English in Japanese messages:\n" + "\n".join(english)
+
+
+@pytest.fixture
+def crm() -> Iterator[respx.MockRouter]:
+    with mocked_crm() as router:
+        yield router
+
+
+@pytest.fixture
+async def pbx_headers(app: FastAPI) -> dict[str, str]:
+    return bearer(await make_token(app, scope="pbx", name="pbx"))
+
+
+@pytest.fixture
+async def ja(app: FastAPI, client: httpx.AsyncClient) -> str:
+    """An administrator's browser in Japanese; returns a CSRF token for forms."""
+    await make_user(app)
+    await sign_in(client)
+    client.cookies.set("cb_lang", "ja")
+    return csrf_from((await client.get("/call-actions/new")).text)
+
+
+def japanese(page: httpx.Response) -> str:
+    assert 'lang="ja"' in page.text
+    assert english_sentences(page.text) == [], page.request.url
+    return page.text
+
+
+def rule(token: str, **fields: str) -> dict[str, str]:
+    base = {
+        "csrf_token": token,
+        "event": "queue",
+        "order": "",
+        "auth_type": "none",
+        "oauth_account_id": "",
+        "url": "https://crm.example.com/lookup",
+        "method": "GET",
+        "headers": "",
+        "body": "",
+        "timeout_seconds": "10",
+        "extract_pattern": "",
+        "json_extractions": "",
+        "condition_code": "",
+        "condition_pattern": "",
+        "memo": "",
+        "enabled": "1",
+        "basic_username": "",
+    }
+    return {**base, **fields}
+
+
+async def test_call_action_errors_and_warnings(client: httpx.AsyncClient, ja: str) -> None:
+    refused = await client.post(
+        "/call-actions/new",
+        data=rule(
+            ja,
+            auth_type="oauth",
+            url="https://x.example/{TELNAM}",
+            headers="Content-Type application/json",
+            condition_pattern="/a/g",
+        ),
+    )
+    assert refused.status_code == 422
+    text = japanese(refused)
+    assert "不明な変数 {TELNAM} です。{TELNAME} のことですか？" in text
+    assert "このルールの OAuth アカウントを選んでください。" in text
+    saved = await client.post(
+        "/call-actions/new",
+        data=rule(
+            ja,
+            url="https://crm.example.com/services/data/v45.0/sobject s/Contact?q= SELECT Id",
+            extract_pattern='/"Name":"(?P<NAME>.*)",¥s/',
+            body='{"a": 1}',
+            method="POST",
+        ),
+    )
+    assert saved.status_code == 303
+    edit = japanese(await client.get(saved.headers["location"]))
+    assert "¥ をバックスラッシュ（\\）として読み取りました。" in edit
+    assert "最長一致の .*" in edit
+    assert "空白文字を" in edit
+
+
+async def test_ivr_errors_warnings_and_test_panel(
+    app: FastAPI, client: httpx.AsyncClient, ja: str, crm: respx.MockRouter
+) -> None:
+    admin = bearer(await make_token(app, "admin"))
+    refused = await client.post(
+        "/ivrs/new",
+        data={
+            "csrf_token": ja,
+            "key": "lookup",
+            "name": "代表番号",
+            "auth_type": "none",
+            "url": CRM + "/lookup?tel={TELL}",
+            "method": "GET",
+            "timeout_seconds": "2",
+            "max_digits": "0",
+        },
+    )
+    assert refused.status_code == 422
+    assert "不明な変数 {TELL} です。" in japanese(refused)
+    body = await create_ivr(client, admin, simple_ivr())
+    ivr_id = body["id"]
+    no_target = await client.post(
+        f"/ivrs/{ivr_id}/responses/new",
+        data={"csrf_token": ja, "priority": "3", "transfer_kind": "callcenter"},
+    )
+    assert no_target.status_code == 422
+    japanese(no_target)
+    saved = await client.post(
+        f"/ivrs/{ivr_id}/responses/new",
+        data={
+            "csrf_token": ja,
+            "priority": "3",
+            "response_code": "200",
+            "response_pattern": '/"searchRecords":¥[¥]/',
+            "guidance_type": "tts",
+            "guidance_text": "お電話ありがとうございます。",
+            "transfer_kind": "callcenter",
+            "transfer_target": "support",
+        },
+    )
+    assert saved.status_code == 303
+    assert "バックスラッシュ" in japanese(await client.get(saved.headers["location"]))
+    crm.get(f"{CRM}/lookup").respond(200, text='{"found":true,"name":"CDF 株式会社"}')
+    result = await client.post(
+        f"/ivrs/{ivr_id}/test",
+        data={"csrf_token": ja, "tel": "07075373713", "send": "1"},
+        headers={"HX-Request": "true"},
+    )
+    assert result.status_code == 200
+    assert "ボディにありません" in result.text
+    assert english_sentences(result.text) == []
+
+
+async def test_the_call_timeline(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    ja: str,
+    pbx_headers: dict[str, str],
+    crm: respx.MockRouter,
+) -> None:
+    crm.get(f"{CRM}/lookup").respond(404, json=[{"errorCode": "NOT_FOUND", "message": "x"}])
+    for condition in ("{TEL}", ""):
+        created = await client.post(
+            "/call-actions/new",
+            data=rule(
+                ja,
+                url=CRM + "/lookup",
+                extract_pattern='/"Id":"(?P<CONTACT_ID>[^"]*)"/',
+                condition_code=condition,
+                condition_pattern="^0120" if condition else "",
+                memo="照会",
+            ),
+        )
+        assert created.status_code == 303
+    posted = await post_event(
+        client, pbx_headers, event="queue", call_id="c-ja", tel="07075373713"
+    )
+    assert posted.status_code == 202, posted.text
+    await wait_until_processed(app, 1)
+    timeline = japanese(await client.get("/calls/c-ja"))
+    assert "条件に一致しませんでした" in timeline
+    assert "HTTP 404: NOT_FOUND: x" in timeline
+
+
+async def test_settings_and_oauth(app: FastAPI, client: httpx.AsyncClient, ja: str) -> None:
+    page = await client.get("/settings")
+    form = {
+        "csrf_token": csrf_from(page.text),
+        "timezone": "Mars/Olympus",
+        "public_url": "",
+        "playback_auth": "url",
+        "retention_days": "30",
+        "max_recording_mb": "100",
+    }
+    refused = await client.post("/settings", data=form)
+    assert refused.status_code == 422
+    assert "不明なタイムゾーン「Mars/Olympus」です" in japanese(refused)
+    account_id = await add_account(app, status="not_connected", access_token=None)
+    listing = japanese(await client.get("/oauth-accounts"))
+    assert 'data-grant="authorization_code">認可コード<' in listing
+    tested = await client.post(f"/oauth-accounts/{account_id}/test", data={"csrf_token": ja})
+    assert "まだ接続されていません" in japanese(tested)
