@@ -51,11 +51,11 @@ define(
     {
         "not_found.oauth_account": "OAuth account {id} does not exist",
         "name_taken.oauth_account": "an OAuth account named '{name}' already exists",
-        "test.not_connected": "not connected yet: click Connect first",
-        "test.no_url": "no URL to test: set the base URL of the provider's API",
-        "test.answered": "the API answered HTTP {status}",
-        "test.signed_in": "signed in as {username}",
-        "test.api_usage": "API requests in the last 24 h: {used} of {allowed}",
+        "test_not_connected": "not connected yet: click Connect first",
+        "test_no_url": "no URL to test: set the base URL of the provider's API",
+        "test_answered": "the API answered HTTP {status}",
+        "test_answered.signed_in": "signed in as {username}",
+        "test_answered.api_usage": "API requests in the last 24 h: {used} of {allowed}",
     }
 )
 
@@ -594,14 +594,14 @@ async def test_account(
     callback = await callback_url(session, runtime)
     outbound = _outbound(runtime)
     if account.status == "not_connected" or outbound is None:
-        return TestReport.of(Message("test.not_connected"), ok=False, status=account.status)
+        return TestReport.of(Message("test_not_connected"), ok=False, status=account.status)
     instance = account_instance_url(account)
     if account.provider == "salesforce":
         target = f"{instance}/services/data/{SALESFORCE_API_VERSION}/limits/" if instance else None
     else:
         target = account.base_url
     if not target:
-        return TestReport.of(Message("test.no_url"), ok=False, status=account.status)
+        return TestReport.of(Message("test_no_url"), ok=False, status=account.status)
     result = await _get(outbound, account.id, target)
     username = organization = None
     if result.ok and account.provider == "salesforce" and account.identity_url:
@@ -622,12 +622,12 @@ async def test_account(
             http_status=result.status,
             api_usage=read.api_usage,
         )
-    parts = [Message("test.answered", status=str(result.status))]
+    parts = [Message("test_answered", status=str(result.status))]
     if isinstance(username, str):
-        parts.append(Message("test.signed_in", username=username))
+        parts.append(Message("test_answered.signed_in", username=username))
     if read.api_usage is not None:
         usage = read.api_usage
-        parts.append(Message("test.api_usage", used=usage.used, allowed=usage.allowed))
+        parts.append(Message("test_answered.api_usage", used=usage.used, allowed=usage.allowed))
     return TestReport.of(
         joined(*parts),
         ok=True,
