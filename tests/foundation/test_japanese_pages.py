@@ -214,9 +214,7 @@ async def test_the_call_timeline(
             ),
         )
         assert created.status_code == 303
-    posted = await post_event(
-        client, pbx_headers, event="queue", call_id="c-ja", tel="07075373713"
-    )
+    posted = await post_event(client, pbx_headers, event="queue", call_id="c-ja", tel="07075373713")
     assert posted.status_code == 202, posted.text
     await wait_until_processed(app, 1)
     timeline = japanese(await client.get("/calls/c-ja"))
