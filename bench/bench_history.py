@@ -47,7 +47,7 @@ OWN_NUMBER = "0501234567"
 SECRET = "bench-secret-key-0123456789abcdef0123456789"
 
 
-async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -> None:
+async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int, run: str) -> None:
     """Calls that ended while the link was paused, with their held history rows."""
     engine = create_engine(url)
     start = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
@@ -59,8 +59,8 @@ async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -
                     insert(Call),
                     [
                         {
-                            "call_id": f"bench-{i}",
-                            "unique_id": f"u-bench-{i}",
+                            "call_id": f"{run}-{i}",
+                            "unique_id": f"u-{run}-{i}",
                             "tel": numbers[i % len(numbers)],
                             "called": OWN_NUMBER,
                             "direction": "inbound",
@@ -79,7 +79,7 @@ async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -
                     (
                         await connection.execute(
                             select(Call.call_id, Call.id).where(
-                                Call.call_id.in_([f"bench-{i}" for i in chunk])
+                                Call.call_id.in_([f"{run}-{i}" for i in chunk])
                             )
                         )
                     ).all()
@@ -89,9 +89,9 @@ async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -
                     [
                         {
                             "link_id": link_id,
-                            "call_pk": ids[f"bench-{i}"],
-                            "call_id": f"bench-{i}",
-                            "unique_id": f"u-bench-{i}",
+                            "call_pk": ids[f"{run}-{i}"],
+                            "call_id": f"{run}-{i}",
+                            "unique_id": f"u-{run}-{i}",
                             "tel": numbers[i % len(numbers)],
                             "direction": "inbound",
                             "phone_from": numbers[i % len(numbers)],
@@ -101,7 +101,7 @@ async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -
                             "duration_seconds": 85,
                             "agent_id_to": f"A{i % 50:03d}",
                             "naisen_to": f"{200 + i % 50}",
-                            "values": {"TEL": numbers[i % len(numbers)], "ID": f"bench-{i}"},
+                            "values": {"TEL": numbers[i % len(numbers)], "ID": f"{run}-{i}"},
                             "notes_dirty": False,
                             "state": "held",
                             "retry_count": 0,
@@ -119,6 +119,8 @@ async def fill_backlog(url: str, link_id: int, numbers: list[str], calls: int) -
 
 async def main(args: argparse.Namespace) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="cb-history-bench-"))
+    # Names of this run: a reused database may hold an earlier run's.
+    run = f"bench{int(time.time())}"
     url = args.database_url or f"sqlite+aiosqlite:///{data_dir / 'callbridge.db'}"
     await upgrade_to_head_async(url)
     with running_sandbox() as sandbox:
@@ -179,7 +181,8 @@ async def main(args: argparse.Namespace) -> None:
                     await asyncio.sleep(0.1)
                 account = (
                     await http.post(
-                        "/api/v1/oauth-accounts", json=demo_account_fields(sandbox.login_url)
+                        "/api/v1/oauth-accounts",
+                        json=demo_account_fields(sandbox.login_url, f"Sandbox {run}"),
                     )
                 ).json()
                 connected = await http.post(f"/api/v1/oauth-accounts/{account['id']}/connect")
@@ -189,7 +192,7 @@ async def main(args: argparse.Namespace) -> None:
                     await http.post(
                         "/api/v1/history-links",
                         json={
-                            "name": "bench",
+                            "name": f"bench {run}",
                             "oauth_account_id": account["id"],
                             "fallback_record": fallback,
                             "api_consent": True,
@@ -199,7 +202,7 @@ async def main(args: argparse.Namespace) -> None:
                         },
                     )
                 ).json()
-                await fill_backlog(url, link["id"], numbers, args.calls)
+                await fill_backlog(url, link["id"], numbers, args.calls, run)
                 sandbox.knobs.latency_ms = args.latency_ms
                 state.api_calls.clear()
                 before = state.api_usage
