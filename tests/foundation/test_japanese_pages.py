@@ -17,9 +17,11 @@ from fastapi import FastAPI
 import callbridge.app  # imports every feature, so the catalogue is complete
 from callbridge.i18n import translations
 from callbridge.messages import CATALOGUE, Message
+from tests.call_actions.test_pages import form as rule
 from tests.calls.conftest import post_event, wait_until_processed
 from tests.helpers import bearer, csrf_from, make_token, make_user, sign_in
 from tests.ivr.conftest import CRM, add_account, create_ivr, mocked_crm, simple_ivr
+from tests.ivr.test_pages import form as ivr_form
 
 assert callbridge.app
 
@@ -85,29 +87,6 @@ def japanese(page: httpx.Response) -> str:
     return page.text
 
 
-def rule(token: str, **fields: str) -> dict[str, str]:
-    base = {
-        "csrf_token": token,
-        "event": "queue",
-        "order": "",
-        "auth_type": "none",
-        "oauth_account_id": "",
-        "url": "https://crm.example.com/lookup",
-        "method": "GET",
-        "headers": "",
-        "body": "",
-        "timeout_seconds": "10",
-        "extract_pattern": "",
-        "json_extractions": "",
-        "condition_code": "",
-        "condition_pattern": "",
-        "memo": "",
-        "enabled": "1",
-        "basic_username": "",
-    }
-    return {**base, **fields}
-
-
 async def test_call_action_errors_and_warnings(client: httpx.AsyncClient, ja: str) -> None:
     refused = await client.post(
         "/call-actions/new",
@@ -146,16 +125,7 @@ async def test_ivr_errors_warnings_and_test_panel(
     admin = bearer(await make_token(app, "admin"))
     refused = await client.post(
         "/ivrs/new",
-        data={
-            "csrf_token": ja,
-            "key": "lookup",
-            "name": "代表番号",
-            "auth_type": "none",
-            "url": CRM + "/lookup?tel={TELL}",
-            "method": "GET",
-            "timeout_seconds": "2",
-            "max_digits": "0",
-        },
+        data={**ivr_form(url=CRM + "/lookup?tel={TELL}"), "csrf_token": ja},
     )
     assert refused.status_code == 422
     assert "不明な変数 {TELL} です。" in japanese(refused)
