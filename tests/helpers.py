@@ -23,15 +23,23 @@ async def make_user(
     password: str = "correct horse",
     role: str = "admin",
     agent_id: str | None = None,
-) -> None:
+    extension: str | None = None,
+) -> int:
     runtime = app.state.runtime
     async with runtime.sessionmaker() as session:
-        await create_user(
+        user = await create_user(
             session,
-            UserCreate(username=username, password=password, role=role, agent_id=agent_id),  # type: ignore[arg-type]
+            UserCreate(
+                username=username,
+                password=password,
+                role=role,  # type: ignore[arg-type]
+                agent_id=agent_id,
+                extension=extension,
+            ),
             "test",
         )
         await session.commit()
+        return user.id
 
 
 async def make_token(app: FastAPI, scope: str = "admin", name: str = "test") -> str:

@@ -126,6 +126,7 @@ class Installation:
             "/simulator": "/simulator",
             "/executions": "/executions",
             "/audit": "/audit",
+            "/agent": "/agent",
             "/ivrs": "/ivrs",
             "/ivrs/new": "/ivrs/new",
             "/ivrs/{ivr_id}": ivr,

@@ -32,6 +32,9 @@ from callbridge.admin.rendering import (
     render_message,
     validation_code,
 )
+from callbridge.agent_desktop import pages as agent_pages
+from callbridge.agent_desktop import router as agent_router
+from callbridge.agent_desktop.pops import agent_pops_lifespan, with_screen_pops
 from callbridge.auth.setup import issue_setup_token
 from callbridge.call_actions import pages as call_action_pages
 from callbridge.call_actions import router as call_actions_router
@@ -132,6 +135,7 @@ def _register_navigation() -> None:
             NavItem("recordings", N_("Recordings"), "/recordings"),
             NavItem("history_links", N_("History link"), "/history-links"),
             NavItem("settings", N_("Settings"), "/settings"),
+            NavItem("agent", N_("Agent console"), "/agent", roles=("admin", "supervisor", "agent")),
             NavItem("audit", N_("Audit log"), "/audit"),
         ]
     )
@@ -284,12 +288,13 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
                 await stack.enter_async_context(
                     history_lifespan(runtime, run_worker=role in ("all", "worker"))
                 )
+                await stack.enter_async_context(agent_pops_lifespan(runtime, role))
                 # After the outbound client: events in flight finish before it closes.
                 await stack.enter_async_context(
                     call_processing(
                         runtime,
                         run_dispatcher=role in ("all", "worker"),
-                        processor=with_history(process_event),
+                        processor=with_screen_pops(with_history(process_event)),
                     )
                 )
                 await stack.enter_async_context(probing(runtime))
@@ -339,6 +344,9 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(recording_pages.router)
     app.include_router(history_router.router)
     app.include_router(history_pages.router)
+    app.include_router(agent_pages.router)
+    app.include_router(agent_router.router)
+    app.include_router(agent_router.events_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/favicon.ico", include_in_schema=False)

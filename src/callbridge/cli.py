@@ -355,6 +355,12 @@ def users_create(
     role: Annotated[str, typer.Option(help="admin, supervisor or agent.")] = "agent",
     agent_id: Annotated[str | None, typer.Option(help="The PBX's agent_id of this person.")] = None,
     display_name: Annotated[str, typer.Option(help="Name shown in the UI.")] = "",
+    extension: Annotated[
+        str | None, typer.Option(help="The phone extension the person answers on.")
+    ] = None,
+    salesforce_user_id: Annotated[
+        str | None, typer.Option(help="Salesforce user id (005…) owning the history Tasks.")
+    ] = None,
 ) -> None:
     """Create a user (migrates a fresh database first)."""
     from callbridge.users.schemas import UserCreate
@@ -370,6 +376,8 @@ def users_create(
                 "role": role,
                 "agent_id": agent_id,
                 "display_name": display_name,
+                "extension": extension,
+                "salesforce_user_id": salesforce_user_id,
             }
         )
     except ValidationError as exc:

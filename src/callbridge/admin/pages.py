@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import N_, form_errors, gettext_for, render
-from callbridge.auth.deps import AdminUser, CsrfChecked
+from callbridge.auth.deps import AdminUser, CsrfChecked, CurrentUser, admin_user
 from callbridge.db.session import SessionDep
 from callbridge.errors import Conflict, FieldError
 from callbridge.runtime import get_runtime
@@ -40,7 +40,11 @@ DASHBOARD_SECTIONS: list[Callable[[Request, AsyncSession], Awaitable[dict[str, A
 
 
 @router.get("/")
-async def dashboard(request: Request, session: SessionDep, user: AdminUser) -> Response:
+async def dashboard(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    if user.role == "agent":
+        # Agents land on their console (DESIGN §12.1).
+        return RedirectResponse("/agent", status_code=303)
+    await admin_user(user)
     runtime = get_runtime(request)
     current = await system_settings.get_system_settings(session, runtime.settings)
     _all_tokens, token_count = await tokens.list_tokens(session, limit=1)
@@ -93,6 +97,8 @@ def _user_form(values: dict[str, str]) -> dict[str, Any]:
         "display_name": values.get("display_name", ""),
         "role": values.get("role", "agent"),
         "agent_id": values.get("agent_id", ""),
+        "extension": values.get("extension", ""),
+        "salesforce_user_id": values.get("salesforce_user_id", ""),
         "language": values.get("language", ""),
         "is_active": values.get("is_active", "1") == "1",
     }
@@ -129,6 +135,8 @@ async def create_user(request: Request, session: SessionDep, user: AdminUser) ->
             agent_id=values.get("agent_id") or None,
             display_name=values.get("display_name", ""),
             language=values.get("language") or None,
+            extension=values.get("extension", ""),
+            salesforce_user_id=values.get("salesforce_user_id", ""),
         )
         await users.create_user(session, data, f"user:{user.username}")
     except ValidationError as exc:
@@ -166,6 +174,8 @@ async def edit_user_page(
             "display_name": target.display_name,
             "role": target.role,
             "agent_id": target.agent_id or "",
+            "extension": target.extension or "",
+            "salesforce_user_id": target.salesforce_user_id or "",
             "language": target.language or "",
             "is_active": "1" if target.is_active else "0",
         }
@@ -196,6 +206,8 @@ async def update_user(
             agent_id=values.get("agent_id") or None,
             display_name=values.get("display_name", ""),
             language=values.get("language") or None,
+            extension=values.get("extension", ""),
+            salesforce_user_id=values.get("salesforce_user_id", ""),
             is_active=values.get("is_active", "1") == "1",
         )
         await users.update_user(session, target, data, f"user:{user.username}")

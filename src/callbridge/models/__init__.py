@@ -1,5 +1,6 @@
 """ORM models, one module per entity. Importing this package registers them all."""
 
+from callbridge.models.agent_desktop import AgentPop, ScreenPopProfile
 from callbridge.models.audit import AuditEntry
 from callbridge.models.auth import LoginFailure, SetupToken, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
@@ -15,6 +16,7 @@ from callbridge.models.token import ApiToken
 from callbridge.models.user import User
 
 __all__ = [
+    "AgentPop",
     "ApiToken",
     "AuditEntry",
     "Call",
@@ -37,6 +39,7 @@ __all__ = [
     "PeriodicJob",
     "PlaybackLinkKey",
     "Recording",
+    "ScreenPopProfile",
     "SetupToken",
     "SystemSetting",
     "User",

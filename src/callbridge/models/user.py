@@ -23,6 +23,8 @@ class User(TimestampMixin, Base):
     agent_id: Mapped[str | None] = mapped_column(String(100), index=True)
     # The Salesforce user id (005…) of this agent: Task owner of the history link.
     salesforce_user_id: Mapped[str | None] = mapped_column(String(18))
+    # The phone extension the agent answers on: screen pops of calls ringing there.
+    extension: Mapped[str | None] = mapped_column(String(50), index=True)
     language: Mapped[str | None] = mapped_column(String(10))
     is_active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]

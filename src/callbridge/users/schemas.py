@@ -23,6 +23,11 @@ SalesforceUserId = Annotated[
     StringConstraints(strip_whitespace=True, pattern=r"^(005[A-Za-z0-9]{12}([A-Za-z0-9]{3})?)?$"),
 ]
 
+# The agent's phone extension as the PBX names it in call events (内線番号).
+Extension = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=50, pattern=r"^[0-9A-Za-z*#+_.-]*$")
+]
+
 
 class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -34,6 +39,7 @@ class UserCreate(BaseModel):
     display_name: DisplayName = ""
     language: Literal["ja", "en"] | None = None
     salesforce_user_id: SalesforceUserId | None = None
+    extension: Extension | None = None
 
 
 class UserUpdate(BaseModel):
@@ -46,6 +52,7 @@ class UserUpdate(BaseModel):
     language: Literal["ja", "en"] | None = None
     is_active: bool | None = None
     salesforce_user_id: SalesforceUserId | None = None
+    extension: Extension | None = None
 
     @field_validator("*", mode="before")
     @classmethod
@@ -63,6 +70,7 @@ class UserRead(BaseModel):
     display_name: str
     language: str | None
     salesforce_user_id: str | None = None
+    extension: str | None = None
     is_active: bool
     created_at: datetime
     last_login_at: datetime | None

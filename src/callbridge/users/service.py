@@ -21,6 +21,9 @@ define(
     }
 )
 
+# Text fields where an empty value clears what was stored.
+OPTIONAL_TEXT = ("agent_id", "salesforce_user_id", "extension")
+
 
 async def create_user(session: AsyncSession, data: UserCreate, actor: str) -> User:
     if await repository.get_user_by_username(session, data.username) is not None:
@@ -33,6 +36,7 @@ async def create_user(session: AsyncSession, data: UserCreate, actor: str) -> Us
         display_name=data.display_name,
         language=data.language,
         salesforce_user_id=data.salesforce_user_id or None,
+        extension=data.extension or None,
     )
     session.add(user)
     await session.flush()
@@ -64,11 +68,11 @@ async def update_user(session: AsyncSession, user: User, data: UserUpdate, actor
         user.password_hash = hash_password(changes.pop("password"))
         await end_all_sessions(session, user.id)
     changes.pop("password", None)
-    for name in ("agent_id", "salesforce_user_id"):
+    for name in OPTIONAL_TEXT:
         if name in changes:
             changes[name] = changes[name] or None
     for name, value in changes.items():
-        if value is not None or name in ("agent_id", "language", "salesforce_user_id"):
+        if value is not None or name in (*OPTIONAL_TEXT, "language"):
             setattr(user, name, value)
     if changes.get("is_active") is False:
         await end_all_sessions(session, user.id)

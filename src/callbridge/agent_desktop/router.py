@@ -1,0 +1,128 @@
+"""``/api/v1/screen-pops`` (scope admin) and ``/api/v1/agent/events`` (the console's SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import StreamingResponse
+
+from callbridge.agent_desktop import pops, service
+from callbridge.agent_desktop.pops import get_hub
+from callbridge.agent_desktop.schemas import ScreenPopCreate, ScreenPopRead, ScreenPopUpdate
+from callbridge.auth.deps import AdminAccess
+from callbridge.auth.sessions import SESSION_COOKIE, user_for_session
+from callbridge.db.session import SessionDep
+from callbridge.errors import Forbidden, Unauthorized
+from callbridge.kit.pagination import Page
+from callbridge.models import AgentPop
+from callbridge.runtime import get_runtime
+
+router = APIRouter(prefix="/api/v1/screen-pops", tags=["screen-pops"])
+
+
+@router.get("", operation_id="list_screen_pops")
+async def list_screen_pops(session: SessionDep, principal: AdminAccess) -> Page[ScreenPopRead]:
+    profiles = await service.list_profiles(session)
+    return Page(items=[ScreenPopRead.model_validate(p) for p in profiles], total=len(profiles))
+
+
+@router.post("", status_code=201, operation_id="create_screen_pop")
+async def create_screen_pop(
+    session: SessionDep, principal: AdminAccess, data: ScreenPopCreate
+) -> ScreenPopRead:
+    return ScreenPopRead.model_validate(
+        await service.create_profile(session, data, principal.label)
+    )
+
+
+@router.get("/{profile_id}", operation_id="get_screen_pop")
+async def get_screen_pop(
+    session: SessionDep, principal: AdminAccess, profile_id: int
+) -> ScreenPopRead:
+    return ScreenPopRead.model_validate(await service.get_profile_or_404(session, profile_id))
+
+
+@router.patch("/{profile_id}", operation_id="update_screen_pop")
+async def update_screen_pop(
+    session: SessionDep, principal: AdminAccess, profile_id: int, data: ScreenPopUpdate
+) -> ScreenPopRead:
+    profile = await service.get_profile_or_404(session, profile_id)
+    await service.update_profile(session, profile, data, principal.label)
+    return ScreenPopRead.model_validate(profile)
+
+
+@router.delete("/{profile_id}", status_code=204, operation_id="delete_screen_pop")
+async def delete_screen_pop(
+    session: SessionDep, principal: AdminAccess, profile_id: int
+) -> Response:
+    await service.delete_profile(
+        session, await service.get_profile_or_404(session, profile_id), principal.label
+    )
+    return Response(status_code=204)
+
+
+# ---- the console's stream ------------------------------------------------------------
+
+events_router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
+# A comment line this often keeps proxies from closing an idle stream.
+HEARTBEAT_SECONDS = 15.0
+
+
+def sse_message(pop: AgentPop) -> str:
+    data = json.dumps(pop.data, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {pop.id}\nevent: {pop.kind}\ndata: {data}\n\n"
+
+
+@events_router.get(
+    "/events",
+    operation_id="agent_events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def agent_events(request: Request, extension: str | None = None) -> StreamingResponse:
+    """The signed-in agent's pops as Server-Sent Events (session auth). ``Last-Event-ID``
+    (or ``?last_event_id=``) resumes after that message; ``extension``, when given, must
+    be the agent's own."""
+    runtime = get_runtime(request)
+    # Its own short session: a stream must not hold a database connection while it lasts.
+    async with runtime.sessionmaker() as session:
+        user = await user_for_session(session, request.cookies.get(SESSION_COOKIE))
+        await session.commit()
+    if user is None:
+        raise Unauthorized("sign in first: the agent console's stream needs a session")
+    if extension is not None and extension != (user.extension or ""):
+        raise Forbidden("this is another agent's stream: agents receive only their own pops")
+    user_id = user.id
+    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    hub = get_hub(runtime)
+    wake = hub.subscribe(user_id)
+    try:
+        after = int(last) if last and last.isdigit() else await pops.latest_id(runtime, user_id)
+    except BaseException:
+        hub.unsubscribe(user_id, wake)
+        raise
+
+    async def stream() -> AsyncIterator[str]:
+        position = after
+        try:
+            yield f"retry: 2000\n: connected as {user_id}\n\n"
+            while True:
+                wake.clear()
+                for pop in await pops.messages_after(runtime, user_id, position):
+                    position = pop.id
+                    yield sse_message(pop)
+                try:
+                    await asyncio.wait_for(wake.wait(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield ": heartbeat\n\n"
+        finally:
+            hub.unsubscribe(user_id, wake)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
