@@ -64,16 +64,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str]:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: PostgreSQL variants skipped")
+def reset_postgres_schema(url: str) -> None:
+    """An empty ``public`` schema (no tables, no migrations applied)."""
     import asyncio
 
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    async def reset_schema() -> None:
+    async def reset() -> None:
         engine = create_async_engine(url)
         try:
             async with engine.begin() as connection:
@@ -82,8 +79,16 @@ def postgres_url() -> Iterator[str]:
         finally:
             await engine.dispose()
 
+    asyncio.run(reset())
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = os.environ.get(PG_ENV)
+    if not url:
+        pytest.skip(f"{PG_ENV} is not set: PostgreSQL variants skipped")
     try:
-        asyncio.run(reset_schema())
+        reset_postgres_schema(url)
     except Exception as exc:
         message = f"PostgreSQL at {PG_ENV} is unusable: {type(exc).__name__}: {exc}"
         if UNDER_CI:

@@ -38,7 +38,6 @@ from callbridge.agent_desktop.pops import agent_pops_lifespan, with_screen_pops
 from callbridge.auth.setup import issue_setup_token
 from callbridge.call_actions import pages as call_action_pages
 from callbridge.call_actions import router as call_actions_router
-from callbridge.call_actions import service as call_action_service
 from callbridge.call_actions.engine import process_event
 from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
@@ -65,7 +64,6 @@ from callbridge.history.sync import history_lifespan
 from callbridge.hot_routes import serve_hot_routes
 from callbridge.ivr import pages as ivr_pages
 from callbridge.ivr import router as ivr_router
-from callbridge.ivr import service as ivr_service
 from callbridge.ivr.runtime import ivr_lifespan
 from callbridge.kit.crypto import SecretBox
 from callbridge.kit.ids import ids_a_database_can_hold
@@ -145,7 +143,6 @@ def _register_navigation() -> None:
     pages.DASHBOARD_CARDS.append(call_pages.dashboard_cards)
     pages.DASHBOARD_CARDS.append(recording_pages.dashboard_cards)
     pages.DASHBOARD_SECTIONS.append(monitoring_pages.dashboard_charts)
-    call_action_service.RESPONSE_NAME_PROVIDERS.append(ivr_service.produced_by_ivrs)
 
 
 def _operation_ids(app: FastAPI) -> None:

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.call_actions import repository
-from callbridge.call_actions.compiler import CompiledRule, RuleInvalid, compile_rule
+from callbridge.call_actions.compiler import compile_rule
 from callbridge.call_actions.service import rule_label, rule_values
 from callbridge.calls import store
 from callbridge.calls.dispatcher import EventJob, EventOutcome
@@ -33,12 +33,6 @@ from callbridge.kit.time import utcnow
 from callbridge.messages import Message, define, stored
 from callbridge.models.call_action import CallAction
 from callbridge.outbound import (
-    NO_AUTH,
-    Auth,
-    BasicAuth,
-    BearerAuth,
-    NoAuth,
-    OAuthAuth,
     OutboundRequest,
     OutboundResult,
     RequestView,
@@ -48,6 +42,16 @@ from callbridge.outbound import (
 from callbridge.outbound.circuits import circuit_key
 from callbridge.patterns import ExtractionError
 from callbridge.recordings.service import monitor_link_maker
+from callbridge.requests import CompiledRequest, RequestInvalid
+from callbridge.requests import service as requests_service
+from callbridge.requests.execute import (
+    Expansion,
+    error_record,
+    expand_request,
+    outbound_request,
+    unsent_record,
+)
+from callbridge.requests.secrets import decrypted_secrets
 from callbridge.runtime import Runtime
 from callbridge.system_settings.service import get_system_settings, svaddr
 from callbridge.templating import DATE_NAMES, SYSTEM_URL_NAMES, TemplateExpansionError
@@ -107,22 +111,27 @@ def _reason(message: Message) -> dict[str, Any]:
 
 # ---- compiled rules, cached per (id, updated_at) ------------------------------------
 
-_compiled: OrderedDict[tuple[int, datetime], CompiledRule | RuleInvalid] = OrderedDict()
+_compiled: OrderedDict[tuple[int, datetime], CompiledRequest | RequestInvalid] = OrderedDict()
 
 
-def compiled_rule(rule: CallAction) -> CompiledRule:
-    """The rule compiled once per version; :class:`RuleFailure` when it no longer compiles."""
+def compiled_rule(runtime: Runtime, rule: CallAction) -> CompiledRequest:
+    """The rule compiled once per version, its secrets decrypted; :class:`RuleFailure`
+    when it no longer compiles or its secrets cannot be read."""
     key = (rule.id, rule.updated_at)
     found = _compiled.get(key)
     if found is None:
         try:
-            found = compile_rule(rule_values(rule), available_responses=None)
-        except RuleInvalid as exc:
+            secrets = decrypted_secrets(rule, runtime.secrets)
+        except Exception as exc:  # a key change without the old key: a clear step error
+            raise RuleFailure("config", Message("secret_unreadable", detail=str(exc))) from None
+        try:
+            found = compile_rule(rule_values(rule), available_responses=None, secrets=secrets)[0]
+        except RequestInvalid as exc:
             found = exc
         _compiled[key] = found
         if len(_compiled) > _CACHE_SIZE:
             _compiled.popitem(last=False)
-    if isinstance(found, RuleInvalid):
+    if isinstance(found, RequestInvalid):
         raise RuleFailure("config", Message("rule_not_run", detail=str(found)))
     return found
 
@@ -215,7 +224,7 @@ async def environment(
     env = Environment(
         svaddr(current.public_url, runtime.settings),
         ZoneInfo(current.timezone),
-        frozenset(await repository.oauth_account_ids(session)),
+        frozenset(await requests_service.oauth_account_ids(session)),
         lambda call_ref: maker(call_ref, utcnow()),
     )
     runtime.extras["call_actions.environment"] = (now, env)
@@ -234,7 +243,7 @@ class Prepared:
 
 
 async def system_urls(
-    runtime: Runtime, rule: CallAction, compiled: CompiledRule, env: Environment
+    runtime: Runtime, rule: CallAction, compiled: CompiledRequest, env: Environment
 ) -> dict[str, str]:
     urls = {"SVADDR": env.svaddr}
     if rule.auth_type == "oauth" or compiled.uses_instance_url:
@@ -252,73 +261,31 @@ async def system_urls(
     return urls
 
 
-def auth_of(runtime: Runtime, rule: CallAction) -> Auth:
-    if rule.auth_type == "oauth" and rule.oauth_account_id is not None:
-        return OAuthAuth(rule.oauth_account_id)
-    try:
-        if rule.auth_type == "basic":
-            password = (
-                runtime.secrets.decrypt(rule.basic_password_encrypted or "")
-                if rule.basic_password_encrypted
-                else ""
-            )
-            return BasicAuth(rule.basic_username, password)
-        if rule.auth_type == "bearer" and rule.bearer_token_encrypted:
-            return BearerAuth(runtime.secrets.decrypt(rule.bearer_token_encrypted))
-    except Exception as exc:  # a key change without the old key: a clear step error
-        raise RuleFailure("config", Message("secret_unreadable", detail=str(exc))) from None
-    return NO_AUTH
-
-
 def prepare(
-    runtime: Runtime,
     rule: CallAction,
-    compiled: CompiledRule,
+    compiled: CompiledRequest,
     values: dict[str, str],
     urls: dict[str, str],
     env: Environment,
 ) -> Prepared:
     """Expand the rule's templates; :class:`RuleFailure` when a value cannot be inserted."""
     try:
-        url = compiled.url.expand(
-            values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
+        expanded = expand_request(
+            compiled, Expansion(values, urls, env.timezone, link_maker=env.link_maker)
         )
-        headers = (
-            compiled.headers.expand_headers(
-                values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
-            )
-            if compiled.headers is not None
-            else []
-        )
-        body: str | None = None
-        if compiled.body is not None and compiled.send_body:
-            body = compiled.body.expand(
-                values, system_urls=urls, tz=env.timezone, link_maker=env.link_maker
-            )
     except TemplateExpansionError as exc:
         raise RuleFailure("template", exc.msg) from None
-    if compiled.implied_content_type and body is not None:
-        headers.append(("Content-Type", compiled.implied_content_type))
-    auth = auth_of(runtime, rule)
-    request = OutboundRequest(
-        method=rule.method,
-        url=url,
-        headers=tuple(headers),
-        body=body,
+    request = outbound_request(
+        expanded,
+        auth=compiled.auth,
         timeout=float(rule.timeout_seconds),
-        auth=auth,
         retry=RetryPolicy(retry_non_idempotent=rule.retry_non_idempotent),
     )
-    shown = list(headers)
-    if not isinstance(auth, NoAuth):
-        scheme = "Basic" if isinstance(auth, BasicAuth) else "Bearer"
-        shown.append(("Authorization", f"{scheme} credentials"))
-    view = RequestView.build(rule.method, url, shown, body)
-    return Prepared(request, view)
+    return Prepared(request, expanded.view(auth=compiled.auth))
 
 
 def condition_holds(
-    compiled: CompiledRule, values: dict[str, str], urls: dict[str, str], env: Environment
+    compiled: CompiledRequest, values: dict[str, str], urls: dict[str, str], env: Environment
 ) -> tuple[bool, str]:
     """The condition (both empty: always). The code is expanded; with a pattern it must
     match, without one it must not be empty. Returns the verdict and the expanded code."""
@@ -343,11 +310,13 @@ def is_json_response(result: OutboundResult) -> bool:
     return media == "application/json" or media.endswith("+json")
 
 
-def extract(compiled: CompiledRule, result: OutboundResult) -> tuple[dict[str, str], list[Message]]:
+def extract(
+    compiled: CompiledRequest, result: OutboundResult
+) -> tuple[dict[str, str], list[Message]]:
     """``RESPONSE_<NAME>`` values from the response, and notes for the timeline."""
     extracted: dict[str, str] = {}
     notes: list[Message] = []
-    sources = [s for s in (compiled.extractor, compiled.json_extractions) if s is not None]
+    sources = compiled.extractors
     if not sources or result.status is None:
         return extracted, notes
     if result.binary:
@@ -388,7 +357,7 @@ class RuleRun:
 
 
 def unsent_request(rule: CallAction) -> dict[str, Any]:
-    return {"method": rule.method, "url": rule.url, "headers": {}, "body": None, "sent": False}
+    return unsent_record(rule.method, rule.url)
 
 
 async def run_rule(
@@ -405,7 +374,7 @@ async def run_rule(
     started = time.perf_counter()
     run = RuleRun(status="ok")
     try:
-        compiled = compiled_rule(rule)
+        compiled = compiled_rule(runtime, rule)
         urls = await system_urls(runtime, rule, compiled, env)
         holds, code = condition_holds(compiled, values, urls, env)
         if compiled.condition_code is not None or compiled.condition_pattern is not None:
@@ -413,7 +382,7 @@ async def run_rule(
         if check_condition and not holds:
             run.status = "skipped"
             return run
-        prepared = prepare(runtime, rule, compiled, values, urls, env)
+        prepared = prepare(rule, compiled, values, urls, env)
         run.request = prepared.view.as_dict()
         if not send:
             return run
@@ -428,10 +397,7 @@ async def run_rule(
         run.attempts = [a.as_dict() for a in result.attempts]
         if result.error is not None:
             run.status = "failed"
-            run.error = {
-                **result.error.as_dict(),
-                **({"code": result.error.code} if result.error.code else {}),
-            }
+            run.error = error_record(result)
         extracted, notes = extract(compiled, result)
         run.extracted = extracted
         run.notes = [stored(note) for note in notes]
@@ -617,16 +583,15 @@ def _parking_ended(runtime: Runtime, job: EventJob, result: OutboundResult) -> s
     )
 
 
-def unset_variables(rule: CallAction, values: dict[str, str]) -> list[str]:
+def unset_variables(runtime: Runtime, rule: CallAction, values: dict[str, str]) -> list[str]:
     """Variables the rule uses that the sample data does not give (test panel hint)."""
     try:
-        compiled = compiled_rule(rule)
+        compiled = compiled_rule(runtime, rule)
     except RuleFailure:
         return []
     used: set[str] = set()
-    for template in (compiled.url, compiled.headers, compiled.body, compiled.condition_code):
-        if template is not None:
-            used |= template.variables
+    for template in compiled.templates:
+        used |= template.variables
     return sorted(
         name
         for name in used

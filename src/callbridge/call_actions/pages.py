@@ -15,18 +15,22 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import add_template_dir, form_errors, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
-from callbridge.call_actions import engine, repository, service
-from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate, Warning_
+from callbridge.call_actions import engine, service
+from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate
 from callbridge.calls.ui import form_values
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
 from callbridge.i18n import N_
 from callbridge.models.call import EVENT_TYPES
 from callbridge.models.call_action import CallAction
+from callbridge.requests import service as requests_service
+from callbridge.requests.forms import register_templates
+from callbridge.requests.schemas import Warning_
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")
+register_templates()
 
 EVENT_LABELS = {
     "incoming": N_("Incoming (着信)"),
@@ -141,7 +145,7 @@ async def _form_page(
     saved: bool = False,
 ) -> Response:
     _ = gettext_for(request, user)
-    accounts = await repository.oauth_account_names(session)
+    accounts = await requests_service.oauth_account_names(session)
     return await render(
         request,
         "call_actions/form.html",
@@ -354,7 +358,7 @@ async def test_rule(
         _("{name} has no sample value: it expands to an empty string.").format(
             name="{" + name + "}"
         )
-        for name in engine.unset_variables(rule, variables)
+        for name in engine.unset_variables(get_runtime(request), rule, variables)
     ]
     return await render(
         request,

@@ -6,7 +6,6 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.models.call_action import CallAction
-from callbridge.models.oauth_account import OAuthAccount
 
 ORDERING = (CallAction.execution_order, CallAction.id)
 
@@ -51,23 +50,6 @@ async def next_order(session: AsyncSession, event: str) -> int:
         select(func.max(CallAction.execution_order)).where(CallAction.event == event)
     )
     return int(highest or 0) + 1
-
-
-async def oauth_account_exists(session: AsyncSession, account_id: int) -> bool:
-    return (
-        await session.scalar(select(OAuthAccount.id).where(OAuthAccount.id == account_id))
-    ) is not None
-
-
-async def oauth_account_names(session: AsyncSession) -> list[tuple[int, str]]:
-    rows = await session.execute(
-        select(OAuthAccount.id, OAuthAccount.name).order_by(OAuthAccount.name)
-    )
-    return [(int(i), str(n)) for i, n in rows]
-
-
-async def oauth_account_ids(session: AsyncSession) -> list[int]:
-    return [int(i) for i in await session.scalars(select(OAuthAccount.id))]
 
 
 # ---- the engine's view of the rules: read at most every few seconds per process ------

@@ -15,12 +15,12 @@ from callbridge.call_actions.schemas import (
     ReorderRequest,
     RuleTestRequest,
     RuleTestResult,
-    Warning_,
 )
 from callbridge.calls.schemas import EventType
 from callbridge.db.session import SessionDep
 from callbridge.kit.pagination import Page, PageParams, page_params
 from callbridge.messages import Message
+from callbridge.requests.schemas import Warning_
 from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1/call-actions", tags=["call-actions"])
@@ -108,7 +108,7 @@ async def test_call_action(
             field="variables",
             message=f"{{{name}}} has no sample value: it expands to an empty string.",
         )
-        for name in engine.unset_variables(rule, data.variables)
+        for name in engine.unset_variables(get_runtime(request), rule, data.variables)
     )
     warnings.extend(
         Warning_(

@@ -4,33 +4,31 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_serializer,
     field_validator,
-    model_serializer,
 )
 
 from callbridge.calls.schemas import EVENT_ALIASES, EventType
-from callbridge.kit.ids import ConfigId
 from callbridge.kit.patch import refuse_null
 from callbridge.messages import without_stored
+from callbridge.requests.schemas import (
+    LongText,
+    RequestFields,
+    RequestIn,
+    RequestRead,
+    RequestUpdate,
+    Warning_,
+)
 
-AuthType = Literal["none", "basic", "bearer", "oauth"]
-Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 Order = Annotated[int, Field(ge=0, le=100_000)]
 Timeout = Annotated[int, Field(ge=1, le=60)]
-LongText = Annotated[str, Field(max_length=20_000)]
-ShortText = Annotated[str, Field(max_length=300)]
-
-# "None" as the manuals print it in empty cells: pasted verbatim, it means empty.
-EMPTY_WORDS = frozenset({"なし", "無し", "ナシ"})
 
 
 def _event(value: Any) -> Any:
@@ -40,48 +38,14 @@ def _event(value: Any) -> Any:
     return value
 
 
-def _method(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
-class Warning_(BaseModel):
-    """A hint or normalisation found when saving; the rule (or IVR) is saved anyway."""
-
-    field: str
-    message: str
-    position: int | None = None
-    code: str = Field(default="", description="The kind of warning (machine-readable)")
-    # The message's id and parameters, for pages in the admin's language (not in the API).
-    msg: dict[str, Any] | None = Field(default=None, exclude=True)
-
-    @model_serializer(mode="wrap")
-    def _code_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        if not data.get("code"):
-            data.pop("code", None)  # a warning written without a catalogue message
-        return data
-
-
-class CallActionFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CallActionFields(RequestFields):
     @field_validator("event", mode="before", check_fields=False)
     @classmethod
     def _event_alias(cls, value: Any) -> Any:
         return _event(value)
 
-    @field_validator("method", mode="before", check_fields=False)
-    @classmethod
-    def _method_upper(cls, value: Any) -> Any:
-        return _method(value)
 
-    @field_validator("auth_type", mode="before", check_fields=False)
-    @classmethod
-    def _auth_lower(cls, value: Any) -> Any:
-        return value.strip().lower() if isinstance(value, str) else value
-
-
-class CallActionCreate(CallActionFields):
+class CallActionCreate(CallActionFields, RequestIn):
     event: EventType = Field(description="incoming, queue, answer, disconnect or outgoing")
     order: Order = Field(default=1, description="Execution order within the event type")
     enabled: bool = True
@@ -89,15 +53,6 @@ class CallActionCreate(CallActionFields):
     condition_pattern: LongText = Field(
         default="", description="/pattern/ tested against the expanded condition code"
     )
-    auth_type: AuthType = "none"
-    oauth_account_id: ConfigId | None = None
-    basic_username: ShortText = ""
-    basic_password: str | None = Field(default=None, max_length=1000, description="Write-only")
-    bearer_token: str | None = Field(default=None, max_length=10_000, description="Write-only")
-    url: LongText = Field(min_length=1)
-    method: Method = "GET"
-    headers: LongText = Field(default="", description="One 'Name: value' a line")
-    body: LongText = ""
     timeout_seconds: Timeout = 10
     extract_pattern: LongText = Field(
         default="", description="/pattern/ with named groups, or 'NAME = $.path' lines"
@@ -112,21 +67,12 @@ class CallActionCreate(CallActionFields):
     memo: LongText = ""
 
 
-class CallActionUpdate(CallActionFields):
+class CallActionUpdate(CallActionFields, RequestUpdate):
     event: EventType | None = None
     order: Order | None = None
     enabled: bool | None = None
     condition_code: LongText | None = None
     condition_pattern: LongText | None = None
-    auth_type: AuthType | None = None
-    oauth_account_id: ConfigId | None = None
-    basic_username: ShortText | None = None
-    basic_password: str | None = Field(default=None, max_length=1000)
-    bearer_token: str | None = Field(default=None, max_length=10_000)
-    url: Annotated[str, Field(min_length=1, max_length=20_000)] | None = None
-    method: Method | None = None
-    headers: LongText | None = None
-    body: LongText | None = None
     timeout_seconds: Timeout | None = None
     extract_pattern: LongText | None = None
     json_extractions: LongText | None = None
@@ -140,22 +86,13 @@ class CallActionUpdate(CallActionFields):
         return refuse_null(value, info, CallActionCreate)
 
 
-class CallActionRead(BaseModel):
+class CallActionRead(RequestRead):
     id: int
     event: str
     order: int
     enabled: bool
     condition_code: str
     condition_pattern: str
-    auth_type: str
-    oauth_account_id: int | None
-    basic_username: str
-    basic_password_set: bool
-    bearer_token_set: bool
-    url: str
-    method: str
-    headers: str
-    body: str
     timeout_seconds: int
     extract_pattern: str
     json_extractions: str

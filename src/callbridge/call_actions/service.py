@@ -3,7 +3,6 @@ Services never commit; the router's session does."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -11,46 +10,35 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
 from callbridge.call_actions import repository
-from callbridge.call_actions.compiler import (
-    CompiledRule,
-    Finding,
-    RuleInvalid,
-    compile_rule,
-    is_earlier,
-    produced_names,
-)
+from callbridge.call_actions.compiler import compile_rule, is_earlier
 from callbridge.call_actions.schemas import (
-    EMPTY_WORDS,
     CallActionCreate,
     CallActionRead,
     CallActionUpdate,
     ReorderRequest,
-    Warning_,
 )
 from callbridge.errors import FieldError, FieldErrors, NotFound
 from callbridge.kit.crypto import SecretBox
 from callbridge.messages import Message, define
 from callbridge.models.call_action import CallAction
+from callbridge.requests import (
+    CompiledRequest,
+    RequestInvalid,
+    produced_names,
+    secret_errors,
+)
+from callbridge.requests import service as requests_service
+from callbridge.requests.fields import REQUEST_TEXT_FIELDS, SECRET_FIELDS, normalise_empty_words
+from callbridge.requests.schemas import Warning_
+from callbridge.requests.secrets import secret_flags, secrets_set_after, store_secret
+
+FEATURE = "call_actions"
 
 define(
     {
         "not_found.call_action": "call action {id} does not exist",
         "reorder_incomplete": "List every rule of the event '{event}' exactly once: {ids}.",
     }
-)
-
-# Other features that put RESPONSE_ variables on a call (IVRs) register a provider of the
-# names they can produce, so rules using them get no "not produced" warning.
-ResponseNameProvider = Callable[[AsyncSession], Awaitable[set[str]]]
-RESPONSE_NAME_PROVIDERS: list[ResponseNameProvider] = []
-
-TEXT_FIELDS = (
-    "condition_code",
-    "condition_pattern",
-    "headers",
-    "body",
-    "extract_pattern",
-    "json_extractions",
 )
 # API field → column, where they differ.
 COLUMNS = {"order": "execution_order"}
@@ -67,8 +55,7 @@ def rule_values(rule: CallAction) -> dict[str, Any]:
         "auth_type": rule.auth_type,
         "oauth_account_id": rule.oauth_account_id,
         "basic_username": rule.basic_username,
-        "basic_password_set": rule.basic_password_encrypted is not None,
-        "bearer_token_set": rule.bearer_token_encrypted is not None,
+        **secret_flags(rule),
         "url": rule.url,
         "method": rule.method,
         "headers": rule.headers,
@@ -103,19 +90,19 @@ async def available_response_names(
             continue
         if is_earlier(event, order, rule_id, other.event, other.execution_order, other.id):
             names.update(produced_names(other.extract_pattern, other.json_extractions))
-    for provider in RESPONSE_NAME_PROVIDERS:
-        names.update(await provider(session))
+    names.update(await requests_service.names_from_others(session, FEATURE))
     return names
 
 
-def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
-    found = []
-    for name in TEXT_FIELDS:
-        value = values.get(name)
-        if isinstance(value, str) and value.strip() in EMPTY_WORDS:
-            values[name] = ""
-            found.append(Finding(name, Message("empty_word", word=value.strip()), 0, "warning"))
-    return found
+async def produced_by_rules(session: AsyncSession) -> set[str]:
+    """Every name a rule can put on a call (for the other features' warnings)."""
+    names: set[str] = set()
+    for rule in await repository.all_rules(session):
+        names.update(produced_names(rule.extract_pattern, rule.json_extractions))
+    return names
+
+
+requests_service.register_names(FEATURE, produced_by_rules)
 
 
 async def check_rule(
@@ -125,38 +112,31 @@ async def check_rule(
     *,
     secrets_set: dict[str, bool],
     rules: list[CallAction] | None = None,
-) -> tuple[CompiledRule, list[Warning_]]:
+) -> tuple[CompiledRequest, list[Warning_]]:
     """Validate the rule's values; every error at once as 422, else the warnings."""
-    notes = _normalise_empty_words(values)
+    notes = normalise_empty_words(values, REQUEST_TEXT_FIELDS)
     available = await available_response_names(
         session, values["event"], values["order"], rule_id, rules
     )
-    errors: list[FieldError] = []
-    compiled: CompiledRule | None = None
+    findings = []
+    compiled: CompiledRequest | None = None
     try:
-        compiled = compile_rule(values, available_responses=available)
-    except RuleInvalid as exc:
-        errors.extend(FieldError(f.field, f.said, f.position) for f in exc.findings)
-    account_id = values.get("oauth_account_id")
-    if (
-        values.get("auth_type") == "oauth"
-        and account_id is not None
-        and not (await repository.oauth_account_exists(session, int(account_id)))
-    ):
-        errors.append(FieldError("oauth_account_id", Message("account_unknown", id=account_id)))
-    if values.get("auth_type") == "bearer" and not secrets_set.get("bearer_token"):
-        errors.append(FieldError("bearer_token", Message("bearer_token_missing")))
-    if values.get("auth_type") == "basic" and not secrets_set.get("basic_password"):
-        errors.append(FieldError("basic_password", Message("basic_password_missing")))
-    if errors:
-        raise FieldErrors(errors)
+        compiled, warnings = compile_rule(values, available_responses=available)
+    except RequestInvalid as exc:
+        findings.extend(exc.findings)
+    if values.get("auth_type") == "oauth":
+        findings += await requests_service.missing_accounts(
+            session, [("oauth_account_id", values.get("oauth_account_id"))]
+        )
+    findings += secret_errors({values.get("auth_type")}, secrets_set)
+    if findings:
+        raise FieldErrors([FieldError(f.field, f.said, f.position) for f in findings])
     assert compiled is not None
-    warnings = [Warning_(**f.as_warning()) for f in (*notes, *compiled.warnings)]
-    return compiled, warnings
+    return compiled, [Warning_(**f.as_warning()) for f in (*notes, *warnings)]
 
 
 def to_read(
-    rule: CallAction, compiled: CompiledRule | None, warnings: list[Warning_]
+    rule: CallAction, compiled: CompiledRequest | None, warnings: list[Warning_]
 ) -> CallActionRead:
     produces = (
         compiled.produces
@@ -178,13 +158,9 @@ async def describe(
 ) -> CallActionRead:
     """The rule as read, with the warnings it has now (earlier rules may have changed)."""
     values = rule_values(rule)
-    secrets = {
-        "basic_password": values["basic_password_set"],
-        "bearer_token": values["bearer_token_set"],
-    }
     try:
         compiled, warnings = await check_rule(
-            session, values, rule.id, secrets_set=secrets, rules=rules
+            session, values, rule.id, secrets_set=secrets_set_after({}, rule), rules=rules
         )
     except FieldErrors as exc:
         # Saved before something it depends on changed (its OAuth account was deleted):
@@ -220,13 +196,10 @@ async def get_rule_or_404(session: AsyncSession, rule_id: int) -> CallAction:
 
 def _apply(rule: CallAction, values: dict[str, Any], secrets: SecretBox) -> None:
     for name, value in values.items():
-        if name in ("basic_password", "bearer_token"):
-            if value is None:
-                continue
-            encrypted = secrets.encrypt(value) if value else None
-            setattr(rule, f"{name}_encrypted", encrypted)
-            continue
-        setattr(rule, COLUMNS.get(name, name), value)
+        if name in SECRET_FIELDS:
+            store_secret(rule, name, value, secrets)
+        else:
+            setattr(rule, COLUMNS.get(name, name), value)
 
 
 async def create_rule(
@@ -235,11 +208,9 @@ async def create_rule(
     values = data.model_dump()
     if "order" not in data.model_fields_set:
         values["order"] = await repository.next_order(session, values["event"])
-    secrets_set = {
-        "basic_password": bool(values.get("basic_password")),
-        "bearer_token": bool(values.get("bearer_token")),
-    }
-    compiled, warnings = await check_rule(session, values, None, secrets_set=secrets_set)
+    compiled, warnings = await check_rule(
+        session, values, None, secrets_set=secrets_set_after(values)
+    )
     rule = CallAction()
     _apply(rule, values, secrets)
     session.add(rule)
@@ -259,16 +230,10 @@ async def update_rule(
     changes = data.model_dump(exclude_unset=True)
     values = rule_values(rule)
     values.update(changes)
-    secrets_set = {
-        "basic_password": _secret_after(
-            changes, "basic_password", rule.basic_password_encrypted is not None
-        ),
-        "bearer_token": _secret_after(
-            changes, "bearer_token", rule.bearer_token_encrypted is not None
-        ),
-    }
-    compiled, warnings = await check_rule(session, values, rule.id, secrets_set=secrets_set)
-    for name in ("event", "order", *TEXT_FIELDS):
+    compiled, warnings = await check_rule(
+        session, values, rule.id, secrets_set=secrets_set_after(changes, rule)
+    )
+    for name in ("event", "order", *REQUEST_TEXT_FIELDS):
         if name in changes:
             changes[name] = values[name]  # normalised ("なし" → "")
     _apply(rule, changes, secrets)
@@ -297,10 +262,6 @@ async def errors_beside(
     changes = checked.model_dump(exclude_unset=True)
     if rule is not None:
         values = rule_values(rule)
-        stored = {
-            "basic_password": rule.basic_password_encrypted is not None,
-            "bearer_token": rule.bearer_token_encrypted is not None,
-        }
     else:
         values = {
             name: field.get_default(call_default_factory=True)
@@ -308,21 +269,17 @@ async def errors_beside(
             if not field.is_required()
         }
         values.update(event="incoming", url="")
-        stored = {"basic_password": False, "bearer_token": False}
     values.update(changes)
-    secrets_set = {name: _secret_after(changes, name, was) for name, was in stored.items()}
     try:
-        await check_rule(session, values, rule.id if rule else None, secrets_set=secrets_set)
+        await check_rule(
+            session,
+            values,
+            rule.id if rule else None,
+            secrets_set=secrets_set_after(changes, rule),
+        )
     except FieldErrors as found:
         return [error for error in found.errors if error.loc[-1] not in bad]
     return []
-
-
-def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:
-    """Whether the secret is set after the update (null keeps it, "" clears it)."""
-    if changes.get(name) is None:
-        return stored
-    return bool(changes[name])
 
 
 async def delete_rule(session: AsyncSession, rule: CallAction, actor: str) -> None:

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from callbridge.admin.rendering import add_template_dir, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
-from callbridge.call_actions.schemas import Warning_
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
 from callbridge.history import service
@@ -26,6 +25,7 @@ from callbridge.i18n import N_
 from callbridge.kit.time import utcnow
 from callbridge.models import Call, CallEvent, OAuthAccount
 from callbridge.outbound import get_outbound
+from callbridge.requests.schemas import Warning_
 
 router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")

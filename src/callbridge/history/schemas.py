@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from callbridge.call_actions.schemas import Warning_
 from callbridge.kit.ids import ConfigId
+from callbridge.requests.schemas import Warning_
 
 LinkStatus = Literal["enabled", "disabled", "paused"]
 OnMultiple = Literal["fallback", "first", "all"]

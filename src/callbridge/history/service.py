@@ -12,7 +12,6 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
-from callbridge.call_actions.schemas import Warning_
 from callbridge.errors import FieldError, FieldErrors, NotFound
 from callbridge.history.schemas import (
     HistoryLinkCreate,
@@ -22,6 +21,7 @@ from callbridge.history.schemas import (
 )
 from callbridge.kit.time import utcnow
 from callbridge.models import HistoryLink, HistoryRow, OAuthAccount
+from callbridge.requests.schemas import Warning_
 from callbridge.templating import Context, TemplateError, compile_template
 
 # Names a subject or mapping template may use besides the call's variables.

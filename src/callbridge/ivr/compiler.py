@@ -2,61 +2,38 @@
 settings and special behaviours, with each error and warning tied to its field path and
 position. The save path (validation) and the invoke path (execution) share it.
 
-A request is checked the way a call-action rule is (``callbridge.call_actions.compiler``):
-the same URL start, OAuth-URL, header, body and pattern rules and messages. IVR templates
-also know ``{DIGITS}`` and the PBX variables the IVR declares, which the rule compiler
-has no parameter for, so the request part is compiled here with the shared helpers.
+The IVR's own request and its steps are requests like any other
+(``callbridge.requests``), compiled with what an invocation makes available: ``{DIGITS}``,
+the PBX variables the IVR declares and the ``RESPONSE_`` names of earlier requests.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from callbridge.call_actions.compiler import (
-    BODYLESS_METHODS,
-    OAUTH_URL_RE,
-    RESPONSE_REF_RE,
-    URL_START_RE,
-    Finding,
-    content_type_of,
-)
 from callbridge.messages import Message, define
-from callbridge.outbound import NO_AUTH, Auth, BasicAuth, BearerAuth, OAuthAuth
-from callbridge.patterns import (
-    CompiledPattern,
-    JSONPathExtractions,
-    PatternError,
-    compile_extractor,
-    compile_pattern,
+from callbridge.outbound import Auth
+from callbridge.patterns import CompiledPattern
+from callbridge.requests import (
+    CompiledRequest,
+    Extractor,
+    Finding,
+    RequestCompiler,
+    RequestInvalid,
+    Scope,
+    bare,
 )
-from callbridge.templating import (
-    CALL_NAMES,
-    CompiledTemplate,
-    Context,
-    Problem,
-    TemplateError,
-    body_context_for,
-    compile_template,
-)
+from callbridge.templating import CALL_NAMES, CompiledTemplate, Context
 
 MAIN_STEP = "main"
 DIGITS = "DIGITS"
 # Call columns the invoke body does not carry: reading them needs the stored call.
 STORED_CALL_NAMES = frozenset(CALL_NAMES - {"ID", "TEL", "TELNAME", "CALLED"})
-_CODE_RE = re.compile(r"[{<]CODE(\d+)[}>]")
+IVR_SCOPE = Scope(kind="ivr", auth_position=0)
 
-Extractor = CompiledPattern | JSONPathExtractions
-
-
-class IvrInvalid(Exception):
-    """The IVR cannot be saved or run; ``findings`` holds every error."""
-
-    def __init__(self, findings: list[Finding]) -> None:
-        super().__init__("; ".join(f"{f.field}: {f.message}" for f in findings))
-        self.findings = findings
+IvrInvalid = RequestInvalid
 
 
 define(
@@ -75,35 +52,6 @@ define(
         ),
     }
 )
-
-
-@dataclass(frozen=True)
-class CompiledRequest:
-    """The IVR's own request (``name == "main"``) or one of its steps, ready to expand."""
-
-    name: str
-    method: str
-    url: CompiledTemplate
-    headers: CompiledTemplate | None
-    body: CompiledTemplate | None
-    implied_content_type: str | None
-    auth: Auth
-    extractor: Extractor | None
-    condition_code: CompiledTemplate | None
-    condition_pattern: CompiledPattern | None
-    produces: tuple[str, ...]
-
-    @property
-    def account_id(self) -> int | None:
-        return self.auth.account_id if isinstance(self.auth, OAuthAuth) else None
-
-    @property
-    def uses_instance_url(self) -> bool:
-        return bool({"OAUTH_INSTANCE_URL", "SFAPI"} & self.url.variables)
-
-    @property
-    def has_condition(self) -> bool:
-        return self.condition_code is not None or self.condition_pattern is not None
 
 
 @dataclass(frozen=True)
@@ -179,197 +127,26 @@ def _code_covers(outer: str, inner: str) -> bool:
     return outer == inner
 
 
-class _Compiler:
+class _Compiler(RequestCompiler):
     def __init__(
         self,
         values: Mapping[str, Any],
-        secrets: Mapping[str, str | None],
+        secrets: Mapping[str, str | None] | None,
         available_responses: Collection[str] | None,
     ) -> None:
         self.values = values
         self.secrets = secrets
-        self.findings: list[Finding] = []
-        self.outside_names = (
-            {_bare(n) for n in available_responses} if available_responses is not None else None
-        )
         self.pbx_variables = frozenset(values.get("pbx_variables") or ())
-        self.base_names = self.pbx_variables | {DIGITS}
-        self.templates: list[CompiledTemplate] = []
-
-    # -- helpers --
-
-    def error(self, where: str, message: Message, position: int | None = 0) -> None:
-        self.findings.append(Finding(where, message, position))
-
-    def warn(self, where: str, message: Message, position: int | None = 0) -> None:
-        self.findings.append(Finding(where, message, position, "warning"))
-
-    def response_scope(self, own: Iterable[str]) -> set[str] | None:
-        if self.outside_names is None:
-            return None
-        return self.outside_names | set(own)
-
-    def template(
-        self,
-        where: str,
-        text: str,
-        context: Context,
-        *,
-        own_names: Iterable[str],
-        extra_names: Collection[str] = (),
-        code_count: int | None = None,
-    ) -> CompiledTemplate | None:
-        try:
-            compiled = compile_template(
-                text,
-                context,
-                response_names=self.response_scope(own_names),
-                extra_names=self.base_names | set(extra_names),
-            )
-        except TemplateError as exc:
-            self.findings.extend(_findings(where, text, exc.problems, code_count))
-            return None
-        self.findings.extend(_findings(where, text, compiled.notices, code_count))
-        self.templates.append(compiled)
-        return compiled
-
-    def pattern(self, where: str, text: str) -> CompiledPattern | None:
-        if not text.strip():
-            return None
-        try:
-            compiled = compile_pattern(text)
-        except PatternError as exc:
-            self.findings.extend(
-                Finding(where, p.msg, p.position, p.severity) for p in exc.problems
-            )
-            return None
-        self.notices(where, compiled.normalisations, compiled.hints)
-        return compiled if not compiled.is_empty else None
-
-    def extractor(self, where: str, text: str) -> Extractor | None:
-        if not text.strip():
-            return None
-        try:
-            compiled = compile_extractor(text)
-        except PatternError as exc:
-            self.findings.extend(
-                Finding(where, p.msg, p.position, p.severity) for p in exc.problems
-            )
-            return None
-        self.notices(where, compiled.normalisations, compiled.hints)
-        if isinstance(compiled, CompiledPattern) and compiled.is_empty:
-            return None
-        return compiled
-
-    def notices(self, where: str, *groups: Sequence[Problem]) -> None:
-        for group in groups:
-            for problem in group:
-                self.warn(where, problem.msg, problem.position)
-
-    # -- auth --
+        outside = (
+            frozenset(bare(n) for n in available_responses)
+            if available_responses is not None
+            else None
+        )
+        super().__init__(replace(IVR_SCOPE, names=self.pbx_variables | {DIGITS}, responses=outside))
 
     def auth_for(self, where: str, auth_type: str, account_id: Any) -> Auth:
-        if auth_type == "oauth":
-            if not account_id:
-                self.error(f"{where}oauth_account_id", Message("choose_account.ivr"))
-                return NO_AUTH
-            return OAuthAuth(int(account_id))
-        if auth_type == "basic":
-            username = str(self.values.get("basic_username") or "").strip()
-            if not username:
-                self.error("basic_username", Message("basic_username_missing"))
-            return BasicAuth(username, self.secrets.get("basic_password") or "")
-        if auth_type == "bearer":
-            token = self.secrets.get("bearer_token")
-            if not token:
-                self.warn("bearer_token", Message("bearer_token_missing.run"))
-            return BearerAuth(token or "")
-        return NO_AUTH
-
-    # -- requests --
-
-    def request(
-        self,
-        prefix: str,
-        name: str,
-        values: Mapping[str, Any],
-        auth: Auth,
-        auth_type: str,
-        earlier: Collection[str],
-    ) -> CompiledRequest | None:
-        method = str(values.get("method") or "GET").upper()
-        url_text = str(values.get("url") or "")
-        headers_text = str(values.get("headers") or "")
-        body_text = str(values.get("body") or "")
-        url = self.template(f"{prefix}url", url_text, Context.URL, own_names=earlier)
-        if url_text.strip() and not URL_START_RE.match(url_text):
-            self.error(f"{prefix}url", Message("url_start"))
-        oauth_ref = OAUTH_URL_RE.search(url_text)
-        if oauth_ref and auth_type != "oauth":
-            self.error(
-                f"{prefix}url",
-                Message("instance_url_without_oauth.ivr", variable=oauth_ref.group()),
-                oauth_ref.start(),
-            )
-        headers = None
-        if headers_text.strip():
-            headers = self.template(
-                f"{prefix}headers", headers_text, Context.HEADER, own_names=earlier
-            )
-            if auth_type != "none":
-                for line_start, line in _lines(headers_text):
-                    if line.partition(":")[0].strip().lower() == "authorization":
-                        self.warn(
-                            f"{prefix}headers",
-                            Message("authorization_replaced.ivr"),
-                            line_start,
-                        )
-        content_type = content_type_of(headers_text)
-        implied: str | None = None
-        body = None
-        if body_text.strip():
-            if method in BODYLESS_METHODS:
-                self.warn(f"{prefix}body", Message("body_not_sent", method=method))
-            else:
-                if content_type is None and body_text.lstrip().startswith(("{", "[")):
-                    implied = "application/json"
-                    self.warn(
-                        f"{prefix}headers",
-                        Message("content_type_implied"),
-                        None,
-                    )
-                body = self.template(
-                    f"{prefix}body",
-                    body_text,
-                    body_context_for(content_type or implied),
-                    own_names=earlier,
-                )
-        condition_code = None
-        code_text = str(values.get("condition_code") or "")
-        if code_text.strip():
-            condition_code = self.template(
-                f"{prefix}condition_code", code_text, Context.PLAIN, own_names=earlier
-            )
-        condition_pattern = self.pattern(
-            f"{prefix}condition_pattern", str(values.get("condition_pattern") or "")
-        )
-        extractor = self.extractor(
-            f"{prefix}extract_pattern", str(values.get("extract_pattern") or "")
-        )
-        if url is None:
-            return None
-        return CompiledRequest(
-            name=name,
-            method=method,
-            url=url,
-            headers=headers,
-            body=body,
-            implied_content_type=implied,
-            auth=auth,
-            extractor=extractor,
-            condition_code=condition_code,
-            condition_pattern=condition_pattern,
-            produces=tuple(extractor.group_names) if extractor is not None else (),
+        return self.auth(
+            where, auth_type, account_id, str(self.values.get("basic_username") or ""), self.secrets
         )
 
     # -- behaviours --
@@ -379,12 +156,8 @@ class _Compiler:
         prefix: str,
         guidance: Mapping[str, Any] | None,
         transfer: Mapping[str, Any] | None,
-        *,
-        own_names: Iterable[str],
-        extra_names: Collection[str] = (),
-        code_count: int | None = None,
+        scope: Scope,
     ) -> CompiledBehaviour:
-        own = list(own_names)
         tts = None
         audio = None
         kind = None
@@ -395,9 +168,7 @@ class _Compiler:
                     f"{prefix}guidance.text",
                     str(guidance.get("text") or ""),
                     Context.PLAIN,
-                    own_names=own,
-                    extra_names=extra_names,
-                    code_count=code_count,
+                    scope,
                 )
             else:
                 audio = str(guidance.get("file") or "")
@@ -410,9 +181,7 @@ class _Compiler:
                 f"{prefix}transfer.target",
                 target_text,
                 Context.PLAIN,
-                own_names=own,
-                extra_names=extra_names,
-                code_count=code_count,
+                scope,
             )
         return CompiledBehaviour(kind, tts, audio, transfer_kind, target)
 
@@ -430,12 +199,12 @@ def compile_ivr(
 
     Raises :class:`IvrInvalid` with every error; warnings are in ``CompiledIvr.warnings``.
     """
-    c = _Compiler(values, secrets or {}, available_responses)
+    c = _Compiler(values, secrets, available_responses)
     auth_type = str(values.get("auth_type") or "none")
     main_auth = c.auth_for("", auth_type, values.get("oauth_account_id"))
     produced: list[str] = []
     requests: list[CompiledRequest | None] = []
-    main = c.request("", MAIN_STEP, values, main_auth, auth_type, produced)
+    main = c.request(values, name=MAIN_STEP, auth=main_auth, auth_type=auth_type)
     requests.append(main)
     if main is not None:
         produced.extend(main.produces)
@@ -451,7 +220,14 @@ def compile_ivr(
             effective_type = str(step_auth_type)
             account = step.get("oauth_account_id") or values.get("oauth_account_id")
             step_auth = c.auth_for(prefix, effective_type, account)
-        compiled = c.request(prefix, str(step["name"]), step, step_auth, effective_type, produced)
+        compiled = c.request(
+            step,
+            name=str(step["name"]),
+            prefix=prefix,
+            auth=step_auth,
+            auth_type=effective_type,
+            scope=c.scope.widened(responses=produced),
+        )
         requests.append(compiled)
         step_index[str(step["name"]).lower()] = index + 1
         if compiled is not None:
@@ -485,7 +261,10 @@ def compile_ivr(
         code_text = str(setting.get("condition_code") or "")
         if code_text.strip():
             condition_code = c.template(
-                f"{prefix}condition_code", code_text, Context.PLAIN, own_names=request_names
+                f"{prefix}condition_code",
+                code_text,
+                Context.PLAIN,
+                c.scope.widened(responses=request_names),
             )
         condition_pattern = c.pattern(
             f"{prefix}condition_pattern", str(setting.get("condition_pattern") or "")
@@ -494,9 +273,11 @@ def compile_ivr(
             prefix,
             setting.get("guidance"),
             setting.get("transfer"),
-            own_names=(*request_names, *names),
-            extra_names={*codes, *names},
-            code_count=code_count,
+            scope=c.scope.widened(
+                responses=(*request_names, *names),
+                names={*codes, *names},
+                code_count=code_count,
+            ),
         )
         responses.append(
             CompiledResponse(
@@ -556,7 +337,10 @@ def _special(
     if not behaviour:
         return END_RULE
     return c.behaviour(
-        f"{name}.", behaviour.get("guidance"), behaviour.get("transfer"), own_names=own_names
+        f"{name}.",
+        behaviour.get("guidance"),
+        behaviour.get("transfer"),
+        scope=c.scope.widened(responses=own_names),
     )
 
 
@@ -573,7 +357,7 @@ def _needs_call_store(templates: Iterable[CompiledTemplate], produced: set[str])
         for name in template.variables:
             if name in STORED_CALL_NAMES:
                 return True
-            if name.startswith("RESPONSE_") and _bare(name) not in produced:
+            if name.startswith("RESPONSE_") and bare(name) not in produced:
                 return True
     return False
 
@@ -606,36 +390,3 @@ def _unreachable_warnings(
                     ),
                     None,
                 )
-
-
-def _bare(name: str) -> str:
-    return name[len("RESPONSE_") :] if name.startswith("RESPONSE_") else name
-
-
-def _lines(text: str) -> Iterable[tuple[int, str]]:
-    offset = 0
-    for line in text.split("\n"):
-        yield offset, line
-        offset += len(line) + 1
-
-
-def _findings(
-    where: str, text: str, problems: Iterable[Problem], code_count: int | None
-) -> list[Finding]:
-    found = []
-    for problem in problems:
-        message = problem.msg
-        if problem.code == "unknown_response_variable":
-            ref = RESPONSE_REF_RE.match(text, problem.position)
-            label: str | Message = (
-                f"{{{ref.group(1)}}}" if ref else Message("unknown_response_variable.this")
-            )
-            message = Message("unknown_response_variable.ivr", variable=label)
-        elif problem.code == "unknown_variable" and code_count is not None:
-            code = _CODE_RE.match(text, problem.position)
-            if code:
-                message = Message(
-                    "code_unavailable", variable=f"{{CODE{code.group(1)}}}", count=code_count
-                )
-        found.append(Finding(where, message, problem.position, problem.severity))
-    return found

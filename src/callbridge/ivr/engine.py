@@ -22,23 +22,18 @@ from callbridge.ivr.compiler import (
     DIGITS,
     CompiledBehaviour,
     CompiledIvr,
-    CompiledRequest,
     CompiledResponse,
 )
 from callbridge.kit.time import utcnow
 from callbridge.messages import CATALOGUE, Message, define, joined, stored
-from callbridge.outbound import (
-    Outbound,
-    OutboundRequest,
-    OutboundResult,
-    RequestView,
-    RetryPolicy,
-)
+from callbridge.outbound import Outbound, OutboundResult, RequestView, RetryPolicy
 from callbridge.patterns import (
     CompiledPattern,
     Extraction,
     ExtractionError,
 )
+from callbridge.requests import CompiledRequest
+from callbridge.requests.execute import Expansion, expand_request, outbound_request
 from callbridge.templating import CompiledTemplate, TemplateExpansionError
 
 # Errors that make the answer request_error (besides any 5xx): the CRM could not be asked
@@ -325,37 +320,20 @@ async def _send(
             return step.error
         system_urls = {**system_urls, "OAUTH_INSTANCE_URL": instance_url}
     try:
-        url = request.url.expand(env.values, system_urls=system_urls, now=env.now, tz=env.tz)
-        headers = (
-            request.headers.expand_headers(
-                env.values, system_urls=system_urls, now=env.now, tz=env.tz
-            )
-            if request.headers is not None
-            else []
-        )
-        body = (
-            request.body.expand(env.values, system_urls=system_urls, now=env.now, tz=env.tz)
-            if request.body is not None
-            else None
-        )
+        expanded = expand_request(request, Expansion(env.values, system_urls, env.tz, now=env.now))
     except TemplateExpansionError as exc:
         step.unsent = RequestView.build(request.method, request.url.text, [], None)
         step.error = {"kind": "request", **stored(Message("request_not_sent", detail=exc.msg))}
         return step.error
-    if request.implied_content_type and body is not None:
-        headers.append(("Content-Type", request.implied_content_type))
     if not send:
-        step.unsent = RequestView.build(request.method, url, headers, body)
+        step.unsent = expanded.view()
         return None
     remaining = deadline - asyncio.get_running_loop().time()
     result = await outbound.send(
-        OutboundRequest(
-            method=request.method,
-            url=url,
-            headers=headers,
-            body=body,
-            timeout=max(remaining, 0.001),
+        outbound_request(
+            expanded,
             auth=request.auth,
+            timeout=max(remaining, 0.001),
             retry=RetryPolicy.NONE,
             deadline=deadline,
         )

@@ -35,17 +35,19 @@ from callbridge.ivr.schemas import (
     IvrRead,
     IvrTestRequest,
     IvrUpdate,
-    Warning_,
 )
 from callbridge.ivr.testing import run_test
 from callbridge.kit.crypto import SecretDecryptionError
 from callbridge.messages import Message
 from callbridge.models.ivr import Ivr
 from callbridge.models.oauth_account import OAuthAccount
+from callbridge.requests.forms import register_templates
+from callbridge.requests.schemas import Warning_
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")
+register_templates()
 
 TRANSFER_LABELS = {
     "callcenter": N_("Call center"),

@@ -16,20 +16,26 @@ from pydantic import (
     model_validator,
 )
 
-from callbridge.call_actions.schemas import Warning_ as Warning_
 from callbridge.calls.schemas import MAX_VARIABLE_LENGTH, MAX_VARIABLES, RESERVED_VARIABLE_NAMES
 from callbridge.kit.ids import ConfigId
 from callbridge.kit.patch import refuse_null
 from callbridge.kit.text import clean_text
 from callbridge.messages import Message, MessageError, define, without_stored
+from callbridge.requests.fields import AuthType, lower
+from callbridge.requests.schemas import (
+    LongText,
+    RequestFields,
+    RequestIn,
+    RequestRead,
+    RequestUpdate,
+    ShortText,
+    TargetIn,
+    Warning_,
+)
 
-AuthType = Literal["none", "basic", "bearer", "oauth"]
-Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
 TransferKind = Literal["callcenter", "extension", "ivr", "external", "hangup", "end_rule"]
 Outcome = Literal["matched", "no_match", "request_error", "input_invalid"]
 
-LongText = Annotated[str, Field(max_length=20_000)]
-ShortText = Annotated[str, Field(max_length=300)]
 IvrKey = Annotated[
     str,
     Field(
@@ -75,14 +81,6 @@ define(
 )
 
 
-def _lower(value: Any) -> Any:
-    return value.strip().lower() if isinstance(value, str) else value
-
-
-def _upper(value: Any) -> Any:
-    return value.strip().upper() if isinstance(value, str) else value
-
-
 # ---- guidance and transfer ---------------------------------------------------------
 
 
@@ -119,8 +117,8 @@ class Transfer(BaseModel):
 
     @field_validator("kind", mode="before")
     @classmethod
-    def _kind_lower(cls, value: Any) -> Any:
-        return _lower(value)
+    def _kindlower(cls, value: Any) -> Any:
+        return lower(value)
 
     @model_validator(mode="after")
     def _target_fits_kind(self) -> Transfer:
@@ -194,14 +192,8 @@ class ResponseSettingRead(ResponseSettingIn):
     id: int
 
 
-class StepIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class StepIn(TargetIn):
     name: StepName
-    url: Annotated[str, Field(min_length=1, max_length=20_000)]
-    method: Method = "GET"
-    headers: LongText = Field(default="", description="One 'Name: value' a line")
-    body: LongText = ""
     auth_type: AuthType | None = Field(
         default=None, description="null: the IVR's own authentication"
     )
@@ -212,15 +204,10 @@ class StepIn(BaseModel):
     condition_code: LongText = Field(default="", description="Run only when the condition matches")
     condition_pattern: LongText = ""
 
-    @field_validator("method", mode="before")
-    @classmethod
-    def _method_upper(cls, value: Any) -> Any:
-        return _upper(value)
-
     @field_validator("auth_type", mode="before")
     @classmethod
-    def _auth_lower(cls, value: Any) -> Any:
-        value = _lower(value)
+    def _authlower(cls, value: Any) -> Any:
+        value = lower(value)
         return None if value in ("", "inherit") else value
 
 
@@ -231,19 +218,7 @@ class StepRead(StepIn):
 # ---- the IVR ------------------------------------------------------------------------
 
 
-class IvrFields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("method", mode="before", check_fields=False)
-    @classmethod
-    def _method_upper(cls, value: Any) -> Any:
-        return _upper(value)
-
-    @field_validator("auth_type", mode="before", check_fields=False)
-    @classmethod
-    def _auth_lower(cls, value: Any) -> Any:
-        return _lower(value)
-
+class IvrFields(RequestFields):
     @field_validator("pbx_variables", mode="after", check_fields=False)
     @classmethod
     def _variable_names(cls, value: list[str] | None) -> list[str] | None:
@@ -285,18 +260,9 @@ class IvrFields(BaseModel):
         return value
 
 
-class IvrCreate(IvrFields):
+class IvrCreate(IvrFields, RequestIn):
     key: IvrKey
     name: ShortText = ""
-    auth_type: AuthType = "none"
-    oauth_account_id: ConfigId | None = None
-    basic_username: ShortText = ""
-    basic_password: str | None = Field(default=None, max_length=1000, description="Write-only")
-    bearer_token: str | None = Field(default=None, max_length=10_000, description="Write-only")
-    url: Annotated[str, Field(min_length=1, max_length=20_000)]
-    method: Method = "GET"
-    headers: LongText = Field(default="", description="One 'Name: value' a line")
-    body: LongText = ""
     timeout_seconds: Timeout = Field(
         default=10, description="The budget of the whole invocation, every step included"
     )
@@ -317,20 +283,11 @@ class IvrCreate(IvrFields):
     steps: list[StepIn] = Field(default_factory=list)
 
 
-class IvrUpdate(IvrFields):
+class IvrUpdate(IvrFields, RequestUpdate):
     """Partial update; ``responses`` and ``steps``, when given, replace the whole list."""
 
     key: IvrKey | None = None
     name: ShortText | None = None
-    auth_type: AuthType | None = None
-    oauth_account_id: ConfigId | None = None
-    basic_username: ShortText | None = None
-    basic_password: str | None = Field(default=None, max_length=1000)
-    bearer_token: str | None = Field(default=None, max_length=10_000)
-    url: Annotated[str, Field(min_length=1, max_length=20_000)] | None = None
-    method: Method | None = None
-    headers: LongText | None = None
-    body: LongText | None = None
     timeout_seconds: Timeout | None = None
     extract_pattern: LongText | None = None
     max_digits: int | None = Field(default=None, ge=0, le=64)
@@ -350,20 +307,11 @@ class IvrUpdate(IvrFields):
         return refuse_null(value, info, IvrCreate)
 
 
-class IvrRead(BaseModel):
+class IvrRead(RequestRead):
     id: int
     key: str
     name: str
     revision: int
-    auth_type: str
-    oauth_account_id: int | None
-    basic_username: str
-    basic_password_set: bool
-    bearer_token_set: bool
-    url: str
-    method: str
-    headers: str
-    body: str
     timeout_seconds: float
     extract_pattern: str
     max_digits: int

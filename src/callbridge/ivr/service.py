@@ -10,18 +10,26 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
-from callbridge.call_actions import repository as call_action_repository
-from callbridge.call_actions.compiler import Finding, produced_names
-from callbridge.call_actions.schemas import EMPTY_WORDS
 from callbridge.calls import store
 from callbridge.errors import Conflict, FieldError, FieldErrors, NotFound
 from callbridge.ivr import repository
 from callbridge.ivr.compiler import CompiledIvr, IvrInvalid, compile_ivr
-from callbridge.ivr.schemas import IvrCreate, IvrRead, IvrUpdate, Warning_
+from callbridge.ivr.schemas import IvrCreate, IvrRead, IvrUpdate
 from callbridge.kit.crypto import SecretBox
 from callbridge.messages import Message, define
 from callbridge.models.ivr import Ivr, IvrResponse, IvrStep
-from callbridge.patterns import PatternError, compile_extractor
+from callbridge.requests import Finding, produced_names, secret_errors
+from callbridge.requests import service as requests_service
+from callbridge.requests.fields import SECRET_FIELDS, normalise_empty_words
+from callbridge.requests.schemas import Warning_
+from callbridge.requests.secrets import (
+    decrypted_secrets,
+    secret_flags,
+    secrets_set_after,
+    store_secret,
+)
+
+FEATURE = "ivr"
 
 TEXT_FIELDS = ("headers", "body", "extract_pattern", "digits_pattern")
 RESPONSE_TEXT_FIELDS = (
@@ -119,8 +127,7 @@ def ivr_values(ivr: Ivr) -> dict[str, Any]:
     values.update(
         id=ivr.id,
         revision=ivr.revision,
-        basic_password_set=ivr.basic_password_encrypted is not None,
-        bearer_token_set=ivr.bearer_token_encrypted is not None,
+        **secret_flags(ivr),
         responses=[response_values(r) for r in ivr.responses],
         steps=[step_values(s) for s in ivr.steps],
     )
@@ -129,24 +136,11 @@ def ivr_values(ivr: Ivr) -> dict[str, Any]:
 
 def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
     """「なし」 as the manuals print it in empty cells, pasted verbatim, means empty."""
-    found: list[Finding] = []
-
-    def clean(where: str, record: dict[str, Any], names: tuple[str, ...]) -> None:
-        for name in names:
-            value = record.get(name)
-            if isinstance(value, str) and value.strip() in EMPTY_WORDS:
-                record[name] = ""
-                found.append(
-                    Finding(
-                        f"{where}{name}", Message("empty_word", word=value.strip()), 0, "warning"
-                    )
-                )
-
-    clean("", values, TEXT_FIELDS)
+    found = normalise_empty_words(values, TEXT_FIELDS)
     for index, response in enumerate(values.get("responses") or []):
-        clean(f"responses.{index}.", response, RESPONSE_TEXT_FIELDS)
+        found += normalise_empty_words(response, RESPONSE_TEXT_FIELDS, f"responses.{index}.")
     for index, step in enumerate(values.get("steps") or []):
-        clean(f"steps.{index}.", step, STEP_TEXT_FIELDS)
+        found += normalise_empty_words(step, STEP_TEXT_FIELDS, f"steps.{index}.")
     return found
 
 
@@ -154,29 +148,27 @@ def _normalise_empty_words(values: dict[str, Any]) -> list[Finding]:
 
 
 async def available_response_names(session: AsyncSession) -> set[str]:
-    """What call-action rules can put on a call (an IVR may run at any point of it)."""
-    names: set[str] = set()
-    for rule in await call_action_repository.all_rules(session):
-        names.update(produced_names(rule.extract_pattern, rule.json_extractions))
-    return names
+    """What the other features (call-action rules) can put on a call: an IVR may run at
+    any point of it."""
+    return await requests_service.names_from_others(session, FEATURE)
 
 
 async def produced_by_ivrs(session: AsyncSession) -> set[str]:
-    """Every name an IVR stores on calls (registered with the call-action service so rules
-    using ``{RESPONSE_NAME}`` from an IVR get no "not produced" warning)."""
+    """Every name an IVR stores on calls (for the other features' "not produced"
+    warnings: a rule using ``{RESPONSE_NAME}`` from an IVR gets none)."""
     names: set[str] = set()
     for ivr in await repository.all_ivrs(session):
-        texts = [ivr.extract_pattern]
-        texts.extend(step.extract_pattern for step in ivr.steps)
-        texts.extend(response.extract_pattern for response in ivr.responses)
-        for text in texts:
-            if not text.strip():
-                continue
-            try:
-                names.update(compile_extractor(text).group_names)
-            except PatternError:
-                continue
+        names.update(
+            produced_names(
+                ivr.extract_pattern,
+                *(step.extract_pattern for step in ivr.steps),
+                *(response.extract_pattern for response in ivr.responses),
+            )
+        )
     return names
+
+
+requests_service.register_names(FEATURE, produced_by_ivrs)
 
 
 async def check_ivr(
@@ -191,37 +183,25 @@ async def check_ivr(
     notes = _normalise_empty_words(values)
     if available is None:
         available = await available_response_names(session)
-    errors: list[FieldError] = []
+    findings: list[Finding] = []
     compiled: CompiledIvr | None = None
     try:
         compiled = compile_ivr(values, available_responses=available)
     except IvrInvalid as exc:
-        errors.extend(PathFieldError(f.field, f.said, f.position) for f in exc.findings)
-    accounts = {values.get("oauth_account_id")} if values.get("auth_type") == "oauth" else set()
-    for index, step in enumerate(values.get("steps") or []):
-        if step.get("auth_type") == "oauth" and step.get("oauth_account_id"):
-            account = step["oauth_account_id"]
-            if not await call_action_repository.oauth_account_exists(session, int(account)):
-                errors.append(
-                    PathFieldError(
-                        f"steps.{index}.oauth_account_id",
-                        Message("account_unknown", id=account),
-                    )
-                )
-    for account in accounts:
-        if account is not None and not await call_action_repository.oauth_account_exists(
-            session, int(account)
-        ):
-            errors.append(
-                PathFieldError("oauth_account_id", Message("account_unknown", id=account))
-            )
-    uses = {values.get("auth_type")} | {s.get("auth_type") for s in values.get("steps") or []}
-    if "bearer" in uses and not secrets_set.get("bearer_token"):
-        errors.append(PathFieldError("bearer_token", Message("bearer_token_missing")))
-    if "basic" in uses and not secrets_set.get("basic_password"):
-        errors.append(PathFieldError("basic_password", Message("basic_password_missing")))
-    if errors:
-        raise FieldErrors(errors)
+        findings.extend(exc.findings)
+    steps = values.get("steps") or []
+    accounts = [
+        (f"steps.{index}.oauth_account_id", step.get("oauth_account_id") or None)
+        for index, step in enumerate(steps)
+        if step.get("auth_type") == "oauth"
+    ]
+    if values.get("auth_type") == "oauth":
+        accounts.append(("oauth_account_id", values.get("oauth_account_id")))
+    findings += await requests_service.missing_accounts(session, accounts)
+    uses = {values.get("auth_type")} | {step.get("auth_type") for step in steps}
+    findings += secret_errors(uses, secrets_set)
+    if findings:
+        raise FieldErrors([PathFieldError(f.field, f.said, f.position) for f in findings])
     assert compiled is not None
     warnings = [Warning_(**f.as_warning()) for f in (*notes, *compiled.warnings)]
     return compiled, warnings
@@ -229,17 +209,9 @@ async def check_ivr(
 
 def compile_for_run(ivr: Ivr, secrets: SecretBox) -> CompiledIvr:
     """The IVR ready to invoke (secrets decrypted, no save-time warnings computed)."""
-    decrypted = {
-        "basic_password": secrets.decrypt(ivr.basic_password_encrypted)
-        if ivr.basic_password_encrypted
-        else None,
-        "bearer_token": secrets.decrypt(ivr.bearer_token_encrypted)
-        if ivr.bearer_token_encrypted
-        else None,
-    }
     values = ivr_values(ivr)
     _normalise_empty_words(values)
-    return compile_ivr(values, secrets=decrypted, available_responses=None)
+    return compile_ivr(values, secrets=decrypted_secrets(ivr, secrets), available_responses=None)
 
 
 # ---- reads --------------------------------------------------------------------------------
@@ -261,13 +233,9 @@ async def describe(session: AsyncSession, ivr: Ivr, available: set[str] | None =
     """The IVR as read, with the warnings it has now (rules and accounts may have changed).
     ``available``: as for ``check_ivr`` (a list reads it once for all its IVRs)."""
     values = ivr_values(ivr)
-    secrets_set = {
-        "basic_password": values["basic_password_set"],
-        "bearer_token": values["bearer_token_set"],
-    }
     try:
         compiled, warnings = await check_ivr(
-            session, values, secrets_set=secrets_set, available=available
+            session, values, secrets_set=secrets_set_after({}, ivr), available=available
         )
     except FieldErrors as exc:
         # Saved before something it depends on changed (its OAuth account was deleted):
@@ -302,10 +270,8 @@ async def get_ivr_or_404(session: AsyncSession, key_or_id: str) -> Ivr:
 def _apply(ivr: Ivr, values: dict[str, Any], changed: set[str], secrets: SecretBox) -> None:
     for name in changed:
         value = values.get(name)
-        if name in ("basic_password", "bearer_token"):
-            if value is None:
-                continue
-            setattr(ivr, f"{name}_encrypted", secrets.encrypt(value) if value else None)
+        if name in SECRET_FIELDS:
+            store_secret(ivr, name, value, secrets)
         elif name == "responses":
             ivr.responses = [
                 IvrResponse(**{f: r.get(f) for f in RESPONSE_FIELDS}) for r in value or []
@@ -335,11 +301,7 @@ async def create_ivr(
     values = _dump(data, exclude_unset=False)
     if await repository.key_taken(session, data.key):
         raise Conflict(f"an IVR with key '{data.key}' already exists")
-    secrets_set = {
-        "basic_password": bool(values.get("basic_password")),
-        "bearer_token": bool(values.get("bearer_token")),
-    }
-    compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set)
+    compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set_after(values))
     ivr = Ivr(revision=1, responses=[], steps=[])
     _apply(ivr, values, set(values), secrets)
     session.add(ivr)
@@ -362,24 +324,14 @@ async def update_ivr(
     for name in ("responses", "steps", "pbx_variables"):
         if values.get(name) is None:
             values[name] = []
-    compiled, warnings = await check_ivr(session, values, secrets_set=_secrets_after(ivr, changes))
+    compiled, warnings = await check_ivr(
+        session, values, secrets_set=secrets_set_after(changes, ivr)
+    )
     _apply(ivr, values, set(changes), secrets)
     ivr.revision = ivr.revision + 1
     await session.flush()
     record_audit(session, actor, "ivr.update", ivr.key, fields=sorted(changes))
     return to_read(ivr, compiled, warnings)
-
-
-def _secrets_after(ivr: Ivr | None, changes: dict[str, Any]) -> dict[str, bool]:
-    """Which secrets are set once ``changes`` are applied to ``ivr`` (or to a new IVR)."""
-    return {
-        "basic_password": _secret_after(
-            changes, "basic_password", ivr is not None and ivr.basic_password_encrypted is not None
-        ),
-        "bearer_token": _secret_after(
-            changes, "bearer_token", ivr is not None and ivr.bearer_token_encrypted is not None
-        ),
-    }
 
 
 # Required values a form can get wrong, and what stands in for them while the other fields
@@ -421,7 +373,7 @@ async def errors_beside(
         values = _dump(IvrCreate(key="new", url="https://example.com/"), exclude_unset=False)
     values.update({k: v for k, v in changes.items() if v is not None})
     try:
-        await check_ivr(session, values, secrets_set=_secrets_after(ivr, changes))
+        await check_ivr(session, values, secrets_set=secrets_set_after(changes, ivr))
     except FieldErrors as found:
         return [
             error
@@ -431,13 +383,6 @@ async def errors_beside(
             )
         ]
     return []
-
-
-def _secret_after(changes: dict[str, Any], name: str, stored: bool) -> bool:
-    """Whether the secret is set after the update (null keeps it, "" clears it)."""
-    if changes.get(name) is None:
-        return stored
-    return bool(changes[name])
 
 
 async def delete_ivr(session: AsyncSession, ivr: Ivr, actor: str) -> None:

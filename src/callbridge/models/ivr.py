@@ -12,13 +12,14 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from callbridge.db.base import NEVER_REUSED_IDS, Base, TimestampMixin
+from callbridge.requests.columns import AuthColumns, ConditionColumns, TargetColumns
 
 GUIDANCE_TYPES = ("tts", "audio")
 TRANSFER_KINDS = ("callcenter", "extension", "ivr", "external", "hangup", "end_rule")
 TARGETLESS_TRANSFER_KINDS = ("hangup", "end_rule")
 
 
-class Ivr(TimestampMixin, Base):
+class Ivr(AuthColumns, TargetColumns, TimestampMixin, Base):
     __tablename__ = "ivr"
     __table_args__ = NEVER_REUSED_IDS
 
@@ -28,21 +29,9 @@ class Ivr(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     # Bumped by every change: processes cache the compiled IVR per revision.
     revision: Mapped[int] = mapped_column(default=1)
-    auth_type: Mapped[str] = mapped_column(String(20), default="none")
-    # No foreign key, as for call actions: a deleted account makes invocations answer
-    # request_error with a clear reason instead of silently changing the IVR.
-    oauth_account_id: Mapped[int | None]
-    basic_username: Mapped[str] = mapped_column(String(300), default="")
-    basic_password_encrypted: Mapped[str | None] = mapped_column(Text)
-    bearer_token_encrypted: Mapped[str | None] = mapped_column(Text)
-    url: Mapped[str] = mapped_column(Text)
-    method: Mapped[str] = mapped_column(String(10), default="GET")
-    headers: Mapped[str] = mapped_column(Text, default="")
-    body: Mapped[str] = mapped_column(Text, default="")
     # The budget of the whole invocation (every step), in seconds.
+    # (Its own request's extract_pattern: names {RESPONSE_<NAME>} for the steps.)
     timeout_seconds: Mapped[float] = mapped_column(Float, default=10.0)
-    # Extraction on the IVR's own response; its names are {RESPONSE_<NAME>} for the steps.
-    extract_pattern: Mapped[str] = mapped_column(Text, default="")
     max_digits: Mapped[int] = mapped_column(default=0)
     digits_pattern: Mapped[str] = mapped_column(Text, default="")
     pre_guidance: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -96,7 +85,7 @@ class IvrResponse(Base):
     ivr: Mapped[Ivr] = relationship(back_populates="responses", lazy="raise")
 
 
-class IvrStep(Base):
+class IvrStep(TargetColumns, ConditionColumns, Base):
     """A further request, run in ``position`` order after the IVR's own request."""
 
     __tablename__ = "ivr_step"
@@ -109,13 +98,5 @@ class IvrStep(Base):
     # NULL: the IVR's own authentication (type, account and credentials).
     auth_type: Mapped[str | None] = mapped_column(String(20))
     oauth_account_id: Mapped[int | None]
-    url: Mapped[str] = mapped_column(Text)
-    method: Mapped[str] = mapped_column(String(10), default="GET")
-    headers: Mapped[str] = mapped_column(Text, default="")
-    body: Mapped[str] = mapped_column(Text, default="")
-    extract_pattern: Mapped[str] = mapped_column(Text, default="")
-    # Run only when the condition matches (both empty: always).
-    condition_code: Mapped[str] = mapped_column(Text, default="")
-    condition_pattern: Mapped[str] = mapped_column(Text, default="")
 
     ivr: Mapped[Ivr] = relationship(back_populates="steps", lazy="raise")
