@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from callbridge.agent_desktop import pops, service
+from callbridge.agent_desktop import notes, pops, service
 from callbridge.agent_desktop.pops import get_hub
 from callbridge.agent_desktop.schemas import ScreenPopCreate, ScreenPopRead, ScreenPopUpdate
-from callbridge.auth.deps import AdminAccess
+from callbridge.auth.csrf import CSRF_HEADER, csrf_valid
+from callbridge.auth.deps import AdminAccess, optional_user
 from callbridge.auth.sessions import SESSION_COOKIE, user_for_session
 from callbridge.db.session import SessionDep
 from callbridge.errors import Forbidden, Unauthorized
@@ -126,3 +129,34 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+class CallNotes(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    notes: Annotated[str, StringConstraints(max_length=32000)] = ""
+    wrapup: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+
+
+class CallNotesSaved(BaseModel):
+    call_id: str
+    notes: str
+    wrapup: str
+    history_rows: int
+
+
+@events_router.post("/calls/{call_id}/notes", operation_id="save_call_notes")
+async def save_call_notes(
+    request: Request, session: SessionDep, call_id: str, data: CallNotes
+) -> CallNotesSaved:
+    """The agent's notes and wrap-up for a call that popped on their console (DESIGN
+    §12.4): the call's ``NOTES`` and ``WRAPUP`` variables, and the Description of the
+    history link's Task (updated when the Task exists already). Session auth and the
+    page's CSRF token (header ``X-CSRF-Token``)."""
+    user = await optional_user(request, session)
+    if user is None:
+        raise Unauthorized("sign in first: call notes are saved by the signed-in agent")
+    if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
+        raise Forbidden("the page expired: reload it and save again")
+    saved = await notes.save_notes(session, user, call_id, data.notes, data.wrapup)
+    return CallNotesSaved(call_id=call_id, notes=data.notes, wrapup=data.wrapup, history_rows=saved)

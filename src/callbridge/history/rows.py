@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from callbridge.agent_desktop.notes import task_description
 from callbridge.call_actions.engine import call_values
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
 from callbridge.calls.writes import read_session, write_session
@@ -94,6 +95,10 @@ def describe_call(job: EventJob, events: list[CallEvent]) -> dict[str, Any]:
             agent_id_from=None,
             naisen_from=None,
         )
+    # Notes the agent saved on their console before the call ended (DESIGN §12.4).
+    notes = task_description(job.variables.get("NOTES", ""), job.variables.get("WRAPUP", ""))
+    if notes:
+        columns["description"] = notes
     columns["_called"] = called
     columns["_extension"] = extension
     return columns

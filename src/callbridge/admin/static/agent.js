@@ -1,0 +1,129 @@
+// The agent console (DESIGN §12.1): call cards from the agent's Server-Sent Events.
+// EventSource reconnects by itself and sends Last-Event-ID: nothing still relevant is missed.
+(function () {
+  "use strict";
+  var root = document.getElementById("agent-console");
+  if (!root) return;
+  var t = root.dataset;
+  var cards = document.getElementById("agent-cards");
+  var status = document.getElementById("agent-status");
+  var csrf = (JSON.parse(document.body.getAttribute("hx-headers") || "{}"))["X-CSRF-Token"];
+  var TAB = "callbridge-crm"; // one named tab, reused for every record
+
+  function el(tag, attrs, text) {
+    var node = document.createElement(tag);
+    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function openRecord(url, card) {
+    var tab = window.open(url, TAB);
+    if (!tab && card) {
+      card.querySelector(".pop-blocked").hidden = false;
+    }
+  }
+
+  function card(data) {
+    var existing = cards.querySelector('[data-call-id="' + CSS.escape(data.call_id) + '"]');
+    var node = el("div", { "class": "panel call-card", "data-call-id": data.call_id });
+    node.appendChild(el("div", { "class": "pop-number" }, data.anonymous ? data.tel_name : data.tel));
+    if (!data.anonymous && data.tel_name) node.appendChild(el("div", { "class": "pop-name" }, data.tel_name));
+    if (data.queue) node.appendChild(el("div", { "class": "pop-queue" }, t.queue + ": " + data.queue));
+    if (data.lookup_error) {
+      node.appendChild(el("div", { "class": "banner error pop-error", role: "alert" },
+        t.lookupFailed.replace("{error}", data.lookup_error)));
+    }
+    if (data.matches.length > 1) {
+      node.appendChild(el("div", { "class": "pop-choices-title" }, t.choices));
+      var list = el("ul", { "class": "pop-choices" });
+      data.matches.forEach(function (m) {
+        var item = el("li");
+        var link = el("a", { href: m.url, target: TAB }, m.name + " (" + m.object + ")");
+        item.appendChild(link);
+        list.appendChild(item);
+      });
+      node.appendChild(list);
+    } else if (data.matches.length === 1) {
+      node.appendChild(el("div", { "class": "pop-match" }, data.matches[0].name + " (" + data.matches[0].object + ")"));
+    }
+    if (data.url) {
+      var button = el("button", { type: "button", "class": "btn pop-open" },
+        data.matches.length ? t.openRecord : t.newRecord);
+      button.addEventListener("click", function () { openRecord(data.url, null); });
+      node.appendChild(button);
+    }
+    node.appendChild(el("div", { "class": "banner warning pop-blocked", hidden: "" }, t.blocked));
+    node.appendChild(notesForm(data));
+    if (existing) cards.replaceChild(node, existing); else cards.prepend(node);
+    var waiting = document.getElementById("agent-waiting");
+    if (waiting) waiting.remove();
+    return node;
+  }
+
+  function notesForm(data) {
+    var form = el("form", { "class": "stacked pop-notes" });
+    var label = el("label", {}, t.notes);
+    var area = el("textarea", { name: "notes", rows: "3" });
+    label.appendChild(area);
+    form.appendChild(label);
+    var select = null;
+    if (data.wrapup_reasons && data.wrapup_reasons.length) {
+      var wrap = el("label", {}, t.wrapup);
+      select = el("select", { name: "wrapup" });
+      select.appendChild(el("option", { value: "" }, "—"));
+      data.wrapup_reasons.forEach(function (r) { select.appendChild(el("option", { value: r }, r)); });
+      wrap.appendChild(select);
+      form.appendChild(wrap);
+    }
+    var save = el("button", { type: "submit", "class": "btn secondary" }, t.save);
+    var result = el("span", { "class": "pop-notes-result", role: "status" });
+    form.appendChild(save);
+    form.appendChild(result);
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      fetch("/api/v1/agent/calls/" + encodeURIComponent(data.call_id) + "/notes", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify({ notes: area.value, wrapup: select ? select.value : "" }),
+      }).then(function (response) {
+        return response.json().then(function (body) {
+          if (response.ok) { result.textContent = t.saved; return; }
+          var detail = Array.isArray(body.detail) ? body.detail.map(function (d) { return d.msg; }).join("; ") : body.detail;
+          result.textContent = t.saveFailed.replace("{error}", detail);
+        });
+      });
+    });
+    return form;
+  }
+
+  function pop(event) {
+    var data = JSON.parse(event.data);
+    var node = card(data);
+    if (data.copy_number && data.tel && navigator.clipboard) {
+      navigator.clipboard.writeText(data.tel).catch(function () {});
+    }
+    if (data.url && event.type === "pop") {
+      window.setTimeout(function () { openRecord(data.url, node); }, (data.open_delay_seconds || 0) * 1000);
+    }
+    window.setTimeout(function () {
+      var area = node.querySelector("textarea");
+      if (node.isConnected && !(area && area.value)) node.remove();
+    }, (data.display_seconds || 30) * 1000);
+  }
+
+  function end(event) {
+    var data = JSON.parse(event.data);
+    var node = cards.querySelector('[data-call-id="' + CSS.escape(data.call_id) + '"]');
+    if (node && !node.querySelector(".pop-ended")) {
+      node.insertBefore(el("div", { "class": "muted pop-ended" }, t.ended), node.firstChild);
+    }
+  }
+
+  var source = new EventSource("/api/v1/agent/events");
+  source.addEventListener("pop", pop);
+  source.addEventListener("update", pop);
+  source.addEventListener("end", end);
+  source.addEventListener("open", function () { status.hidden = true; root.dataset.connected = "1"; });
+  source.addEventListener("error", function () { status.textContent = t.connection; status.hidden = false; });
+})();

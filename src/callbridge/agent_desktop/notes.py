@@ -1,0 +1,46 @@
+"""Call notes and wrap-up (DESIGN §12.4, seed 004): saved on the call and sent to the
+history link's Task."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from callbridge.calls.repository import upsert_variables
+from callbridge.errors import FieldError, NotFound
+from callbridge.history.service import set_call_notes
+from callbridge.models import AgentPop, Call, ScreenPopProfile, User
+
+
+def task_description(notes: str, wrapup: str) -> str:
+    """The Task's Description: the notes, then the wrap-up reason on a line of its own."""
+    if not wrapup:
+        return notes
+    return f"{notes}\n\n[{wrapup}]" if notes else f"[{wrapup}]"
+
+
+async def save_notes(
+    session: AsyncSession, user: User, call_id: str, notes: str, wrapup: str
+) -> int:
+    """Store them; the number of history rows whose Task gets them."""
+    call_pk = await session.scalar(select(Call.id).where(Call.call_id == call_id))
+    popped = None
+    if call_pk is not None:
+        popped = await session.scalar(
+            select(AgentPop.data)
+            .where(AgentPop.user_id == user.id, AgentPop.call_pk == call_pk, AgentPop.kind == "pop")
+            .order_by(AgentPop.id.desc())
+            .limit(1)
+        )
+    if call_pk is None or popped is None:
+        # Another agent's call looks the same as no call: nothing is told about it.
+        raise NotFound(f"call '{call_id}' did not pop on your console")
+    if wrapup:
+        profile = await session.scalar(
+            select(ScreenPopProfile).where(ScreenPopProfile.name == popped.get("profile", ""))
+        )
+        reasons = list(profile.wrapup_reasons) if profile is not None else []
+        if wrapup not in reasons:
+            raise FieldError("wrapup", f"'{wrapup}' is not one of the wrap-up reasons")
+    await upsert_variables(session, call_pk, {"NOTES": notes, "WRAPUP": wrapup}, "agent")
+    return await set_call_notes(session, call_pk, task_description(notes, wrapup))

@@ -1,0 +1,79 @@
+"""Call notes and wrap-up (DESIGN §12.4): saved on the call (NOTES, WRAPUP) and sent to
+the history link's Task — in the Task when written before the call ended, and as an
+update of the same Task afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+
+from callbridge.auth.csrf import CSRF_COOKIE, CSRF_HEADER
+from callbridge.settings import Settings
+from tests.agent_desktop.conftest import console, make_agent, make_profile, ring
+from tests.history.conftest import (
+    Live,
+    connected,
+    live,
+    live_settings,
+    make_link,
+    sandbox,
+    settled,
+    tasks_of,
+    wait_rows,
+)
+
+__all__ = ["connected", "live", "live_settings", "sandbox"]
+
+
+async def _save(live: Live, agent: dict[str, str], call_id: str, **body: Any) -> httpx.Response:
+    headers = {"Cookie": f"{agent['Cookie']}; {CSRF_COOKIE}=t0ken", CSRF_HEADER: "t0ken"}
+    return await live.http.post(f"/api/v1/agent/calls/{call_id}/notes", json=body, headers=headers)
+
+
+async def _task_description(live: Live, call_id: str, expected: str) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        tasks = tasks_of(live, call_id)
+        if len(tasks) == 1 and tasks[0].get("Description") == expected:
+            return tasks[0]
+        assert asyncio.get_running_loop().time() < deadline, tasks
+        await asyncio.sleep(0.02)
+
+
+async def test_notes_reach_the_call_and_the_task(connected: Live, live_settings: Settings) -> None:
+    live = connected
+    link = await make_link(live)
+    await make_profile(live, wrapup_reasons=["注文", "問い合わせ"])
+    sato = await make_agent(live, live_settings, "sato", "201")
+    kato = await make_agent(live, live_settings, "kato", "202")
+    async with console(live.base_url, sato) as stream:
+        await ring(live, "n-1", "09087654321", "201")
+        await stream.next()
+    # Before the call ends: the history row is created with them.
+    saved = await _save(live, sato, "n-1", notes="先に書いたメモ", wrapup="注文")
+    assert saved.status_code == 200, saved.text
+    assert saved.json()["history_rows"] == 0
+    for event in ("answer", "disconnect"):
+        await ring(live, "n-1", "09087654321", "201", event=event, agent_id="A100")
+    await wait_rows(live, link["id"], settled(1))
+    first = await _task_description(live, "n-1", "先に書いたメモ\n\n[注文]")
+    call = (await live.api("GET", "/api/v1/calls/n-1")).json()
+    assert call["variables"]["NOTES"] == "先に書いたメモ"
+    assert call["variables"]["WRAPUP"] == "注文"
+    # After the Task exists: the same Task is updated.
+    again = await _save(live, sato, "n-1", notes="折り返し済み", wrapup="問い合わせ")
+    assert again.json()["history_rows"] == 1
+    second = await _task_description(live, "n-1", "折り返し済み\n\n[問い合わせ]")
+    assert second["Id"] == first["Id"]
+
+    refused = await _save(live, sato, "n-1", notes="x", wrapup="雑談")
+    assert refused.status_code == 422
+    assert [e["loc"] for e in refused.json()["detail"]] == [["body", "wrapup"]]
+    others = await _save(live, kato, "n-1", notes="他人の通話")
+    assert others.status_code == 404
+    no_csrf = await live.http.post(
+        "/api/v1/agent/calls/n-1/notes", json={"notes": "x"}, headers=sato
+    )
+    assert no_csrf.status_code == 403
