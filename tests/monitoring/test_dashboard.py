@@ -134,3 +134,36 @@ async def test_folding_twice_counts_each_minute_once(app: FastAPI) -> None:
         minutes = await session.scalar(select(func.sum(OpsRollup.count)))
         hours = await session.scalar(select(func.sum(OpsRollupHour.count)))
     assert minutes == hours == 16
+
+
+async def test_the_call_cards_count_the_last_24_hours(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    now = utcnow()
+    async with app.state.runtime.sessionmaker() as session:
+        # (minutes ago, errors, still has work): 3 calls in the last 24 hours, of which
+        # one finished with errors; one with errors still has work (not counted yet);
+        # one with errors is 25 hours old (not counted at all).
+        shapes = [(10, 0, False), (60, 2, False), (120, 1, True), (25 * 60, 1, False)]
+        for number, (minutes, errors, due) in enumerate(shapes):
+            call = Call(call_id=f"card-{number}", direction="inbound", error_count=errors)
+            call.started_at = now - timedelta(minutes=minutes)
+            call.due_at = now if due else None
+            session.add(call)
+        await session.commit()
+    await make_user(app)
+    await sign_in(client)
+    english = (await client.get("/")).text
+    japanese = (await client.get("/", headers={"Accept-Language": "ja"})).text
+
+    def card(html: str, label: str) -> str:
+        found = re.search(
+            rf'<div class="label">{re.escape(label)}</div><div class="value">([^<]*)</div>', html
+        )
+        assert found is not None, label
+        return found.group(1)
+
+    assert card(english, "Calls in the last 24 hours") == "3"
+    assert card(english, "Calls with errors (24 hours)") == "1"
+    assert card(japanese, "過去24時間の通話") == "3"
+    assert card(japanese, "エラーのあった通話 (24時間)") == "1"

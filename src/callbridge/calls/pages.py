@@ -137,11 +137,11 @@ async def call_timeline(
 async def dashboard_cards(session: AsyncSession) -> list[Card]:
     """Calls in the last 24 hours, calls with errors, and the events still to process."""
     since = utcnow() - timedelta(days=1)
-    _calls, recent = await service.list_calls(
-        session, tel=None, since=since, until=None, status=None, limit=1, offset=0
-    )
-    _failed, failed = await service.list_calls(
-        session, tel=None, since=since, until=None, status="error", limit=1, offset=0
+    # Counts only (no row fetched): the started_at index and, for the calls with
+    # errors, the partial index holding only those.
+    recent = await repository.count_calls(session, repository.call_filters(since=since))
+    failed = await repository.count_calls(
+        session, repository.call_filters(since=since, status="error")
     )
     counts = await repository.backlog(session)
     return [

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from callbridge.db.types import UTCDateTime
 from callbridge.kit.time import utcnow
 from callbridge.models.call import (
+    FAILED_CALL,
     UNFINISHED_EVENT_STATUSES,
     Call,
     CallEvent,
@@ -709,7 +710,7 @@ def call_filters(
     if status == "pending":
         conditions.append(Call.due_at.is_not(None))
     elif status == "error":
-        conditions.append(and_(Call.due_at.is_(None), Call.error_count > 0))
+        conditions.append(text(FAILED_CALL))  # as written, so ix_call_failed serves it
     elif status == "ok":
         conditions.append(and_(Call.due_at.is_(None), Call.error_count == 0))
     return conditions
@@ -718,7 +719,7 @@ def call_filters(
 async def list_calls(
     session: AsyncSession, conditions: list[ColumnElement[bool]], limit: int, offset: int
 ) -> tuple[list[Call], int]:
-    total = await session.scalar(select(func.count()).select_from(Call).where(*conditions)) or 0
+    total = await count_calls(session, conditions)
     rows = await session.scalars(
         select(Call)
         .where(*conditions)
@@ -727,6 +728,10 @@ async def list_calls(
         .offset(offset)
     )
     return list(rows), int(total)
+
+
+async def count_calls(session: AsyncSession, conditions: list[ColumnElement[bool]]) -> int:
+    return int(await session.scalar(select(func.count()).select_from(Call).where(*conditions)) or 0)
 
 
 async def backlog(session: AsyncSession) -> dict[str, int]:

@@ -11,7 +11,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from callbridge.db.base import Base
@@ -24,11 +34,23 @@ EVENT_TYPES = ("incoming", "queue", "answer", "disconnect", "outgoing")
 # pending → processing → done; "failed" when processing was abandoned (see the dispatcher).
 EVENT_STATUSES = ("pending", "processing", "done", "failed")
 UNFINISHED_EVENT_STATUSES = ("pending", "processing")
+# A call whose work is over and at least one of whose requests failed ("with errors"):
+# the literal SQL of the partial index below, which queries repeat to use it.
+FAILED_CALL = "due_at IS NULL AND error_count > 0"
 
 
 class Call(Base):
     __tablename__ = "call"
-    __table_args__ = (Index("ix_call_due", "due_at", "lease_expires_at"),)
+    __table_args__ = (
+        Index("ix_call_due", "due_at", "lease_expires_at"),
+        # Counting the calls with errors reads only those (the dashboard, the calls page).
+        Index(
+            "ix_call_failed",
+            "started_at",
+            sqlite_where=text(FAILED_CALL),
+            postgresql_where=text(FAILED_CALL),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     call_id: Mapped[str] = mapped_column(String(200), unique=True)

@@ -1,0 +1,33 @@
+"""call failed index: a partial index on started_at of the calls with errors
+
+Revision ID: 7c3e9a41b5d2
+Revises: 198af8fcade3
+Create Date: 2026-12-04 20:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "7c3e9a41b5d2"
+down_revision: str | None = "198af8fcade3"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+FAILED_CALL = "due_at IS NULL AND error_count > 0"
+
+
+def upgrade() -> None:
+    op.create_index(
+        "ix_call_failed",
+        "call",
+        ["started_at"],
+        unique=False,
+        sqlite_where=sa.text(FAILED_CALL),
+        postgresql_where=sa.text(FAILED_CALL),
+    )
+
+
+def downgrade() -> None:
+    op.drop_index("ix_call_failed", table_name="call")
