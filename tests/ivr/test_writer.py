@@ -105,12 +105,13 @@ async def test_what_an_invocation_stores(app: FastAPI) -> None:
     assert first.extracted == {"RESPONSE_NAME": "CDF"}
     assert "guidance: CDF様" in [note["message"] for note in first.notes]
     assert executions[1].error == {"kind": "http_status", "message": "HTTP 503"}
+    assert [e.outcome for e in executions] == ["matched", "request_error", "matched", "matched"]
     await writer.stop()
 
 
 def _columns(execution: Execution) -> dict[str, Any]:
     names = ("source", "rule_id", "label", "attempt", "request", "response", "duration_ms")
-    more = ("extracted", "error", "attempts", "notes", "at", "event", "event_pk")
+    more = ("extracted", "error", "attempts", "notes", "at", "event", "event_pk", "outcome")
     return {name: getattr(execution, name) for name in names + more}
 
 
@@ -163,6 +164,9 @@ async def test_the_database_batch_stores_what_the_call_store_api_stores(app: Fas
     assert [by_call[e.call_pk] for e in got_rows] == order
     assert [by_call[e.call_pk] for e in want_rows] == [f"ref-{c}" for c in order]
     assert got_rows[4].notes == [] and got_rows[5].notes
+    # The answer's outcome, once an invocation (on its last execution).
+    outcomes = ["matched", "request_error", "matched", "matched", None, "matched"]
+    assert [e.outcome for e in got_rows] == outcomes
     for got_row, want_row in zip(got_rows, want_rows, strict=True):
         assert _columns(got_row) == _columns(want_row)
     assert got_rows[1].error == {"kind": "http_status", "message": "HTTP 503"}

@@ -21,8 +21,8 @@ from tests.helpers import make_user, sign_in
 
 async def seed_activity(sessionmaker: Any) -> int:
     """An hour ago: 3 inbound and 1 outbound call, 10 requests of one rule (4 failed,
-    latencies 80–900 ms), 2 IVR requests; an account at 12,000 of 15,000 API calls.
-    Returns the rule's id."""
+    latencies 80–900 ms), 2 IVR answers (one matched, one no match, 150 ms each); an
+    account at 12,000 of 15,000 API calls. Returns the rule's id."""
     now = utcnow()
     async with sessionmaker() as session:
         rule = CallAction(event="queue", url="https://crm.example.com/case", memo="ケースを作成")
@@ -67,6 +67,7 @@ async def seed_activity(sessionmaker: Any) -> int:
                     request={"method": "GET", "url": "https://crm.example.com/search"},
                     response={"status": 200},
                     duration_ms=150.0,
+                    outcome=("matched", "no_match")[i],
                     at=now - timedelta(minutes=57),
                 )
             )
@@ -90,7 +91,8 @@ async def test_the_dashboard_draws_every_chart_from_the_rollup(
     page = await client.get("/")
     assert page.status_code == 200
     html = page.text
-    for chart in ("calls", "crm_requests", "crm_latency", "rule_errors", "ivr", "api_usage"):
+    charts = ("calls", "crm_requests", "crm_latency", "rule_errors", "ivr", "ivr_outcomes")
+    for chart in (*charts, "api_usage"):
         assert f'data-chart="{chart}"' in html, chart
     # Folded once, by minute, kind and key.
     async with app.state.runtime.sessionmaker() as session:
@@ -101,7 +103,7 @@ async def test_the_dashboard_draws_every_chart_from_the_rollup(
                 )
             ).all()
         )
-    assert totals == {"call": 4, "call_action": 10, "ivr": 2}
+    assert totals == {"call": 4, "call_action": 10, "ivr": 2, "ivr_outcome": 2}
     calls_svg = re.search(r'data-chart="calls".*?</svg>', html).group(0)
     assert calls_svg.count('<rect class="bar" data-series="Inbound"') == 1
     assert " Inbound: 3</title>" in calls_svg and " Outbound: 1</title>" in calls_svg
@@ -111,12 +113,18 @@ async def test_the_dashboard_draws_every_chart_from_the_rollup(
     )
     assert ">ケースを作成</text>" in errors_svg and ">4 / 10</text>" in errors_svg
     assert ">12,000 / 15,000</text>" in html
+    # IVR answers by outcome: a bar each, count and answer time, linking to the answers.
+    outcomes_svg = re.search(r'data-chart="ivr_outcomes".*?</svg>', html).group(0)
+    assert outcomes_svg.count('class="bar"') == 2
+    assert '<a href="/executions?outcome=no_match&amp;from=' in outcomes_svg
+    assert ">no match</text>" in outcomes_svg and ">1 · 200 / 200 ms</text>" in outcomes_svg
     assert "No history rows waiting." in html
     # A second view folds nothing new and shows the same.
     again = await client.get("/?range=7d")
     assert again.status_code == 200 and 'data-chart="crm_latency"' in again.text
     japanese = await client.get("/", headers={"Accept-Language": "ja"})
     assert "1 時間ごとの通話数" in japanese.text and "ルール別のエラー" in japanese.text
+    assert "結果別の IVR 応答数と応答時間（ミリ秒、p50 / p99）" in japanese.text
 
 
 async def test_folding_twice_counts_each_minute_once(app: FastAPI) -> None:
@@ -133,7 +141,7 @@ async def test_folding_twice_counts_each_minute_once(app: FastAPI) -> None:
         assert await rollup.fold(session) is True
         minutes = await session.scalar(select(func.sum(OpsRollup.count)))
         hours = await session.scalar(select(func.sum(OpsRollupHour.count)))
-    assert minutes == hours == 16
+    assert minutes == hours == 18
 
 
 async def test_the_call_cards_count_the_last_24_hours(
@@ -148,7 +156,7 @@ async def test_the_call_cards_count_the_last_24_hours(
         for number, (minutes, errors, due) in enumerate(shapes):
             call = Call(call_id=f"card-{number}", direction="inbound", error_count=errors)
             call.started_at = now - timedelta(minutes=minutes)
-            call.due_at = now if due else None
+            call.due_at = now + timedelta(hours=1) if due else None
             session.add(call)
         await session.commit()
     await make_user(app)

@@ -69,6 +69,7 @@ def test_every_chart_is_drawn_in_chromium(settings: Settings, browser: Any) -> N
                 "crm_latency",
                 "rule_errors",
                 "ivr",
+                "ivr_outcomes",
                 "api_usage",
                 "history",
             }
@@ -79,9 +80,16 @@ def test_every_chart_is_drawn_in_chromium(settings: Settings, browser: Any) -> N
             assert drawn["crm_latency"]["points"] == [1, 1]
             assert drawn["rule_errors"]["bars"] == 1 and drawn["api_usage"]["bars"] == 1
             assert drawn["ivr"]["points"] == [144, 1]
+            assert drawn["ivr_outcomes"]["bars"] == 2  # matched and no match
             page.screenshot(path=str(SCREENS / f"dashboard-{language}.png"), full_page=True)
             with page.expect_navigation():
                 page.click("#chart-rule_errors svg a")
             assert "/executions?rule=call_action%3A" in page.url
             assert page.locator("#execution-results tbody tr").count() == 4
+            page.go_back()
+            with page.expect_navigation():
+                page.click("#chart-ivr_outcomes svg a:nth-of-type(2)")
+            assert "/executions?outcome=no_match" in page.url
+            assert page.locator("#execution-results tbody tr").count() == 1
+            assert page.locator("#f-outcome").input_value() == "no_match"
             context.close()

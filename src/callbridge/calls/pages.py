@@ -137,8 +137,8 @@ async def call_timeline(
 async def dashboard_cards(session: AsyncSession) -> list[Card]:
     """Calls in the last 24 hours, calls with errors, and the events still to process."""
     since = utcnow() - timedelta(days=1)
-    # Counts only (no row fetched): the started_at index and, for the calls with
-    # errors, the partial index holding only those.
+    # Counts only (no row fetched), each from an index alone: started_at's and, for the
+    # calls with errors, ix_call_failed (holding only those).
     recent = await repository.count_calls(session, repository.call_filters(since=since))
     failed = await repository.count_calls(
         session, repository.call_filters(since=since, status="error")

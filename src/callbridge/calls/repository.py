@@ -9,12 +9,14 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     ColumnElement,
     Integer,
     String,
     and_,
     bindparam,
     func,
+    literal_column,
     or_,
     select,
     text,
@@ -511,9 +513,9 @@ ON CONFLICT (call_pk, name) DO UPDATE SET
 """
 ADD_EXECUTION = """
 INSERT INTO execution (call_pk, event_pk, source, rule_id, label, event, attempt, request,
-                       response, duration_ms, extracted, error, attempts, notes, at)
+                       response, duration_ms, extracted, error, attempts, notes, at, outcome)
 VALUES (:call_pk, :event_pk, :source, :rule_id, :label, :event, :attempt, :request,
-        :response, :duration_ms, :extracted, :error, :attempts, :notes, :at)
+        :response, :duration_ms, :extracted, :error, :attempts, :notes, :at, :outcome)
 RETURNING id
 """
 EXECUTION_JSON = ("request", "response", "extracted", "error", "attempts", "notes")
@@ -553,14 +555,15 @@ WITH c AS (
         value = excluded.value, source = excluded.source, updated_at = excluded.updated_at
 )
 INSERT INTO execution (call_pk, source, rule_id, label, attempt, request, response,
-                       duration_ms, extracted, error, attempts, notes, at)
+                       duration_ms, extracted, error, attempts, notes, at, outcome)
 SELECT c.id, r.source, r.rule_id, r.label, r.attempt, r.request, r.response,
-       r.duration_ms, r.extracted, r.error, r.attempts, r.notes, r.at AT TIME ZONE 'UTC'
+       r.duration_ms, r.extracted, r.error, r.attempts, r.notes, r.at AT TIME ZONE 'UTC',
+       r.outcome
 FROM json_array_elements($3::json) WITH ORDINALITY AS e(value, n)
 CROSS JOIN LATERAL json_to_record(e.value)
      AS r(call_id text, source text, rule_id int, label text, attempt int, request json,
           response json, duration_ms float8, extracted json, error json, attempts json,
-          notes json, at timestamp)
+          notes json, at timestamp, outcome text)
 JOIN c ON c.call_id = r.call_id
 ORDER BY e.n
 """
@@ -587,13 +590,14 @@ ON CONFLICT (call_pk, name) DO UPDATE SET
 """,
     """
 INSERT INTO execution (call_pk, source, rule_id, label, attempt, request, response,
-                       duration_ms, extracted, error, attempts, notes, at)
+                       duration_ms, extracted, error, attempts, notes, at, outcome)
 SELECT call.id, json_extract(j.value, '$.source'), json_extract(j.value, '$.rule_id'),
        json_extract(j.value, '$.label'), json_extract(j.value, '$.attempt'),
        json_extract(j.value, '$.request'), json_extract(j.value, '$.response'),
        json_extract(j.value, '$.duration_ms'), json_extract(j.value, '$.extracted'),
        json_extract(j.value, '$.error'), json_extract(j.value, '$.attempts'),
-       json_extract(j.value, '$.notes'), json_extract(j.value, '$.at')
+       json_extract(j.value, '$.notes'), json_extract(j.value, '$.at'),
+       json_extract(j.value, '$.outcome')
 FROM json_each(:executions) AS j JOIN call ON call.call_id = json_extract(j.value, '$.call_id')
 ORDER BY j.key
 """,
@@ -710,7 +714,8 @@ def call_filters(
     if status == "pending":
         conditions.append(Call.due_at.is_not(None))
     elif status == "error":
-        conditions.append(text(FAILED_CALL))  # as written, so ix_call_failed serves it
+        # As written, so that the partial index ix_call_failed serves it.
+        conditions.append(literal_column(FAILED_CALL, Boolean()))
     elif status == "ok":
         conditions.append(and_(Call.due_at.is_(None), Call.error_count == 0))
     return conditions

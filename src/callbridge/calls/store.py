@@ -93,6 +93,7 @@ async def record_execution(
     attempts: list[dict[str, Any]] | None = None,
     notes: list[str | dict[str, Any]] | None = None,
     at: datetime | None = None,
+    outcome: str | None = None,
 ) -> int:
     """Log one outbound request made for the call; it appears on the call's timeline and
     in ``GET /api/v1/calls/{call_id}``. ``request`` must already be redacted (the
@@ -100,8 +101,8 @@ async def record_execution(
     :data:`MAX_RECORDED_BODY`. An ``error`` (``{"kind", "message"}``) counts the call as
     having errors. ``attempts``: each exchange on the wire (the outbound result's
     ``[a.as_dict() for a in result.attempts]``); ``notes``: hints shown with it (text,
-    or a catalogue message as ``callbridge.messages.stored()`` keeps it).
-    Returns the execution's id."""
+    or a catalogue message as ``callbridge.messages.stored()`` keeps it); ``outcome``: an
+    IVR answer's outcome, on the invocation's last execution. Returns the execution's id."""
     return await repository.add_execution(
         session,
         execution_values(
@@ -120,6 +121,7 @@ async def record_execution(
             attempts=attempts,
             notes=notes,
             at=at,
+            outcome=outcome,
         ),
     )
 
@@ -141,6 +143,7 @@ def execution_values(
     attempts: list[dict[str, Any]] | None = None,
     notes: list[str | dict[str, Any]] | None = None,
     at: datetime | None = None,
+    outcome: str | None = None,
 ) -> dict[str, Any]:
     return {
         "call_pk": call_pk,
@@ -158,6 +161,7 @@ def execution_values(
         "attempts": list(attempts or []),
         "notes": list(notes or []),
         "at": at or utcnow(),
+        "outcome": outcome,
     }
 
 

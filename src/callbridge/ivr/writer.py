@@ -174,6 +174,7 @@ def execution_records(log: InvocationLog) -> list[dict[str, Any]]:
             }
         )
     records[-1]["notes"] = _answer_notes(log)
+    records[-1]["outcome"] = str(log.run.answer.get("outcome"))[:30]
     return records
 
 

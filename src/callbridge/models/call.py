@@ -34,21 +34,25 @@ EVENT_TYPES = ("incoming", "queue", "answer", "disconnect", "outgoing")
 # pending → processing → done; "failed" when processing was abandoned (see the dispatcher).
 EVENT_STATUSES = ("pending", "processing", "done", "failed")
 UNFINISHED_EVENT_STATUSES = ("pending", "processing")
-# A call whose work is over and at least one of whose requests failed ("with errors"):
-# the literal SQL of the partial index below, which queries repeat to use it.
-FAILED_CALL = "due_at IS NULL AND error_count > 0"
+# A call whose work is over and at least one of whose requests failed ("with errors"),
+# as literal SQL: the partial index below is used only when a query repeats its WHERE.
+HAS_ERRORS = "error_count > 0"
+FAILED_CALL = f"due_at IS NULL AND {HAS_ERRORS}"
 
 
 class Call(Base):
     __tablename__ = "call"
     __table_args__ = (
         Index("ix_call_due", "due_at", "lease_expires_at"),
-        # Counting the calls with errors reads only those (the dashboard, the calls page).
+        # Counting the calls with errors reads only those, from the index alone (the
+        # dashboard, the calls page). due_at first: SQLite then prefers it to ix_call_due.
         Index(
             "ix_call_failed",
+            "due_at",
             "started_at",
-            sqlite_where=text(FAILED_CALL),
-            postgresql_where=text(FAILED_CALL),
+            "error_count",
+            sqlite_where=text(HAS_ERRORS),
+            postgresql_where=text(HAS_ERRORS),
         ),
     )
 
@@ -151,6 +155,9 @@ class Execution(Base):
     attempt: Mapped[int] = mapped_column(default=1)
     request: Mapped[dict[str, Any]] = mapped_column(JSON)
     response: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # IVR only, on an invocation's last execution: the answer's outcome (matched,
+    # no_match, request_error, input_invalid); NULL elsewhere (one answer, one row).
+    outcome: Mapped[str | None] = mapped_column(String(30))
     duration_ms: Mapped[float | None]
     extracted: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)

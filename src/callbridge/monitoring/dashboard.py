@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.call_actions import repository as call_action_repository
 from callbridge.call_actions.service import rule_label
+from callbridge.ivr.pages import OUTCOME_LABELS
 from callbridge.kit.time import utcnow
 from callbridge.models import HistoryRow, OAuthAccount
 from callbridge.models.history_link import DUE_STATES
@@ -55,7 +56,7 @@ class Totals:
 
     # (kind, slot) → [count, errors, h0…h11]
     slots: dict[tuple[str, int], list[int]]
-    # (kind, key) → [count, errors]
+    # (kind, key) → [count, errors, h0…h11]
     keys: dict[tuple[str, str], list[int]]
     # (slot, key) → calls
     calls: dict[tuple[int, str], int]
@@ -92,10 +93,18 @@ async def read_totals(session: AsyncSession, start: int, slot: int) -> Totals:
         summed = totals.slots.setdefault((kind, index), [0] * len(values))
         for column, value in enumerate(values):
             summed[column] += value
-        by_key = totals.keys.setdefault((kind, key), [0, 0])
-        by_key[0] += values[0]
-        by_key[1] += values[1]
+        by_key = totals.keys.setdefault((kind, key), [0] * len(values))
+        for column, value in enumerate(values):
+            by_key[column] += value
     return totals
+
+
+def _answer_note(values: list[int]) -> str:
+    """``count · p50 / p99 ms`` of one outcome's answers."""
+    p50, p99 = percentile(values[2:], 0.5), percentile(values[2:], 0.99)
+    if p50 is None or p99 is None:
+        return f"{values[0]:,}"
+    return f"{values[0]:,} · {p50:.0f} / {p99:.0f} ms"
 
 
 def _slot_labels(start: int, count: int, slot: int, tz: str) -> list[str]:
@@ -125,6 +134,10 @@ async def build_charts(
     totals = await read_totals(session, start, slot)
     crm = {i: v for (kind, i), v in totals.slots.items() if kind == "call_action"}
     ivr = {i: v for (kind, i), v in totals.slots.items() if kind == "ivr"}
+    answers = sorted(
+        ((key, values) for (kind, key), values in totals.keys.items() if kind == "ivr_outcome"),
+        key=lambda item: (-item[1][0], item[0]),
+    )
 
     def rate(data: dict[int, list[int]], column: int) -> list[float | None]:
         return [data[i][column] / per_minute if i in data else 0.0 for i in range(count)]
@@ -142,9 +155,9 @@ async def build_charts(
     rules = {str(r.id): r for r in await call_action_repository.all_rules(session)}
     errors = sorted(
         (
-            (key, failed, total)
-            for (kind, key), (total, failed) in totals.keys.items()
-            if kind == "call_action" and failed
+            (key, values[1], values[0])
+            for (kind, key), values in totals.keys.items()
+            if kind == "call_action" and values[1]
         ),
         key=lambda item: (-item[1], item[0]),
     )[:10]
@@ -237,6 +250,26 @@ async def build_charts(
             ),
             _executions_link(tz, start, source="ivr"),
             _("Executions"),
+        ),
+        Chart(
+            "ivr_outcomes",
+            _("IVR answers by outcome, with answer time (ms, p50 / p99)"),
+            hbar_chart(
+                "ivr_outcomes",
+                _("IVR answers by outcome, with answer time (ms, p50 / p99)"),
+                [
+                    Bar(
+                        _(OUTCOME_LABELS.get(outcome, outcome)),
+                        values[0],
+                        href=_executions_link(tz, start, outcome=outcome),
+                        note=_answer_note(values),
+                    )
+                    for outcome, values in answers
+                ],
+            ),
+            _executions_link(tz, start, source="ivr"),
+            _("Executions"),
+            "" if answers else _("No IVR answered in this period."),
         ),
         Chart(
             "api_usage",

@@ -17,6 +17,7 @@ from callbridge.call_actions import repository as call_action_repository
 from callbridge.call_actions.service import rule_label
 from callbridge.db.session import SessionDep
 from callbridge.ivr import repository as ivr_repository
+from callbridge.ivr.pages import OUTCOME_LABELS
 from callbridge.kit.time import day_bound
 from callbridge.monitoring import rollup, search
 from callbridge.monitoring.dashboard import build_charts, range_of
@@ -33,7 +34,7 @@ router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")
 
 PAGE_SIZE = 50
-EXECUTION_FIELDS = ("rule", "status", "error_kind", "from", "to", "url")
+EXECUTION_FIELDS = ("rule", "status", "error_kind", "outcome", "from", "to", "url")
 AUDIT_FIELDS = ("actor", "kind", "from", "to")
 
 
@@ -88,6 +89,7 @@ async def executions_page(request: Request, session: SessionDep, user: AdminUser
     values.update(
         status=form["status"] or None,
         error_kind=form["error_kind"] or None,
+        outcome=form["outcome"] or None,
         url=form["url"] or None,
     )
     filters: ExecutionFilters | None = None
@@ -121,6 +123,10 @@ async def executions_page(request: Request, session: SessionDep, user: AdminUser
             ("", _("Any")),
             ("any", _("Every error")),
             *((kind, kind) for kind in ERROR_KINDS),
+        ],
+        "outcome_options": [
+            ("", _("Any")),
+            *((outcome, _(label)) for outcome, label in OUTCOME_LABELS.items()),
         ],
     }
     return await render(

@@ -98,6 +98,31 @@ def _executions(dialect: str, start: int, end: int) -> Any:
     )
 
 
+def _ivr_answers(dialect: str, start: int, end: int) -> Any:
+    """IVR answers (an invocation's last execution carries its outcome) by outcome, with
+    the histogram of that execution's time (kind ``ivr_outcome``, key: the outcome)."""
+    minute = minute_of(Execution.at, dialect).label("minute")
+    failed = Execution.error["kind"].as_string().is_not(None)
+    return (
+        select(
+            minute,
+            literal("ivr_outcome"),
+            Execution.outcome,
+            func.count(),
+            func.sum(case((failed, 1), else_=0)),
+            func.coalesce(func.sum(Execution.duration_ms), 0.0),
+            *_histogram(Execution.duration_ms),
+        )
+        .where(
+            Execution.at >= _at(start),
+            Execution.at < _at(end),
+            Execution.source == "ivr",
+            Execution.outcome.is_not(None),
+        )
+        .group_by(minute, Execution.outcome)
+    )
+
+
 def _calls(dialect: str, start: int, end: int) -> Any:
     minute = minute_of(Call.started_at, dialect).label("minute")
     direction = func.coalesce(Call.direction, "")
@@ -159,7 +184,11 @@ async def fold(session: AsyncSession, *, until: int | None = None) -> bool:
     await session.execute(
         delete(OpsRollup).where(OpsRollup.minute >= start, OpsRollup.minute < end)
     )
-    for query in (_executions(dialect, start, end), _calls(dialect, start, end)):
+    for query in (
+        _executions(dialect, start, end),
+        _ivr_answers(dialect, start, end),
+        _calls(dialect, start, end),
+    ):
         await session.execute(insert(OpsRollup).from_select(COLUMNS, query))
     await _sum_hours(session, start // 60, (end - 1) // 60)
     await session.execute(delete(OpsRollup).where(OpsRollup.minute < end - KEEP_MINUTES))

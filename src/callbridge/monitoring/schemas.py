@@ -27,6 +27,9 @@ class ExecutionFilters(BaseModel):
     error_kind: (
         Literal["any", "timeout", "connect", "http_status", "auth", "limit", "request"] | None
     ) = Field(default=None, description="'any': every failed request")
+    outcome: Literal["matched", "no_match", "request_error", "input_invalid"] | None = Field(
+        default=None, description="IVR answers with this outcome (the invocation's last request)"
+    )
     since: datetime | None = None
     until: datetime | None = None
     url: Annotated[str, Field(max_length=500)] | None = Field(

@@ -42,6 +42,8 @@ def execution_conditions(filters: ExecutionFilters) -> list[ColumnElement[bool]]
         conditions.append(error_kind.is_not(None))
     elif filters.error_kind:
         conditions.append(error_kind == filters.error_kind)
+    if filters.outcome:
+        conditions.append(Execution.outcome == filters.outcome)
     if filters.since is not None:
         conditions.append(Execution.at >= filters.since)
     if filters.until is not None:

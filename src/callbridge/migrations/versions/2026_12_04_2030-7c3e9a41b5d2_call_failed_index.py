@@ -1,4 +1,4 @@
-"""call failed index: a partial index on started_at of the calls with errors
+"""call failed index: a partial index of the calls with errors (due_at, started_at)
 
 Revision ID: 7c3e9a41b5d2
 Revises: 198af8fcade3
@@ -15,17 +15,17 @@ down_revision: str | None = "198af8fcade3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-FAILED_CALL = "due_at IS NULL AND error_count > 0"
+HAS_ERRORS = "error_count > 0"
 
 
 def upgrade() -> None:
     op.create_index(
         "ix_call_failed",
         "call",
-        ["started_at"],
+        ["due_at", "started_at", "error_count"],
         unique=False,
-        sqlite_where=sa.text(FAILED_CALL),
-        postgresql_where=sa.text(FAILED_CALL),
+        sqlite_where=sa.text(HAS_ERRORS),
+        postgresql_where=sa.text(HAS_ERRORS),
     )
 
 
