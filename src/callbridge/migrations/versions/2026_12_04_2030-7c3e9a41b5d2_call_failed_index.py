@@ -1,7 +1,7 @@
 """call failed index: a partial index of the calls with errors (due_at, started_at)
 
 Revision ID: 7c3e9a41b5d2
-Revises: 198af8fcade3
+Revises: 7c2d4f1a9e31
 Create Date: 2026-12-04 20:30:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "7c3e9a41b5d2"
-down_revision: str | None = "198af8fcade3"
+down_revision: str | None = "7c2d4f1a9e31"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
