@@ -76,50 +76,52 @@ def _histogram(duration: Any) -> list[ColumnElement[Any]]:
     return columns
 
 
-def _executions(dialect: str, start: int, end: int) -> Any:
+def _execution_totals(
+    dialect: str, start: int, end: int, kind: Any, key: Any, by: tuple[Any, ...], *where: Any
+) -> Any:
+    """Executions of the minutes [start, end) summed by minute and ``by``."""
     minute = minute_of(Execution.at, dialect).label("minute")
     failed = Execution.error["kind"].as_string().is_not(None)
     return (
         select(
             minute,
-            Execution.source,
-            func.coalesce(cast(Execution.rule_id, String(100)), ""),
+            kind,
+            key,
             func.count(),
             func.sum(case((failed, 1), else_=0)),
             func.coalesce(func.sum(Execution.duration_ms), 0.0),
             *_histogram(Execution.duration_ms),
         )
-        .where(
-            Execution.at >= _at(start),
-            Execution.at < _at(end),
-            Execution.source.in_(("call_action", "ivr")),
-        )
-        .group_by(minute, Execution.source, Execution.rule_id)
+        .where(Execution.at >= _at(start), Execution.at < _at(end), *where)
+        .group_by(minute, *by)
+    )
+
+
+def _executions(dialect: str, start: int, end: int) -> Any:
+    """Requests by kind (``call_action`` / ``ivr``) and rule (or IVR)."""
+    return _execution_totals(
+        dialect,
+        start,
+        end,
+        Execution.source,
+        func.coalesce(cast(Execution.rule_id, String(100)), ""),
+        (Execution.source, Execution.rule_id),
+        Execution.source.in_(("call_action", "ivr")),
     )
 
 
 def _ivr_answers(dialect: str, start: int, end: int) -> Any:
     """IVR answers (an invocation's last execution carries its outcome) by outcome, with
     the histogram of that execution's time (kind ``ivr_outcome``, key: the outcome)."""
-    minute = minute_of(Execution.at, dialect).label("minute")
-    failed = Execution.error["kind"].as_string().is_not(None)
-    return (
-        select(
-            minute,
-            literal("ivr_outcome"),
-            Execution.outcome,
-            func.count(),
-            func.sum(case((failed, 1), else_=0)),
-            func.coalesce(func.sum(Execution.duration_ms), 0.0),
-            *_histogram(Execution.duration_ms),
-        )
-        .where(
-            Execution.at >= _at(start),
-            Execution.at < _at(end),
-            Execution.source == "ivr",
-            Execution.outcome.is_not(None),
-        )
-        .group_by(minute, Execution.outcome)
+    return _execution_totals(
+        dialect,
+        start,
+        end,
+        literal("ivr_outcome"),
+        Execution.outcome,
+        (Execution.outcome,),
+        Execution.source == "ivr",
+        Execution.outcome.is_not(None),
     )
 
 
