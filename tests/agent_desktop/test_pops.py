@@ -6,7 +6,9 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import httpx
+import pytest
 
+from callbridge.agent_desktop import router
 from callbridge.settings import Settings
 from tests.agent_desktop.conftest import Live, console, make_agent, make_profile, ring
 
@@ -133,3 +135,17 @@ async def test_the_stream_needs_the_agents_own_session(
         assert others.json()["detail"] == (
             "this is another agent's stream: agents receive only their own pops"
         )
+
+
+async def test_an_idle_stream_sends_heartbeats(
+    connected: Live, live_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = connected
+    monkeypatch.setattr(router, "HEARTBEAT_SECONDS", 0.01)
+    sato = await make_agent(live, live_settings, "sato", "201")
+    async with console(live.base_url, sato) as stream:
+        await make_profile(live)
+        await ring(live, "c-1", "0120-999-991", "201")
+        pop = await stream.next()
+    assert pop.data["call_id"] == "c-1"
+    assert "heartbeat" in stream.comments
