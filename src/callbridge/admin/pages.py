@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.rendering import N_, form_errors, gettext_for, render
+from callbridge.admin.rendering import N_, form_errors, form_values, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked, CurrentUser, admin_user
 from callbridge.db.session import SessionDep
 from callbridge.errors import Conflict, FieldError
@@ -104,11 +104,6 @@ def _user_form(values: dict[str, str]) -> dict[str, Any]:
     }
 
 
-async def _form_values(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
 @router.get("/users/new")
 async def new_user_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     _ = gettext_for(request, user)
@@ -125,7 +120,7 @@ async def new_user_page(request: Request, session: SessionDep, user: AdminUser) 
 @router.post("/users/new", dependencies=[CsrfChecked])
 async def create_user(request: Request, session: SessionDep, user: AdminUser) -> Response:
     _ = gettext_for(request, user)
-    values = await _form_values(request)
+    values = await form_values(request)
     errors: dict[str, str] = {}
     try:
         data = UserCreate(
@@ -196,7 +191,7 @@ async def update_user(
 ) -> Response:
     _ = gettext_for(request, user)
     target = await users.get_user_or_404(session, user_id)
-    values = await _form_values(request)
+    values = await form_values(request)
     values["username"] = target.username
     errors: dict[str, str] = {}
     try:
@@ -300,7 +295,7 @@ async def tokens_page(request: Request, session: SessionDep, user: AdminUser) ->
 
 @router.post("/tokens", dependencies=[CsrfChecked])
 async def create_token(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    values = await _form_values(request)
+    values = await form_values(request)
     try:
         data = TokenCreate(name=values.get("name", ""), scope=values.get("scope", ""))
     except ValidationError as exc:
@@ -346,7 +341,7 @@ async def settings_page(request: Request, session: SessionDep, user: AdminUser) 
 
 @router.post("/settings", dependencies=[CsrfChecked])
 async def save_settings(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    values = await _form_values(request)
+    values = await form_values(request)
     fields = ("public_url", "timezone", "playback_auth", "retention_days", "max_recording_mb")
     submitted: dict[str, Any] = {k: values.get(k, "") for k in fields}
     try:

@@ -28,6 +28,16 @@ _TEMPLATE_DIRS: list[Path] = [Path(__file__).resolve().parent / "templates"]
 _loader = jinja2.FileSystemLoader(_TEMPLATE_DIRS)
 
 
+async def form_values(request: Request) -> dict[str, str]:
+    """A submitted form's text fields (files are not form values here)."""
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("hx-request") == "true"
+
+
 def add_template_dir(path: Path) -> None:
     """Feature folders keep their templates next to their routes and register them here."""
     if str(path) not in _loader.searchpath:
@@ -77,8 +87,10 @@ __all__ = [
     "N_",
     "add_template_dir",
     "form_errors",
+    "form_values",
     "format_datetime",
     "gettext_for",
+    "is_htmx",
     "message_error_of",
     "render",
     "render_message",

@@ -13,18 +13,23 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.rendering import add_template_dir, form_errors, gettext_for, render
+from callbridge.admin.rendering import (
+    add_template_dir,
+    form_errors,
+    form_values,
+    gettext_for,
+    render,
+)
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.call_actions import engine, service
 from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate
-from callbridge.calls.ui import form_values
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
 from callbridge.i18n import N_
 from callbridge.models.call import EVENT_TYPES
 from callbridge.models.call_action import CallAction
 from callbridge.requests import service as requests_service
-from callbridge.requests.forms import register_templates
+from callbridge.requests.forms import register_templates, request_form, request_payload
 from callbridge.requests.schemas import Warning_
 from callbridge.runtime import get_runtime
 
@@ -84,18 +89,13 @@ BLANK_FORM: dict[str, Any] = {
 
 def _payload(values: dict[str, str], *, creating: bool) -> dict[str, Any]:
     """Form fields → API fields (only what the form sent; secrets only when typed)."""
-    data: dict[str, Any] = {name: values.get(name, "") for name in TEXT_FIELDS}
+    data = request_payload(values, TEXT_FIELDS)
     for name in CHECKBOXES:
         data[name] = values.get(name) == "1"
     for name in ("order", "timeout_seconds"):
         raw = values.get(name, "").strip()
         if raw or not creating:
             data[name] = raw or None
-    account = values.get("oauth_account_id", "").strip()
-    data["oauth_account_id"] = account or None
-    for name in ("basic_password", "bearer_token"):
-        if values.get(name):
-            data[name] = values[name]
     if not creating:
         data = {k: v for k, v in data.items() if v is not None}
     return data
@@ -145,7 +145,7 @@ async def _form_page(
     saved: bool = False,
 ) -> Response:
     _ = gettext_for(request, user)
-    accounts = await requests_service.oauth_account_names(session)
+    accounts = await requests_service.oauth_accounts(session)
     return await render(
         request,
         "call_actions/form.html",
@@ -229,17 +229,11 @@ async def edit_rule_page(
 ) -> Response:
     rule = await service.get_rule_or_404(session, rule_id)
     described = await service.describe(session, rule)
-    form = {
-        **described.model_dump(),
-        "basic_password": "",
-        "bearer_token": "",
-        "oauth_account_id": described.oauth_account_id or "",
-    }
     return await _form_page(
         request,
         session,
         user,
-        form=form,
+        form=request_form(described.model_dump()),
         rule_id=rule_id,
         warnings=described.warnings,
         saved=bool(request.query_params.get("saved")),
@@ -281,17 +275,11 @@ async def update_rule(
             errors=_field_messages(exc),
             status_code=422,
         )
-    saved_form: dict[str, Any] = {
-        **updated.model_dump(),
-        "basic_password": "",
-        "bearer_token": "",
-        "oauth_account_id": updated.oauth_account_id or "",
-    }
     return await _form_page(
         request,
         session,
         user,
-        form=saved_form,
+        form=request_form(updated.model_dump()),
         rule_id=rule_id,
         warnings=updated.warnings,
         saved=True,

@@ -14,13 +14,12 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.pages import Card
-from callbridge.admin.rendering import add_template_dir, gettext_for, render
+from callbridge.admin.rendering import add_template_dir, form_values, gettext_for, is_htmx, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.calls import ingest, repository, service
 from callbridge.calls.router import local_dispatcher
 from callbridge.calls.schemas import CallDetail, ExecutionRead
 from callbridge.calls.store import TIMELINE_PROVIDERS
-from callbridge.calls.ui import form_values, is_htmx
 from callbridge.db.session import SessionDep
 from callbridge.i18n import N_
 from callbridge.kit.time import day_bound, utcnow

@@ -15,11 +15,10 @@ from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.rendering import Banner, add_template_dir, gettext_for, render
+from callbridge.admin.rendering import Banner, add_template_dir, form_values, gettext_for, render
 from callbridge.audit import record_audit
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.call_actions.service import get_rule_or_404, rule_label
-from callbridge.calls.ui import form_values
 from callbridge.circuits import reruns, service
 from callbridge.circuits.router import wake_dispatcher
 from callbridge.db.session import SessionDep

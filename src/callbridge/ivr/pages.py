@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import (
     add_template_dir,
+    form_values,
     gettext_for,
     message_error_of,
     render,
     render_message,
 )
 from callbridge.auth.deps import AdminUser, CsrfChecked
-from callbridge.calls.ui import form_values
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldError, FieldErrors, NotFound
 from callbridge.i18n import N_
@@ -41,7 +41,8 @@ from callbridge.kit.crypto import SecretDecryptionError
 from callbridge.messages import Message
 from callbridge.models.ivr import Ivr
 from callbridge.models.oauth_account import OAuthAccount
-from callbridge.requests.forms import register_templates
+from callbridge.requests import service as requests_service
+from callbridge.requests.forms import register_templates, request_form, request_payload
 from callbridge.requests.schemas import Warning_
 from callbridge.runtime import get_runtime
 
@@ -147,30 +148,32 @@ def _flatten_transfer(form: dict[str, Any], prefix: str, transfer: Any) -> None:
     form[f"{prefix}transfer_target"] = transfer.get("target") or ""
 
 
+IVR_DEFAULTS: dict[str, Any] = {
+    "key": "",
+    "name": "",
+    "auth_type": "oauth",
+    "basic_username": "",
+    "basic_password_set": False,
+    "bearer_token_set": False,
+    "url": "",
+    "method": "GET",
+    "headers": "",
+    "body": "",
+    "extract_pattern": "",
+    "digits_pattern": "",
+    "memo": "",
+}
+
+
 def ivr_form(ivr: IvrRead | None) -> dict[str, Any]:
     """The settings form's values for a stored IVR (or a new one)."""
-    values: dict[str, Any] = ivr.model_dump() if ivr is not None else {}
-    form: dict[str, Any] = {
-        "key": values.get("key", ""),
-        "name": values.get("name", ""),
-        "auth_type": values.get("auth_type", "oauth"),
-        "oauth_account_id": values.get("oauth_account_id") or "",
-        "basic_username": values.get("basic_username", ""),
-        "basic_password": "",
-        "bearer_token": "",
-        "basic_password_set": values.get("basic_password_set", False),
-        "bearer_token_set": values.get("bearer_token_set", False),
-        "url": values.get("url", ""),
-        "method": values.get("method", "GET"),
-        "headers": values.get("headers", ""),
-        "body": values.get("body", ""),
-        "timeout_seconds": f"{values.get('timeout_seconds', 10):g}",
-        "extract_pattern": values.get("extract_pattern", ""),
-        "max_digits": str(values.get("max_digits", 0)),
-        "digits_pattern": values.get("digits_pattern", ""),
-        "pbx_variables": " ".join(values.get("pbx_variables", [])),
-        "memo": values.get("memo", ""),
-    }
+    values: dict[str, Any] = {**IVR_DEFAULTS, **(ivr.model_dump() if ivr is not None else {})}
+    form = request_form(values)
+    form.update(
+        timeout_seconds=f"{values.get('timeout_seconds', 10):g}",
+        max_digits=str(values.get("max_digits", 0)),
+        pbx_variables=" ".join(values.get("pbx_variables", [])),
+    )
     _flatten_guidance(form, "pre_", values.get("pre_guidance"))
     for name in BEHAVIOURS:
         behaviour = values.get(name) or {}
@@ -180,17 +183,13 @@ def ivr_form(ivr: IvrRead | None) -> dict[str, Any]:
 
 
 def _ivr_payload(values: dict[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {name: values.get(name, "") for name in IVR_TEXT_FIELDS}
-    data["oauth_account_id"] = values.get("oauth_account_id", "").strip() or None
+    data = request_payload(values, IVR_TEXT_FIELDS)
     data["timeout_seconds"] = values.get("timeout_seconds", "").strip() or 10
     data["max_digits"] = values.get("max_digits", "").strip() or 0
     data["pbx_variables"] = values.get("pbx_variables", "").replace(",", " ").split()
     data["pre_guidance"] = _guidance(values, "pre_")
     for name in BEHAVIOURS:
         data[name] = _behaviour(values, f"{name}_")
-    for name in ("basic_password", "bearer_token"):
-        if values.get(name):
-            data[name] = values[name]
     return data
 
 
@@ -220,26 +219,22 @@ def _response_payload(values: dict[str, str]) -> dict[str, Any]:
     return data
 
 
+STEP_DEFAULTS: dict[str, Any] = {
+    **dict.fromkeys(STEP_TEXT_FIELDS, ""),
+    "method": "GET",
+    "auth_type": "",
+}
+
+
 def step_form(step: dict[str, Any] | None) -> dict[str, Any]:
-    step = step or {}
-    return {
-        "name": step.get("name", ""),
-        "url": step.get("url", ""),
-        "method": step.get("method", "GET"),
-        "headers": step.get("headers", ""),
-        "body": step.get("body", ""),
-        "auth_type": step.get("auth_type") or "",
-        "oauth_account_id": step.get("oauth_account_id") or "",
-        "extract_pattern": step.get("extract_pattern", ""),
-        "condition_code": step.get("condition_code", ""),
-        "condition_pattern": step.get("condition_pattern", ""),
-    }
+    form = request_form({**STEP_DEFAULTS, **(step or {})})
+    form["auth_type"] = form["auth_type"] or ""
+    return form
 
 
 def _step_payload(values: dict[str, str]) -> dict[str, Any]:
-    data: dict[str, Any] = {name: values.get(name, "") for name in STEP_TEXT_FIELDS}
+    data = request_payload(values, STEP_TEXT_FIELDS)
     data["auth_type"] = values.get("auth_type", "").strip() or None
-    data["oauth_account_id"] = values.get("oauth_account_id", "").strip() or None
     return data
 
 
@@ -446,10 +441,6 @@ def _saved_location(ivr_id: int, notes: str, anchor: str = "") -> str:
 # ---- pages ---------------------------------------------------------------------------------
 
 
-async def _accounts(session: AsyncSession) -> list[OAuthAccount]:
-    return await repository.oauth_accounts(session)
-
-
 def _account_problems(ivr: IvrRead, accounts: list[OAuthAccount]) -> list[OAuthAccount]:
     """The OAuth accounts this IVR uses that cannot be used now."""
     used = {ivr.oauth_account_id} if ivr.auth_type == "oauth" else set()
@@ -469,7 +460,7 @@ async def _ivr_or_404(session: AsyncSession, ivr_id: int) -> Ivr:
 @router.get("/ivrs")
 async def ivrs_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     rows = await repository.all_ivrs(session)
-    accounts = await _accounts(session)
+    accounts = await requests_service.oauth_accounts(session)
     by_id = {a.id: a for a in accounts}
     available = await service.available_response_names(session)
     described = [await service.describe(session, ivr, available) for ivr in rows]
@@ -500,7 +491,7 @@ async def _ivr_page(
     saved: bool = False,
 ) -> Response:
     _ = gettext_for(request, user)
-    accounts = await _accounts(session)
+    accounts = await requests_service.oauth_accounts(session)
     warnings = ivr.warnings if ivr is not None else []
     return await render(
         request,
@@ -655,12 +646,13 @@ async def _item_page(
         "ivr/response.html" if kind == "responses" else "ivr/step.html",
         {
             "title": title,
+            "kind": kind,
             "ivr": ivr,
             "item_id": item_id,
             "form": form,
             "errors": errors or {},
             "warnings": warning_messages(ivr.warnings, scope) if index is not None else {},
-            "accounts": await _accounts(session),
+            "accounts": await requests_service.oauth_accounts(session),
             "transfer_labels": TRANSFER_LABELS,
             "guidance_labels": GUIDANCE_LABELS,
         },
@@ -761,74 +753,47 @@ async def _item_delete(
     return RedirectResponse(f"/ivrs/{ivr_id}?saved=1#{kind}", status_code=303)
 
 
-@router.get("/ivrs/{ivr_id}/responses/new")
-async def new_response_page(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int
-) -> Response:
-    return await _item_get(request, session, user, ivr_id, "responses", 0)
+def _item_routes(kind: str) -> None:
+    """The pages of one kind of item (``responses`` or ``steps``): new, edit, delete."""
+
+    async def new_page(
+        request: Request, session: SessionDep, user: AdminUser, ivr_id: int
+    ) -> Response:
+        return await _item_get(request, session, user, ivr_id, kind, 0)
+
+    async def create(
+        request: Request, session: SessionDep, user: AdminUser, ivr_id: int
+    ) -> Response:
+        return await _item_post(request, session, user, ivr_id, kind, 0)
+
+    async def page(
+        request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
+    ) -> Response:
+        return await _item_get(request, session, user, ivr_id, kind, item_id)
+
+    async def update(
+        request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
+    ) -> Response:
+        return await _item_post(request, session, user, ivr_id, kind, item_id)
+
+    async def delete(
+        request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
+    ) -> Response:
+        return await _item_delete(request, session, user, ivr_id, kind, item_id)
+
+    base = f"/ivrs/{{ivr_id}}/{kind}"
+    checked = [CsrfChecked]
+    router.add_api_route(f"{base}/new", new_page, methods=["GET"])
+    router.add_api_route(f"{base}/new", create, methods=["POST"], dependencies=checked)
+    router.add_api_route(f"{base}/{{item_id}}", page, methods=["GET"])
+    router.add_api_route(f"{base}/{{item_id}}", update, methods=["POST"], dependencies=checked)
+    router.add_api_route(
+        f"{base}/{{item_id}}/delete", delete, methods=["POST"], dependencies=checked
+    )
 
 
-@router.post("/ivrs/{ivr_id}/responses/new", dependencies=[CsrfChecked])
-async def create_response(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int
-) -> Response:
-    return await _item_post(request, session, user, ivr_id, "responses", 0)
-
-
-@router.get("/ivrs/{ivr_id}/responses/{item_id}")
-async def response_page(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
-) -> Response:
-    return await _item_get(request, session, user, ivr_id, "responses", item_id)
-
-
-@router.post("/ivrs/{ivr_id}/responses/{item_id}", dependencies=[CsrfChecked])
-async def update_response(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
-) -> Response:
-    return await _item_post(request, session, user, ivr_id, "responses", item_id)
-
-
-@router.post("/ivrs/{ivr_id}/responses/{item_id}/delete", dependencies=[CsrfChecked])
-async def delete_response(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
-) -> Response:
-    return await _item_delete(request, session, user, ivr_id, "responses", item_id)
-
-
-@router.get("/ivrs/{ivr_id}/steps/new")
-async def new_step_page(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int
-) -> Response:
-    return await _item_get(request, session, user, ivr_id, "steps", 0)
-
-
-@router.post("/ivrs/{ivr_id}/steps/new", dependencies=[CsrfChecked])
-async def create_step(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int
-) -> Response:
-    return await _item_post(request, session, user, ivr_id, "steps", 0)
-
-
-@router.get("/ivrs/{ivr_id}/steps/{item_id}")
-async def step_page(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
-) -> Response:
-    return await _item_get(request, session, user, ivr_id, "steps", item_id)
-
-
-@router.post("/ivrs/{ivr_id}/steps/{item_id}", dependencies=[CsrfChecked])
-async def update_step(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
-) -> Response:
-    return await _item_post(request, session, user, ivr_id, "steps", item_id)
-
-
-@router.post("/ivrs/{ivr_id}/steps/{item_id}/delete", dependencies=[CsrfChecked])
-async def delete_step(
-    request: Request, session: SessionDep, user: AdminUser, ivr_id: int, item_id: int
-) -> Response:
-    return await _item_delete(request, session, user, ivr_id, "steps", item_id)
+_item_routes("responses")
+_item_routes("steps")
 
 
 # ---- the test panel and simulator -----------------------------------------------------------

@@ -49,9 +49,5 @@ async def count_ivrs(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(Ivr)) or 0)
 
 
-async def oauth_accounts(session: AsyncSession) -> list[OAuthAccount]:
-    return list(await session.scalars(select(OAuthAccount).order_by(OAuthAccount.name)))
-
-
 async def oauth_account(session: AsyncSession, account_id: int) -> OAuthAccount | None:
     return await session.get(OAuthAccount, account_id)

@@ -12,7 +12,14 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.rendering import Banner, add_template_dir, form_errors, gettext_for, render
+from callbridge.admin.rendering import (
+    Banner,
+    add_template_dir,
+    form_errors,
+    form_values,
+    gettext_for,
+    render,
+)
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.auth.sessions import SESSION_COOKIE
 from callbridge.db.session import SessionDep
@@ -69,11 +76,6 @@ async def reauthorization_banner(
             _("Open OAuth accounts"),
         )
     ]
-
-
-async def _values(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
 def _login_choice(login_url: str | None) -> str:
@@ -226,7 +228,7 @@ async def new_page(request: Request, session: SessionDep, user: AdminUser) -> Re
 
 @router.post("/oauth-accounts/new", dependencies=[CsrfChecked])
 async def create(request: Request, session: SessionDep, user: AdminUser) -> Response:
-    values = await _values(request)
+    values = await form_values(request)
     _ = gettext_for(request, user)
     try:
         data = OAuthAccountCreate.model_validate(_submitted(values, creating=True))
@@ -266,7 +268,7 @@ async def update(
     request: Request, session: SessionDep, user: AdminUser, account_id: int
 ) -> Response:
     account = await service.get_account_or_404(session, account_id)
-    values = await _values(request)
+    values = await form_values(request)
     _ = gettext_for(request, user)
     try:
         data = OAuthAccountUpdate.model_validate(_submitted(values, creating=False))

@@ -38,11 +38,9 @@ async def oauth_account_ids(session: AsyncSession) -> list[int]:
     return [int(i) for i in await session.scalars(select(OAuthAccount.id))]
 
 
-async def oauth_account_names(session: AsyncSession) -> list[tuple[int, str]]:
-    rows = await session.execute(
-        select(OAuthAccount.id, OAuthAccount.name).order_by(OAuthAccount.name)
-    )
-    return [(int(i), str(n)) for i, n in rows]
+async def oauth_accounts(session: AsyncSession) -> list[OAuthAccount]:
+    """The accounts a request's form offers, by name."""
+    return list(await session.scalars(select(OAuthAccount).order_by(OAuthAccount.name)))
 
 
 async def missing_accounts(
