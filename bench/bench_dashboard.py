@@ -1,7 +1,10 @@
 """Benchmark of the dashboard with 1,000,000 executions stored (prints figures; not a test).
 
 Run: python bench/bench_dashboard.py [--executions N] [--views N] [--database FILE]
-(``--database``: a file an earlier run filled, kept to measure again without refilling)
+       [--postgres URL]
+(``--database``: a file an earlier run filled, kept to measure again without refilling;
+``--postgres``: measure on that PostgreSQL database instead, migrated and filled with the
+rows of the SQLite file when its execution table is empty)
 
 A migrated SQLite database gets N executions (default 1,000,000) spread over the last 7
 days across 5 rules and 200,000 calls (10 % of the calls
@@ -113,6 +116,58 @@ def fill(path: Path, executions: int) -> None:
     connection.close()
 
 
+# The tables the fill writes, the columns it gives, and those holding times or booleans.
+COPIED = {
+    "call_action": (
+        "id, event, execution_order, enabled, condition_code, condition_pattern, auth_type, "
+        "basic_username, url, method, headers, body, timeout_seconds, extract_pattern, "
+        "json_extractions, retry_non_idempotent, stop_on_failure, memo, created_at, updated_at"
+    ),
+    "call": "id, call_id, direction, started_at, created_at, updated_at, event_count, error_count",
+    "execution": (
+        "call_pk, source, rule_id, label, event, attempt, request, response, duration_ms, "
+        "extracted, error, attempts, notes, at"
+    ),
+}
+TIMES = {"started_at", "created_at", "updated_at", "at"}
+BOOLEANS = {"enabled", "retry_non_idempotent", "stop_on_failure"}
+
+
+async def copy_to_postgres(path: Path, url: str) -> None:
+    """The SQLite file's rows into the migrated PostgreSQL database (COPY), unless it
+    holds executions already."""
+    import asyncpg  # the PostgreSQL driver the app uses
+
+    connection = await asyncpg.connect(url.replace("postgresql+asyncpg", "postgresql"))
+    try:
+        if await connection.fetchval("SELECT count(*) FROM execution"):
+            return
+        source = sqlite3.connect(path)
+        for table, columns in COPIED.items():
+            names = [name.strip() for name in columns.split(",")]
+
+            def value(name: str, raw: object) -> object:
+                if raw is not None and name in TIMES:
+                    return datetime.fromisoformat(str(raw)).replace(tzinfo=UTC)
+                return bool(raw) if name in BOOLEANS else raw
+
+            cursor = source.execute(f"SELECT {columns} FROM {table}")
+            while rows := cursor.fetchmany(50_000):
+                records = [
+                    tuple(value(n, v) for n, v in zip(names, row, strict=True)) for row in rows
+                ]
+                await connection.copy_records_to_table(table, records=records, columns=names)
+        for table in ("call", "call_action", "execution"):
+            await connection.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+        await connection.execute("ANALYZE")
+        source.close()
+    finally:
+        await connection.close()
+
+
 async def measure(settings: Settings, views: int) -> None:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -170,6 +225,7 @@ def main() -> None:
     parser.add_argument("--executions", type=int, default=1_000_000)
     parser.add_argument("--views", type=int, default=50)
     parser.add_argument("--database", type=Path, default=None)
+    parser.add_argument("--postgres", default=None)
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="cb-dashboard-"))
     path = args.database or folder / "callbridge.db"
@@ -179,9 +235,16 @@ def main() -> None:
         fill(path, args.executions)
         print(f"{args.executions:,} executions written in {time.perf_counter() - started:.0f} s")
         print(f"(kept in {path})")
+    url = f"sqlite+aiosqlite:///{path}"
+    if args.postgres:
+        started = time.perf_counter()
+        upgrade_to_head(args.postgres)
+        asyncio.run(copy_to_postgres(path, args.postgres))
+        print(f"PostgreSQL ready in {time.perf_counter() - started:.0f} s")
+        url = args.postgres
     settings = Settings(
         data_dir=folder / "data",
-        database_url=f"sqlite+aiosqlite:///{path}",
+        database_url=url,
         secret_key="bench-secret-key",
         _env_file=None,  # type: ignore[call-arg]
     )
