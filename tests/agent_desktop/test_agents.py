@@ -108,3 +108,25 @@ def test_cli_creates_an_agent_with_an_extension(tmp_path: Path) -> None:
             "SELECT role, extension, salesforce_user_id FROM user WHERE username = 'agent1'"
         ).fetchone()
     assert row == ("agent", "2001", "005000000000001")
+
+
+async def test_call_center_definition_needs_an_https_public_url(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await make_user(app)
+    await sign_in(client)
+    refused = await client.get("/agent/callcenter.xml")
+    assert refused.status_code == 409
+    assert "Set an https public URL in the settings first" in refused.text
+    headers = bearer(await make_token(app))
+    patched = await client.patch(
+        "/api/v1/settings", json={"public_url": "https://cti.example.jp/"}, headers=headers
+    )
+    assert patched.status_code == 200, patched.text
+    xml = await client.get("/agent/callcenter.xml")
+    assert xml.status_code == 200
+    assert xml.headers["content-type"].startswith("application/xml")
+    assert (
+        '<item sortOrder="2" name="reqAdapterUrl" label="CTI Adapter URL">'
+        "https://cti.example.jp/agent/opencti</item>"
+    ) in xml.text

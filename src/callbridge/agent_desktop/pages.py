@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from callbridge.admin.rendering import add_template_dir, render
-from callbridge.auth.deps import CurrentUser
+from callbridge.admin.rendering import add_template_dir, gettext_for, render
+from callbridge.auth.deps import AdminUser, CurrentUser
 from callbridge.db.session import SessionDep
+from callbridge.errors import Conflict
+from callbridge.runtime import get_runtime
+from callbridge.system_settings.service import get_system_settings
 
 router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")
@@ -20,8 +25,74 @@ async def agent_console(request: Request, session: SessionDep, user: CurrentUser
     return await render(
         request,
         "agent/console.html",
-        {"extension": user.extension, "agent_id": user.agent_id},
+        {
+            "extension": user.extension,
+            "agent_id": user.agent_id,
+            "opencti": False,
+            "opencti_script": None,
+        },
         user=user,
         session=session,
         active="agent",
     )
+
+
+# Salesforce hands the softphone its origin (``sfdcIframeOrigin``); only Salesforce's
+# own domains may supply the Open CTI script.
+_SALESFORCE_ORIGIN = re.compile(
+    r"^https://[A-Za-z0-9.-]+\.(force\.com|salesforce\.com|salesforce-setup\.com)$"
+)
+
+
+@router.get("/agent/opencti")
+async def opencti_softphone(
+    request: Request, session: SessionDep, user: CurrentUser, sfdcIframeOrigin: str = ""
+) -> Response:
+    """The console as an Open CTI softphone (DESIGN §12.1): the same cards, popped with
+    ``sforce.opencti.screenPop`` instead of a browser tab."""
+    origin = sfdcIframeOrigin.rstrip("/")
+    script = (
+        f"{origin}/support/api/{OPENCTI_API_VERSION}/lightning/opencti_min.js"
+        if _SALESFORCE_ORIGIN.match(origin)
+        else None
+    )
+    return await render(
+        request,
+        "agent/console.html",
+        {
+            "extension": user.extension,
+            "agent_id": user.agent_id,
+            "opencti": True,
+            "opencti_script": script,
+        },
+        user=user,
+        session=session,
+        active="agent",
+    )
+
+
+@router.get("/agent/callcenter.xml")
+async def call_center_definition(
+    request: Request, session: SessionDep, user: AdminUser
+) -> Response:
+    """The call center definition to import in Salesforce (Setup → Call Centers → Import)."""
+    current = await get_system_settings(session, get_runtime(request).settings)
+    public_url = (current.public_url or "").rstrip("/")
+    if not public_url.startswith("https://"):
+        _ = gettext_for(request, user)
+        raise Conflict(
+            _(
+                "Set an https public URL in the settings first: "
+                "Salesforce accepts only an https adapter URL."
+            )
+        )
+    body = CALL_CENTER_XML.format(adapter_url=escape(f"{public_url}/agent/opencti"))
+    return Response(
+        body,
+        media_type="application/xml",
+        headers={"Content-Disposition": 'attachment; filename="callbridge-callcenter.xml"'},
+    )
+
+
+OPENCTI_API_VERSION = "59.0"
+CALL_CENTER_XML = (Path(__file__).resolve().parent / "callcenter.xml").read_text("utf-8")

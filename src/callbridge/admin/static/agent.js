@@ -17,6 +17,30 @@
     return node;
   }
 
+  // Inside Salesforce (the Open CTI softphone page): pop with Open CTI, not a tab.
+  function openCti() {
+    return root.dataset.opencti && window.sforce && window.sforce.opencti ? window.sforce.opencti : null;
+  }
+
+  function ctiPop(cti, data, match) {
+    var types = cti.SCREENPOP_TYPE || {};
+    if (match) {
+      cti.screenPop({ type: types.SOBJECT || "sobject", params: { recordId: match.id } });
+    } else {
+      var entity = (data.new_record_url || "").split("/lightning/o/")[1];
+      cti.screenPop({
+        type: types.NEW_RECORD_MODAL || "newRecordModal",
+        params: { entityName: entity ? entity.split("/")[0] : "Contact", defaultFieldValues: { Phone: data.tel || "" } },
+      });
+    }
+  }
+
+  function show(data, match, card) {
+    var cti = openCti();
+    if (cti) { ctiPop(cti, data, match); return; }
+    openRecord(match ? match.url : data.url, card);
+  }
+
   function openRecord(url, card) {
     var tab = window.open(url, TAB);
     if (!tab && card) {
@@ -40,6 +64,9 @@
       data.matches.forEach(function (m) {
         var item = el("li");
         var link = el("a", { href: m.url, target: TAB }, m.name + " (" + m.object + ")");
+        link.addEventListener("click", function (event) {
+          if (openCti()) { event.preventDefault(); show(data, m, null); }
+        });
         item.appendChild(link);
         list.appendChild(item);
       });
@@ -50,7 +77,7 @@
     if (data.url) {
       var button = el("button", { type: "button", "class": "btn pop-open" },
         data.matches.length ? t.openRecord : t.newRecord);
-      button.addEventListener("click", function () { openRecord(data.url, null); });
+      button.addEventListener("click", function () { show(data, data.matches[0] || null, null); });
       node.appendChild(button);
     }
     node.appendChild(el("div", { "class": "banner warning pop-blocked", hidden: "" }, t.blocked));
@@ -104,7 +131,7 @@
       navigator.clipboard.writeText(data.tel).catch(function () {});
     }
     if (data.url && event.type === "pop") {
-      window.setTimeout(function () { openRecord(data.url, node); }, (data.open_delay_seconds || 0) * 1000);
+      window.setTimeout(function () { show(data, data.matches[0] || null, node); }, (data.open_delay_seconds || 0) * 1000);
     }
     window.setTimeout(function () {
       var area = node.querySelector("textarea");
