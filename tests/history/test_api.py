@@ -74,6 +74,7 @@ async def test_defaults_and_every_field(
     assert same_name.status_code == 422
     assert same_name.json()["detail"][0]["loc"] == ["body", "name"]
     assert same_name.json()["detail"][0]["msg"] == "Another history link is named '窓口'"
+    assert same_name.json()["detail"][0]["code"] == "name_taken"
     full = body(
         account_id,
         name="第二窓口",
@@ -113,6 +114,7 @@ async def test_defaults_and_every_field(
             "field": "fallback_record",
             "message": f"The URL was reduced to its record id {FALLBACK}.",
             "position": None,
+            "code": "history_link_url_reduced",
         }
     ]
     assert [o["api_name"] for o in link["objects"]] == ["Custom__c", "Lead"]
@@ -186,6 +188,7 @@ async def test_an_account_that_is_not_salesforce(
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body", "oauth_account_id"]
     assert "is not a Salesforce account" in response.json()["detail"][0]["msg"]
+    assert response.json()["detail"][0]["code"] == "history_link_not_salesforce"
     missing = await client.post("/api/v1/history-links", json=body(9999), headers=admin)
     assert missing.json()["detail"][0]["msg"] == "OAuth account 9999 does not exist"
     assert await links_stored(app) == 0

@@ -65,8 +65,8 @@ async def test_create_edit_and_errors(app: FastAPI, client: httpx.AsyncClient) -
     )
     assert bad.status_code == 422
     assert "保存していません。下記の項目を修正してください。" in bad.text
-    assert "The key prefix must be exactly 3 letters or digits (got &#39;0011&#39;)" in bad.text
-    assert "API consent is required before the status can be &#39;enabled&#39;" in bad.text
+    assert "キープレフィックスは英数字ちょうど3文字です（入力値: 「0011」）" in bad.text
+    assert "状態を「enabled」にするには、API利用への同意が必要です" in bad.text
     assert 'value="0011"' in bad.text  # what was typed is kept
     assert await stored(app) == 0
     created = await client.post(
@@ -79,7 +79,7 @@ async def test_create_edit_and_errors(app: FastAPI, client: httpx.AsyncClient) -
     )
     assert created.status_code == 303
     page = await client.get(created.headers["location"])
-    assert f"The URL was reduced to its record id {FALLBACK}." in page.text
+    assert f"URLをレコードID {FALLBACK} に置き換えました。" in page.text
     listed = await client.get(
         f"/api/v1/history-links/{created.headers['location'].split('/')[2].split('?')[0]}",
         headers={"X-CSRF-Token": token},

@@ -4,6 +4,7 @@ Built on the same services as ``/api/v1/history-links``."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,13 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from callbridge.admin.rendering import add_template_dir, gettext_for, render
+from callbridge.admin.rendering import (
+    add_template_dir,
+    gettext_for,
+    message_error_of,
+    render,
+    render_message,
+)
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
@@ -205,18 +212,36 @@ BLANK: dict[str, Any] = {
 }
 
 
-def _errors_of(exc: ValidationError | FieldErrors) -> dict[str, str]:
+def _errors_of(
+    exc: ValidationError | FieldErrors, request: Request, user: AdminUser
+) -> dict[str, str]:
+    """Field path → the error in the admin's language."""
+    _ = gettext_for(request, user)
     found: dict[str, str] = {}
     if isinstance(exc, FieldErrors):
         for error in exc.errors:
-            found.setdefault(".".join(error.loc), error.message)
+            found.setdefault(".".join(error.loc), render_message(error.msg or error.message, _))
         return found
     for detail in exc.errors():
         loc = [str(p) for p in detail["loc"]]
         if loc and loc[0] == "field_mappings" and len(loc) > 2 and loc[2] == "conditions":
             loc = [*loc[:2], "conditions"]
-        found.setdefault(".".join(loc), str(detail["msg"]).removeprefix("Value error, "))
+        said = message_error_of(detail)
+        text = str(detail["msg"]).removeprefix("Value error, ")
+        found.setdefault(".".join(loc), render_message(said, _) if said is not None else text)
     return found
+
+
+def _shown_warning(note: str) -> Warning_:
+    """A save warning passed on to the page after a redirect: its message JSON (rendered in
+    the admin's language) or, from an older link, its English text."""
+    try:
+        data = json.loads(note)
+    except ValueError:
+        data = None
+    if isinstance(data, dict):
+        return Warning_(field="", message="", msg=data)
+    return Warning_(field="", message=note[:300])
 
 
 async def _seen_numbers(session: SessionDep) -> list[str]:
@@ -310,9 +335,15 @@ async def create_link(request: Request, session: SessionDep, user: AdminUser) ->
         link, warnings = await service.create_link(session, data, f"user:{user.username}")
     except (ValidationError, FieldErrors) as exc:
         return await _form_page(
-            request, session, user, form=form, link_id=None, errors=_errors_of(exc), status_code=422
+            request,
+            session,
+            user,
+            form=form,
+            link_id=None,
+            errors=_errors_of(exc, request, user),
+            status_code=422,
         )
-    notes = "".join(f"&w={quote(w.message)}" for w in warnings)
+    notes = "".join(f"&w={quote(json.dumps(w.msg) if w.msg else w.message)}" for w in warnings)
     return RedirectResponse(f"/history-links/{link.id}?saved=1{notes}", status_code=303)
 
 
@@ -329,10 +360,7 @@ async def edit_link_page(
         form=_form_of(read),
         link_id=link_id,
         saved=bool(request.query_params.get("saved")),
-        warnings=[
-            Warning_(field="", message=note[:300])
-            for note in request.query_params.getlist("w")[:10]
-        ],
+        warnings=[_shown_warning(note[:1000]) for note in request.query_params.getlist("w")[:10]],
     )
 
 
@@ -354,7 +382,7 @@ async def update_link(
             user,
             form=form,
             link_id=link_id,
-            errors=_errors_of(exc),
+            errors=_errors_of(exc, request, user),
             status_code=422,
         )
     read = await service.describe(session, link, warnings)

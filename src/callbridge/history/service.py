@@ -20,9 +20,35 @@ from callbridge.history.schemas import (
     HistoryLinkUpdate,
 )
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, define
 from callbridge.models import HistoryLink, HistoryRow, OAuthAccount
 from callbridge.requests.schemas import Warning_
 from callbridge.templating import Context, TemplateError, compile_template
+
+define(
+    {
+        "name_taken.history_link": "Another history link is named '{name}'",
+        "not_found.oauth_account": "OAuth account {id} does not exist",
+        "history_link_not_salesforce": "OAuth account '{name}' is not a Salesforce account: "
+        "the history link writes Salesforce Tasks",
+        "history_link_record_id": "No Salesforce record id found: give a 15/18-character id or "
+        "paste the record's URL (…/lightning/r/Account/0012v000032fR15AAE/view)",
+        "history_link_url_reduced": "The URL was reduced to its record id {record_id}.",
+        "history_link_fallback_required": "A fallback record is required when several or no "
+        "records match and the behaviour is 'fallback'",
+        "history_link_consent": "API consent is required before the status can be '{status}'",
+        "history_link_no_objects": "At least one linked object is required",
+        "history_link_key_prefix": "The key prefix must be exactly 3 letters or digits "
+        "(got '{key_prefix}')",
+        "history_link_listed_twice": "{name} is listed twice",
+        "history_link_priority_taken": "Priority {priority} is used by another object",
+        "history_link_reserved_field": "{name} is set by callbridge itself and cannot be mapped",
+        "history_link_not_task_field": "{name} is not a Task field (standard fields: "
+        "{fields}; custom fields end in __c)",
+        "history_link_mapped_twice": "{name} is mapped twice",
+        "not_found.history_link": "history link {id} does not exist",
+    }
+)
 
 # Names a subject or mapping template may use besides the call's variables.
 EXTRA_NAMES = ("DIRECTION_LABEL", "NOTES", "WRAPUP")
@@ -87,18 +113,20 @@ async def _validate(
         )
     )
     if same_name is not None:
-        errors.append(FieldError("name", f"Another history link is named '{data.name}'"))
+        errors.append(FieldError("name", Message("name_taken.history_link", name=data.name)))
     account = await session.get(OAuthAccount, data.oauth_account_id)
     if account is None:
         errors.append(
-            FieldError("oauth_account_id", f"OAuth account {data.oauth_account_id} does not exist")
+            FieldError(
+                "oauth_account_id",
+                Message("not_found.oauth_account", id=data.oauth_account_id),
+            )
         )
     elif account.provider != "salesforce":
         errors.append(
             FieldError(
                 "oauth_account_id",
-                f"OAuth account '{account.name}' is not a Salesforce account: the history link "
-                "writes Salesforce Tasks",
+                Message("history_link_not_salesforce", name=account.name),
             )
         )
     fallback = data.fallback_record.strip()
@@ -108,17 +136,15 @@ async def _validate(
             errors.append(
                 FieldError(
                     "fallback_record",
-                    "No Salesforce record id found: give a 15/18-character id or paste the "
-                    "record's URL (…/lightning/r/Account/0012v000032fR15AAE/view)",
+                    Message("history_link_record_id"),
                 )
             )
         else:
             record_id, was_url = parsed
             if was_url:
                 warnings.append(
-                    Warning_(
-                        field="fallback_record",
-                        message=f"The URL was reduced to its record id {record_id}.",
+                    _warning(
+                        "fallback_record", Message("history_link_url_reduced", record_id=record_id)
                     )
                 )
             fallback = record_id
@@ -126,8 +152,7 @@ async def _validate(
         errors.append(
             FieldError(
                 "fallback_record",
-                "A fallback record is required when several or no records match and the "
-                "behaviour is 'fallback'",
+                Message("history_link_fallback_required"),
             )
         )
     values["fallback_record"] = fallback
@@ -135,11 +160,11 @@ async def _validate(
         errors.append(
             FieldError(
                 "api_consent",
-                f"API consent is required before the status can be '{data.status}'",
+                Message("history_link_consent", status=data.status),
             )
         )
     if not data.objects:
-        errors.append(FieldError("objects", "At least one linked object is required"))
+        errors.append(FieldError("objects", Message("history_link_no_objects")))
     seen_names: set[str] = set()
     seen_priorities: set[int] = set()
     for index, obj in enumerate(data.objects):
@@ -147,18 +172,21 @@ async def _validate(
             errors.append(
                 FieldError(
                     ("objects", str(index), "key_prefix"),
-                    f"The key prefix must be exactly 3 letters or digits (got '{obj.key_prefix}')",
+                    Message("history_link_key_prefix", key_prefix=obj.key_prefix),
                 )
             )
         if obj.api_name.lower() in seen_names:
             errors.append(
-                FieldError(("objects", str(index), "api_name"), f"{obj.api_name} is listed twice")
+                FieldError(
+                    ("objects", str(index), "api_name"),
+                    Message("history_link_listed_twice", name=obj.api_name),
+                )
             )
         if obj.priority in seen_priorities:
             errors.append(
                 FieldError(
                     ("objects", str(index), "priority"),
-                    f"Priority {obj.priority} is used by another object",
+                    Message("history_link_priority_taken", priority=obj.priority),
                 )
             )
         seen_names.add(obj.api_name.lower())
@@ -175,19 +203,20 @@ async def _validate(
         loc = ("field_mappings", str(index), "field")
         name = mapping.field
         if name in RESERVED_FIELDS:
-            errors.append(
-                FieldError(loc, f"{name} is set by callbridge itself and cannot be mapped")
-            )
+            errors.append(FieldError(loc, Message("history_link_reserved_field", name=name)))
         elif name not in TASK_FIELDS and not name.endswith("__c"):
             errors.append(
                 FieldError(
                     loc,
-                    f"{name} is not a Task field (standard fields: "
-                    f"{', '.join(sorted(TASK_FIELDS))}; custom fields end in __c)",
+                    Message(
+                        "history_link_not_task_field",
+                        name=name,
+                        fields=", ".join(sorted(TASK_FIELDS)),
+                    ),
                 )
             )
         elif name in mapped:
-            errors.append(FieldError(loc, f"{name} is mapped twice"))
+            errors.append(FieldError(loc, Message("history_link_mapped_twice", name=name)))
         mapped.add(name)
         errors.extend(
             _template_errors(("field_mappings", str(index), "template"), mapping.template, warnings)
@@ -204,13 +233,20 @@ def _template_errors(
     try:
         compiled = compile_subject(text)
     except TemplateError as exc:
-        return [
-            FieldError(loc, p.message, p.position) for p in exc.problems if p.severity == "error"
-        ]
-    warnings.extend(
-        Warning_(field=field, message=p.message, position=p.position) for p in compiled.notices
-    )
+        return [FieldError(loc, p.msg, p.position) for p in exc.problems if p.severity == "error"]
+    warnings.extend(_warning(field, p.msg, p.position) for p in compiled.notices)
     return []
+
+
+def _warning(field: str, message: Message, position: int | None = None) -> Warning_:
+    """A save warning: English text and code in the API, the message for the pages."""
+    return Warning_(
+        field=field,
+        message=message.text,
+        position=position,
+        code=message.code,
+        msg=message.to_json(),
+    )
 
 
 def compile_subject(text: str) -> Any:
@@ -225,7 +261,7 @@ def compile_subject(text: str) -> Any:
 async def get_link_or_404(session: AsyncSession, link_id: int) -> HistoryLink:
     link = await session.get(HistoryLink, link_id)
     if link is None:
-        raise NotFound(f"history link {link_id} does not exist")
+        raise NotFound(Message("not_found.history_link", id=link_id))
     return link
 
 
