@@ -20,6 +20,9 @@ from callbridge.messages import CATALOGUE, Message
 from tests.call_actions.test_pages import form as rule
 from tests.calls.conftest import post_event, wait_until_processed
 from tests.helpers import bearer, csrf_from, make_token, make_user, sign_in
+from tests.history.test_api import FALLBACK
+from tests.history.test_api import _account as history_account
+from tests.history.test_pages import form as history_form
 from tests.ivr.conftest import CRM, add_account, create_ivr, mocked_crm, simple_ivr
 from tests.ivr.test_pages import form as ivr_form
 
@@ -210,3 +213,40 @@ async def test_settings_and_oauth(app: FastAPI, client: httpx.AsyncClient, ja: s
     assert 'data-grant="authorization_code">認可コード<' in listing
     tested = await client.post(f"/oauth-accounts/{account_id}/test", data={"csrf_token": ja})
     assert "まだ接続されていません" in japanese(tested)
+
+
+async def test_history_link_errors_and_warnings(
+    app: FastAPI, client: httpx.AsyncClient, ja: str
+) -> None:
+    account_id = await history_account(app, "salesforce")
+    refused = await client.post(
+        "/history-links/new",
+        data=history_form(
+            ja,
+            account_id,
+            **{
+                "objects-1-key_prefix": "0011",
+                "objects-1-priority": "1",
+                "status": "enabled",
+                "mappings-0-field": "WhoId",
+                "mappings-0-template": "{TELNAM}",
+            },
+        ),
+    )
+    assert refused.status_code == 422
+    text = japanese(refused)
+    assert "キープレフィックスは英数字ちょうど3文字です（入力値: 「0011」）" in text
+    assert "優先順位 1 は別のオブジェクトで使われています" in text
+    assert "状態を「enabled」にするには、API利用への同意が必要です" in text
+    assert "WhoId はcallbridgeが設定する項目のため、割り当てられません" in text
+    saved = await client.post(
+        "/history-links/new",
+        data=history_form(
+            ja,
+            account_id,
+            fallback_record=f"https://x.my.salesforce.com/lightning/r/Account/{FALLBACK}/view",
+        ),
+    )
+    assert saved.status_code == 303
+    edit = japanese(await client.get(saved.headers["location"]))
+    assert f"URLをレコードID {FALLBACK} に置き換えました。" in edit
