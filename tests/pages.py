@@ -127,6 +127,8 @@ class Installation:
             "/executions": "/executions",
             "/audit": "/audit",
             "/agent": "/agent",
+            "/agent/opencti": "/agent/opencti",
+            "/agent/callcenter.xml": "/agent/callcenter.xml",
             "/ivrs": "/ivrs",
             "/ivrs/new": "/ivrs/new",
             "/ivrs/{ivr_id}": ivr,

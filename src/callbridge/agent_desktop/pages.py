@@ -8,11 +8,13 @@ from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import add_template_dir, gettext_for, render
 from callbridge.auth.deps import AdminUser, CurrentUser
 from callbridge.db.session import SessionDep
 from callbridge.errors import Conflict
+from callbridge.models import User
 from callbridge.runtime import get_runtime
 from callbridge.system_settings.service import get_system_settings
 
@@ -20,21 +22,27 @@ router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")
 
 
-@router.get("/agent")
-async def agent_console(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+async def _console(
+    request: Request, session: AsyncSession, user: User, opencti: bool, script: str | None
+) -> Response:
     return await render(
         request,
         "agent/console.html",
         {
             "extension": user.extension,
             "agent_id": user.agent_id,
-            "opencti": False,
-            "opencti_script": None,
+            "opencti": opencti,
+            "opencti_script": script,
         },
         user=user,
         session=session,
         active="agent",
     )
+
+
+@router.get("/agent")
+async def agent_console(request: Request, session: SessionDep, user: CurrentUser) -> Response:
+    return await _console(request, session, user, opencti=False, script=None)
 
 
 # Salesforce hands the softphone its origin (``sfdcIframeOrigin``); only Salesforce's
@@ -56,19 +64,7 @@ async def opencti_softphone(
         if _SALESFORCE_ORIGIN.match(origin)
         else None
     )
-    return await render(
-        request,
-        "agent/console.html",
-        {
-            "extension": user.extension,
-            "agent_id": user.agent_id,
-            "opencti": True,
-            "opencti_script": script,
-        },
-        user=user,
-        session=session,
-        active="agent",
-    )
+    return await _console(request, session, user, opencti=True, script=script)
 
 
 @router.get("/agent/callcenter.xml")
