@@ -82,6 +82,7 @@ async def seed_executions(app: FastAPI) -> None:
                     rule_id=7,
                     label="IVR main",
                     event=None,
+                    outcome="no_match",
                     request={"method": "GET", "url": "https://crm.example.com/search?q=X"},
                     response={"status": 200, "headers": {}, "body": "{}", "truncated": False},
                 ),
@@ -121,6 +122,7 @@ async def test_the_execution_search_filters_in_the_database(
         "error_kind": None,
         "error_message": None,
         "duration_ms": 120.0,
+        "outcome": "no_match",
     }
     assert urls(await search(client, admin, "status=5xx")) == ["3", "2"]
     assert urls(await search(client, admin, "status=404")) == ["Contact?q=TEL"]
@@ -129,6 +131,8 @@ async def test_the_execution_search_filters_in_the_database(
     assert (await search(client, admin, "error_kind=any"))["total"] == 4
     assert urls(await search(client, admin, "source=call_action&rule_id=2")) == ["Contact?q=TEL"]
     assert urls(await search(client, admin, "url=CONTACT")) == ["Contact?q=TEL"]
+    assert urls(await search(client, admin, "outcome=no_match")) == ["search?q=X"]
+    assert (await search(client, admin, "outcome=matched"))["total"] == 0
     window = "since=2026-11-30T03:01:00Z&until=2026-11-30T03:03:00Z"
     assert urls(await search(client, admin, window)) == ["2", "Contact?q=TEL"]
     paged = await search(client, admin, "rule_id=1&limit=2&offset=2")
@@ -138,13 +142,15 @@ async def test_the_execution_search_filters_in_the_database(
 async def test_a_bad_filter_is_a_422_naming_it(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:
-    response = await client.get("/api/v1/executions?status=abc&error_kind=boom", headers=admin)
+    response = await client.get(
+        "/api/v1/executions?status=abc&error_kind=boom&outcome=maybe", headers=admin
+    )
     assert response.status_code == 422
     fields = {tuple(d["loc"]): d["msg"] for d in response.json()["detail"]}
     assert fields[("query", "status")] == (
         'Value error, use a status code such as "404", a class such as "5xx", or "none"'
     )
-    assert ("query", "error_kind") in fields
+    assert ("query", "error_kind") in fields and ("query", "outcome") in fields
 
 
 async def test_the_executions_page_lists_and_pages(app: FastAPI, client: httpx.AsyncClient) -> None:

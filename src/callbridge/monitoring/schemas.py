@@ -61,6 +61,7 @@ class ExecutionHit(BaseModel):
     error_kind: str | None
     error_message: str | None
     duration_ms: float | None
+    outcome: str | None = Field(description="IVR: the answer's outcome (its last request)")
 
 
 class AuditFilters(BaseModel):

@@ -74,6 +74,7 @@ async def search_executions(
             error_kind.label("error_kind"),
             error_message.label("error_message"),
             Execution.duration_ms,
+            Execution.outcome,
         )
         .join(Call, Call.id == Execution.call_pk)
         .where(*conditions)
