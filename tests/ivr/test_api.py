@@ -71,7 +71,7 @@ async def test_read_by_key_or_id_list_update_and_delete(
     assert (await client.delete("/api/v1/ivrs/lookup", headers=admin)).status_code == 204
     missing = await client.get("/api/v1/ivrs/lookup", headers=admin)
     assert missing.status_code == 404
-    assert missing.json() == {"detail": "IVR 'lookup' does not exist"}
+    assert missing.json() == {"detail": "IVR 'lookup' does not exist", "code": "not_found"}
 
 
 async def test_duplicate_key_is_a_conflict(
@@ -80,7 +80,10 @@ async def test_duplicate_key_is_a_conflict(
     await create_ivr(client, admin, simple_ivr())
     response = await client.post("/api/v1/ivrs", json=simple_ivr(), headers=admin)
     assert response.status_code == 409
-    assert response.json() == {"detail": "an IVR with key 'lookup' already exists"}
+    assert response.json() == {
+        "detail": "an IVR with key 'lookup' already exists",
+        "code": "key_taken",
+    }
 
 
 @pytest.mark.parametrize(

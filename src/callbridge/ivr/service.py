@@ -86,7 +86,13 @@ SCALAR_FIELDS = (
 )
 
 
-define({"not_null": "This field cannot be null."})
+define(
+    {
+        "not_null": "This field cannot be null.",
+        "not_found.ivr": "IVR '{key}' does not exist",
+        "key_taken.ivr": "an IVR with key '{key}' already exists",
+    }
+)
 
 
 class PathFieldError(FieldError):
@@ -260,7 +266,7 @@ async def get_ivr_or_404(session: AsyncSession, key_or_id: str) -> Ivr:
     if ivr is None and key_or_id.isascii() and key_or_id.isdigit() and len(key_or_id) < 10:
         ivr = await repository.get_by_id(session, int(key_or_id))
     if ivr is None:
-        raise NotFound(f"IVR '{key_or_id}' does not exist")
+        raise NotFound(Message("not_found.ivr", key=key_or_id))
     return ivr
 
 
@@ -300,7 +306,7 @@ async def create_ivr(
 ) -> IvrRead:
     values = _dump(data, exclude_unset=False)
     if await repository.key_taken(session, data.key):
-        raise Conflict(f"an IVR with key '{data.key}' already exists")
+        raise Conflict(Message("key_taken.ivr", key=data.key))
     compiled, warnings = await check_ivr(session, values, secrets_set=secrets_set_after(values))
     ivr = Ivr(revision=1, responses=[], steps=[])
     _apply(ivr, values, set(values), secrets)
@@ -318,7 +324,7 @@ async def update_ivr(
         if name in changes and changes[name] is None:
             raise PathFieldError(name, Message("not_null"))
     if "key" in changes and await repository.key_taken(session, changes["key"], ivr.id):
-        raise Conflict(f"an IVR with key '{changes['key']}' already exists")
+        raise Conflict(Message("key_taken.ivr", key=changes["key"]))
     values = ivr_values(ivr)
     values.update(changes)
     for name in ("responses", "steps", "pbx_variables"):
