@@ -31,7 +31,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from bench_dispatch import EventSender, at_rate
-from bench_ingest import running_callbridge
+from bench_ingest import Callbridge, running_callbridge
 
 from callbridge.auth.sessions import SESSION_COOKIE
 from callbridge.db.engine import create_engine, create_sessionmaker
@@ -89,64 +89,63 @@ async def hold_console(
                 received[json.loads(line[6:])["call_id"]] = time.time()
 
 
-async def run(args: argparse.Namespace) -> None:
-    with running_callbridge(args.database, args.postgres_url) as server:
-        admin = {"Authorization": f"Bearer {server.token('admin')}"}
-        pbx = {"Authorization": f"Bearer {server.token('pbx')}", "Content-Type": "application/json"}
-        httpx.post(
-            f"{server.base_url}/api/v1/screen-pops", json={"name": "bench"}, headers=admin
-        ).raise_for_status()
-        raws = await make_agents(server.database_url, args.consoles)
-        rss_before, _peak = server.rss_mb()
-        received: dict[str, float] = {}
-        limits = httpx.Limits(max_connections=args.consoles + 10)
-        async with httpx.AsyncClient(
-            base_url=server.base_url, limits=limits, timeout=httpx.Timeout(None)
-        ) as http:
-            readies = [asyncio.Event() for _ in raws]
-            holders = [
-                asyncio.create_task(hold_console(http, raw, received, ready))
-                for raw, ready in zip(raws, readies, strict=True)
-            ]
-            await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
-            rss_connected, _peak = server.rss_mb()
-            sender = EventSender(server.base_url, pbx)
-            sent: dict[str, float] = {}
-            count = int(args.rate * args.seconds)
+async def run(args: argparse.Namespace, server: Callbridge) -> None:
+    admin = {"Authorization": f"Bearer {server.token('admin')}"}
+    pbx = {"Authorization": f"Bearer {server.token('pbx')}", "Content-Type": "application/json"}
+    httpx.post(
+        f"{server.base_url}/api/v1/screen-pops", json={"name": "bench"}, headers=admin
+    ).raise_for_status()
+    raws = await make_agents(server.database_url, args.consoles)
+    rss_before, _peak = server.rss_mb()
+    received: dict[str, float] = {}
+    limits = httpx.Limits(max_connections=args.consoles + 10)
+    async with httpx.AsyncClient(
+        base_url=server.base_url, limits=limits, timeout=httpx.Timeout(None)
+    ) as http:
+        readies = [asyncio.Event() for _ in raws]
+        holders = [
+            asyncio.create_task(hold_console(http, raw, received, ready))
+            for raw, ready in zip(raws, readies, strict=True)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
+        rss_connected, _peak = server.rss_mb()
+        sender = EventSender(server.base_url, pbx)
+        sent: dict[str, float] = {}
+        count = int(args.rate * args.seconds)
 
-            async def ring(n: int) -> None:
-                call_id = f"bench-{n}"
-                sent[call_id] = await sender.send(
-                    event="incoming",
-                    call_id=call_id,
-                    tel=f"03{n:08d}",
-                    extension=str(1000 + n % args.consoles),
-                )
+        async def ring(n: int) -> None:
+            call_id = f"bench-{n}"
+            sent[call_id] = await sender.send(
+                event="incoming",
+                call_id=call_id,
+                tel=f"03{n:08d}",
+                extension=str(1000 + n % args.consoles),
+            )
 
-            await at_rate(args.rate, count, ring)
-            deadline = time.time() + 30
-            while len(received) < count and time.time() < deadline:
-                await asyncio.sleep(0.1)
-            _rss, rss_peak = server.rss_mb()
-            await sender.close()
-            for holder in holders:
-                holder.cancel()
-            await asyncio.gather(*holders, return_exceptions=True)
-        latencies = [(received[c] - sent[c]) * 1000 for c in sent if c in received]
-        print(
-            f"database: {args.database}; consoles: {args.consoles}; "
-            f"{args.rate} events/s for {args.seconds} s; no lookup"
-        )
-        print(f"pops received: {len(latencies)} / {count}; statuses: {sender.statuses}")
-        print(
-            f"event → pop: p50 {percentile(latencies, 0.5):.1f} ms, "
-            f"p99 {percentile(latencies, 0.99):.1f} ms"
-        )
-        per_console = (rss_connected - rss_before) * 1024 / max(1, args.consoles)
-        print(
-            f"RSS: {rss_before:.0f} MB idle, {rss_connected:.0f} MB with the consoles "
-            f"({per_console:.0f} KB per console), peak {rss_peak:.0f} MB"
-        )
+        await at_rate(args.rate, count, ring)
+        deadline = time.time() + 30
+        while len(received) < count and time.time() < deadline:
+            await asyncio.sleep(0.1)
+        _rss, rss_peak = server.rss_mb()
+        await sender.close()
+        for holder in holders:
+            holder.cancel()
+        await asyncio.gather(*holders, return_exceptions=True)
+    latencies = [(received[c] - sent[c]) * 1000 for c in sent if c in received]
+    print(
+        f"database: {args.database}; consoles: {args.consoles}; "
+        f"{args.rate} events/s for {args.seconds} s; no lookup"
+    )
+    print(f"pops received: {len(latencies)} / {count}; statuses: {sender.statuses}")
+    print(
+        f"event → pop: p50 {percentile(latencies, 0.5):.1f} ms, "
+        f"p99 {percentile(latencies, 0.99):.1f} ms"
+    )
+    per_console = (rss_connected - rss_before) * 1024 / max(1, args.consoles)
+    print(
+        f"RSS: {rss_before:.0f} MB idle, {rss_connected:.0f} MB with the consoles "
+        f"({per_console:.0f} KB per console), peak {rss_peak:.0f} MB"
+    )
 
 
 def main() -> None:
@@ -156,7 +155,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--database", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument("--postgres-url")
-    asyncio.run(run(parser.parse_args()))
+    args = parser.parse_args()
+    with running_callbridge(args.database, args.postgres_url) as server:
+        asyncio.run(run(args, server))
 
 
 if __name__ == "__main__":
