@@ -8,13 +8,17 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Literal
 
 import httpx
 import pytest
 import respx
 from fastapi import FastAPI
+from pydantic import AnyUrl, BaseModel, Field, ValidationError
 
 import callbridge.app  # imports every feature, so the catalogue is complete
+from callbridge.admin.rendering import form_errors
 from callbridge.i18n import translations
 from callbridge.messages import CATALOGUE, Message
 from tests.call_actions.test_pages import form as rule
@@ -140,6 +144,12 @@ async def test_ivr_errors_warnings_and_test_panel(
     )
     assert no_target.status_code == 422
     japanese(no_target)
+    typed = await client.post(
+        f"/ivrs/{ivr_id}/responses/new",
+        data={"csrf_token": ja, "priority": "first", "transfer_kind": "none"},
+    )
+    assert typed.status_code == 422
+    assert "整数を入力してください。" in japanese(typed)
     saved = await client.post(
         f"/ivrs/{ivr_id}/responses/new",
         data={
@@ -250,3 +260,44 @@ async def test_history_link_errors_and_warnings(
     assert saved.status_code == 303
     edit = japanese(await client.get(saved.headers["location"]))
     assert f"URLをレコードID {FALLBACK} に置き換えました。" in edit
+
+
+def test_pydantic_errors_render_in_japanese() -> None:
+    """pydantic's own wording (English) never reaches a page: each error type a form can
+    meet has its catalogue message; a validator's own text is shown as it is."""
+
+    class Form(BaseModel):
+        count: int = Field(ge=1)
+        ratio: float
+        on: bool
+        name: str = Field(max_length=3)
+        link: AnyUrl
+        at: datetime
+        kind: Literal["a", "b"]
+        items: list[int] = Field(min_length=1)
+
+    with pytest.raises(ValidationError) as raised:
+        Form.model_validate(
+            {
+                "count": "x",
+                "ratio": "y",
+                "on": "maybe",
+                "name": "long",
+                "link": "no url",
+                "at": "noon",
+                "kind": "c",
+                "items": [],
+            }
+        )
+    gettext = translations("ja").gettext
+    shown = form_errors(raised.value, gettext)
+    assert shown == {
+        "count": "整数を入力してください。",
+        "ratio": "数値を入力してください。",
+        "on": "はい・いいえのどちらかを選んでください。",
+        "name": "長すぎます。3文字以下にしてください。",
+        "link": "正しいURLを入力してください。",
+        "at": "正しい日時を入力してください。",
+        "kind": "選択肢から選んでください。",
+        "items": "件数が足りません。1件以上にしてください。",
+    }

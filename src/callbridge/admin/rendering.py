@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import callbridge
 from callbridge.auth.csrf import CSRF_COOKIE, csrf_token_for
 from callbridge.i18n import LANGUAGES, N_, language_for, translations
-from callbridge.messages import Message, MessageError
+from callbridge.messages import Message, MessageError, define
 from callbridge.messages import render as render_catalogue_message
 from callbridge.models import User
 from callbridge.runtime import get_runtime
@@ -176,15 +176,64 @@ def secure_cookies(request: Request) -> bool:
     return bool(public_url and public_url.startswith("https://")) or request.url.scheme == "https"
 
 
-_MESSAGES: dict[str, str] = {
-    "missing": N_("This field is required."),
-    "string_too_short": N_("Too short: at least {min_length} characters."),
-    "string_too_long": N_("Too long: at most {max_length} characters."),
-    "string_pattern_mismatch": N_("Contains characters that are not allowed."),
-    "literal_error": N_("Choose one of the offered values."),
-    "int_parsing": N_("Enter a whole number."),
-    "greater_than_equal": N_("Must be at least {ge}."),
-    "less_than_equal": N_("Must be at most {le}."),
+# pydantic's error types → catalogue messages: pydantic's own (English) wording never
+# reaches a page; the API keeps pydantic's text and type.
+define(
+    {
+        "field_missing": "This field is required.",
+        "field_too_short": "Too short: at least {min_length} characters.",
+        "field_too_long": "Too long: at most {max_length} characters.",
+        "field_pattern": "Contains characters that are not allowed.",
+        "field_choice": "Choose one of the offered values.",
+        "field_whole_number": "Enter a whole number.",
+        "field_number": "Enter a number.",
+        "field_yes_no": "Choose yes or no.",
+        "field_text": "Enter text.",
+        "field_at_least": "Must be at least {ge}.",
+        "field_at_most": "Must be at most {le}.",
+        "field_more_than": "Must be more than {gt}.",
+        "field_less_than": "Must be less than {lt}.",
+        "field_few_items": "Too few entries: at least {min_length}.",
+        "field_many_items": "Too many entries: at most {max_length}.",
+        "field_json": "Not valid JSON.",
+        "field_url": "Enter a valid URL.",
+        "field_date": "Enter a valid date and time.",
+        "field_invalid": "This value is not valid.",
+    }
+)
+_PYDANTIC_TYPES: dict[str, str] = {
+    "missing": "field_missing",
+    "string_too_short": "field_too_short",
+    "string_too_long": "field_too_long",
+    "string_pattern_mismatch": "field_pattern",
+    "literal_error": "field_choice",
+    "enum": "field_choice",
+    "int_parsing": "field_whole_number",
+    "int_type": "field_whole_number",
+    "int_from_float": "field_whole_number",
+    "int_parsing_size": "field_whole_number",
+    "float_parsing": "field_number",
+    "float_type": "field_number",
+    "decimal_parsing": "field_number",
+    "bool_parsing": "field_yes_no",
+    "bool_type": "field_yes_no",
+    "string_type": "field_text",
+    "greater_than_equal": "field_at_least",
+    "less_than_equal": "field_at_most",
+    "greater_than": "field_more_than",
+    "less_than": "field_less_than",
+    "too_short": "field_few_items",
+    "too_long": "field_many_items",
+    "json_invalid": "field_json",
+    "url_parsing": "field_url",
+    "url_scheme": "field_url",
+    "url_type": "field_url",
+    "datetime_parsing": "field_date",
+    "datetime_from_date_parsing": "field_date",
+    "datetime_type": "field_date",
+    "date_parsing": "field_date",
+    "date_from_datetime_parsing": "field_date",
+    "timezone_aware": "field_date",
 }
 
 
@@ -205,20 +254,38 @@ def validation_code(error: Mapping[str, Any]) -> str:
     return cause.msg.code if cause is not None else str(error["type"])
 
 
+def pydantic_message(error: Mapping[str, Any]) -> Message | None:
+    """One pydantic error as a catalogue message, for a page: the message it was raised
+    with (``MessageError``), else the catalogue's for its type; None for a validator's own
+    ``ValueError`` text, which the page shows as it is."""
+    cause = _message_error(error)
+    if cause is not None:
+        return cause.msg
+    kind = str(error["type"])
+    if kind == "value_error":
+        return None
+    params = {
+        name: value
+        for name, value in (error.get("ctx") or {}).items()
+        if isinstance(value, str | int | float) and not isinstance(value, bool)
+    }
+    return Message(_PYDANTIC_TYPES.get(kind, "field_invalid"), **params)
+
+
+def pydantic_text(error: Mapping[str, Any], gettext: Callable[[str], str]) -> str:
+    """One pydantic error in the language of ``gettext``."""
+    message = pydantic_message(error)
+    if message is None:
+        return str(error["msg"]).removeprefix("Value error, ")
+    return message.render(gettext)
+
+
 def form_errors(exc: ValidationError, gettext: Callable[[str], str]) -> dict[str, str]:
     """Field name → a translated message, for showing next to the field."""
     errors: dict[str, str] = {}
     for error in exc.errors():
         field = str(error["loc"][0]) if error["loc"] else "__all__"
-        template = _MESSAGES.get(error["type"])
-        cause = _message_error(error)
-        if cause is not None:
-            message = cause.msg.render(gettext)
-        elif template is None:
-            message = str(error["msg"]).removeprefix("Value error, ")
-        else:
-            message = gettext(template).format(**(error.get("ctx") or {}))
-        errors.setdefault(field, message)
+        errors.setdefault(field, pydantic_text(error, gettext))
     return errors
 
 

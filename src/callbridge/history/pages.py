@@ -18,7 +18,7 @@ from sqlalchemy import select
 from callbridge.admin.rendering import (
     add_template_dir,
     gettext_for,
-    message_error_of,
+    pydantic_text,
     render,
     render_message,
 )
@@ -226,9 +226,7 @@ def _errors_of(
         loc = [str(p) for p in detail["loc"]]
         if loc and loc[0] == "field_mappings" and len(loc) > 2 and loc[2] == "conditions":
             loc = [*loc[:2], "conditions"]
-        said = message_error_of(detail)
-        text = str(detail["msg"]).removeprefix("Value error, ")
-        found.setdefault(".".join(loc), render_message(said, _) if said is not None else text)
+        found.setdefault(".".join(loc), pydantic_text(detail, _))
     return found
 
 

@@ -20,7 +20,7 @@ from callbridge.admin.rendering import (
     add_template_dir,
     form_values,
     gettext_for,
-    message_error_of,
+    pydantic_message,
     render,
     render_message,
 )
@@ -279,7 +279,7 @@ def validation_messages(
                 tuple(e["loc"]),
                 str(e["msg"]).removeprefix("Value error, "),
                 None,
-                message_error_of(e),
+                pydantic_message(e),
             )
             for e in exc.errors(include_url=False)
         ]
