@@ -137,6 +137,7 @@ def test_the_opencti_page_pops_with_screenpop(
     )
     page.goto(f"{base}/agent/opencti?mode=Lightning&sfdcIframeOrigin={quote(ORIGIN, safe='')}")
     expect(page.locator("#agent-console[data-connected='1']")).to_have_count(1)
+    expect(page.locator("#agent-opencti-note")).to_contain_text("retires Open CTI on 2028-02-28")
     contact_id = next(
         c["Id"] for c in sandbox.state.records["Contact"].values() if c["LastName"] == "鈴木"
     )
