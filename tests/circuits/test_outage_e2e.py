@@ -20,7 +20,7 @@ from tests.ivr.seeds import seed_000_ivr
 
 pytestmark = pytest.mark.e2e
 
-CALLS = 12
+CALLS = 50
 TEL = "07075373713"
 
 
