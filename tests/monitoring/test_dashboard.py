@@ -119,6 +119,14 @@ async def test_the_dashboard_draws_every_chart_from_the_rollup(
     assert '<a href="/executions?outcome=no_match&amp;from=' in outcomes_svg
     assert ">no match</text>" in outcomes_svg and ">1 · 200 / 200 ms</text>" in outcomes_svg
     assert "No history rows waiting." in html
+    # The CRM requests chart links to the call-action requests, the IVR chart to the IVR's.
+    for chart, found in (("crm_requests", "10 requests found."), ("ivr", "2 requests found.")):
+        block = re.search(rf'id="chart-{chart}">.*?</section>', html, re.S)
+        assert block is not None, chart
+        link = re.search(r'href="(/executions\?rule=[a-z_]+&amp;from=[0-9-]+)"', block.group(0))
+        assert link is not None, chart
+        listed = await client.get(link.group(1).replace("&amp;", "&"))
+        assert listed.status_code == 200 and found in listed.text, (chart, link.group(1))
     # A second view folds nothing new and shows the same.
     again = await client.get("/?range=7d")
     assert again.status_code == 200 and 'data-chart="crm_latency"' in again.text

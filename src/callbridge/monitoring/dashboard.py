@@ -202,7 +202,7 @@ async def build_charts(
                 labels,
                 [Series(_("Requests"), rate(crm, 0)), Series(_("Errors"), rate(crm, 1))],
             ),
-            _executions_link(tz, start, source="call_action"),
+            _executions_link(tz, start, rule="call_action"),
             _("Executions"),
         ),
         Chart(
@@ -214,7 +214,7 @@ async def build_charts(
                 labels,
                 [Series("p50", latency(crm, 0.5)), Series("p99", latency(crm, 0.99))],
             ),
-            _executions_link(tz, start, source="call_action"),
+            _executions_link(tz, start, rule="call_action"),
             _("Executions"),
         ),
         Chart(
@@ -235,7 +235,7 @@ async def build_charts(
                     for key, failed, total in errors
                 ],
             ),
-            _executions_link(tz, start, source="call_action", error_kind="any"),
+            _executions_link(tz, start, rule="call_action", error_kind="any"),
             _("Executions with errors"),
             "" if errors else _("No rule failed in this period."),
         ),
@@ -248,7 +248,7 @@ async def build_charts(
                 labels,
                 [Series(_("Requests"), rate(ivr, 0)), Series("p99", latency(ivr, 0.99))],
             ),
-            _executions_link(tz, start, source="ivr"),
+            _executions_link(tz, start, rule="ivr"),
             _("Executions"),
         ),
         Chart(
@@ -267,7 +267,7 @@ async def build_charts(
                     for outcome, values in answers
                 ],
             ),
-            _executions_link(tz, start, source="ivr"),
+            _executions_link(tz, start, rule="ivr"),
             _("Executions"),
             "" if answers else _("No IVR answered in this period."),
         ),

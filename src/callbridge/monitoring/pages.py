@@ -65,7 +65,11 @@ def _pages(total: int) -> int:
 
 async def rule_choices(session: AsyncSession, _: Callable[[str], str]) -> list[tuple[str, str]]:
     """The execution search's "rule" list: every call-action rule, then every IVR."""
-    choices = [("", _("Any"))]
+    choices = [
+        ("", _("Any")),
+        ("call_action", _("Every call-action rule")),
+        ("ivr", _("Every IVR")),
+    ]
     for rule in await call_action_repository.all_rules(session):
         choices.append((f"call_action:{rule.id}", f"{rule.event} · {rule_label(rule)}"))
     for ivr in await ivr_repository.all_ivrs(session):
@@ -81,7 +85,9 @@ async def executions_page(request: Request, session: SessionDep, user: AdminUser
     errors: dict[str, str] = {}
     values: dict[str, Any] = _dates(form, get_runtime(request).settings.timezone, errors, _)
     source, _sep, rule_id = form["rule"].partition(":")
-    if form["rule"]:
+    if form["rule"] in ("call_action", "ivr"):
+        values.update(source=form["rule"])
+    elif form["rule"]:
         if source in ("call_action", "ivr") and rule_id.isdigit():
             values.update(source=source, rule_id=int(rule_id))
         else:
