@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import expect
 
 from callbridge.admin.rendering import NAV
 from callbridge.app import create_app
@@ -181,10 +182,13 @@ def test_copy_button_and_icon(live: Live, browser: Any) -> None:
     page.goto(live.base + "/tokens")
     page.fill("#f-name", "PBX 支社")
     page.click("form[action='/tokens'] button[type=submit]")
+    expect(page.locator("#new-token-value")).to_be_visible()
     token = page.inner_text("#new-token-value").strip()
     assert token.startswith("cb")
+    page.bring_to_front()  # the clipboard API answers only the focused page
     page.click("button[data-copy]")
-    assert page.inner_text("button[data-copy]") == "コピーしました"
+    # The label changes once the clipboard has taken the token (an asynchronous write).
+    expect(page.locator("button[data-copy]")).to_have_text("コピーしました")
     assert page.evaluate("navigator.clipboard.readText()") == token
     icon = page.evaluate("document.querySelector('link[rel=icon]').href")
     assert page.request.get(icon).status == 200

@@ -21,21 +21,9 @@
     });
   }
 
-  /* Copy buttons: <button data-copy="element-id"> copies that element's text. */
-  function copy(button) {
-    var source = document.getElementById(button.dataset.copy);
-    if (!source) {
-      return;
-    }
-    var text = source.textContent.trim();
-    var done = function () {
-      button.textContent = button.dataset.copied || button.textContent;
-    };
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(done);
-      return;
-    }
-    /* Plain http on a non-loopback address: the clipboard API is not available. */
+  /* Copy by selecting the element's text: where the clipboard API is missing (plain http
+     on a non-loopback address) or refuses (the page does not have the focus). */
+  function copyBySelection(source, done) {
     var range = document.createRange();
     range.selectNodeContents(source);
     var selection = window.getSelection();
@@ -44,6 +32,24 @@
     if (document.execCommand("copy")) {
       done();
     }
+  }
+
+  /* Copy buttons: <button data-copy="element-id"> copies that element's text. */
+  function copy(button) {
+    var source = document.getElementById(button.dataset.copy);
+    if (!source) {
+      return;
+    }
+    var done = function () {
+      button.textContent = button.dataset.copied || button.textContent;
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(source.textContent.trim()).then(done, function () {
+        copyBySelection(source, done);
+      });
+      return;
+    }
+    copyBySelection(source, done);
   }
 
   document.addEventListener("DOMContentLoaded", function () {
