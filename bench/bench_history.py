@@ -141,7 +141,6 @@ async def main(args: argparse.Namespace) -> None:
             "CALLBRIDGE_DATA_DIR": str(data_dir),
             "CALLBRIDGE_SECRET_KEY": SECRET,
             "CALLBRIDGE_PUBLIC_URL": "https://callbridge.example.jp/",
-            "CALLBRIDGE_LOG_LEVEL": "WARNING",
         }
         token = subprocess.run(
             [

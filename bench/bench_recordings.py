@@ -107,7 +107,6 @@ def start_server(data_dir: Path, port: int) -> tuple[subprocess.Popen[bytes], st
         **os.environ,
         "CALLBRIDGE_DATA_DIR": str(data_dir),
         "CALLBRIDGE_SECRET_KEY": "bench-secret-key-bench-secret-key",
-        "CALLBRIDGE_LOG_LEVEL": "WARNING",
     }
     env.pop("CALLBRIDGE_DATABASE_URL", None)
     cli = [sys.executable, "-m", "callbridge"]
