@@ -195,32 +195,47 @@ async def new_rule_page(request: Request, session: SessionDep, user: AdminUser) 
 
 @router.post("/call-actions/new", dependencies=[CsrfChecked])
 async def create_rule(request: Request, session: SessionDep, user: AdminUser) -> Response:
+    return await _save(request, session, user, None)
+
+
+async def _save(
+    request: Request, session: SessionDep, user: AdminUser, rule: CallAction | None
+) -> Response:
+    """Create (``rule`` None) or update a rule from its submitted form: a new rule goes to
+    its page, an updated one is shown saved; errors keep the form as typed (422)."""
     _ = gettext_for(request, user)
     values = await form_values(request)
     form = {**BLANK_FORM, **values, **{n: values.get(n) == "1" for n in CHECKBOXES}}
-    payload = _payload(values, creating=True)
+    payload = _payload(values, creating=rule is None)
+    secrets, actor = get_runtime(request).secrets, f"user:{user.username}"
     try:
-        data = CallActionCreate.model_validate(payload)
-        created = await service.create_rule(
-            session, data, get_runtime(request).secrets, f"user:{user.username}"
-        )
+        if rule is None:
+            data = CallActionCreate.model_validate(payload)
+            created = await service.create_rule(session, data, secrets, actor)
+            suffix = "?saved=1&warnings=1" if created.warnings else "?saved=1"
+            return RedirectResponse(f"/call-actions/{created.id}{suffix}", status_code=303)
+        form["basic_password_set"] = rule.basic_password_encrypted is not None
+        form["bearer_token_set"] = rule.bearer_token_encrypted is not None
+        changes = CallActionUpdate.model_validate(payload)
+        updated = await service.update_rule(session, rule, changes, secrets, actor)
     except ValidationError as exc:
-        errors = await _every_error(session, payload, exc, None, _)
-        return await _form_page(
-            request, session, user, form=form, rule_id=None, errors=errors, status_code=422
-        )
+        errors = await _every_error(session, payload, exc, rule, _)
     except FieldErrors as exc:
+        errors = _field_messages(exc)
+    else:
         return await _form_page(
             request,
             session,
             user,
-            form=form,
-            rule_id=None,
-            errors=_field_messages(exc),
-            status_code=422,
+            form=request_form(updated.model_dump()),
+            rule_id=rule.id,
+            warnings=updated.warnings,
+            saved=True,
         )
-    suffix = "?saved=1&warnings=1" if created.warnings else "?saved=1"
-    return RedirectResponse(f"/call-actions/{created.id}{suffix}", status_code=303)
+    rule_id = rule.id if rule is not None else None
+    return await _form_page(
+        request, session, user, form=form, rule_id=rule_id, errors=errors, status_code=422
+    )
 
 
 @router.get("/call-actions/{rule_id}")
@@ -244,46 +259,7 @@ async def edit_rule_page(
 async def update_rule(
     request: Request, session: SessionDep, user: AdminUser, rule_id: int
 ) -> Response:
-    _ = gettext_for(request, user)
-    rule = await service.get_rule_or_404(session, rule_id)
-    values = await form_values(request)
-    form: dict[str, Any] = {
-        **BLANK_FORM,
-        **values,
-        **{n: values.get(n) == "1" for n in CHECKBOXES},
-        "basic_password_set": rule.basic_password_encrypted is not None,
-        "bearer_token_set": rule.bearer_token_encrypted is not None,
-    }
-    payload = _payload(values, creating=False)
-    try:
-        data = CallActionUpdate.model_validate(payload)
-        updated = await service.update_rule(
-            session, rule, data, get_runtime(request).secrets, f"user:{user.username}"
-        )
-    except ValidationError as exc:
-        errors = await _every_error(session, payload, exc, rule, _)
-        return await _form_page(
-            request, session, user, form=form, rule_id=rule_id, errors=errors, status_code=422
-        )
-    except FieldErrors as exc:
-        return await _form_page(
-            request,
-            session,
-            user,
-            form=form,
-            rule_id=rule_id,
-            errors=_field_messages(exc),
-            status_code=422,
-        )
-    return await _form_page(
-        request,
-        session,
-        user,
-        form=request_form(updated.model_dump()),
-        rule_id=rule_id,
-        warnings=updated.warnings,
-        saved=True,
-    )
+    return await _save(request, session, user, await service.get_rule_or_404(session, rule_id))
 
 
 @router.post("/call-actions/{rule_id}/delete", dependencies=[CsrfChecked])

@@ -10,13 +10,11 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_serializer,
     field_validator,
 )
 
 from callbridge.calls.schemas import EVENT_ALIASES, EventType
-from callbridge.kit.patch import refuse_null
 from callbridge.messages import without_stored
 from callbridge.requests.schemas import (
     LongText,
@@ -68,6 +66,8 @@ class CallActionCreate(CallActionFields, RequestIn):
 
 
 class CallActionUpdate(CallActionFields, RequestUpdate):
+    create_schema = CallActionCreate
+
     event: EventType | None = None
     order: Order | None = None
     enabled: bool | None = None
@@ -79,11 +79,6 @@ class CallActionUpdate(CallActionFields, RequestUpdate):
     retry_non_idempotent: bool | None = None
     stop_on_failure: bool | None = None
     memo: LongText | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
-        return refuse_null(value, info, CallActionCreate)
 
 
 class CallActionRead(RequestRead):

@@ -165,16 +165,7 @@ async def describe(
     except FieldErrors as exc:
         # Saved before something it depends on changed (its OAuth account was deleted):
         # shown as warnings here; at run time the execution records the error.
-        warnings = [
-            Warning_(
-                field=e.loc[-1],
-                message=e.message,
-                position=e.position,
-                code=e.code,
-                msg=e.msg.to_json() if e.msg else None,
-            )
-            for e in exc.errors
-        ]
+        warnings = [Warning_.of_error(e, e.loc[-1]) for e in exc.errors]
         return to_read(rule, None, warnings)
     return to_read(rule, compiled, warnings)
 

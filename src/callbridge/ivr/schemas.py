@@ -10,7 +10,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
@@ -18,7 +17,6 @@ from pydantic import (
 
 from callbridge.calls.schemas import MAX_VARIABLE_LENGTH, MAX_VARIABLES, RESERVED_VARIABLE_NAMES
 from callbridge.kit.ids import ConfigId
-from callbridge.kit.patch import refuse_null
 from callbridge.kit.text import clean_text
 from callbridge.messages import Message, MessageError, define, without_stored
 from callbridge.requests.fields import AuthType, lower
@@ -286,6 +284,8 @@ class IvrCreate(IvrFields, RequestIn):
 class IvrUpdate(IvrFields, RequestUpdate):
     """Partial update; ``responses`` and ``steps``, when given, replace the whole list."""
 
+    create_schema = IvrCreate
+
     key: IvrKey | None = None
     name: ShortText | None = None
     timeout_seconds: Timeout | None = None
@@ -300,11 +300,6 @@ class IvrUpdate(IvrFields, RequestUpdate):
     memo: LongText | None = None
     responses: list[ResponseSettingIn] | None = None
     steps: list[StepIn] | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
-        return refuse_null(value, info, IvrCreate)
 
 
 class IvrRead(RequestRead):

@@ -247,13 +247,7 @@ async def describe(session: AsyncSession, ivr: Ivr, available: set[str] | None =
         # Saved before something it depends on changed (its OAuth account was deleted):
         # shown as warnings; invocations answer request_error with the reason.
         warnings = [
-            Warning_(
-                field=".".join(str(p) for p in getattr(e, "path", e.loc)),
-                message=e.message,
-                position=e.position,
-                code=e.code,
-                msg=e.msg.to_json() if e.msg else None,
-            )
+            Warning_.of_error(e, ".".join(str(p) for p in getattr(e, "path", e.loc)))
             for e in exc.errors
         ]
         return to_read(ivr, None, warnings)

@@ -11,12 +11,10 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
-    ValidationInfo,
-    field_validator,
     model_validator,
 )
 
-from callbridge.kit.patch import refuse_null
+from callbridge.kit.patch import Patch
 from callbridge.messages import Message
 from callbridge.oauth_accounts.protocol import DEFAULT_LOGIN_URL
 
@@ -95,10 +93,11 @@ class OAuthAccountCreate(BaseModel):
         return self
 
 
-class OAuthAccountUpdate(BaseModel):
+class OAuthAccountUpdate(Patch):
     """Every field optional; a secret left out (or null) is kept, ``""`` clears it."""
 
     model_config = ConfigDict(extra="forbid")
+    create_schema = OAuthAccountCreate
 
     name: Name | None = None
     provider: Provider | None = None
@@ -117,11 +116,6 @@ class OAuthAccountUpdate(BaseModel):
     use_pkce: bool | None = None
     max_in_flight: MaxInFlight | None = None
     long_request_limit: LongRequestLimit | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
-        return refuse_null(value, info, OAuthAccountCreate)
 
 
 class ApiUsageRead(BaseModel):

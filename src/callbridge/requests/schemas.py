@@ -14,7 +14,9 @@ from pydantic import (
     model_serializer,
 )
 
+from callbridge.errors import FieldError
 from callbridge.kit.ids import ConfigId
+from callbridge.kit.patch import Patch
 from callbridge.requests.fields import AuthType, Method, lower, upper
 
 LongText = Annotated[str, Field(max_length=20_000)]
@@ -33,6 +35,18 @@ class Warning_(BaseModel):
     code: str = Field(default="", description="The kind of warning (machine-readable)")
     # The message's id and parameters, for pages in the admin's language (not in the API).
     msg: dict[str, Any] | None = Field(default=None, exclude=True)
+
+    @classmethod
+    def of_error(cls, error: FieldError, field: str) -> Warning_:
+        """An error of a saved configuration (a rule whose OAuth account was deleted since)
+        shown as a warning: the configuration is read as it is, the run records the error."""
+        return cls(
+            field=field,
+            message=error.message,
+            position=error.position,
+            code=error.code,
+            msg=error.msg.to_json() if error.msg else None,
+        )
 
     @model_serializer(mode="wrap")
     def _code_when_known(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -92,7 +106,7 @@ class TargetUpdate(RequestFields):
     body: LongText | None = None
 
 
-class RequestUpdate(AuthUpdate, TargetUpdate):
+class RequestUpdate(AuthUpdate, TargetUpdate, Patch):
     """Partial update: a field left out keeps its value; a secret given as "" is cleared."""
 
 

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from callbridge.kit.patch import refuse_null
+from callbridge.kit.patch import Patch
 
 Role = Literal["admin", "supervisor", "agent"]
 Username = Annotated[
@@ -42,8 +42,9 @@ class UserCreate(BaseModel):
     extension: Extension | None = None
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Patch):
     model_config = ConfigDict(extra="forbid")
+    create_schema = UserCreate
 
     password: Password | None = None
     role: Role | None = None
@@ -53,11 +54,6 @@ class UserUpdate(BaseModel):
     is_active: bool | None = None
     salesforce_user_id: SalesforceUserId | None = None
     extension: Extension | None = None
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
-        return refuse_null(value, info, UserCreate)
 
 
 class UserRead(BaseModel):
