@@ -92,6 +92,7 @@ class Installation:
     step_id: int
     user_id: int
     link_id: int
+    screen_pop_id: int
     call_id: str
     old_call_id: str
 
@@ -119,6 +120,9 @@ class Installation:
             "/history-links/new": "/history-links/new",
             "/history-links/{link_id}": f"/history-links/{self.link_id}",
             "/history-links/{link_id}/histories": f"/history-links/{self.link_id}/histories",
+            "/screen-pops": "/screen-pops",
+            "/screen-pops/new": "/screen-pops/new",
+            "/screen-pops/{profile_id}": f"/screen-pops/{self.screen_pop_id}",
             "/monitor_link/{ref}": f"/monitor_link/{self.call_id}",
             "/recordings": "/recordings",
             "/calls": "/calls",
@@ -161,8 +165,8 @@ async def _ok(response: httpx.Response, status: int = 201) -> Any:
 
 async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installation:
     """An OAuth account, a call-action rule, an IVR with a response setting and a step,
-    an agent, a PBX token, calls with events, executions, IVR logs and a recording, and
-    one call older than the retention period."""
+    a history link, a screen-pop profile, an agent, a PBX token, calls with events,
+    executions, IVR logs and a recording, and one call older than the retention period."""
     account = await _ok(
         await client.post(
             "/api/v1/oauth-accounts",
@@ -232,6 +236,19 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
             headers=admin,
         )
     )
+    screen_pop = await _ok(
+        await client.post(
+            "/api/v1/screen-pops",
+            json={
+                "name": "受付",
+                "phone_numbers": ["0312345678"],
+                "strip_prefixes": ["+81"],
+                "wrapup_reasons": ["折り返し", "解決"],
+                "lookup": {"kind": "salesforce", "oauth_account_id": account["id"]},
+            },
+            headers=admin,
+        )
+    )
     token = await _ok(
         await client.post(
             "/api/v1/tokens", json={"name": "PBX 本社", "scope": "pbx"}, headers=admin
@@ -288,6 +305,7 @@ async def populate(client: httpx.AsyncClient, admin: dict[str, str]) -> Installa
         step_id=ivr["steps"][0]["id"],
         user_id=user["id"],
         link_id=link["id"],
+        screen_pop_id=screen_pop["id"],
         call_id=call_id,
         old_call_id=old_call_id,
     )
@@ -304,6 +322,7 @@ def empty_paths() -> dict[str, str]:
         step_id=999,
         user_id=999,
         link_id=999,
+        screen_pop_id=999,
         call_id="no-such-call",
         old_call_id="",
     ).paths()

@@ -33,6 +33,7 @@ from callbridge.admin.rendering import (
     validation_code,
 )
 from callbridge.agent_desktop import pages as agent_pages
+from callbridge.agent_desktop import profile_pages as screen_pop_pages
 from callbridge.agent_desktop import router as agent_router
 from callbridge.agent_desktop.pops import agent_pops_lifespan, with_screen_pops
 from callbridge.auth.setup import issue_setup_token
@@ -132,6 +133,7 @@ def _register_navigation() -> None:
             NavItem("oauth_accounts", N_("OAuth accounts"), "/oauth-accounts"),
             NavItem("recordings", N_("Recordings"), "/recordings"),
             NavItem("history_links", N_("History link"), "/history-links"),
+            NavItem("screen_pops", N_("Screen pops"), "/screen-pops"),
             NavItem("settings", N_("Settings"), "/settings"),
             NavItem("agent", N_("Agent console"), "/agent", roles=("admin", "supervisor", "agent")),
             NavItem("audit", N_("Audit log"), "/audit"),
@@ -342,6 +344,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(history_router.router)
     app.include_router(history_pages.router)
     app.include_router(agent_pages.router)
+    app.include_router(screen_pop_pages.router)
     app.include_router(agent_router.router)
     app.include_router(agent_router.events_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -10,17 +10,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.agent_desktop.schemas import ScreenPopFields, ScreenPopUpdate
 from callbridge.audit import record_audit
 from callbridge.errors import FieldError, FieldErrors, NotFound
+from callbridge.history.service import object_errors
 from callbridge.messages import Message, define
 from callbridge.models import OAuthAccount, ScreenPopProfile
 
-define({"not_found.screen_pop": "screen-pop profile {id} does not exist"})
+define(
+    {
+        "not_found.screen_pop": "screen-pop profile {id} does not exist",
+        "not_found.screen_pop_account": "OAuth account {id} does not exist",
+        "name_taken.screen_pop": "Another screen-pop profile is named '{name}'",
+        "screen_pop_not_salesforce": "OAuth account '{name}' is not a Salesforce account",
+        "screen_pop_custom_not_built": "custom lookups are not available yet in this "
+        "version: use the 'salesforce' lookup, or no lookup",
+    }
+)
 
 # Custom lookups (seed 002 カスタム連携) need the shared request definitions; until they
 # exist, such a profile is refused rather than stored to do nothing.
-CUSTOM_NOT_BUILT = (
-    "custom lookups are not available yet in this version: use the 'salesforce' lookup, "
-    "or no lookup"
-)
+CUSTOM_NOT_BUILT = Message("screen_pop_custom_not_built")
 
 
 async def _validate(
@@ -34,24 +41,25 @@ async def _validate(
         )
     )
     if same_name is not None:
-        errors.append(FieldError("name", f"Another screen-pop profile is named '{data.name}'"))
+        errors.append(FieldError("name", Message("name_taken.screen_pop", name=data.name)))
     lookup = data.lookup
     if lookup is not None and lookup.kind == "custom":
         errors.append(FieldError(("lookup", "kind"), CUSTOM_NOT_BUILT))
     elif lookup is not None:
+        errors.extend(object_errors(lookup.objects, ("lookup",)))
         account = await session.get(OAuthAccount, lookup.oauth_account_id)
         if account is None:
             errors.append(
                 FieldError(
                     ("lookup", "oauth_account_id"),
-                    f"OAuth account {lookup.oauth_account_id} does not exist",
+                    Message("not_found.screen_pop_account", id=lookup.oauth_account_id),
                 )
             )
         elif account.provider != "salesforce":
             errors.append(
                 FieldError(
                     ("lookup", "oauth_account_id"),
-                    f"OAuth account '{account.name}' is not a Salesforce account",
+                    Message("screen_pop_not_salesforce", name=account.name),
                 )
             )
     if errors:

@@ -101,7 +101,7 @@ SCALARS = (
 PAGE_SIZE = 50
 
 
-def _rows(
+def form_rows(
     values: dict[str, list[str]], prefix: str, names: tuple[str, ...]
 ) -> list[dict[str, str]]:
     """``objects-0-api_name``… → rows, in index order; a row with ``delete`` or all blank
@@ -153,9 +153,9 @@ async def _form_input(request: Request) -> tuple[dict[str, Any], dict[str, Any]]
     payload: dict[str, Any] = {name: one(name) for name in SCALARS}
     for name in CHECKBOXES:
         payload[name] = one(name) == "1"
-    objects = _rows(values, "objects", ("api_name", "tab_name", "key_prefix", "priority"))
+    objects = form_rows(values, "objects", ("api_name", "tab_name", "key_prefix", "priority"))
     payload["objects"] = objects
-    mappings = _rows(values, "mappings", ("field", "template", "default", "conditions"))
+    mappings = form_rows(values, "mappings", ("field", "template", "default", "conditions"))
     payload["field_mappings"] = [
         {**m, "conditions": _conditions(m["conditions"])} for m in mappings
     ]
@@ -242,7 +242,7 @@ def _shown_warning(note: str) -> Warning_:
     return Warning_(field="", message=note[:300])
 
 
-async def _seen_numbers(session: SessionDep) -> list[str]:
+async def seen_numbers(session: SessionDep) -> list[str]:
     """Own numbers of recent calls: the dialled numbers and the agents' extensions."""
     since = utcnow() - timedelta(days=30)
     called = await session.scalars(
@@ -283,7 +283,7 @@ async def _form_page(
             select(OAuthAccount.id, OAuthAccount.name).where(OAuthAccount.provider == "salesforce")
         )
     )
-    numbers = sorted(set(await _seen_numbers(session)) | set(form.get("phone_numbers") or []))
+    numbers = sorted(set(await seen_numbers(session)) | set(form.get("phone_numbers") or []))
     return await render(
         request,
         "history/form.html",

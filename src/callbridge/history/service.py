@@ -18,6 +18,7 @@ from callbridge.history.schemas import (
     HistoryLinkFields,
     HistoryLinkRead,
     HistoryLinkUpdate,
+    LinkedObject,
 )
 from callbridge.kit.time import utcnow
 from callbridge.messages import Message, define
@@ -98,6 +99,39 @@ def parse_record_ref(raw: str) -> tuple[str, bool] | None:
 # ---- validation --------------------------------------------------------------------
 
 
+def object_errors(objects: list[LinkedObject], at: tuple[str, ...] = ()) -> list[FieldError]:
+    """The linked objects' problems: a key prefix that is not 3 letters or digits, an object
+    or a priority listed twice (``at``: where the list is, for the error's location)."""
+    errors: list[FieldError] = []
+    seen_names: set[str] = set()
+    seen_priorities: set[int] = set()
+    for index, obj in enumerate(objects):
+        if not _KEY_PREFIX_RE.match(obj.key_prefix):
+            errors.append(
+                FieldError(
+                    (*at, "objects", str(index), "key_prefix"),
+                    Message("history_link_key_prefix", key_prefix=obj.key_prefix),
+                )
+            )
+        if obj.api_name.lower() in seen_names:
+            errors.append(
+                FieldError(
+                    (*at, "objects", str(index), "api_name"),
+                    Message("history_link_listed_twice", name=obj.api_name),
+                )
+            )
+        if obj.priority in seen_priorities:
+            errors.append(
+                FieldError(
+                    (*at, "objects", str(index), "priority"),
+                    Message("history_link_priority_taken", priority=obj.priority),
+                )
+            )
+        seen_names.add(obj.api_name.lower())
+        seen_priorities.add(obj.priority)
+    return errors
+
+
 async def _validate(
     session: AsyncSession, data: HistoryLinkFields, own_id: int | None = None
 ) -> tuple[dict[str, Any], list[Warning_]]:
@@ -165,32 +199,7 @@ async def _validate(
         )
     if not data.objects:
         errors.append(FieldError("objects", Message("history_link_no_objects")))
-    seen_names: set[str] = set()
-    seen_priorities: set[int] = set()
-    for index, obj in enumerate(data.objects):
-        if not _KEY_PREFIX_RE.match(obj.key_prefix):
-            errors.append(
-                FieldError(
-                    ("objects", str(index), "key_prefix"),
-                    Message("history_link_key_prefix", key_prefix=obj.key_prefix),
-                )
-            )
-        if obj.api_name.lower() in seen_names:
-            errors.append(
-                FieldError(
-                    ("objects", str(index), "api_name"),
-                    Message("history_link_listed_twice", name=obj.api_name),
-                )
-            )
-        if obj.priority in seen_priorities:
-            errors.append(
-                FieldError(
-                    ("objects", str(index), "priority"),
-                    Message("history_link_priority_taken", priority=obj.priority),
-                )
-            )
-        seen_names.add(obj.api_name.lower())
-        seen_priorities.add(obj.priority)
+    errors.extend(object_errors(data.objects))
     values["objects"] = sorted(values["objects"], key=lambda o: o["priority"])
     numbers: list[str] = []
     for number in data.phone_numbers:
