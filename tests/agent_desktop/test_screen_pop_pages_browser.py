@@ -79,7 +79,7 @@ def test_an_admin_configures_a_profile_and_the_agent_pops(
     admin.locator("#select-all").click()
     expect(admin.locator("input[name=phone_numbers][value='0501234567']")).to_be_checked()
     admin.select_option("#f-oauth_account_id", label="SB")
-    admin.locator("#save").click()
+    admin.get_by_role("button", name="保存", exact=True).click()
     expect(admin.locator(".banner.error[role=alert]")).to_have_text(
         "保存していません。下記の項目を修正してください。"
     )
@@ -89,7 +89,7 @@ def test_an_admin_configures_a_profile_and_the_agent_pops(
     expect(admin.locator("#f-strip_prefixes")).to_have_value("+81")
     expect(admin.locator("#f-name")).to_have_value("受付")
     admin.fill("#f-answer_delay_seconds", "0")
-    admin.locator("#save").click()
+    admin.get_by_role("button", name="保存", exact=True).click()
     expect(admin.locator(".banner.success")).to_have_text("保存しました。")
     (profile,) = api.get("/api/v1/screen-pops").json()["items"]
     assert (profile["trigger"], profile["strip_prefixes"]) == ("answer", ["+81"])
