@@ -21,6 +21,7 @@ Pure code (standard library only), so the template and pattern compilers can use
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Union
@@ -191,6 +192,71 @@ def render(value: str | Message | Mapping[str, Any] | None, gettext: Gettext) ->
                 pass  # an id this version does not know: its English text
         return str(value.get("message") or "")
     return value
+
+
+# Parameters that, by convention, hold a server's or a library's own words (a CRM's error
+# message, the start of an unreadable answer, an exception's text): shown as they are.
+VERBATIM_PARAMS = frozenset({"salesforce", "detail", "text"})
+
+
+def render_html(
+    value: str | Message | Mapping[str, Any] | None,
+    gettext: Gettext,
+    verbatim: frozenset[str] = VERBATIM_PARAMS,
+) -> str:
+    """As :func:`render`, as HTML: the text escaped, and the parameters named in
+    ``verbatim`` (a server's own words, shown as they are in every language) each in a
+    ``<code>``."""
+    message: Message | None = None
+    if isinstance(value, Message):
+        message = value
+    elif isinstance(value, Mapping):
+        data = value.get("msg") if "id" not in value else value
+        if isinstance(data, Mapping):
+            try:
+                message = Message.from_json(data)
+            except (KeyError, ValueError, TypeError):
+                message = None
+        if message is None:
+            return html.escape(str(value.get("message") or ""))
+    if message is None:
+        return html.escape(str(value or ""))
+    return _html(message, gettext, verbatim)
+
+
+def _html(message: Message, gettext: Gettext, verbatim: frozenset[str]) -> str:
+    values = dict(message.params)
+    template = gettext(CATALOGUE[message.id])
+    parts: list[str] = []
+    plain: list[str] = []  # the text as render() gives it, for the sentence separator
+    position = 0
+    for match in _PARAM_RE.finditer(template):
+        parts.append(html.escape(template[position : match.start()]))
+        plain.append(template[position : match.start()])
+        name = match[1]
+        if name not in values:
+            parts.append(html.escape(match[0]))
+            plain.append(match[0])
+        elif isinstance(values[name], Message):
+            inner = values[name]
+            assert isinstance(inner, Message)
+            parts.append(_html(inner, gettext, verbatim))
+            plain.append(inner.render(gettext))
+        elif name in verbatim:
+            parts.append(f"<code>{html.escape(str(values[name]))}</code>")
+            plain.append(str(values[name]))
+        else:
+            parts.append(html.escape(str(values[name])))
+            plain.append(str(values[name]))
+        position = match.end()
+    parts.append(html.escape(template[position:]))
+    plain.append(template[position:])
+    text, shown = "".join(parts), "".join(plain)
+    for other in message.more:
+        following = _html(other, gettext, verbatim)
+        text += following if not shown[-1:].isascii() else " " + following
+        shown += other.render(gettext)
+    return text
 
 
 def stored(message: Message) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 import httpx
@@ -260,6 +260,122 @@ async def test_history_link_errors_and_warnings(
     assert saved.status_code == 303
     edit = japanese(await client.get(saved.headers["location"]))
     assert f"URLをレコードID {FALLBACK} に置き換えました。" in edit
+
+
+# A sample for each parameter a history reason takes; Salesforce's words stay English.
+REASON_PARAMS: dict[str, object] = {
+    "count": 2,
+    "records": 200,
+    "object": "Contact",
+    "id": 7,
+    "name": "sf-main",
+    "salesforce": "FIELD_CUSTOM_VALIDATION_EXCEPTION: Phone is not valid for this org",
+    "detail": "JSONDecodeError: Expecting value: line 1 column 1 (char 0)",
+}
+
+
+def history_reasons() -> list[Message]:
+    """Every reason the history worker stores (nested ones wrap a Salesforce error)."""
+    inner = Message("history_salesforce_error", salesforce="SERVER_UNAVAILABLE: down")
+    reasons = []
+    for code, text in CATALOGUE.items():
+        if not code.startswith("history_") or code.startswith("history_link"):
+            continue
+        params: dict[str, object] = {
+            name: inner if name == "reason" else REASON_PARAMS[name]
+            for name in _PARAM.findall(text)
+        }
+        reasons.append(Message(code, **params))  # type: ignore[arg-type]
+    return reasons
+
+
+async def test_history_rows_and_backoff_reasons(
+    app: FastAPI, client: httpx.AsyncClient, ja: str, pbx_headers: dict[str, str]
+) -> None:
+    """The 連携通話履歴 page and the links list show every stored reason in Japanese,
+    Salesforce's own words verbatim (in a <code>); the API in the reader's language."""
+    from sqlalchemy import select, update
+
+    from callbridge.history.reasons import stored_reason
+    from callbridge.models import Call, HistoryLink, HistoryRow
+
+    account_id = await history_account(app, "salesforce")
+    saved = await client.post("/history-links/new", data=history_form(ja, account_id))
+    assert saved.status_code == 303
+    link_id = int(saved.headers["location"].split("/")[2].split("?")[0])
+    posted = await post_event(client, pbx_headers, event="incoming", call_id="h-ja", tel="0312")
+    assert posted.status_code == 202, posted.text
+    await wait_until_processed(app, 1)
+    reasons = history_reasons()
+    assert len(reasons) >= 19
+    backoff = Message(
+        "history_backoff.unavailable",
+        reason=Message("history_outcome_unknown", reason=Message("deadline_passed")),
+    )
+    async with app.state.runtime.sessionmaker() as session:
+        call_pk = await session.scalar(select(Call.id).where(Call.call_id == "h-ja"))
+        assert call_pk is not None
+        when = datetime(2026, 12, 4, 1, 0, tzinfo=UTC)
+        for index, reason in enumerate(reasons):
+            # One row per call and link: the other rows belong to links of their own.
+            if index:
+                other = HistoryLink(name=f"l{index}", oauth_account_id=account_id, objects=[])
+                session.add(other)
+                await session.flush()
+                row_link = other.id
+            else:
+                row_link = link_id
+            session.add(
+                HistoryRow(
+                    link_id=row_link,
+                    call_pk=call_pk,
+                    call_id="h-ja",
+                    started_at=when,
+                    ended_at=when,
+                    state="failed",
+                    task_ids=[],
+                    **stored_reason(reason),
+                )
+            )
+        stored = stored_reason(backoff)
+        await session.execute(
+            update(HistoryLink).values(
+                backoff_reason=stored["reason"], backoff_reason_msg=stored["reason_msg"]
+            )
+        )
+        await session.commit()
+    shown = []
+    for index in range(len(reasons)):
+        target = link_id if index == 0 else link_id + index
+        shown.append(japanese(await client.get(f"/history-links/{target}/histories")))
+    listing = japanese(await client.get("/history-links"))
+    waiting = (
+        "Salesforce を利用できないため、後で再試行します: "
+        "結果が不明です。再送の前に Salesforce に確認します: "
+        "CRM が応答する前に期限を過ぎました"
+    )
+    assert waiting in listing and waiting in shown[0]
+    everything = "".join(shown)
+    assert "Salesforce のエラー: <code>FIELD_CUSTOM_VALIDATION_EXCEPTION: Phone is not valid" in (
+        everything
+    )
+    assert "Contact のレコードが 2 件一致したため、紐付け先特定不可レコードに紐付けました" in (
+        everything
+    )
+    # The API: the reader's language, the stable English text by default, and the code.
+    api = f"/api/v1/history-links/{link_id}/histories"
+    [in_japanese] = (await client.get(api, headers={"X-CSRF-Token": ja})).json()["items"]
+    client.cookies.set("cb_lang", "en")
+    [in_english] = (await client.get(api, headers={"X-CSRF-Token": ja})).json()["items"]
+    first = reasons[0]
+    assert in_english["reason"] == first.text
+    assert in_japanese["reason"] == first.render(translations("ja").gettext)
+    assert in_japanese["reason"] != in_english["reason"]
+    assert in_english["reason_code"] == first.code
+    got = (await client.get(f"/api/v1/history-links/{link_id}")).json()
+    assert got["backoff_reason"] == backoff.text
+    assert got["backoff_reason_code"] == "history_backoff"
+    assert "backoff_reason_msg" not in got
 
 
 def test_pydantic_errors_render_in_japanese() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from callbridge.settings import Settings
@@ -18,6 +20,17 @@ from tests.history.conftest import (
 )
 
 pytestmark = pytest.mark.e2e
+
+
+async def in_japanese(live: Live, link_id: int) -> list[dict[str, Any]]:
+    """The history list as a reader whose language is Japanese sees it."""
+    response = await live.http.get(
+        f"/api/v1/history-links/{link_id}/histories",
+        params={"limit": 500},
+        headers={**live.admin, "Accept-Language": "ja"},
+    )
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
 
 
 def contact(live: Live, last_name: str) -> dict[str, object]:
@@ -89,6 +102,11 @@ async def test_multiple_matches_follow_on_multiple(connected: Live) -> None:
     assert to_fallback["WhatId"] == account_id_of(live, "みなと物流株式会社")
     [row] = await histories(live, fallback["id"])
     assert row["reason"] == "2 Contact records matched: linked to the fallback record"
+    assert row["reason_code"] == "history_multiple"
+    [row] = await in_japanese(live, fallback["id"])
+    assert row["reason"] == (
+        "Contact のレコードが 2 件一致したため、紐付け先特定不可レコードに紐付けました"
+    )
     [newest] = tasks_of(live, "m-2")
     assert newest["WhoId"] in {contact(live, "佐藤")["Id"], contact(live, "田中")["Id"]}
     both = tasks_of(live, "m-3")
@@ -110,6 +128,10 @@ async def test_no_match_retries_then_behaves_as_configured(connected: Live) -> N
     [row] = await wait_rows(live, skip["id"], settled(1))
     assert row["state"] == "no_match" and row["retry_count"] == 3
     assert row["reason"] == "no record matched; nothing is created (on no match: skip)"
+    [row] = await in_japanese(live, skip["id"])
+    assert row["reason"] == (
+        "一致するレコードがありません。活動は作成しません(レコードが一致しない場合: 作成しない)"
+    )
     assert tasks_of(live, "n-1") == []
     [row] = await wait_rows(live, unlinked["id"], settled(1))
     [task] = tasks_of(live, "n-2")
@@ -173,6 +195,11 @@ async def test_record_errors_fail_that_row_only(connected: Live) -> None:
     assert rows["v-1"]["state"] == "failed"
     assert rows["v-1"]["reason"] == (
         "FIELD_CUSTOM_VALIDATION_EXCEPTION: この番号の活動は登録できません"
+    )
+    assert rows["v-1"]["reason_code"] == "history_salesforce_error"
+    shown = {r["call_id"]: r for r in await in_japanese(live, link["id"])}
+    assert shown["v-1"]["reason"] == (
+        "Salesforce のエラー: FIELD_CUSTOM_VALIDATION_EXCEPTION: この番号の活動は登録できません"
     )
     assert rows["v-2"]["state"] == "synced"
     live.sandbox.knobs.validation_rules.clear()
@@ -272,6 +299,8 @@ async def test_invalid_grant_waits_for_reauthorisation(connected: Live) -> None:
     assert row["reason"].startswith("waiting for the OAuth account: ")
     got = (await live.api("GET", f"/api/v1/history-links/{link['id']}")).json()
     assert got["backoff_reason"] == row["reason"]
+    [row] = await in_japanese(live, link["id"])
+    assert row["reason"].startswith("OAuth アカウントの再接続を待っています: ")
     assert tasks_of(live, "grant-1") == []
 
 
@@ -294,6 +323,14 @@ async def test_limits_and_5xx_back_the_link_off_then_sync(connected: Live, failu
     )
     got = (await live.api("GET", f"/api/v1/history-links/{link['id']}")).json()
     assert got["backoff_reason"].startswith("Salesforce unavailable, retried later: ")
+    assert got["backoff_reason_code"] == "history_backoff"
+    got = (
+        await live.http.get(
+            f"/api/v1/history-links/{link['id']}",
+            headers={**live.admin, "Accept-Language": "ja"},
+        )
+    ).json()
+    assert got["backoff_reason"].startswith("Salesforce を利用できないため、後で再試行します: ")
     assert tasks_of(live, "off-1") == []
     live.sandbox.knobs.clear_failures()
     rows = await wait_rows(

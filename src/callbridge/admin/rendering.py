@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import callbridge
 from callbridge.auth.csrf import CSRF_COOKIE, csrf_token_for
 from callbridge.i18n import LANGUAGES, N_, language_for, translations
-from callbridge.messages import Message, MessageError, define
+from callbridge.messages import Message, MessageError, define, render_html
 from callbridge.messages import render as render_catalogue_message
 from callbridge.models import User
 from callbridge.runtime import get_runtime
@@ -82,6 +83,16 @@ def _message_filter(context: Any, value: str | Message | Mapping[str, Any] | Non
 
 
 _environment.filters["message"] = _message_filter
+
+
+@jinja2.pass_context
+def _message_html_filter(context: Any, value: str | Message | Mapping[str, Any] | None) -> Any:
+    """``{{ row.reason | message_html }}``: in the page's language, a server's own words
+    (parameters such as ``salesforce``, ``detail``) verbatim in a ``<code>``."""
+    return markupsafe.Markup(render_html(value, context["_"]))  # noqa: S704 (escaped)
+
+
+_environment.filters["message_html"] = _message_html_filter
 
 __all__ = [
     "N_",

@@ -58,7 +58,7 @@ async def check_link(
     try:
         answers = await composite(outbound, account.id, base, subs, 20.0)
     except SalesforceFailure as failure:
-        invalid("oauth_account_id", account_label, failure.message)
+        invalid("oauth_account_id", account_label, failure.said.render(_))
         return CheckResult(ok=False, messages=messages)
     for index, obj in enumerate(link.objects):
         answer = answers[index]
@@ -138,7 +138,7 @@ async def _check_fallback(
             20.0,
         )
     except SalesforceFailure as failure:
-        invalid("fallback_record", label, failure.message)
+        invalid("fallback_record", label, failure.said.render(_))
         return
     if answers[0].status >= 400:
         invalid("fallback_record", label, error_message(answers[0].body) or "")

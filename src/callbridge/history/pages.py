@@ -312,7 +312,12 @@ async def links_page(request: Request, session: SessionDep, user: AdminUser) -> 
     return await render(
         request,
         "history/list.html",
-        {"links": described, "choices": CHOICES, "flash": request.query_params.get("saved")},
+        {
+            "links": described,
+            "choices": CHOICES,
+            "state_labels": STATE_LABELS,
+            "flash": request.query_params.get("saved"),
+        },
         user=user,
         session=session,
         active="history_links",

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel
@@ -12,6 +13,7 @@ from callbridge.auth.deps import AdminAccess
 from callbridge.db.session import SessionDep
 from callbridge.history import service
 from callbridge.history.check import check_link
+from callbridge.history.reasons import reason_code, shown_reason
 from callbridge.history.schemas import (
     CheckResult,
     HistoryItem,
@@ -29,12 +31,26 @@ from callbridge.outbound import get_outbound
 router = APIRouter(prefix="/api/v1/history-links", tags=["history-links"])
 
 
+def _gettext(request: Request, principal: Any) -> Callable[[str], str]:
+    """The reader's language: the signed-in user's, else the language cookie, else
+    Accept-Language (English by default)."""
+    user = principal.user
+    return translations(language_for(request, user.language if user else None)).gettext
+
+
 @router.get("", operation_id="list_history_links")
 async def list_history_links(
-    session: SessionDep, principal: AdminAccess, page: Annotated[PageParams, Depends(page_params)]
+    request: Request,
+    session: SessionDep,
+    principal: AdminAccess,
+    page: Annotated[PageParams, Depends(page_params)],
 ) -> Page[HistoryLinkRead]:
     links, total = await service.list_links(session, limit=page.limit, offset=page.offset)
-    return Page(items=[await service.describe(session, link) for link in links], total=total)
+    gettext = _gettext(request, principal)
+    return Page(
+        items=[await service.describe(session, link, gettext=gettext) for link in links],
+        total=total,
+    )
 
 
 @router.post("", status_code=201, operation_id="create_history_link")
@@ -48,9 +64,10 @@ async def create_history_link(
 
 @router.get("/{link_id}", operation_id="get_history_link")
 async def get_history_link(
-    session: SessionDep, principal: AdminAccess, link_id: int
+    request: Request, session: SessionDep, principal: AdminAccess, link_id: int
 ) -> HistoryLinkRead:
-    return await service.describe(session, await service.get_link_or_404(session, link_id))
+    link = await service.get_link_or_404(session, link_id)
+    return await service.describe(session, link, gettext=_gettext(request, principal))
 
 
 @router.patch("/{link_id}", operation_id="update_history_link")
@@ -79,9 +96,7 @@ async def check_history_link(
     record and the phone numbers, in the language of the session or Accept-Language."""
     link = await service.get_link_or_404(session, link_id)
     account = await session.get(OAuthAccount, link.oauth_account_id)
-    user = principal.user
-    gettext = translations(language_for(request, user.language if user else None)).gettext
-    return await check_link(link, account, get_outbound(request), gettext)
+    return await check_link(link, account, get_outbound(request), _gettext(request, principal))
 
 
 @router.get("/{link_id}/histories", operation_id="list_history_link_histories")
@@ -109,10 +124,13 @@ async def list_histories(
         offset=page.offset,
     )
     instance = await get_outbound(request).instance_url(link.oauth_account_id)
+    gettext = _gettext(request, principal)
     items = []
     for row in rows:
         item = HistoryItem.model_validate(row)
         item.task_urls = service.task_urls(instance, row.task_ids)
+        item.reason = shown_reason(row.reason, row.reason_msg, gettext)
+        item.reason_code = reason_code(row.reason_msg)
         items.append(item)
     return Page(items=items, total=total)
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from callbridge.history.reasons import salesforce_error
+from callbridge.messages import Message, as_message
 from callbridge.oauth_accounts.service import SALESFORCE_API_VERSION
 from callbridge.outbound import OAuthAuth, Outbound, OutboundRequest, RetryPolicy
 from callbridge.outbound.types import OutboundError
@@ -47,12 +49,17 @@ class SubAnswer:
 class SalesforceFailure(Exception):
     """The whole request failed. ``kind``: ``auth`` (wait for re-authorisation),
     ``transient`` (limits, 5xx, network: back off), ``unknown`` (it may have been processed:
-    the answer was lost, cut or unreadable)."""
+    the answer was lost, cut or unreadable). ``said``: why, a catalogue message
+    (``message``: its English text)."""
 
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, kind: str, said: Message) -> None:
+        super().__init__(said.text)
         self.kind = kind
-        self.message = message
+        self.said = said
+
+    @property
+    def message(self) -> str:
+        return self.said.text
 
 
 def pack(subs: list[Sub]) -> list[list[Sub]]:
@@ -74,11 +81,12 @@ def pack(subs: list[Sub]) -> list[list[Sub]]:
 
 
 def _failure(error: OutboundError, sent: bool) -> SalesforceFailure:
+    said = as_message(error.said)
     if error.kind == "auth":
-        return SalesforceFailure("auth", error.message)
+        return SalesforceFailure("auth", said)
     if error.kind in ("timeout",) and sent:
-        return SalesforceFailure("unknown", error.message)
-    return SalesforceFailure("transient", error.message)
+        return SalesforceFailure("unknown", said)
+    return SalesforceFailure("transient", said)
 
 
 async def composite(
@@ -119,12 +127,10 @@ async def composite(
     if result.error is not None and result.status is None:
         raise _failure(result.error, sent=writes)
     if result.status is not None and result.status >= 400:
-        message = _error_text(result.text) or f"HTTP {result.status}"
+        said = salesforce_error(_error_text(result.text) or f"HTTP {result.status}")
         if result.status == 401:
-            raise SalesforceFailure("auth", message)
-        if result.status >= 500 or result.status in (403, 429):
-            raise SalesforceFailure("transient", message)
-        raise SalesforceFailure("transient", message)
+            raise SalesforceFailure("auth", said)
+        raise SalesforceFailure("transient", said)
     try:
         answer = json.loads(result.text)
         entries = answer["compositeResponse"]
@@ -135,8 +141,11 @@ async def composite(
         kind = "unknown" if writes else "transient"
         raise SalesforceFailure(
             kind,
-            f"Salesforce's answer could not be read ({type(exc).__name__}: {exc}); "
-            f"it began with {result.text[:120]!r}",
+            Message(
+                "history_unreadable",
+                detail=f"{type(exc).__name__}: {exc}",
+                salesforce=repr(result.text[:120]),
+            ),
         ) from None
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
@@ -130,7 +130,11 @@ class HistoryLinkRead(HistoryLinkFields):
 
     id: int
     backoff_until: datetime | None = None
+    # Why the link waits, in the reader's language (session, else Accept-Language), and
+    # its machine-readable code.
     backoff_reason: str | None = None
+    backoff_reason_code: str | None = None
+    backoff_reason_msg: dict[str, Any] | None = Field(default=None, exclude=True)
     counts: dict[str, int] = Field(default_factory=dict)
     created_at: datetime
     updated_at: datetime
@@ -165,7 +169,10 @@ class HistoryItem(BaseModel):
     retry_count: int
     next_retry_at: datetime | None
     state: RowState
+    # Why, in the reader's language (session, else Accept-Language; English by default),
+    # and its machine-readable code (a catalogue id up to its first dot).
     reason: str | None
+    reason_code: str | None = None
     task_ids: list[str]
     task_urls: list[str] = Field(default_factory=list)
 

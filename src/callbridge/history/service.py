@@ -4,7 +4,7 @@ the history rows created at ``disconnect``, the history list and "retry now"."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
 from callbridge.errors import FieldError, FieldErrors, NotFound
+from callbridge.history.reasons import reason_code, shown_reason
 from callbridge.history.schemas import (
     HistoryLinkCreate,
     HistoryLinkFields,
@@ -284,11 +285,19 @@ async def row_counts(session: AsyncSession, link_id: int) -> dict[str, int]:
 
 
 async def describe(
-    session: AsyncSession, link: HistoryLink, warnings: list[Warning_] | None = None
+    session: AsyncSession,
+    link: HistoryLink,
+    warnings: list[Warning_] | None = None,
+    gettext: Callable[[str], str] | None = None,
 ) -> HistoryLinkRead:
+    """The link as the API shows it; ``backoff_reason`` in the language of ``gettext``
+    (English without one)."""
     read = HistoryLinkRead.model_validate(link)
     read.counts = await row_counts(session, link.id)
     read.warnings = warnings or []
+    read.backoff_reason_code = reason_code(link.backoff_reason_msg)
+    if gettext is not None:
+        read.backoff_reason = shown_reason(link.backoff_reason, link.backoff_reason_msg, gettext)
     return read
 
 
@@ -343,11 +352,12 @@ async def apply_status_change(
         await session.execute(
             update(HistoryRow)
             .where(HistoryRow.link_id == link.id, HistoryRow.state == "held")
-            .values(state="waiting", due_at=now, reason=None)
+            .values(state="waiting", due_at=now, reason=None, reason_msg=None)
         )
         link.backoff_until = None
         link.backoff_count = 0
         link.backoff_reason = None
+        link.backoff_reason_msg = None
     elif old == "enabled":
         await session.execute(
             update(HistoryRow)

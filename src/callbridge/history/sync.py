@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from callbridge.calls.dispatcher import new_worker_id
 from callbridge.calls.writes import read_session, write_session
 from callbridge.history import phones
+from callbridge.history.reasons import salesforce_error, stored_reason
 from callbridge.history.rows import WORKER_KEY
 from callbridge.history.salesforce import (
     MAX_COLLECTION_RECORDS,
@@ -51,6 +52,7 @@ from callbridge.history.salesforce import (
 )
 from callbridge.history.service import compile_subject, mapping_value
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, joined
 from callbridge.models import HistoryLink, HistoryRow, OAuthAccount, User
 from callbridge.models.history_link import DUE_STATES
 from callbridge.outbound import get_outbound
@@ -249,12 +251,12 @@ class HistoryWorker:
             account_name = account.name if account is not None else ""
         if account is None:
             raise SalesforceFailure(
-                "auth", f"OAuth account {link.oauth_account_id} was deleted: choose another"
+                "auth", Message("history_account_deleted", id=link.oauth_account_id)
             )
         base = await outbound.instance_url(link.oauth_account_id)
         if not base:
             raise SalesforceFailure(
-                "auth", f"OAuth account '{account_name}' is not connected: connect it first"
+                "auth", Message("history_account_not_connected", name=account_name)
             )
         timeout = max(5.0, self.lease.total_seconds() / 3)
 
@@ -348,7 +350,9 @@ class HistoryWorker:
             # The search itself is broken (an object or field the org lacks): rows fail
             # with Salesforce's message; the configuration check says what to fix.
             message = "; ".join(dict.fromkeys(lookup_errors))
-            await self._settle_failed(to_search, f"search failed: {message}")
+            await self._settle_failed(
+                to_search, Message("history_search_failed", salesforce=message)
+            )
             report.failed += len(to_search)
             rows = [r for r in rows if r not in to_search]
             to_search = []
@@ -373,17 +377,17 @@ class HistoryWorker:
                 continue
             if targets is None:
                 if link.on_no_match == "skip":
-                    row.reason = "no record matched; nothing is created (on no match: skip)"
+                    _set_reason(row, Message("history_no_match.skip"))
                     skipped.append(row)
                     continue
                 if link.on_no_match == "fallback":
                     targets = [_fallback_target(link)]
-                    reason = "no record matched: linked to the fallback record"
+                    reason = Message("history_no_match.fallback")
                 else:
                     targets = []
-                    reason = "no record matched: a Task without a related record"
+                    reason = Message("history_no_match.unlinked")
             row.targets = targets
-            row.reason = reason
+            _set_reason(row, reason)
         await self._settle_search(link, later, skipped, now)
         rows = [r for r in rows if r not in later and r not in skipped]
         # -- 3. what exists already (unknown outcomes) --------------------------------
@@ -447,15 +451,15 @@ class HistoryWorker:
                         },
                     )
                 )
-        problems: dict[int, str] = {}
-        retry_later: dict[int, str] = {}
+        problems: dict[int, Message] = {}
+        retry_later: dict[int, Message] = {}
         shrink = False
         if task_subs:
             try:
                 answers = await send(task_subs)
             except SalesforceFailure as failure:
                 if failure.kind == "unknown":
-                    await self._unknown(link, rows, failure.message)
+                    await self._unknown(link, rows, failure.said)
                     return
                 raise
             chunks = list(_chunks(writes, MAX_COLLECTION_RECORDS))
@@ -463,13 +467,16 @@ class HistoryWorker:
                 body = answer.body
                 if answer.status >= 400 or not isinstance(body, list) or len(body) != len(chunk):
                     if answer.status >= 400:
-                        message = error_message(body) or f"HTTP {answer.status}"
+                        said = salesforce_error(error_message(body) or f"HTTP {answer.status}")
                     else:
-                        count = len(body) if isinstance(body, list) else 0
-                        message = f"Salesforce answered {count} results for {len(chunk)} records"
+                        said = Message(
+                            "history_result_count",
+                            count=len(body) if isinstance(body, list) else 0,
+                            records=len(chunk),
+                        )
                     for row, _t, _rec in chunk:
                         # The outcome is unknown: the mark stays, the next try asks first.
-                        retry_later[id(row)] = message
+                        retry_later[id(row)] = said
                     continue
                 for (row, target, _rec), result in zip(chunk, body, strict=True):
                     if result.get("success"):
@@ -480,20 +487,26 @@ class HistoryWorker:
                         continue
                     errors = result.get("errors") or []
                     code = error_code(errors)
-                    message = error_message(errors) or "the record was not saved"
+                    said = salesforce_error(error_message(errors))
                     if code in SHRINK_CODES:
                         shrink = True
                     if code in RETRYABLE_RECORD_CODES:
-                        retry_later[id(row)] = message
+                        retry_later[id(row)] = said
                     else:
-                        problems[id(row)] = message
+                        problems[id(row)] = said
             for row, answer in zip(notes_rows, answers[len(chunks) :], strict=False):
                 if answer.status < 400 and all(
                     isinstance(r, dict) and r.get("success") for r in (answer.body or [])
                 ):
                     row.notes_dirty = False
                 else:
-                    row.reason = f"notes not updated: {error_message(answer.body) or answer.body}"
+                    _set_reason(
+                        row,
+                        Message(
+                            "history_notes_failed",
+                            salesforce=error_message(answer.body) or str(answer.body),
+                        ),
+                    )
         report.synced, report.failed = await self._settle_sent(
             link, rows, notes_rows, problems, retry_later
         )
@@ -628,7 +641,13 @@ class HistoryWorker:
                     target["case_id"] = result["id"]
                 else:
                     errors = result.get("errors") if isinstance(result, dict) else answer.body
-                    target["error"] = f"Case: {error_message(errors) or 'not created'}"
+                    text = error_message(errors)
+                    said = (
+                        Message("history_case_error", salesforce=text)
+                        if text
+                        else Message("history_case_not_created")
+                    )
+                    target["error"] = said.to_json()
         # The case ids are kept before the Tasks are sent: a retry reuses them.
         changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
@@ -647,6 +666,7 @@ class HistoryWorker:
                     "task_ids": _task_ids(row),
                     "retry_count": row.retry_count,
                     "reason": row.reason,
+                    "reason_msg": row.reason_msg,
                     "lease_expires_at": now + self.lease,
                 }
                 if id(row) in sending:
@@ -661,8 +681,8 @@ class HistoryWorker:
         link: HistoryLink,
         rows: list[HistoryRow],
         notes_rows: list[HistoryRow],
-        problems: dict[int, str],
-        retry_later: dict[int, str],
+        problems: dict[int, Message],
+        retry_later: dict[int, Message],
     ) -> tuple[int, int]:
         now = utcnow()
         synced = failed = 0
@@ -677,17 +697,20 @@ class HistoryWorker:
                     "lease_expires_at": None,
                     "next_retry_at": None,
                 }
-                target_errors = [t["error"] for t in row.targets or [] if t.get("error")]
+                target_errors = [_said(t["error"]) for t in row.targets or [] if t.get("error")]
                 if id(row) in retry_later:
                     values.update(
                         state="waiting",
-                        reason=retry_later[id(row)],
                         due_at=now + timedelta(seconds=5),
+                        **stored_reason(retry_later[id(row)]),
                     )
                 elif id(row) in problems or target_errors:
-                    message = problems.get(id(row)) or "; ".join(target_errors)
+                    said = problems.get(id(row)) or joined(*target_errors)
                     values.update(
-                        state="failed", reason=message, send_started_at=None, processed_at=now
+                        state="failed",
+                        send_started_at=None,
+                        processed_at=now,
+                        **stored_reason(said),
                     )
                     for target in row.targets or []:
                         target.pop("error", None)
@@ -695,7 +718,11 @@ class HistoryWorker:
                     failed += 1
                 else:
                     values.update(
-                        state="synced", reason=row.reason, send_started_at=None, processed_at=now
+                        state="synced",
+                        reason=row.reason,
+                        reason_msg=row.reason_msg,
+                        send_started_at=None,
+                        processed_at=now,
                     )
                     synced += 1
                 changes.append((row.id, values))
@@ -706,6 +733,7 @@ class HistoryWorker:
                         dict(
                             notes_dirty=row.notes_dirty,
                             reason=row.reason,
+                            reason_msg=row.reason_msg,
                             lease_owner=None,
                             lease_expires_at=None,
                         ),
@@ -714,7 +742,12 @@ class HistoryWorker:
             await session.execute(
                 update(HistoryLink)
                 .where(HistoryLink.id == link.id)
-                .values(backoff_until=None, backoff_count=0, backoff_reason=None)
+                .values(
+                    backoff_until=None,
+                    backoff_count=0,
+                    backoff_reason=None,
+                    backoff_reason_msg=None,
+                )
             )
             await self._write_rows(session, changes)
         return synced, failed
@@ -723,17 +756,23 @@ class HistoryWorker:
         self, link: HistoryLink, later: list[HistoryRow], skipped: list[HistoryRow], now: datetime
     ) -> None:
         next_at = now + timedelta(minutes=link.retry_minutes)
-        waiting = "no record matched yet; searching again"
+        waiting = stored_reason(Message("history_searching"))
         changes = [
             (
                 r.id,
-                _released(state="searching", next_retry_at=next_at, due_at=next_at, reason=waiting),
+                _released(state="searching", next_retry_at=next_at, due_at=next_at, **waiting),
             )
             for r in later
         ] + [
             (
                 r.id,
-                _released(state="no_match", next_retry_at=None, processed_at=now, reason=r.reason),
+                _released(
+                    state="no_match",
+                    next_retry_at=None,
+                    processed_at=now,
+                    reason=r.reason,
+                    reason_msg=r.reason_msg,
+                ),
             )
             for r in skipped
         ]
@@ -741,10 +780,11 @@ class HistoryWorker:
             values["retry_count"] = row.retry_count
         await self._save(changes)
 
-    async def _settle_failed(self, rows: list[HistoryRow], message: str) -> None:
+    async def _settle_failed(self, rows: list[HistoryRow], said: Message) -> None:
         now = utcnow()
+        reason = stored_reason(said)
         await self._save(
-            [(r.id, _released(state="failed", reason=message, processed_at=now)) for r in rows]
+            [(r.id, _released(state="failed", processed_at=now, **reason)) for r in rows]
         )
 
     async def _save(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
@@ -752,13 +792,13 @@ class HistoryWorker:
             async with write_session(self.runtime) as session:
                 await self._write_rows(session, changes)
 
-    async def _unknown(self, link: HistoryLink, rows: list[HistoryRow], message: str) -> None:
+    async def _unknown(self, link: HistoryLink, rows: list[HistoryRow], said: Message) -> None:
         """The write's outcome is unknown: rows stay due with their "sending" mark (the
         next attempt asks Salesforce which Tasks exist first), and the link backs off."""
         await self._back_off(
             link,
             rows,
-            SalesforceFailure("unknown", f"outcome unknown, checked before resending: {message}"),
+            SalesforceFailure("unknown", Message("history_outcome_unknown", reason=said)),
         )
 
     async def _back_off(
@@ -768,21 +808,27 @@ class HistoryWorker:
         count = link.backoff_count + 1
         if failure.kind == "auth":
             delay = 30.0
-            reason = f"waiting for the OAuth account: {failure.message}"
+            said = Message("history_backoff.auth", reason=failure.said)
         else:
             delay = min(300.0, 2.0 ** min(count, 9))
-            reason = f"Salesforce unavailable, retried later: {failure.message}"
+            said = Message("history_backoff.unavailable", reason=failure.said)
+        reason = stored_reason(said)
         until = now + timedelta(seconds=delay)
         changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
             await session.execute(
                 update(HistoryLink)
                 .where(HistoryLink.id == link.id)
-                .values(backoff_until=until, backoff_count=count, backoff_reason=reason)
+                .values(
+                    backoff_until=until,
+                    backoff_count=count,
+                    backoff_reason=reason["reason"],
+                    backoff_reason_msg=reason["reason_msg"],
+                )
             )
             for row in rows:
                 values: dict[str, Any] = {
-                    "reason": reason,
+                    **reason,
                     "lease_owner": None,
                     "lease_expires_at": None,
                     "due_at": until,
@@ -826,6 +872,21 @@ class HistoryWorker:
 
 
 # ---- pure helpers -------------------------------------------------------------------
+
+
+def _set_reason(row: HistoryRow, said: Message | None) -> None:
+    stored = stored_reason(said)
+    row.reason, row.reason_msg = stored["reason"], stored["reason_msg"]
+
+
+def _said(error: Any) -> Message:
+    """A target's stored error (a message's JSON; text from before reasons had ids)."""
+    if isinstance(error, dict):
+        try:
+            return Message.from_json(error)
+        except (KeyError, ValueError, TypeError):
+            pass
+    return Message("text", text=str(error))
 
 
 def _released(**values: Any) -> dict[str, Any]:
@@ -903,7 +964,7 @@ def _fallback_target(link: HistoryLink) -> dict[str, Any]:
 
 def _choose(
     link: HistoryLink, objects: list[dict[str, Any]], matched: list[tuple[str, dict[str, Any]]]
-) -> tuple[list[dict[str, Any]] | None, str | None]:
+) -> tuple[list[dict[str, Any]] | None, Message | None]:
     """Objects in priority order: the first with any match wins; ``on_multiple`` decides
     among its records. None: no match."""
     for obj in sorted(objects, key=lambda o: o["priority"]):
@@ -915,13 +976,13 @@ def _choose(
         if link.on_multiple == "fallback":
             return (
                 [_fallback_target(link)],
-                f"{len(records)} {obj['api_name']} records matched: linked to the fallback record",
+                Message("history_multiple.fallback", count=len(records), object=obj["api_name"]),
             )
         if link.on_multiple == "first":
             newest = max(records, key=lambda r: str(r.get("LastModifiedDate") or ""))
             return (
                 [{"object": obj["api_name"], "id": newest["Id"]}],
-                f"{len(records)} {obj['api_name']} records matched: the most recently modified",
+                Message("history_multiple.first", count=len(records), object=obj["api_name"]),
             )
         return [{"object": obj["api_name"], "id": r["Id"]} for r in records], None
     return None, None

@@ -56,7 +56,10 @@ class HistoryLink(TimestampMixin, Base):
     # The whole link waits until then (limits, 5xx, network, re-authorisation).
     backoff_until: Mapped[datetime | None]
     backoff_count: Mapped[int] = mapped_column(default=0)
+    # Why, in English, and as a catalogue message ({"id", "params"}) shown in the reader's
+    # language (callbridge.history.reasons).
     backoff_reason: Mapped[str | None] = mapped_column(Text)
+    backoff_reason_msg: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class HistoryRow(Base):
@@ -91,7 +94,10 @@ class HistoryRow(Base):
     description: Mapped[str | None] = mapped_column(Text)
     notes_dirty: Mapped[bool] = mapped_column(default=False)
     state: Mapped[str] = mapped_column(String(20), default="waiting")
+    # Why the row stands where it does: English text (searched by the keyword filter) and
+    # the catalogue message ({"id", "params"}) the list shows in the reader's language.
     reason: Mapped[str | None] = mapped_column(Text)
+    reason_msg: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     retry_count: Mapped[int] = mapped_column(default=0)
     next_retry_at: Mapped[datetime | None]
     due_at: Mapped[datetime] = mapped_column(default=utcnow)
