@@ -45,6 +45,7 @@ def test_import_dry_run_then_import_then_export(database_url: str, tmp_path: Pat
         "call_actions": [],
         "ivrs": [],
         "history_links": [],
+        "screen_pops": [],
         "settings": {},
     }
 

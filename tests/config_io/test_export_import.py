@@ -145,6 +145,7 @@ async def test_export_import_into_an_empty_callbridge_gives_the_same_document(
         "call_actions",
         "ivrs",
         "history_links",
+        "screen_pops",
         "settings",
     ]
     [link] = data["history_links"]
@@ -337,11 +338,11 @@ ivrs:
         (
             "- 1\n- 2\n",
             "document: expected a mapping with version and the sections "
-            "oauth_accounts, call_actions, ivrs, history_links, settings",
+            "oauth_accounts, call_actions, ivrs, history_links, screen_pops, settings",
         ),
         (
             "history: []\n",
-            "history: unknown section (known: oauth_accounts, call_actions, ivrs, history_links, settings)",
+            "history: unknown section (known: oauth_accounts, call_actions, ivrs, history_links, screen_pops, settings)",
         ),
         ("version: 2\n", "version: this callbridge reads version 1 documents"),
         (

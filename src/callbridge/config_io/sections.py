@@ -3,7 +3,7 @@
 A section writes its objects in the document's shape (names instead of ids, no secrets,
 no run-time state) and applies a document's objects through the feature's own create,
 update and delete services, so every rule of the UI and the API applies to an import too.
-A feature added later (history links, screen pops) adds a section to ``SECTIONS``.
+A feature added later adds a section to ``sections()``.
 """
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from typing import Any, ClassVar, TypeVar
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbridge.agent_desktop import service as screen_pop_service
+from callbridge.agent_desktop.schemas import ScreenPopCreate, ScreenPopFields, ScreenPopUpdate
 from callbridge.call_actions import repository as call_action_repository
 from callbridge.call_actions import service as call_action_service
 from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate
-from callbridge.config_io.context import ImportContext, Path, path_text
+from callbridge.config_io.context import DOCUMENT_NAMES, ImportContext, Path, path_text
 from callbridge.errors import CallbridgeError
 from callbridge.history import service as history_service
 from callbridge.history.schemas import HistoryLinkCreate, HistoryLinkUpdate
 from callbridge.ivr import repository as ivr_repository
 from callbridge.ivr import service as ivr_service
 from callbridge.ivr.schemas import IvrCreate, IvrUpdate
-from callbridge.models import CallAction, HistoryLink, Ivr, OAuthAccount
+from callbridge.models import CallAction, HistoryLink, Ivr, OAuthAccount, ScreenPopProfile
 from callbridge.oauth_accounts import repository as oauth_repository
 from callbridge.oauth_accounts import service as oauth_service
 from callbridge.oauth_accounts.schemas import OAuthAccountCreate, OAuthAccountUpdate
@@ -558,6 +560,151 @@ def split_warning(field: str) -> Path:
     return _dotted(field) if field else ()
 
 
+# ---- screen pops --------------------------------------------------------------------------
+
+SCREEN_POP_FIELDS = tuple(ScreenPopFields.model_fields)
+LOOKUP_KINDS = ("salesforce", "custom")
+
+
+def _lookup_accounts(lookup: Any, rename: Any, drop: tuple[str, ...] = ()) -> Any:
+    """A lookup with its account reference(s) renamed by ``rename(key, value, where)``: the
+    lookup's own and any access's (``where`` is the place inside the lookup); the accesses'
+    fields named in ``drop`` (secrets, when exporting) are left out."""
+    if not isinstance(lookup, dict):
+        return lookup
+    shaped: Item = {}
+    for key, value in lookup.items():
+        if key != "accesses" or not isinstance(value, dict):
+            new_key, new_value = rename(key, value, ())
+            shaped[new_key] = new_value
+            continue
+        accesses: Item = {}
+        for name, access in value.items():
+            if not isinstance(access, dict):
+                accesses[name] = access
+                continue
+            accesses[name] = dict(
+                rename(k, v, ("accesses", name)) for k, v in access.items() if k not in RULE_SECRETS
+            )
+        shaped[key] = accesses
+    return shaped
+
+
+class ScreenPops(ListSection):
+    """By name, in the order calls try them (creation order); the lookup's OAuth account
+    by name. The pops themselves are run-time state."""
+
+    name = "screen_pops"
+
+    def __init__(self) -> None:
+        self._absent: list[ScreenPopProfile] = []
+
+    async def export(self, session: AsyncSession, accounts: AccountNames) -> Any:
+        return [self.item(p, accounts) for p in await screen_pop_service.list_profiles(session)]
+
+    @staticmethod
+    def item(profile: ScreenPopProfile, accounts: AccountNames) -> Item:
+        return ScreenPops.shape(
+            {name: getattr(profile, name) for name in SCREEN_POP_FIELDS}, accounts
+        )
+
+    @staticmethod
+    def shape(values: Item, accounts: AccountNames) -> Item:
+        """Stored values (account ids) in the document's shape (account names)."""
+
+        def by_name(key: str, value: Any, _where: Path) -> tuple[str, Any]:
+            if key == "oauth_account_id":
+                return "oauth_account", _account_name(accounts, value)
+            return key, value
+
+        item = {name: values[name] for name in SCREEN_POP_FIELDS}
+        item["lookup"] = _lookup_accounts(values["lookup"], by_name, RULE_SECRETS)
+        return item
+
+    def label(self, item: Item) -> str:
+        return str(item["name"])
+
+    @staticmethod
+    def _with_account_ids(ctx: ImportContext, path: Path, raw: Item) -> Item:
+        def by_id(key: str, value: Any, where: Path) -> tuple[str, Any]:
+            if key == "oauth_account":
+                return "oauth_account_id", ctx.account_id((*path, "lookup", *where, key), value)
+            if key == "oauth_account_id":
+                ctx.problem(
+                    (*path, "lookup", *where, key),
+                    "database ids differ between callbridges: refer by name (oauth_account: NAME)",
+                )
+            return key, value
+
+        return {**raw, "lookup": _lookup_accounts(raw.get("lookup"), by_id)}
+
+    @staticmethod
+    def _invalid(ctx: ImportContext, path: Path, exc: ValidationError) -> None:
+        """The schema's complaints at the document's places (the lookup's ``kind`` is not
+        a level of the document)."""
+        for error in exc.errors():
+            loc: list[str | int] = list(error["loc"])
+            if loc[:1] == ["lookup"] and len(loc) > 1 and loc[1] in LOOKUP_KINDS:
+                del loc[1]
+            where = tuple(DOCUMENT_NAMES.get(p, p) if isinstance(p, str) else p for p in loc)
+            ctx.problem((*path, *where), str(error["msg"]).removeprefix("Value error, "))
+
+    async def apply(self, ctx: ImportContext, data: Any) -> None:
+        session = ctx.session
+        accounts = {v: k for k, v in ctx.account_ids.items()}
+        profiles = await screen_pop_service.list_profiles(session)
+        existing = {profile.name.lower(): profile for profile in profiles}
+        seen: list[str] = []
+        for path, raw in self.items(ctx, self.name, data):
+            known = len(ctx.problems)
+            values = self._with_account_ids(ctx, path, raw)
+            if len(ctx.problems) > known:
+                continue
+            try:
+                wanted = ScreenPopCreate.model_validate(values)
+            except ValidationError as exc:
+                self._invalid(ctx, path, exc)
+                continue
+            lowered = wanted.name.lower()
+            if lowered in seen:
+                ctx.problem(
+                    (*path, "name"), f"the screen-pop profile '{wanted.name}' is given twice"
+                )
+                continue
+            seen.append(lowered)
+            try:
+                profile = existing.get(lowered)
+                if profile is None:
+                    await screen_pop_service.create_profile(session, wanted, ctx.actor)
+                    continue
+                dumped = wanted.model_dump(mode="json")
+                changes = self.changed_fields(
+                    self.shape(dumped, accounts), self.item(profile, accounts)
+                )
+                if changes:
+                    update = ScreenPopUpdate.model_validate({n: dumped[n] for n in changes})
+                    await screen_pop_service.update_profile(session, profile, update, ctx.actor)
+            except CallbridgeError as exc:
+                ctx.refused(path, exc)
+        # Calls try the profiles in creation order, which an import does not change.
+        stored = [p.name.lower() for p in profiles if p.name.lower() in seen]
+        if stored != [name for name in seen if name in existing]:
+            ctx.warn(
+                (self.name,),
+                "calls try screen-pop profiles in the order they were created; the existing "
+                "profiles keep theirs: " + ", ".join(existing[n].name for n in stored),
+            )
+        for lowered, profile in existing.items():
+            if lowered not in seen:
+                self._absent.append(profile)
+                if not ctx.prune:
+                    ctx.kept.append((self.name, profile.name))
+
+    async def remove_absent(self, ctx: ImportContext) -> None:
+        for profile in self._absent:
+            await screen_pop_service.delete_profile(ctx.session, profile, ctx.actor)
+
+
 # ---- settings ----------------------------------------------------------------------------
 
 
@@ -609,4 +756,4 @@ class Settings(Section):
 def sections() -> list[Section]:
     """A fresh set (sections keep what an import found absent). Accounts come first:
     rules and IVRs refer to them."""
-    return [OAuthAccounts(), CallActions(), Ivrs(), HistoryLinks(), Settings()]
+    return [OAuthAccounts(), CallActions(), Ivrs(), HistoryLinks(), ScreenPops(), Settings()]
