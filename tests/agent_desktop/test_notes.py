@@ -5,6 +5,7 @@ update of the same Task afterwards."""
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import httpx
@@ -77,3 +78,55 @@ async def test_notes_reach_the_call_and_the_task(connected: Live, live_settings:
         "/api/v1/agent/calls/n-1/notes", json={"notes": "x"}, headers=sato
     )
     assert no_csrf.status_code == 403
+
+
+def _task_writes(live: Live, method: str) -> list[Any]:
+    """The Task records callbridge sent with sObject Collections (POST: created, PATCH:
+    updated) inside its Composite requests, as Salesforce received them."""
+    found = []
+    for request in live.sandbox.rest_requests():
+        if request.method != "POST" or not request.path.endswith("/composite"):
+            continue
+        for sub in json.loads(request.body)["compositeRequest"]:
+            if sub["method"] == method and sub["url"].endswith("/composite/sobjects"):
+                found += [r for r in sub["body"]["records"] if r["attributes"]["type"] == "Task"]
+    return found
+
+
+async def test_the_wrapup_goes_to_its_mapped_field(
+    connected: Live, live_settings: Settings
+) -> None:
+    live = connected
+    link = await make_link(
+        live, field_mappings=[{"field": "CallDisposition", "template": "{WRAPUP}"}]
+    )
+    await make_profile(live, wrapup_reasons=["注文", "問い合わせ"])
+    sato = await make_agent(live, live_settings, "sato", "201")
+    async with console(live.base_url, sato) as stream:
+        await ring(live, "w-1", "09087654321", "201")
+        await stream.next()
+    saved = await _save(live, sato, "w-1", notes="先に書いたメモ", wrapup="注文")
+    assert saved.status_code == 200, saved.text
+    for event in ("answer", "disconnect"):
+        await ring(live, "w-1", "09087654321", "201", event=event, agent_id="A100")
+    await wait_rows(live, link["id"], settled(1))
+    # The Task was created with the notes in Description and the reason in its field.
+    [created] = _task_writes(live, "POST")
+    assert (created["Description"], created["CallDisposition"]) == ("先に書いたメモ", "注文")
+    [task] = tasks_of(live, "w-1")
+    assert (task["Description"], task["CallDisposition"]) == ("先に書いたメモ", "注文")
+
+    # Saved again after the Task exists: one update of exactly those two fields.
+    again = await _save(live, sato, "w-1", notes="折り返し済み", wrapup="問い合わせ")
+    assert again.json()["history_rows"] == 1
+    await _task_description(live, "w-1", "折り返し済み")
+    assert _task_writes(live, "PATCH") == [
+        {
+            "attributes": {"type": "Task"},
+            "id": task["Id"],
+            "Description": "折り返し済み",
+            "CallDisposition": "問い合わせ",
+        }
+    ]
+    [updated] = tasks_of(live, "w-1")
+    assert updated["Id"] == task["Id"] and updated["CallDisposition"] == "問い合わせ"

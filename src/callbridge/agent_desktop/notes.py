@@ -8,15 +8,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls.repository import upsert_variables
 from callbridge.errors import FieldError, NotFound
-from callbridge.history.service import set_call_notes
+from callbridge.history.service import set_call_notes, task_description
 from callbridge.models import AgentPop, Call, ScreenPopProfile, User
-
-
-def task_description(notes: str, wrapup: str) -> str:
-    """The Task's Description: the notes, then the wrap-up reason on a line of its own."""
-    if not wrapup:
-        return notes
-    return f"{notes}\n\n[{wrapup}]" if notes else f"[{wrapup}]"
 
 
 async def save_notes(

@@ -12,10 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from callbridge.agent_desktop.notes import task_description
 from callbridge.call_actions.engine import call_values
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
 from callbridge.calls.writes import read_session, write_session
+from callbridge.history.service import task_description
 from callbridge.kit.time import utcnow
 from callbridge.models import CallEvent, HistoryLink, HistoryRow
 from callbridge.runtime import Runtime

@@ -486,6 +486,47 @@ def retry_delay(link: HistoryLink) -> timedelta:
     return timedelta(minutes=link.retry_minutes)
 
 
+# What the agent saves on the call card (DESIGN §12.4): the call's variables.
+AGENT_VARIABLES = ("NOTES", "WRAPUP")
+
+
+def uses_variable(mapping: Mapping[str, Any], name: str) -> bool:
+    """The mapping's template or one of its conditions uses the variable."""
+    if re.search(r"\{" + name + r"\}", mapping.get("template") or ""):
+        return True
+    return any(c.get("variable") == name for c in mapping.get("conditions") or [])
+
+
+def agent_mappings(link: HistoryLink) -> list[Mapping[str, Any]]:
+    """The link's field mappings that the agent's notes or wrap-up set."""
+    return [
+        m
+        for m in link.field_mappings or []
+        if any(uses_variable(m, name) for name in AGENT_VARIABLES)
+    ]
+
+
+def task_description_of(
+    link: HistoryLink, stored: str | None, saved: Mapping[str, str] | None
+) -> str:
+    """The Task's Description: the agent's notes, and the wrap-up reason on a line of its
+    own unless a field mapping takes ``WRAPUP`` into a field of its own. ``stored``: the
+    row's description, for calls whose notes are not among the call's variables."""
+    if not saved:
+        return stored or ""
+    notes, wrapup = saved.get("NOTES", ""), saved.get("WRAPUP", "")
+    if any(uses_variable(m, "WRAPUP") for m in link.field_mappings or []):
+        return notes
+    return task_description(notes, wrapup)
+
+
+def task_description(notes: str, wrapup: str) -> str:
+    """Notes, then the wrap-up reason on a line of its own."""
+    if not wrapup:
+        return notes
+    return f"{notes}\n\n[{wrapup}]" if notes else f"[{wrapup}]"
+
+
 def mapping_value(mapping: Mapping[str, Any], values: Mapping[str, str], expand: Any) -> str:
     """Seed 004: the first condition whose variable equals its value, else the template,
     else the default."""

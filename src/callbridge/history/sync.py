@@ -50,10 +50,16 @@ from callbridge.history.salesforce import (
     query_url,
     search_url,
 )
-from callbridge.history.service import compile_subject, mapping_value
+from callbridge.history.service import (
+    AGENT_VARIABLES,
+    agent_mappings,
+    compile_subject,
+    mapping_value,
+    task_description_of,
+)
 from callbridge.kit.time import utcnow
 from callbridge.messages import Message, joined
-from callbridge.models import HistoryLink, HistoryRow, OAuthAccount, User
+from callbridge.models import CallVariable, HistoryLink, HistoryRow, OAuthAccount, User
 from callbridge.models.history_link import DUE_STATES
 from callbridge.outbound import get_outbound
 from callbridge.runtime import Runtime
@@ -88,6 +94,8 @@ class _Env:
     tz: ZoneInfo
     region: str
     owners: dict[str, str] = field(default_factory=dict)
+    # The agent's latest notes and wrap-up (the call's NOTES / WRAPUP), by call.
+    agent_notes: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 class HistoryWorker:
@@ -248,6 +256,14 @@ class HistoryWorker:
                         )
                     )
                     env.owners = {str(a): str(s) for a, s in users}
+            saved = await session.execute(
+                select(CallVariable.call_pk, CallVariable.name, CallVariable.value).where(
+                    CallVariable.call_pk.in_({r.call_pk for r in rows}),
+                    CallVariable.name.in_(AGENT_VARIABLES),
+                )
+            )
+            for call_pk, variable, text in saved:
+                env.agent_notes.setdefault(call_pk, {})[variable] = text
             account_name = account.name if account is not None else ""
         if account is None:
             raise SalesforceFailure(
@@ -434,6 +450,8 @@ class HistoryWorker:
         for row in notes_rows:
             ids = [t for t in row.task_ids if t]
             if ids:
+                # What the agent saved after the Task was made: an update of its fields.
+                agent_fields = self._agent_fields(link, row, env)
                 task_subs.append(
                     Sub(
                         "PATCH",
@@ -441,11 +459,7 @@ class HistoryWorker:
                         {
                             "allOrNone": False,
                             "records": [
-                                {
-                                    "attributes": {"type": "Task"},
-                                    "id": i,
-                                    "Description": row.description or "",
-                                }
+                                {"attributes": {"type": "Task"}, "id": i, **agent_fields}
                                 for i in ids
                             ],
                         },
@@ -547,14 +561,15 @@ class HistoryWorker:
                 result[name] = fields
         return result
 
-    def _task_record(
-        self, link: HistoryLink, row: HistoryRow, target: dict[str, Any] | None, env: _Env
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _values(link: HistoryLink, row: HistoryRow, env: _Env) -> tuple[dict[str, str], Any]:
+        """The row's variables (the agent's latest notes and wrap-up included) and the
+        template expansion over them."""
         values = dict(row.values or {})
         labels = DIRECTION_LABELS.get(link.language, DIRECTION_LABELS["ja"])
         values["DIRECTION_LABEL"] = labels.get(row.direction, labels["inbound"])
+        values.update(env.agent_notes.get(row.call_pk, {}))
         values.setdefault("NOTES", row.description or "")
-        local_start = row.started_at.astimezone(env.tz)
 
         def expand(text: str) -> str:
             return str(
@@ -562,6 +577,27 @@ class HistoryWorker:
                     values, now=row.started_at, tz=env.tz, region=env.region
                 )
             )
+
+        return values, expand
+
+    def _agent_fields(self, link: HistoryLink, row: HistoryRow, env: _Env) -> dict[str, Any]:
+        """The Task fields the agent's notes and wrap-up set: Description and the mapped
+        fields that use ``NOTES`` or ``WRAPUP`` (DESIGN §12.4)."""
+        values, expand = self._values(link, row, env)
+        fields: dict[str, Any] = {
+            "Description": task_description_of(
+                link, row.description, env.agent_notes.get(row.call_pk)
+            )
+        }
+        for mapping in agent_mappings(link):
+            fields[mapping["field"]] = mapping_value(mapping, values, expand)
+        return fields
+
+    def _task_record(
+        self, link: HistoryLink, row: HistoryRow, target: dict[str, Any] | None, env: _Env
+    ) -> dict[str, Any]:
+        values, expand = self._values(link, row, env)
+        local_start = row.started_at.astimezone(env.tz)
 
         record: dict[str, Any] = {
             "attributes": {"type": "Task"},
@@ -584,8 +620,9 @@ class HistoryWorker:
             "B_NaisenFrom__c": row.naisen_from,
             "B_NaisenTo__c": row.naisen_to,
         }
-        if row.description:
-            record["Description"] = row.description
+        description = task_description_of(link, row.description, env.agent_notes.get(row.call_pk))
+        if description:
+            record["Description"] = description
         if target is not None:
             if target.get("case_id"):
                 record["WhatId"] = target["case_id"]
