@@ -286,6 +286,44 @@ async def test_case_and_task(connected: Live) -> None:
     assert lead_task["WhoId"] == lead["Id"] and lead_task["WhatId"] is None
 
 
+@pytest.mark.parametrize("failure", ["hang_after_commit", "garbled_after_commit"])
+async def test_case_and_task_once_when_the_cases_answer_is_lost(
+    connected: Live, failure: str
+) -> None:
+    """Salesforce saves the Cases, then their answer is lost (timeout) or unreadable: the
+    next attempt finds those Cases (SOQL on their subject) and creates only the Tasks."""
+    live = connected
+    live.sandbox.knobs.hang_seconds = 30
+    link = await make_link(live, activity="case_and_task", on_multiple="all")
+    await make_call(live, "case-warm", "09087654321")
+    await wait_rows(live, link["id"], settled(1))
+    live.sandbox.knobs.fail_next(
+        1, failure, path_contains="/composite", body_contains='"type":"Case"'
+    )
+    await make_call(live, "case-lost", "09087654321")  # one Contact
+    await make_call(live, "case-two", "07075373713")  # two Contacts (on_multiple "all")
+    rows = await wait_rows(
+        live, link["id"], lambda rs: len(rs) == 3 and all(r["state"] == "synced" for r in rs), 60
+    )
+    assert not live.sandbox.knobs.failures, "the Cases' answer was lost"
+    for call_id, contacts in (("case-lost", ["高橋"]), ("case-two", ["佐藤", "田中"])):
+        subject = f"{call_id} {'09087654321' if call_id == 'case-lost' else '07075373713'}"
+        made = [c for c in live.records("Case") if c["Subject"] == subject]
+        tasks = tasks_of(live, call_id)
+        assert len(made) == len(contacts) and len(tasks) == len(contacts), (made, tasks)
+        assert sorted(c["ContactId"] for c in made) == sorted(
+            contact(live, name)["Id"] for name in contacts
+        )
+        # Each Task is inside the Case made for its Contact.
+        by_contact = {c["ContactId"]: c["Id"] for c in made}
+        assert all(t["WhatId"] == by_contact[t["WhoId"]] for t in tasks)
+        [row] = [r for r in rows if r["call_id"] == call_id]
+        assert sorted(row["task_ids"]) == sorted(t["Id"] for t in tasks)
+    # Before creating anything again, callbridge asked which Cases exist, once.
+    asked = [r for r in live.sandbox.rest_requests() if b"FROM%20Case%20WHERE" in r.body]
+    assert len(asked) == 1
+
+
 async def test_invalid_grant_waits_for_reauthorisation(connected: Live) -> None:
     live = connected
     link = await make_link(live)

@@ -28,17 +28,20 @@ def live_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"public_url": PUBLIC_URL, "history_worker": False})
 
 
+@pytest.mark.parametrize("activity", ["task", "case_and_task"])
 async def test_killed_and_concurrent_workers_create_each_task_once(
-    connected: Live, live_settings: Settings, tmp_path: Path
+    connected: Live, live_settings: Settings, tmp_path: Path, activity: str
 ) -> None:
     live = connected
-    link = await make_link(live, status="paused", on_multiple="all")
+    link = await make_link(live, status="paused", on_multiple="all", activity=activity)
+    # The first write is saved by the org and its answer never comes: the Tasks' (task)
+    # or the Cases' (case_and_task: the worker dies before storing the Cases' ids).
+    written = "Task" if activity == "task" else "Case"
     calls = [f"w-{index}" for index in range(40)]
     for index, call_id in enumerate(calls):
         await make_call(live, call_id, NUMBERS[index % len(NUMBERS)])
     live.sandbox.knobs.hang_seconds = 120
-    # The first Tasks request is saved by the org, and its answer never comes.
-    live.sandbox.knobs.fail_next(1, "hang_after_commit", body_contains='"type":"Task"')
+    live.sandbox.knobs.fail_next(1, "hang_after_commit", body_contains=f'"type":"{written}"')
     workers = Workers(
         live_settings,
         tmp_path,
@@ -59,8 +62,13 @@ async def test_killed_and_concurrent_workers_create_each_task_once(
         while live.sandbox.knobs.failures:  # readiness wait: the hanging request arrived
             assert loop.time() < deadline and first.poll() is None
             await asyncio.sleep(0.05)
-        saved = [t for t in live.records("Task") if (t.get("CallObject") or "").startswith("w-")]
-        assert saved, "the org saved the first batch's Tasks"
+        if activity == "task":
+            saved = [
+                t for t in live.records("Task") if (t.get("CallObject") or "").startswith("w-")
+            ]
+        else:
+            saved = [c for c in live.records("Case") if c["Subject"].startswith("w-")]
+        assert saved, f"the org saved the first batch's {written}s"
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         workers.start()
@@ -76,5 +84,16 @@ async def test_killed_and_concurrent_workers_create_each_task_once(
     expected = sum(2 if NUMBERS[i % len(NUMBERS)] == "07075373713" else 1 for i in range(40))
     assert len(tasks) == expected
     assert sorted({r["call_id"] for r in rows}) == sorted(calls)
-    # The killed worker's rows were settled by asking which of their Tasks exist.
-    assert any(b"B_UniqueId__c%20IN" in r.body for r in live.sandbox.rest_requests())
+    if activity == "case_and_task":
+        # One Case per (call, Contact or Account) — none for a Lead — and each Task in it.
+        made = [c for c in live.records("Case") if c["Subject"].startswith("w-")]
+        per_pair = Counter((c["Subject"], c["ContactId"] or c["AccountId"]) for c in made)
+        assert max(per_pair.values()) == 1, per_pair
+        leads = sum(NUMBERS[i % len(NUMBERS)] == "0120-123-456" for i in range(40))
+        assert len(made) == expected - leads
+        case_ids = {c["Id"] for c in made}
+        with_case = [t for t in tasks if t["WhatId"] in case_ids]
+        assert len(with_case) == len(made)
+    # The killed worker's rows were settled by asking which of their Tasks (or Cases) exist.
+    asked = b"B_UniqueId__c%20IN" if activity == "task" else b"FROM%20Case%20WHERE"
+    assert any(asked in r.body for r in live.sandbox.rest_requests())

@@ -78,6 +78,9 @@ MAX_FIND_CHARS = 3500
 MAX_IN_VALUES = 200
 DESCRIBE_TTL = 600.0
 MIN_BATCH = 10
+# A Case looked up again was created after its row's "sending" mark; this much earlier
+# covers a difference between Salesforce's clock and ours.
+CASE_CLOCK_MARGIN = timedelta(days=1)
 
 
 @dataclass
@@ -115,6 +118,7 @@ class HistoryWorker:
         self._stopping = False
         self._stop_event = asyncio.Event()
         self.batch_sizes: dict[int, int] = {}
+        self._counted: set[int] = set()  # rows whose attempt is counted in this batch
         self.reports: list[BatchReport] = []
 
     def wake(self) -> None:
@@ -228,6 +232,7 @@ class HistoryWorker:
 
     async def process(self, link: HistoryLink, rows: list[HistoryRow]) -> BatchReport:
         report = BatchReport(rows=len(rows))
+        self._counted = set()
         try:
             await self._process(link, rows, report)
         except SalesforceFailure as failure:
@@ -305,6 +310,26 @@ class HistoryWorker:
                 )
             )
             kinds.append(("existing", None))
+        # Cases (case_and_task) whose create may have been saved by Salesforce: found by
+        # their subject and the record they were made for (a Case has no external id of
+        # callbridge's, and SOQL sees a new record at once).
+        case_rows = [r for r in unknown if _cases_wanted(link, r)]
+        if case_rows:
+            since = min(r.send_started_at for r in case_rows if r.send_started_at is not None)
+            created = _soql_datetime(since - CASE_CLOCK_MARGIN)
+            subjects = sorted({_case_subject(r) for r in case_rows})
+            for chunk in _chunks(subjects, MAX_IN_VALUES):
+                values = ",".join(f"'{soql_string(v)}'" for v in chunk)
+                subs.append(
+                    Sub(
+                        "GET",
+                        query_url(
+                            "SELECT Id, Subject, ContactId, AccountId FROM Case "  # noqa: S608
+                            f"WHERE Subject IN ({values}) AND CreatedDate >= {created}"
+                        ),
+                    )
+                )
+                kinds.append(("cases", None))
         numbers: dict[str, list[str]] = {}
         retry_numbers: dict[str, list[str]] = {}
         for row in to_search:
@@ -346,15 +371,23 @@ class HistoryWorker:
                     kinds.append(("query", obj["api_name"]))
         answers = await send(subs) if subs else []
         existing: list[dict[str, Any]] = []
+        cases: list[dict[str, Any]] = []
         found: dict[str, dict[str, dict[str, Any]]] = {}  # object -> id -> record
         lookup_errors: list[str] = []
+        unknown_errors: list[str] = []
         for (kind, object_name), answer in zip(kinds, answers, strict=True):
             if answer.status >= 400:
-                lookup_errors.append(error_message(answer.body) or f"HTTP {answer.status}")
+                text = error_message(answer.body) or f"HTTP {answer.status}"
+                if kind in ("existing", "cases"):
+                    unknown_errors.append(text)
+                else:
+                    lookup_errors.append(text)
                 continue
             body = answer.body
             if kind == "existing":
                 existing += list(body.get("records") or [])
+            elif kind == "cases":
+                cases += list(body.get("records") or [])
             elif kind == "search":
                 for record in body.get("searchRecords") or []:
                     type_ = record.get("attributes", {}).get("type", "")
@@ -362,6 +395,15 @@ class HistoryWorker:
             else:
                 for record in body.get("records") or []:
                     found.setdefault(object_name, {})[record["Id"]] = record
+        if unknown_errors and unknown:
+            # Salesforce could not say what exists: nothing is sent again for these rows
+            # (their mark stays; "retry now" asks again once the cause is fixed).
+            message = "; ".join(dict.fromkeys(unknown_errors))
+            await self._settle_failed(unknown, Message("history_search_failed", salesforce=message))
+            report.failed += len(unknown)
+            rows = [r for r in rows if r not in unknown]
+            to_search = [r for r in to_search if r not in unknown]
+            unknown = []
         if lookup_errors and to_search:
             # The search itself is broken (an object or field the org lacks): rows fail
             # with Salesforce's message; the configuration check says what to fix.
@@ -407,6 +449,7 @@ class HistoryWorker:
         await self._settle_search(link, later, skipped, now)
         rows = [r for r in rows if r not in later and r not in skipped]
         # -- 3. what exists already (unknown outcomes) --------------------------------
+        _adopt_cases([r for r in rows if _cases_wanted(link, r)], cases)
         for row in rows:
             if row.send_started_at is None:
                 continue
@@ -427,11 +470,20 @@ class HistoryWorker:
                         row.task_ids = [task["Id"]]
                         break
         # -- 4. cases (case_and_task) ---------------------------------------------------
+        retry_later: dict[int, Message] = {}
         if link.activity == "case_and_task":
-            await self._create_cases(link, rows, send)
+            try:
+                retry_later = await self._create_cases(link, rows, send)
+            except SalesforceFailure as failure:
+                if failure.kind == "unknown":
+                    await self._unknown(link, rows, failure.said)
+                    return
+                raise
         # -- 5. tasks -------------------------------------------------------------------
         writes: list[tuple[HistoryRow, dict[str, Any] | None, dict[str, Any]]] = []
         for row in rows:
+            if id(row) in retry_later:
+                continue  # its Cases' outcome is unknown: asked again next time
             if row.targets == [] and not row.task_ids:
                 writes.append((row, None, self._task_record(link, row, None, env)))
             for target in row.targets or []:
@@ -466,7 +518,6 @@ class HistoryWorker:
                     )
                 )
         problems: dict[int, Message] = {}
-        retry_later: dict[int, Message] = {}
         shrink = False
         if task_subs:
             try:
@@ -639,22 +690,25 @@ class HistoryWorker:
             record[mapping["field"]] = mapping_value(mapping, values, expand)
         return record
 
-    async def _create_cases(self, link: HistoryLink, rows: list[HistoryRow], send: Any) -> None:
-        pending: list[tuple[HistoryRow, dict[str, Any]]] = []
-        for row in rows:
-            for target in row.targets or []:
-                if target.get("task_id") or target.get("case_id") or target["object"] == "Lead":
-                    continue
-                pending.append((row, target))
+    async def _create_cases(
+        self, link: HistoryLink, rows: list[HistoryRow], send: Any
+    ) -> dict[int, Message]:
+        """The Cases of ``case_and_task`` rows that have none yet. The rows' targets and
+        "sending" mark are committed first: if the answer is lost (or the process dies
+        before storing it), the next attempt finds the Cases Salesforce saved before
+        creating any. Returns the rows whose Cases' outcome is unknown."""
+        pending = [(row, target) for row in rows for target in _cases_needed(row)]
         if not pending:
-            return
+            return {}
+        case_rows = list({id(r): r for r, _t in pending}.values())
+        await self._mark_sending(case_rows, {id(r) for r in case_rows})
         subs = []
         for chunk in _chunks(pending, MAX_COLLECTION_RECORDS):
             records = []
             for row, target in chunk:
                 case: dict[str, Any] = {
                     "attributes": {"type": "Case"},
-                    "Subject": f"{row.call_id} {row.tel or ''}".strip(),
+                    "Subject": _case_subject(row),
                     "Origin": "Phone",
                 }
                 if target["object"] == "Contact":
@@ -670,8 +724,15 @@ class HistoryWorker:
                 )
             )
         answers = await send(subs)
+        unknown: dict[int, Message] = {}
         for chunk, answer in zip(_chunks(pending, MAX_COLLECTION_RECORDS), answers, strict=True):
             body = answer.body if isinstance(answer.body, list) else []
+            if answer.status < 400 and len(body) != len(chunk):
+                # Fewer (or more) results than records: which Cases exist is unknown.
+                said = Message("history_result_count", count=len(body), records=len(chunk))
+                for row, _target in chunk:
+                    unknown[id(row)] = said
+                continue
             for index, (_row, target) in enumerate(chunk):
                 result = body[index] if index < len(body) else None
                 if isinstance(result, dict) and result.get("success"):
@@ -688,12 +749,14 @@ class HistoryWorker:
         # The case ids are kept before the Tasks are sent: a retry reuses them.
         changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
-            for row in {id(r): r for r, _t in pending}.values():
+            for row in case_rows:
                 changes.append((row.id, dict(targets=_plain(row.targets))))
             await self._write_rows(session, changes)
+        return unknown
 
     async def _mark_sending(self, rows: list[HistoryRow], sending: set[int]) -> None:
-        """Targets and the "sending" mark are committed before anything is sent."""
+        """Targets and the "sending" mark are committed before anything is sent (an
+        attempt is counted once, when its first write is marked)."""
         now = utcnow()
         changes: list[tuple[int, dict[str, Any]]] = []
         async with write_session(self.runtime) as session:
@@ -707,9 +770,12 @@ class HistoryWorker:
                     "lease_expires_at": now + self.lease,
                 }
                 if id(row) in sending:
+                    if id(row) not in self._counted:
+                        self._counted.add(id(row))
+                        row.attempts += 1
                     row.send_started_at = row.send_started_at or now
                     values["send_started_at"] = row.send_started_at
-                    values["attempts"] = row.attempts + 1
+                    values["attempts"] = row.attempts
                 changes.append((row.id, values))
             await self._write_rows(session, changes)
 
@@ -929,6 +995,61 @@ def _said(error: Any) -> Message:
 def _released(**values: Any) -> dict[str, Any]:
     """A row's new values, handing its lease back."""
     return {**values, "lease_owner": None, "lease_expires_at": None}
+
+
+def _case_subject(row: HistoryRow) -> str:
+    """The Subject of the Case made for a call (case_and_task); also how a Case whose
+    create had an unknown outcome is found again."""
+    return f"{row.call_id} {row.tel or ''}".strip()
+
+
+def _cases_needed(row: HistoryRow) -> list[dict[str, Any]]:
+    """The row's targets that still need a Case (a Lead gets the Task only)."""
+    return [
+        t
+        for t in row.targets or []
+        if not t.get("task_id") and not t.get("case_id") and t["object"] != "Lead"
+    ]
+
+
+def _cases_wanted(link: HistoryLink, row: HistoryRow) -> bool:
+    return (
+        link.activity == "case_and_task"
+        and row.send_started_at is not None
+        and bool(_cases_needed(row))
+    )
+
+
+def _case_relation(object_name: str | None, record_id: str | None) -> tuple[str, str]:
+    return (object_name or "", (record_id or "")[:15])
+
+
+def _adopt_cases(rows: list[HistoryRow], cases: list[dict[str, Any]]) -> None:
+    """Targets take the Cases Salesforce already saved for them (same subject, same
+    Contact or Account; one Case per target), so they are not created twice."""
+    pool: dict[tuple[str, tuple[str, str]], list[str]] = {}
+    for case in cases:
+        if case.get("ContactId"):
+            relation = _case_relation("Contact", case["ContactId"])
+        elif case.get("AccountId"):
+            relation = _case_relation("Account", case["AccountId"])
+        else:
+            relation = _case_relation(None, None)
+        pool.setdefault((str(case.get("Subject") or ""), relation), []).append(case["Id"])
+    for row in rows:
+        for target in _cases_needed(row):
+            if target["object"] in ("Contact", "Account"):
+                relation = _case_relation(target["object"], target["id"])
+            else:
+                relation = _case_relation(None, None)
+            ids = pool.get((_case_subject(row), relation))
+            if ids:
+                target["case_id"] = ids.pop(0)
+
+
+def _soql_datetime(value: datetime) -> str:
+    """A SOQL datetime literal (unquoted, UTC)."""
+    return value.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _key_of(row: HistoryRow) -> str:
