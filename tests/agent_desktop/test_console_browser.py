@@ -157,3 +157,73 @@ def test_the_opencti_page_pops_with_screenpop(
     }
     # No tab was opened: inside Salesforce the pop is Open CTI's.
     assert len(page.context.pages) == 1
+
+
+# Chromium in a test does not block pop-ups and shows no desktop notifications on a
+# screen: the test blocks ``window.open`` while ``window.blockPopups`` is set (as the
+# browser's pop-up blocker does for an open no click started) and records every
+# Notification the page creates (the real one, with notifications permission granted), so
+# it can click it the way the agent would: by calling its onclick.
+POPUP_BLOCKER_AND_NOTIFICATION_SPY = """
+window.blockPopups = false;
+window.notifications = [];
+const realOpen = window.open.bind(window);
+window.open = function (url, name) { return window.blockPopups ? null : realOpen(url, name); };
+const RealNotification = window.Notification;
+function Spy(title, options) {
+  const made = new RealNotification(title, options);
+  window.notifications.push(made);
+  return made;
+}
+Object.defineProperty(Spy, "permission", { get: () => RealNotification.permission });
+Spy.requestPermission = (callback) => RealNotification.requestPermission(callback);
+window.Notification = Spy;
+"""
+
+
+def test_a_blocked_pop_shows_a_desktop_notification(
+    settings: Settings, live_server, browser: Browser, sandbox: SandboxHandle
+) -> None:
+    base = live_server.base_url
+    _api, pbx = _prepare(settings, base, sandbox)
+    # Without the permission: the console offers the button; the browser's answer shows.
+    asking = _sign_in(browser, base, "kato")
+    expect(asking.locator("#agent-notify-button")).to_be_visible()
+    asking.locator("#agent-notify-button").click()
+    expect(asking.locator("#agent-notify-state")).to_have_text(
+        "The browser blocks notifications for this site: allow them in the site settings "
+        "(the icon at the left of the address bar)."
+    )
+
+    context = browser.new_context(locale="en-US")
+    context.grant_permissions(["notifications"], origin=base)
+    context.add_init_script(POPUP_BLOCKER_AND_NOTIFICATION_SPY)
+    page = context.new_page()
+    page.goto(f"{base}/login")
+    page.fill("input[name=username]", "sato")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator("#agent-console[data-connected='1']")).to_have_count(1)
+    expect(page.locator("#agent-notify-button")).to_be_hidden()
+    expect(page.locator("#agent-notify-state")).to_have_text(
+        "Desktop notifications are on: when the browser blocks the new tab, a notification "
+        "opens the record."
+    )
+    page.evaluate("window.blockPopups = true")
+    contact_id = next(
+        c["Id"] for c in sandbox.state.records["Contact"].values() if c["LastName"] == "鈴木"
+    )
+    _ring(base, pbx, "nt-1", "03-1234-5678", "201")
+    card = page.locator(".call-card[data-call-id='nt-1']")
+    expect(card.locator(".pop-blocked")).to_be_visible()
+    expect(card).to_have_attribute("data-notified", "1")
+    assert page.evaluate("window.notifications.map(n => [n.title, n.body, n.tag])") == [
+        ["Call from 03-1234-5678", "鈴木 一郎\nClick to open the record.", "nt-1"]
+    ]
+    assert len(context.pages) == 1  # nothing opened yet
+    # The agent clicks the notification: the record opens in the named tab.
+    page.evaluate("window.blockPopups = false")
+    with context.expect_page() as opened:
+        page.evaluate("window.notifications[0].onclick()")
+    assert opened.value.url == f"{sandbox.base_url}/lightning/r/Contact/{contact_id}/view"
+    expect(card.locator(".pop-blocked")).to_be_hidden()

@@ -38,14 +38,57 @@
   function show(data, match, card) {
     var cti = openCti();
     if (cti) { ctiPop(cti, data, match); return; }
-    openRecord(match ? match.url : data.url, card);
+    openRecord(match ? match.url : data.url, card, data);
   }
 
-  function openRecord(url, card) {
+  function openRecord(url, card, data) {
     var tab = window.open(url, TAB);
     if (!tab && card) {
       card.querySelector(".pop-blocked").hidden = false;
+      notify(url, card, data);
     }
+  }
+
+  // Desktop notifications (DESIGN §12.1): when the browser blocked the automatic tab, a
+  // notification whose click opens the record (a click lets the page open a tab).
+  var notifyBox = document.getElementById("agent-notify");
+  var notifyState = document.getElementById("agent-notify-state");
+
+  function notifications() {
+    return "Notification" in window ? window.Notification : null;
+  }
+
+  function showNotifyState() {
+    var api = notifications();
+    if (!notifyBox || !api) return;
+    notifyBox.hidden = false;
+    var button = document.getElementById("agent-notify-button");
+    button.hidden = api.permission !== "default";
+    notifyState.textContent = api.permission === "granted" ? t.notifyOn : api.permission === "denied" ? t.notifyDenied : "";
+  }
+
+  if (notifyBox && notifications()) {
+    document.getElementById("agent-notify-button").addEventListener("click", function () {
+      var asked = notifications().requestPermission(showNotifyState);
+      if (asked && asked.then) asked.then(showNotifyState);
+    });
+    showNotifyState();
+  }
+
+  function notify(url, card, data) {
+    var api = notifications();
+    if (!api || api.permission !== "granted" || !data) return;
+    var who = data.matches && data.matches.length === 1 ? data.matches[0].name : data.tel_name || "";
+    var shown = new api(t.notifyTitle.replace("{number}", data.anonymous ? data.tel_name : data.tel || ""), {
+      body: (who ? who + "\n" : "") + t.notifyClick,
+      tag: data.call_id,
+    });
+    card.dataset.notified = "1";
+    shown.onclick = function () {
+      window.focus();
+      if (window.open(url, TAB)) card.querySelector(".pop-blocked").hidden = true;
+      shown.close();
+    };
   }
 
   function card(data) {
