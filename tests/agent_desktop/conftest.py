@@ -98,7 +98,9 @@ class Console:
                 self.comments.append(line[1:].strip())
             elif line == "":
                 if "data" in fields:
-                    return Message(int(fields["id"]), fields["event"], json.loads(fields["data"]))
+                    # ``signed_out`` has no id: it must not move Last-Event-ID.
+                    event_id = int(fields.get("id", "0"))
+                    return Message(event_id, fields["event"], json.loads(fields["data"]))
                 fields = {}
             else:
                 name, _, value = line.partition(": ")

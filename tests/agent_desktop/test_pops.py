@@ -3,12 +3,18 @@ console, with the Salesforce lookup against the sandbox org."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import quote
 
 import httpx
 import pytest
+from sqlalchemy import delete, update
 
 from callbridge.agent_desktop import router
+from callbridge.db.engine import create_engine, create_sessionmaker
+from callbridge.kit.crypto import sha256_hex
+from callbridge.kit.time import utcnow
+from callbridge.models import UserSession
 from callbridge.settings import Settings
 from tests.agent_desktop.conftest import Live, console, make_agent, make_profile, ring
 
@@ -149,3 +155,46 @@ async def test_an_idle_stream_sends_heartbeats(
         pop = await stream.next()
     assert pop.data["call_id"] == "c-1"
     assert "heartbeat" in stream.comments
+
+
+def _session_of(cookie: dict[str, str]) -> str:
+    """The stored hash of the session in a Cookie header."""
+    return sha256_hex(cookie["Cookie"].split("=", 1)[1])
+
+
+async def test_the_stream_ends_with_its_session(
+    connected: Live, live_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    live = connected
+    sato = await make_agent(live, live_settings, "sato", "201")
+    token_hash = _session_of(sato)
+    engine = create_engine(live_settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await session.execute(
+                update(UserSession)
+                .where(UserSession.token_hash == token_hash)
+                .values(expires_at=utcnow() + timedelta(seconds=1))
+            )
+            await session.commit()
+        async with console(live.base_url, sato) as stream:
+            ended = await stream.next(timeout=10)
+            assert (ended.event, ended.data) == ("signed_out", {})
+            with pytest.raises(AssertionError, match="the stream ended"):
+                await stream.next(timeout=10)
+        async with httpx.AsyncClient(base_url=live.base_url) as http:
+            assert (await http.get("/api/v1/agent/events", headers=sato)).status_code == 401
+
+        # Signed out elsewhere while connected: the stream ends at its next heartbeat.
+        monkeypatch.setattr(router, "HEARTBEAT_SECONDS", 0.05)
+        kato = await make_agent(live, live_settings, "kato", "202")
+        async with console(live.base_url, kato) as stream:
+            async with create_sessionmaker(engine)() as session:
+                await session.execute(
+                    delete(UserSession).where(UserSession.token_hash == _session_of(kato))
+                )
+                await session.commit()
+            ended = await stream.next(timeout=10)
+            assert ended.event == "signed_out"
+    finally:
+        await engine.dispose()

@@ -16,12 +16,13 @@ from callbridge.agent_desktop.pops import get_hub
 from callbridge.agent_desktop.schemas import ScreenPopCreate, ScreenPopRead, ScreenPopUpdate
 from callbridge.auth.csrf import CSRF_HEADER, csrf_valid
 from callbridge.auth.deps import AdminAccess, optional_user
-from callbridge.auth.sessions import SESSION_COOKIE, user_for_session
+from callbridge.auth.sessions import SESSION_COOKIE, session_expiry, user_for_session
 from callbridge.db.session import SessionDep
 from callbridge.errors import Forbidden, Unauthorized
 from callbridge.kit.pagination import Page
+from callbridge.kit.time import utcnow
 from callbridge.models import AgentPop
-from callbridge.runtime import get_runtime
+from callbridge.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/api/v1/screen-pops", tags=["screen-pops"])
 
@@ -90,11 +91,13 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
     (or ``?last_event_id=``) resumes after that message; ``extension``, when given, must
     be the agent's own."""
     runtime = get_runtime(request)
+    raw = request.cookies.get(SESSION_COOKIE)
     # Its own short session: a stream must not hold a database connection while it lasts.
     async with runtime.sessionmaker() as session:
-        user = await user_for_session(session, request.cookies.get(SESSION_COOKIE))
+        user = await user_for_session(session, raw)
+        expires_at = await session_expiry(session, raw)
         await session.commit()
-    if user is None:
+    if user is None or expires_at is None:
         raise Unauthorized("sign in first: the agent console's stream needs a session")
     if extension is not None and extension != (user.extension or ""):
         raise Forbidden("this is another agent's stream: agents receive only their own pops")
@@ -117,10 +120,18 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
                 for pop in await pops.messages_after(runtime, user_id, position):
                     position = pop.id
                     yield sse_message(pop)
+                left = (expires_at - utcnow()).total_seconds()
+                if left <= 0:
+                    break
                 try:
-                    await asyncio.wait_for(wake.wait(), HEARTBEAT_SECONDS)
+                    await asyncio.wait_for(wake.wait(), min(HEARTBEAT_SECONDS, left))
                 except TimeoutError:
+                    # Signed out (or deactivated) meanwhile: the stream ends with the session.
+                    if utcnow() >= expires_at or not await _still_signed_in(runtime, raw):
+                        break
                     yield ": heartbeat\n\n"
+            # The session is over: the console stops reconnecting and asks to sign in.
+            yield "event: signed_out\ndata: {}\n\n"
         finally:
             hub.unsubscribe(user_id, wake)
 
@@ -129,6 +140,11 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
+
+
+async def _still_signed_in(runtime: Runtime, raw: str | None) -> bool:
+    async with runtime.sessionmaker() as session:
+        return await session_expiry(session, raw) is not None
 
 
 class CallNotes(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +51,23 @@ async def user_for_session(session: AsyncSession, raw: str | None) -> User | Non
     if now - user_session.last_seen_at > _TOUCH_INTERVAL:
         user_session.last_seen_at = now
     return user
+
+
+async def session_expiry(session: AsyncSession, raw: str | None) -> datetime | None:
+    """When the session ends; None when it is over (expired, signed out, user deactivated).
+    A read only: streams ask this while they last."""
+    if not raw:
+        return None
+    row = (
+        await session.execute(
+            select(UserSession.expires_at)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.token_hash == sha256_hex(raw), User.is_active)
+        )
+    ).first()
+    if row is None or row[0] <= utcnow():
+        return None
+    return row[0]
 
 
 async def end_session(session: AsyncSession, raw: str | None) -> None:

@@ -194,6 +194,14 @@
   source.addEventListener("pop", pop);
   source.addEventListener("update", pop);
   source.addEventListener("end", end);
+  // The session ended (expired or signed out): no reconnecting; sign in again.
+  source.addEventListener("signed_out", function () {
+    source.close();
+    delete root.dataset.connected;
+    status.textContent = t.signedOut;
+    status.hidden = false;
+    root.dataset.signedOut = "1";
+  });
   source.addEventListener("open", function () { status.hidden = true; root.dataset.connected = "1"; });
   source.addEventListener("error", function () { status.textContent = t.connection; status.hidden = false; });
 })();
