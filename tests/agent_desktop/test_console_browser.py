@@ -227,3 +227,42 @@ def test_a_blocked_pop_shows_a_desktop_notification(
         page.evaluate("window.notifications[0].onclick()")
     assert opened.value.url == f"{sandbox.base_url}/lightning/r/Contact/{contact_id}/view"
     expect(card.locator(".pop-blocked")).to_be_hidden()
+
+
+def test_the_seed_002_google_search_opens_with_the_number(
+    settings: Settings, live_server, browser: Browser, sandbox: SandboxHandle
+) -> None:
+    """seed 002 §4 verbatim: an incoming access HTTP GET (browser_get)
+    https://www.google.com/search?q={TEL}. The test never reaches the internet: the
+    named tab's request to Google is intercepted (Playwright routing) and recorded."""
+    base = live_server.base_url
+    with ThreadPoolExecutor(1) as executor:
+        admin_token, pbx = executor.submit(asyncio.run, make_tokens(settings)).result()
+    api = httpx.Client(base_url=base, headers=bearer(admin_token), timeout=30)
+    user = api.post(
+        "/api/v1/users", json={"username": "sato", "password": PASSWORD, "extension": "201"}
+    )
+    assert user.status_code == 201, user.text
+    google = {"method": "browser_get", "url": "https://www.google.com/search?q={TEL}"}
+    profile = api.post(
+        "/api/v1/screen-pops",
+        json={"name": "Google", "lookup": {"kind": "custom", "accesses": {"incoming": google}}},
+    )
+    assert profile.status_code == 201, profile.text
+    page = _sign_in(browser, base, "sato")
+    requested: list[str] = []
+
+    def google_stand_in(route) -> None:  # type: ignore[no-untyped-def]
+        requested.append(route.request.url)
+        route.fulfill(status=200, content_type="text/html", body="<title>stand-in</title>")
+
+    page.context.route("https://www.google.com/**", google_stand_in)
+    with page.context.expect_page() as opened:
+        _ring(base, pbx, "g-1", "0312345678", "201")
+    card = page.locator(".call-card[data-call-id='g-1']")
+    expect(card.locator(".pop-number")).to_have_text("0312345678")
+    expect(card.locator(".pop-open")).to_have_text("Open the CRM page")
+    tab = opened.value
+    tab.wait_for_load_state()
+    assert tab.url == "https://www.google.com/search?q=0312345678"
+    assert requested == ["https://www.google.com/search?q=0312345678"]

@@ -13,12 +13,18 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 
 from callbridge.agent_desktop import notes, pops, service
 from callbridge.agent_desktop.pops import get_hub
-from callbridge.agent_desktop.schemas import ScreenPopCreate, ScreenPopRead, ScreenPopUpdate
+from callbridge.agent_desktop.schemas import (
+    ScreenPopCreate,
+    ScreenPopRead,
+    ScreenPopTest,
+    ScreenPopTestResult,
+    ScreenPopUpdate,
+)
 from callbridge.auth.csrf import CSRF_HEADER, csrf_valid
 from callbridge.auth.deps import AdminAccess, optional_user
 from callbridge.auth.sessions import SESSION_COOKIE, session_expiry, user_for_session
 from callbridge.db.session import SessionDep
-from callbridge.errors import Forbidden, Unauthorized
+from callbridge.errors import Forbidden, NotFound, Unauthorized
 from callbridge.kit.pagination import Page
 from callbridge.kit.time import utcnow
 from callbridge.models import AgentPop
@@ -30,32 +36,53 @@ router = APIRouter(prefix="/api/v1/screen-pops", tags=["screen-pops"])
 @router.get("", operation_id="list_screen_pops")
 async def list_screen_pops(session: SessionDep, principal: AdminAccess) -> Page[ScreenPopRead]:
     profiles = await service.list_profiles(session)
-    return Page(items=[ScreenPopRead.model_validate(p) for p in profiles], total=len(profiles))
+    return Page(items=[await service.describe(session, p) for p in profiles], total=len(profiles))
 
 
 @router.post("", status_code=201, operation_id="create_screen_pop")
 async def create_screen_pop(
-    session: SessionDep, principal: AdminAccess, data: ScreenPopCreate
+    request: Request, session: SessionDep, principal: AdminAccess, data: ScreenPopCreate
 ) -> ScreenPopRead:
-    return ScreenPopRead.model_validate(
-        await service.create_profile(session, data, principal.label)
+    profile = await service.create_profile(
+        session, data, principal.label, get_runtime(request).secrets
     )
+    return await service.describe(session, profile)
 
 
 @router.get("/{profile_id}", operation_id="get_screen_pop")
 async def get_screen_pop(
     session: SessionDep, principal: AdminAccess, profile_id: int
 ) -> ScreenPopRead:
-    return ScreenPopRead.model_validate(await service.get_profile_or_404(session, profile_id))
+    return await service.describe(session, await service.get_profile_or_404(session, profile_id))
 
 
 @router.patch("/{profile_id}", operation_id="update_screen_pop")
 async def update_screen_pop(
-    session: SessionDep, principal: AdminAccess, profile_id: int, data: ScreenPopUpdate
+    request: Request,
+    session: SessionDep,
+    principal: AdminAccess,
+    profile_id: int,
+    data: ScreenPopUpdate,
 ) -> ScreenPopRead:
     profile = await service.get_profile_or_404(session, profile_id)
-    await service.update_profile(session, profile, data, principal.label)
-    return ScreenPopRead.model_validate(profile)
+    secrets = get_runtime(request).secrets
+    await service.update_profile(session, profile, data, principal.label, secrets)
+    return await service.describe(session, profile)
+
+
+@router.post("/{profile_id}/test", operation_id="test_screen_pop")
+async def test_screen_pop(
+    request: Request,
+    session: SessionDep,
+    principal: AdminAccess,
+    profile_id: int,
+    data: ScreenPopTest,
+) -> ScreenPopTestResult:
+    """The test panel: a caller's number in; the lookup's requests and the pop that would
+    open out. The lookup's own requests (auth, search) are sent; the incoming, answer,
+    disconnect and click accesses are expanded and shown, not sent. No call is touched."""
+    profile = await service.get_profile_or_404(session, profile_id)
+    return await pops.test_profile(get_runtime(request), profile, data)
 
 
 @router.delete("/{profile_id}", status_code=204, operation_id="delete_screen_pop")
@@ -176,3 +203,27 @@ async def save_call_notes(
         raise Forbidden("the page expired: reload it and save again")
     saved = await notes.save_notes(session, user, call_id, data.notes, data.wrapup)
     return CallNotesSaved(call_id=call_id, notes=data.notes, wrapup=data.wrapup, history_rows=saved)
+
+
+class ClickSent(BaseModel):
+    call_id: str
+    status: int | None
+    error: str | None
+
+
+@events_router.post("/calls/{call_id}/click", operation_id="click_card")
+async def click_card(request: Request, session: SessionDep, call_id: str) -> ClickSent:
+    """The agent clicked a card whose click access callbridge sends (seed 002 クリック時
+    アクセス, ``server_get``/``server_post``): sent with the call's values, recorded on the
+    call's timeline. Session auth and the page's CSRF token. 404 when no card of that
+    call with such a click access reached this agent."""
+    user = await optional_user(request, session)
+    if user is None:
+        raise Unauthorized("sign in first: the click access is sent for the signed-in agent")
+    if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
+        raise Forbidden("the page expired: reload it and click again")
+    run = await pops.click(get_runtime(request), user, call_id)
+    if run is None:
+        raise NotFound(f"no card of call {call_id} with a click access sent by callbridge")
+    status = (run.response or {}).get("status")
+    return ClickSent(call_id=call_id, status=status, error=run.reason or None)

@@ -16,6 +16,8 @@ from pydantic import (
 
 from callbridge.history.schemas import DEFAULT_OBJECTS, LinkedObject, PhoneNumber
 from callbridge.kit.patch import refuse_null
+from callbridge.messages import Message, MessageError, define
+from callbridge.requests.schemas import AuthIn, LongText, Url, Warning_
 
 Trigger = Literal["incoming", "answer"]
 # seed 004's ANI prefix removal: a country code (``+81``) or digits.
@@ -25,7 +27,9 @@ Prefix = Annotated[
 ]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Template = Annotated[str, StringConstraints(max_length=8000)]
+# How long the first message waits for the lookup: a lookup still running then follows
+# the card as an ``update`` (DESIGN §12.2).
+CARD_WAIT_SECONDS = 1.0
 
 
 class SalesforceLookup(BaseModel):
@@ -39,53 +43,85 @@ class SalesforceLookup(BaseModel):
         default_factory=lambda: list(DEFAULT_OBJECTS)
     )
     timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    card_wait_seconds: Annotated[float, Field(ge=0, le=10)] = CARD_WAIT_SECONDS
+
+
+# seed 002's access methods: opened in the agent's browser, or sent by callbridge (内部処理).
+AccessMethod = Literal["browser_get", "browser_post", "server_get", "server_post"]
+ACCESS_METHODS = ("browser_get", "browser_post", "server_get", "server_post")
+# seed 002 also offers OS commands; a web service does not run programs on agents' PCs.
+OS_COMMAND_WORDS = frozenset({"os", "os_command", "oscommand", "command", "osコマンド"})
+define(
+    {
+        "os_command_not_offered": (
+            "OS commands are not offered: callbridge is a web service and does not run "
+            "programs on agents' PCs. Use browser_get or browser_post to open a page, or "
+            "server_get or server_post to have callbridge send the request."
+        ),
+    }
+)
 
 
 class CustomAccess(BaseModel):
-    """One templated access of seed 002's カスタム連携."""
+    """One templated access of seed 002's カスタム連携: a request of the request definition
+    (URL, headers, body) whose ``method`` also says where it runs."""
 
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["browser_get", "browser_post", "server_get", "server_post"]
-    url: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-    body: Template = ""
-    response_format: Template = ""
+    method: AccessMethod
+    url: Url
+    headers: LongText = Field(default="", description="server_get/server_post only")
+    body: LongText = Field(
+        default="", description="server_post: the request body; browser_post: the form fields"
+    )
 
-
-class AnsweringAccess(CustomAccess):
-    delay_seconds: Annotated[int, Field(ge=0, le=60)] = 0
+    @field_validator("method", mode="before")
+    @classmethod
+    def _method(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value.replace(" ", "_") in OS_COMMAND_WORDS:
+                raise MessageError(Message("os_command_not_offered"))
+        return value
 
 
 class DisconnectAccess(CustomAccess):
-    answered_only: bool = False
+    answered_only: bool = Field(default=False, description="応答した時のみ切断時アクセスを実行する")
 
 
-class FormattedAccess(CustomAccess):
-    """``auth`` and ``search`` define variables from their answer: a format is required."""
+class ReadingAccess(CustomAccess):
+    """``auth`` and ``search``: callbridge reads their answer with a response format."""
 
-    response_format: Annotated[str, StringConstraints(min_length=1, max_length=8000)]
+    response_format: Annotated[str, StringConstraints(min_length=1, max_length=8000)] = Field(
+        description="/pattern/ with named groups, or NAME = $.path lines"
+    )
 
 
-class AuthAccess(FormattedAccess):
-    session_minutes: Annotated[int, Field(ge=1, le=1440)] = 30
+class AuthAccess(ReadingAccess):
+    session_minutes: Annotated[int, Field(ge=1, le=1440)] = Field(
+        default=30, description="セッション維持時間: the auth answer is reused this long"
+    )
 
 
 class CustomAccesses(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     auth: AuthAccess | None = None
-    search: FormattedAccess | None = None
+    search: ReadingAccess | None = None
     incoming: CustomAccess | None = None
-    answer: AnsweringAccess | None = None
+    answer: CustomAccess | None = None
     disconnect: DisconnectAccess | None = None
     click: CustomAccess | None = None
 
 
-class CustomLookup(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class CustomLookup(AuthIn):
+    """seed 002's カスタム連携 for other CRMs. The authentication (``auth_type`` and its
+    account or credentials, secrets write-only) is that of the server accesses."""
 
     kind: Literal["custom"]
     accesses: CustomAccesses
+    timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 5.0
+    card_wait_seconds: Annotated[float, Field(ge=0, le=10)] = CARD_WAIT_SECONDS
 
 
 Lookup = Annotated[SalesforceLookup | CustomLookup, Field(discriminator="kind")]
@@ -145,6 +181,27 @@ class ScreenPopRead(ScreenPopFields):
     lookup: dict[str, Any] | None = None  # type: ignore[assignment]
     created_at: datetime
     updated_at: datetime
+    warnings: list[Warning_] = Field(
+        default_factory=list, description="Hints found when saving (saved anyway)"
+    )
+
+
+class BrowserForm(BaseModel):
+    """A ``browser_post`` access as the console submits it: the expanded URL and the form
+    fields of the expanded body, in order."""
+
+    action: str
+    fields: list[tuple[str, str]]
+
+
+class ClickAction(BaseModel):
+    """What clicking the card does: open ``url`` or submit ``form`` in the named tab, or
+    (``server``) ask callbridge to send the click access
+    (``POST /api/v1/agent/calls/{call_id}/click``)."""
+
+    url: str | None = None
+    form: BrowserForm | None = None
+    server: bool = False
 
 
 class Match(BaseModel):
@@ -170,7 +227,53 @@ class PopData(BaseModel):
     lookup_error: str | None = None
     anonymous: bool = False
     profile: str = ""
+    profile_id: int | None = None
     open_delay_seconds: int = 0
     display_seconds: int = 30
     copy_number: bool = False
     wrapup_reasons: list[str] = []
+    # callbridge's additions for custom lookups (seed 002):
+    # what the search's response format filled ({COMPANY}, {NAME}, {EXT_ID}),
+    company: str | None = None
+    name: str | None = None
+    ext_id: str | None = None
+    # a browser_post access: the form the console submits (to the named tab) instead of url,
+    form: BrowserForm | None = None
+    # the click access (when the agent clicks the card),
+    click: ClickAction | None = None
+    # and whether a lookup still runs: an ``update`` message follows with its result.
+    lookup_pending: bool = False
+
+
+class ScreenPopTest(BaseModel):
+    """The test panel's input: a caller's number and, optionally, the rest of the call."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tel: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+    called: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    tel_name: Annotated[str, StringConstraints(max_length=300)] = ""
+    extension: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+    agent_id: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)] = ""
+
+
+class TestedRequest(BaseModel):
+    """One request of the test: sent (the lookup's own: auth, search) or only shown (the
+    accesses that open in the browser or change data in the CRM)."""
+
+    access: str
+    method: str
+    sent: bool
+    request: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    extracted: dict[str, str] = {}
+    error: dict[str, Any] | None = None
+    opens: str | None = None
+    form: BrowserForm | None = None
+
+
+class ScreenPopTestResult(BaseModel):
+    tel: str | None
+    requests: list[TestedRequest]
+    pop: PopData | None
+    skipped: str | None = None

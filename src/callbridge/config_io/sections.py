@@ -604,9 +604,7 @@ class ScreenPops(ListSection):
 
     @staticmethod
     def item(profile: ScreenPopProfile, accounts: AccountNames) -> Item:
-        return ScreenPops.shape(
-            {name: getattr(profile, name) for name in SCREEN_POP_FIELDS}, accounts
-        )
+        return ScreenPops.shape(screen_pop_service.profile_values(profile), accounts)
 
     @staticmethod
     def shape(values: Item, accounts: AccountNames) -> Item:

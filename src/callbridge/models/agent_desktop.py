@@ -15,9 +15,13 @@ from sqlalchemy.orm import Mapped, mapped_column
 from callbridge.db.base import NEVER_REUSED_IDS, Base, TimestampMixin
 from callbridge.kit.time import utcnow
 from callbridge.models.call import BigId
+from callbridge.requests.columns import AuthColumns
 
 
-class ScreenPopProfile(TimestampMixin, Base):
+class ScreenPopProfile(AuthColumns, TimestampMixin, Base):
+    """A profile; a ``custom`` lookup's server accesses authenticate with its own columns
+    (``AuthColumns``, the secrets encrypted), the rest of the lookup is ``lookup``."""
+
     __tablename__ = "screen_pop_profile"
     __table_args__ = NEVER_REUSED_IDS
 

@@ -37,8 +37,38 @@
 
   function show(data, match, card) {
     var cti = openCti();
-    if (cti) { ctiPop(cti, data, match); return; }
+    if (cti && (match || data.new_record_url)) { ctiPop(cti, data, match); return; }
+    if (!match && data.form) { submitForm(data.form); return; }
     openRecord(match ? match.url : data.url, card, data);
+  }
+
+  // A browser_post access (seed 002): the console posts its form fields to the named tab.
+  function submitForm(spec) {
+    var form = el("form", { method: "post", action: spec.action, target: TAB, hidden: "" });
+    spec.fields.forEach(function (pair) {
+      form.appendChild(el("input", { type: "hidden", name: pair[0], value: pair[1] }));
+    });
+    document.body.appendChild(form);
+    form.submit();
+    form.remove();
+  }
+
+  // What a message opens (url or form), so an update opens only what is new.
+  var openedFor = {};
+  function pageOf(data) { return data.form ? JSON.stringify(data.form) : (data.url || ""); }
+
+  function clickCard(data, result) {
+    var action = data.click;
+    if (action.url) { window.open(action.url, TAB); return; }
+    if (action.form) { submitForm(action.form); return; }
+    fetch("/api/v1/agent/calls/" + encodeURIComponent(data.call_id) + "/click", {
+      method: "POST",
+      headers: { "X-CSRF-Token": csrf },
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        result.textContent = response.ok && !body.error ? t.sent : t.sendFailed.replace("{error}", body.error || body.detail);
+      });
+    });
   }
 
   function openRecord(url, card, data) {
@@ -97,6 +127,10 @@
     node.appendChild(el("div", { "class": "pop-number" }, data.anonymous ? data.tel_name : data.tel));
     if (!data.anonymous && data.tel_name) node.appendChild(el("div", { "class": "pop-name" }, data.tel_name));
     if (data.queue) node.appendChild(el("div", { "class": "pop-queue" }, t.queue + ": " + data.queue));
+    if (data.company || data.name) {
+      node.appendChild(el("div", { "class": "pop-crm" }, [data.company, data.name].filter(Boolean).join(" · ")));
+    }
+    if (data.lookup_pending) node.appendChild(el("div", { "class": "muted pop-pending" }, t.pending));
     if (data.lookup_error) {
       node.appendChild(el("div", { "class": "banner error pop-error", role: "alert" },
         t.lookupFailed.replace("{error}", data.lookup_error)));
@@ -117,14 +151,25 @@
     } else if (data.matches.length === 1) {
       node.appendChild(el("div", { "class": "pop-match" }, data.matches[0].name + " (" + data.matches[0].object + ")"));
     }
-    if (data.url) {
+    if (data.url || data.form) {
+      var custom = !data.matches.length && !data.new_record_url;
       var button = el("button", { type: "button", "class": "btn pop-open" },
-        data.matches.length ? t.openRecord : t.newRecord);
+        data.matches.length ? t.openRecord : (custom ? t.openPage : t.newRecord));
       button.addEventListener("click", function () { show(data, data.matches[0] || null, null); });
       node.appendChild(button);
     }
+    if (data.click) {
+      var clicked = el("span", { "class": "pop-click-result", role: "status" });
+      var clickButton = el("button", { type: "button", "class": "btn secondary pop-click" },
+        data.click.server ? t.clickServer : t.clickBrowser);
+      clickButton.addEventListener("click", function () { clickCard(data, clicked); });
+      node.appendChild(clickButton);
+      node.appendChild(clicked);
+    }
     node.appendChild(el("div", { "class": "banner warning pop-blocked", hidden: "" }, t.blocked));
-    node.appendChild(notesForm(data));
+    // An update keeps what the agent typed: the notes form moves to the new card.
+    var notes = existing && existing.querySelector(".pop-notes");
+    node.appendChild(notes || notesForm(data));
     if (existing) cards.replaceChild(node, existing); else cards.prepend(node);
     var waiting = document.getElementById("agent-waiting");
     if (waiting) waiting.remove();
@@ -173,7 +218,9 @@
     if (data.copy_number && data.tel && navigator.clipboard) {
       navigator.clipboard.writeText(data.tel).catch(function () {});
     }
-    if (data.url && event.type === "pop") {
+    var page = pageOf(data);
+    if (page && openedFor[data.call_id] !== page) {
+      openedFor[data.call_id] = page;
       window.setTimeout(function () { show(data, data.matches[0] || null, node); }, (data.open_delay_seconds || 0) * 1000);
     }
     window.setTimeout(function () {
@@ -188,6 +235,9 @@
     if (node && !node.querySelector(".pop-ended")) {
       node.insertBefore(el("div", { "class": "muted pop-ended" }, t.ended), node.firstChild);
     }
+    // A disconnect access opened in the browser (seed 002 切断時アクセス).
+    if (data.form) submitForm(data.form);
+    else if (data.url) openRecord(data.url, node);
   }
 
   var source = new EventSource("/api/v1/agent/events");
