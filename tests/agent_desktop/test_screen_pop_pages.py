@@ -142,7 +142,9 @@ async def test_create_edit_delete_and_errors(app: FastAPI, client: httpx.AsyncCl
                 {"api_name": "Lead", "tab_name": "リード", "key_prefix": "00Q", "priority": 2},
             ],
             "timeout_seconds": 4.0,
+            "card_wait_seconds": 1.0,
         },
+        "warnings": [],
     }
     # The stored numbers are offered as ticked boxes; the form shows every value back.
     assert 'value="0312345678" checked' in shown.text
@@ -256,15 +258,30 @@ async def test_a_custom_lookup_is_shown(app: FastAPI, client: httpx.AsyncClient)
         f"/screen-pops/{profile_id}",
         data=form(token, 0, name="他社CRM", lookup_kind="custom", custom_accesses=kept),
     )
-    # Until custom lookups run, the service refuses them (next to the lookup's kind) and the
-    # page still shows the accesses as they were.
-    assert posted.status_code == 422
-    assert errors_by_field(posted.text)["lookup_kind"] == [
-        "このバージョンではカスタム連携の検索はまだ使えません。"
-        "Salesforce の検索を使うか、検索なしにしてください"
-    ]
-    assert json.loads(hidden_value(posted.text, "custom_accesses")) == accesses
-    assert "https://www.google.com/search?q={TEL}" in posted.text
+    assert posted.status_code == 200, posted.text
+    assert "保存しました。" in posted.text
+    async with app.state.runtime.sessionmaker() as session:
+        stored_profile = await session.get(ScreenPopProfile, profile_id)
+        assert stored_profile is not None
+        assert stored_profile.lookup == {
+            "kind": "custom",
+            "accesses": {
+                "search": {**accesses["search"], "headers": "", "body": ""},
+                "incoming": {**accesses["incoming"], "headers": "", "body": ""},
+                "disconnect": {**accesses["disconnect"], "headers": "", "body": ""},
+            },
+            "timeout_seconds": 5.0,
+            "card_wait_seconds": 1.0,
+        }
+    # A fault in an access is shown next to the accesses, in the admin's language.
+    apw = {**accesses, "incoming": {"method": "browser_get", "url": "https://x.jp/?pw={APW}"}}
+    refused = await client.post(
+        f"/screen-pops/{profile_id}",
+        data=form(token, 0, name="他社CRM", lookup_kind="custom", custom_accesses=json.dumps(apw)),
+    )
+    assert refused.status_code == 422
+    (said,) = errors_by_field(refused.text)["custom_accesses"]
+    assert "{APW}（オペレーターのパスワード）は使えません。" in said
 
 
 def hidden_value(page: str, name: str) -> str:

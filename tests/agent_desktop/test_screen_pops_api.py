@@ -161,6 +161,17 @@ async def test_secrets_are_write_only_and_kept(app: FastAPI, client: httpx.Async
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["lookup"]["bearer_token_set"] is True
+    # A custom lookup given again without its authentication keeps it (as the admin
+    # page saves it: the accesses only).
+    accesses_only = {"kind": "custom", "accesses": lookup["accesses"]}
+    again = await client.patch(
+        f"/api/v1/screen-pops/{created.json()['id']}",
+        json={"lookup": accesses_only},
+        headers=headers,
+    )
+    assert again.status_code == 200, again.text
+    assert again.json()["lookup"]["auth_type"] == "bearer"
+    assert again.json()["lookup"]["bearer_token_set"] is True
     no_token = {**lookup, "bearer_token": None}
     refused = await client.post(
         "/api/v1/screen-pops", json={"name": "B", "lookup": no_token}, headers=headers

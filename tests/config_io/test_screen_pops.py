@@ -92,6 +92,7 @@ async def test_round_trip_into_an_empty_callbridge(
             {"api_name": "Lead", "tab_name": "", "key_prefix": "00Q", "priority": 2},
         ],
         "timeout_seconds": 5.0,
+        "card_wait_seconds": 1.0,
     }
     assert "oauth_account_id" not in first
 

@@ -340,8 +340,11 @@ async def update_profile(
     profile = await service.get_profile_or_404(session, profile_id)
     payload, shown = await _form_input(request)
     try:
-        # Every field is sent: the form replaces the profile as a whole.
-        data = ScreenPopUpdate.model_validate(ScreenPopCreate.model_validate(payload).model_dump())
+        # Every field is sent: the form replaces the profile as a whole (a custom lookup's
+        # authentication, not on the form, is kept by the service).
+        data = ScreenPopUpdate.model_validate(
+            ScreenPopCreate.model_validate(payload).model_dump(exclude_unset=True)
+        )
         await service.update_profile(session, profile, data, f"user:{user.username}")
     except (ValidationError, FieldErrors) as exc:
         # Nothing was written: the service checks everything before it changes a row.

@@ -142,6 +142,8 @@ def _store(profile: ScreenPopProfile, values: dict[str, Any], secrets: SecretBox
         profile.bearer_token_encrypted = None
         return
     custom = dict(lookup)
+    # Only the accesses configured (an access left out is not run).
+    custom["accesses"] = {k: v for k, v in (custom.get("accesses") or {}).items() if v}
     profile.auth_type = str(custom.pop("auth_type", None) or "none")
     profile.oauth_account_id = custom.pop("oauth_account_id", None)
     profile.basic_username = str(custom.pop("basic_username", None) or "")

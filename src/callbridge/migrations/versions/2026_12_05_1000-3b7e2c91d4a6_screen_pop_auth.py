@@ -1,7 +1,7 @@
 """screen-pop auth: a custom lookup's server accesses authenticate like any request
 
 Revision ID: 3b7e2c91d4a6
-Revises: a4d82c6f1e39
+Revises: c81f2d4a6b07
 Create Date: 2026-12-05 10:00:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "3b7e2c91d4a6"
-down_revision: str | None = "a4d82c6f1e39"
+down_revision: str | None = "c81f2d4a6b07"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
