@@ -183,6 +183,80 @@ async def test_batched_lookups_and_writes_count_api_calls(connected: Live) -> No
     assert live.sandbox.state.api_calls == {"composite": 3}
 
 
+def add_contacts(live: Live, phone: str, count: int, newest: str) -> str:
+    """``count`` Contacts with one phone number; the one named ``newest`` is the most
+    recently modified. Returns its id."""
+    from callbridge.sandbox.records import create_record
+
+    state = live.sandbox.state
+    sobject = state.schema.get("Contact")
+    assert sobject is not None
+    for index in range(count - 1):
+        create_record(state, sobject, {"LastName": f"代表{index}", "Phone": phone}, user_id="005")
+    newest_id = create_record(state, sobject, {"LastName": newest, "Phone": phone}, user_id="005")
+    state.table(sobject)[newest_id[:15]]["LastModifiedDate"] = "2027-01-01T00:00:00.000+0000"
+    return newest_id
+
+
+async def test_searches_cut_at_2000_results_are_split(connected: Live) -> None:
+    """SOSL returns at most 2,000 records: a search of many numbers that fills it is
+    asked again in halves, one number alone object by object (newest first); a number
+    and object that still fill a search fail the rows of a link that wants them all."""
+    from callbridge.sandbox.records import create_record
+
+    live = connected
+    # Two switchboard numbers shared by 1,200 Contacts each: one search of both returns
+    # 2,000 records, some of each number's lost. A third number is only an Account's
+    # (priority 2): the 2,000 Contacts crowd it out of that search.
+    first_a = add_contacts(live, "03-5555-0001", 1200, "最新A")
+    first_b = add_contacts(live, "03-5555-0002", 1200, "最新B")
+    state = live.sandbox.state
+    accounts = state.schema.get("Account")
+    assert accounts is not None
+    account = create_record(
+        state, accounts, {"Name": "代表株式会社", "Phone": "03-5555-0003"}, user_id="005"
+    )
+    # One number alone with more Contacts than a search returns.
+    first_d = add_contacts(live, "03-5555-0004", 2050, "最新D")
+    newest = await make_link(live, status="paused", on_multiple="first")
+    every = await make_link(
+        live, name="all", status="paused", on_multiple="all", phone_numbers=["0501230009"]
+    )
+    for call_id, tel in (
+        ("s-a", "0355550001"),
+        ("s-b", "0355550002"),
+        ("s-c", "0355550003"),
+        ("s-d", "0355550004"),
+    ):
+        await make_call(live, call_id, tel)
+    await make_call(live, "s-all", "0355550004", called="0501230009")
+    live.sandbox.state.api_calls.clear()
+    for link in (newest, every):
+        enabled = await live.api(
+            "PATCH", f"/api/v1/history-links/{link['id']}", json={"status": "enabled"}
+        )
+        assert enabled.status_code == 200, enabled.text
+    rows = await wait_rows(live, newest["id"], settled(4), timeout=60)
+    assert {r["call_id"]: r["state"] for r in rows} == dict.fromkeys(
+        ("s-a", "s-b", "s-c", "s-d"), "synced"
+    )
+    assert [t["WhoId"] for t in tasks_of(live, "s-a")] == [first_a]
+    assert [t["WhoId"] for t in tasks_of(live, "s-b")] == [first_b]
+    [on_account] = tasks_of(live, "s-c")
+    assert on_account["WhatId"] == account and on_account["WhoId"] is None
+    assert [t["WhoId"] for t in tasks_of(live, "s-d")] == [first_d]
+    [row] = await wait_rows(live, every["id"], settled(1), timeout=60)
+    assert row["state"] == "failed" and row["reason_code"] == "history_too_many_matches"
+    assert row["reason"].startswith("2000 or more Contact records matched")
+    assert tasks_of(live, "s-all") == []
+    searches = [r for r in live.sandbox.rest_requests() if b"/search?q=FIND" in r.body]
+    # Composite requests with searches: the "first" link's four numbers (full), its
+    # halves (both full), the four numbers alone (0355550004 full), that number object by
+    # object newest first; the "all" link's number (full), then object by object.
+    newest_first = [r for r in searches if b"ORDER%20BY%20LastModifiedDate%20DESC" in r.body]
+    assert (len(searches), len(newest_first)) == (6, 2)
+
+
 async def test_record_errors_fail_that_row_only(connected: Live) -> None:
     live = connected
     live.sandbox.knobs.add_validation_rule(

@@ -26,6 +26,10 @@ define(
             "{count} {object} records matched: linked to the fallback record"
         ),
         "history_multiple.first": "{count} {object} records matched: the most recently modified",
+        "history_too_many_matches": (
+            "{count} or more {object} records matched, more than one search returns: "
+            "no Task is created rather than some (on several matches: all)"
+        ),
         "history_search_failed": "search failed: {salesforce}",
         # A record's error as Salesforce gave it ("CODE: message").
         "history_salesforce_error": "{salesforce}",

@@ -75,6 +75,8 @@ DIRECTION_LABELS = {
 }
 # A SOSL FIND over 4,000 characters loses its logical operators: stay well below.
 MAX_FIND_CHARS = 3500
+# A SOSL search returns at most this many records (all objects together).
+SOSL_MAX_RESULTS = 2000
 MAX_IN_VALUES = 200
 DESCRIBE_TTL = 600.0
 MIN_BATCH = 10
@@ -342,13 +344,9 @@ class HistoryWorker:
                 retry_numbers.setdefault(key, phones.written_forms(tel, env.region))
         returning = _returning(objects, phone_fields)
         if returning:
-            for terms in _find_chunks(numbers):
-                subs.append(
-                    Sub(
-                        "GET", search_url(f"FIND {{{terms}}} IN PHONE FIELDS RETURNING {returning}")
-                    )
-                )
-                kinds.append(("search", None))
+            for keys in _find_chunks(numbers):
+                subs.append(_search(numbers, keys, returning))
+                kinds.append(("search", (keys, None)))
             forms = [f for key in retry_numbers for f in retry_numbers[key]]
             for obj in objects:
                 fields = phone_fields.get(obj["api_name"]) or []
@@ -369,32 +367,51 @@ class HistoryWorker:
                         )
                     )
                     kinds.append(("query", obj["api_name"]))
-        answers = await send(subs) if subs else []
         existing: list[dict[str, Any]] = []
         cases: list[dict[str, Any]] = []
         found: dict[str, dict[str, dict[str, Any]]] = {}  # object -> id -> record
         lookup_errors: list[str] = []
         unknown_errors: list[str] = []
-        for (kind, object_name), answer in zip(kinds, answers, strict=True):
-            if answer.status >= 400:
-                text = error_message(answer.body) or f"HTTP {answer.status}"
-                if kind in ("existing", "cases"):
-                    unknown_errors.append(text)
+        # (number key, object) whose matches are more than one search returns.
+        saturated: set[tuple[str, str]] = set()
+        while subs:
+            answers = await send(subs)
+            # A search that may have been cut at Salesforce's 2,000 results is asked again
+            # in parts, and a query's further batches are fetched: no match is lost.
+            more: list[Sub] = []
+            more_kinds: list[tuple[str, Any]] = []
+            for (kind, info), answer in zip(kinds, answers, strict=True):
+                if answer.status >= 400:
+                    text = error_message(answer.body) or f"HTTP {answer.status}"
+                    if kind in ("existing", "cases"):
+                        unknown_errors.append(text)
+                    else:
+                        lookup_errors.append(text)
+                    continue
+                body = answer.body if isinstance(answer.body, dict) else {}
+                next_url = body.get("nextRecordsUrl") if body.get("done") is False else None
+                if next_url:
+                    more.append(Sub("GET", str(next_url)))
+                    more_kinds.append((kind, info))
+                if kind == "existing":
+                    existing += list(body.get("records") or [])
+                elif kind == "cases":
+                    cases += list(body.get("records") or [])
+                elif kind == "search":
+                    records = list(body.get("searchRecords") or [])
+                    for record in records:
+                        type_ = record.get("attributes", {}).get("type", "")
+                        found.setdefault(type_, {})[record["Id"]] = record
+                    if len(records) >= SOSL_MAX_RESULTS:
+                        parts, full = _split_search(numbers, info, objects, phone_fields)
+                        saturated |= full
+                        for sub, part in parts:
+                            more.append(sub)
+                            more_kinds.append(("search", part))
                 else:
-                    lookup_errors.append(text)
-                continue
-            body = answer.body
-            if kind == "existing":
-                existing += list(body.get("records") or [])
-            elif kind == "cases":
-                cases += list(body.get("records") or [])
-            elif kind == "search":
-                for record in body.get("searchRecords") or []:
-                    type_ = record.get("attributes", {}).get("type", "")
-                    found.setdefault(type_, {})[record["Id"]] = record
-            else:
-                for record in body.get("records") or []:
-                    found.setdefault(object_name, {})[record["Id"]] = record
+                    for record in body.get("records") or []:
+                        found.setdefault(info, {})[record["Id"]] = record
+            subs, kinds = more, more_kinds
         if unknown_errors and unknown:
             # Salesforce could not say what exists: nothing is sent again for these rows
             # (their mark stays; "retry now" asks again once the cause is fixed).
@@ -425,11 +442,16 @@ class HistoryWorker:
                         by_key.setdefault(key, []).append((object_name, record))
         later: list[HistoryRow] = []
         skipped: list[HistoryRow] = []
+        too_many: dict[str, list[HistoryRow]] = {}
         for row in to_search:
             row.retry_count += 1
             key = phones.match_key((row.tel or "").strip(), env.region)
             matched = _dedupe(by_key.get(key, []) if key else [])
             targets, reason = _choose(link, objects, matched)
+            if targets and link.on_multiple == "all" and (key, targets[0]["object"]) in saturated:
+                # Not every match could be listed: no Task rather than some of them.
+                too_many.setdefault(targets[0]["object"], []).append(row)
+                continue
             if targets is None and row.retry_count <= link.search_retries:
                 later.append(row)
                 continue
@@ -447,7 +469,14 @@ class HistoryWorker:
             row.targets = targets
             _set_reason(row, reason)
         await self._settle_search(link, later, skipped, now)
-        rows = [r for r in rows if r not in later and r not in skipped]
+        for object_name, failing in too_many.items():
+            await self._settle_failed(
+                failing,
+                Message("history_too_many_matches", count=SOSL_MAX_RESULTS, object=object_name),
+            )
+            report.failed += len(failing)
+        failed_now = {id(r) for group in too_many.values() for r in group}
+        rows = [r for r in rows if r not in later and r not in skipped and id(r) not in failed_now]
         # -- 3. what exists already (unknown outcomes) --------------------------------
         _adopt_cases([r for r in rows if _cases_wanted(link, r)], cases)
         for row in rows:
@@ -1075,29 +1104,74 @@ def _task_ids(row: HistoryRow) -> list[str]:
     return list(row.task_ids or [])
 
 
-def _find_chunks(numbers: dict[str, list[str]]) -> list[str]:
-    """``FIND`` terms: every form of several numbers joined with OR, each search short."""
-    chunks: list[str] = []
-    current = ""
-    for forms in numbers.values():
-        part = " OR ".join(sosl_term_wrapped(f) for f in forms)
-        if current and len(current) + len(part) + 4 > MAX_FIND_CHARS:
-            chunks.append(current)
-            current = ""
-        current = f"{current} OR {part}" if current else part
+def _terms(numbers: dict[str, list[str]], keys: tuple[str, ...]) -> str:
+    """``FIND`` terms: every form of the numbers joined with OR."""
+    return " OR ".join(sosl_term_wrapped(f) for key in keys for f in numbers[key])
+
+
+def _find_chunks(numbers: dict[str, list[str]]) -> list[tuple[str, ...]]:
+    """The numbers (keys) of each search: as many as keep its ``FIND`` short."""
+    chunks: list[tuple[str, ...]] = []
+    current: list[str] = []
+    length = 0
+    for key in numbers:
+        part = len(_terms(numbers, (key,)))
+        if current and length + part + 4 > MAX_FIND_CHARS:
+            chunks.append(tuple(current))
+            current, length = [], 0
+        current.append(key)
+        length += part + (4 if length else 0)
     if current:
-        chunks.append(current)
+        chunks.append(tuple(current))
     return chunks
 
 
-def _returning(objects: list[dict[str, Any]], phone_fields: dict[str, list[str]]) -> str:
+def _search(numbers: dict[str, list[str]], keys: tuple[str, ...], returning: str) -> Sub:
+    return Sub(
+        "GET",
+        search_url(f"FIND {{{_terms(numbers, keys)}}} IN PHONE FIELDS RETURNING {returning}"),
+    )
+
+
+def _split_search(
+    numbers: dict[str, list[str]],
+    info: tuple[tuple[str, ...], str | None],
+    objects: list[dict[str, Any]],
+    phone_fields: dict[str, list[str]],
+) -> tuple[list[tuple[Sub, tuple[tuple[str, ...], str | None]]], set[tuple[str, str]]]:
+    """A search that returned Salesforce's maximum (2,000) may have lost matches: its
+    numbers are searched again in two halves; one number alone, object by object (newest
+    first, so ``first`` still finds the most recently modified). One number and one object
+    that still fill a search are returned as saturated."""
+    keys, object_name = info
+    if len(keys) > 1:
+        half = len(keys) // 2
+        returning = _returning(objects, phone_fields)
+        return [
+            (_search(numbers, part, returning), (part, None)) for part in (keys[:half], keys[half:])
+        ], set()
+    if object_name is None:
+        parts = []
+        for obj in objects:
+            returning = _returning([obj], phone_fields, newest_first=True)
+            if returning:
+                parts.append((_search(numbers, keys, returning), (keys, obj["api_name"])))
+        return parts, set()
+    return [], {(keys[0], object_name)}
+
+
+def _returning(
+    objects: list[dict[str, Any]], phone_fields: dict[str, list[str]], newest_first: bool = False
+) -> str:
     parts = []
+    order = " ORDER BY LastModifiedDate DESC" if newest_first else ""
     for obj in objects:
         fields = phone_fields.get(obj["api_name"]) or []
         if not fields:
             continue
         where = " WHERE IsConverted = false" if obj["api_name"] == "Lead" else ""
-        parts.append(f"{obj['api_name']}({', '.join(['Id', 'LastModifiedDate', *fields])}{where})")
+        select_list = ", ".join(["Id", "LastModifiedDate", *fields])
+        parts.append(f"{obj['api_name']}({select_list}{where}{order})")
     return ", ".join(parts)
 
 
