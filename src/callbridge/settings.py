@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # region of caller numbers, and whether this process runs the worker at all.
     history_poll_seconds: float = Field(default=1.0, gt=0, le=60)
     history_gather_seconds: float = Field(default=2.0, ge=0, le=60)
-    history_batch_rows: int = Field(default=1000, ge=1, le=1000)
+    history_batch_rows: int = Field(default=200, ge=1, le=1000)
     history_phone_region: str = "JP"
     history_worker: bool = True
     # Recording storage: "local" (recordings/ in the data directory) or "s3" (any

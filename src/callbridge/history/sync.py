@@ -79,6 +79,8 @@ MAX_FIND_CHARS = 3500
 SOSL_MAX_RESULTS = 2000
 MAX_IN_VALUES = 200
 DESCRIBE_TTL = 600.0
+# Lookups asked ahead with the previous batch's writes are used this long.
+PREFETCH_TTL = 30.0
 MIN_BATCH = 10
 # A Case looked up again was created after its row's "sending" mark; this much earlier
 # covers a difference between Salesforce's clock and ours.
@@ -121,6 +123,9 @@ class HistoryWorker:
         self._stop_event = asyncio.Event()
         self.batch_sizes: dict[int, int] = {}
         self._counted: set[int] = set()  # rows whose attempt is counted in this batch
+        # Per link: the answers to the next batch's lookups, asked in the Composite request
+        # that carried this batch's writes (when it was taken, answers by subrequest).
+        self._prefetched: dict[int, tuple[float, dict[tuple[str, str], SubAnswer]]] = {}
         self.reports: list[BatchReport] = []
 
     def wake(self) -> None:
@@ -185,7 +190,7 @@ class HistoryWorker:
             rows = await self.claim(link, size)
             if not rows:
                 continue
-            report = await self.process(link, rows)
+            report = await self.process(link, rows, size)
             self.reports.append(report)
             del self.reports[:-100]
             full = full or len(rows) >= size
@@ -193,18 +198,29 @@ class HistoryWorker:
 
     # ---- claiming ------------------------------------------------------------------
 
-    async def claim(self, link: HistoryLink, limit: int) -> list[HistoryRow]:
+    async def claim(
+        self, link: HistoryLink, limit: int, exclude: set[int] | None = None
+    ) -> list[HistoryRow]:
         runtime = self.runtime
         async with write_session(runtime) as session:
             now = utcnow()
-            free = or_(HistoryRow.lease_expires_at.is_(None), HistoryRow.lease_expires_at < now)
+            # Rows whose lease expired, and this worker's own (taken ahead for the next
+            # batch, whose lookups rode with the previous batch's writes).
+            free = or_(
+                HistoryRow.lease_expires_at.is_(None),
+                HistoryRow.lease_expires_at < now,
+                HistoryRow.lease_owner == self.owner,
+            )
             due = or_(
                 and_(HistoryRow.state.in_(DUE_STATES), HistoryRow.due_at <= now),
                 and_(HistoryRow.state == "synced", HistoryRow.notes_dirty.is_(True)),
             )
+            conditions = [HistoryRow.link_id == link.id, due, free]
+            if exclude:
+                conditions.append(HistoryRow.id.not_in(exclude))
             candidates = (
                 select(HistoryRow.id)
-                .where(HistoryRow.link_id == link.id, due, free)
+                .where(*conditions)
                 .order_by(HistoryRow.due_at, HistoryRow.id)
                 .limit(limit)
             )
@@ -232,19 +248,25 @@ class HistoryWorker:
 
     # ---- one batch ------------------------------------------------------------------
 
-    async def process(self, link: HistoryLink, rows: list[HistoryRow]) -> BatchReport:
+    async def process(
+        self, link: HistoryLink, rows: list[HistoryRow], size: int | None = None
+    ) -> BatchReport:
+        """One batch; ``size`` is the batch size it was taken with (a full batch means a
+        backlog: the next one is taken ahead)."""
         report = BatchReport(rows=len(rows))
         self._counted = set()
         try:
-            await self._process(link, rows, report)
+            await self._process(link, rows, report, size)
         except SalesforceFailure as failure:
             await self._back_off(link, rows, failure)
         return report
 
     async def _process(
-        self, link: HistoryLink, rows: list[HistoryRow], report: BatchReport
+        self, link: HistoryLink, rows: list[HistoryRow], report: BatchReport, size: int | None
     ) -> None:
         runtime = self.runtime
+        batch_ids = {r.id for r in rows}
+        full = size is not None and len(rows) >= size
         outbound = get_outbound(runtime)
         async with read_session(runtime) as session:
             account = await session.get(OAuthAccount, link.oauth_account_id)
@@ -298,75 +320,7 @@ class HistoryWorker:
         to_search = [r for r in rows if r.targets is None]
         objects = list(link.objects)
         phone_fields = await self._phone_fields(link, objects, send) if to_search else {}
-        subs: list[Sub] = []
-        kinds: list[tuple[str, Any]] = []
-        for chunk in _chunks(sorted({_key_of(r) for r in unknown}), MAX_IN_VALUES):
-            values = ",".join(f"'{soql_string(v)}'" for v in chunk)
-            subs.append(
-                Sub(
-                    "GET",
-                    query_url(
-                        "SELECT Id, B_UniqueId__c, CallObject, WhoId, WhatId FROM Task "  # noqa: S608
-                        f"WHERE B_UniqueId__c IN ({values})"
-                    ),
-                )
-            )
-            kinds.append(("existing", None))
-        # Cases (case_and_task) whose create may have been saved by Salesforce: found by
-        # their subject and the record they were made for (a Case has no external id of
-        # callbridge's, and SOQL sees a new record at once).
-        case_rows = [r for r in unknown if _cases_wanted(link, r)]
-        if case_rows:
-            since = min(r.send_started_at for r in case_rows if r.send_started_at is not None)
-            created = _soql_datetime(since - CASE_CLOCK_MARGIN)
-            subjects = sorted({_case_subject(r) for r in case_rows})
-            for chunk in _chunks(subjects, MAX_IN_VALUES):
-                values = ",".join(f"'{soql_string(v)}'" for v in chunk)
-                subs.append(
-                    Sub(
-                        "GET",
-                        query_url(
-                            "SELECT Id, Subject, ContactId, AccountId FROM Case "  # noqa: S608
-                            f"WHERE Subject IN ({values}) AND CreatedDate >= {created}"
-                        ),
-                    )
-                )
-                kinds.append(("cases", None))
-        numbers: dict[str, list[str]] = {}
-        retry_numbers: dict[str, list[str]] = {}
-        for row in to_search:
-            tel = (row.tel or "").strip()
-            key = phones.match_key(tel, env.region)
-            if key is None:
-                continue
-            numbers.setdefault(key, phones.search_forms(tel, env.region))
-            if row.retry_count >= 1:
-                retry_numbers.setdefault(key, phones.written_forms(tel, env.region))
-        returning = _returning(objects, phone_fields)
-        if returning:
-            for keys in _find_chunks(numbers):
-                subs.append(_search(numbers, keys, returning))
-                kinds.append(("search", (keys, None)))
-            forms = [f for key in retry_numbers for f in retry_numbers[key]]
-            for obj in objects:
-                fields = phone_fields.get(obj["api_name"]) or []
-                if not fields or not forms:
-                    continue
-                for chunk in _chunks(forms, MAX_IN_VALUES):
-                    values = ",".join(f"'{soql_string(v)}'" for v in chunk)
-                    where = " OR ".join(f"{f} IN ({values})" for f in fields)
-                    if obj["api_name"] == "Lead":
-                        where = f"({where}) AND IsConverted = false"
-                    select_list = ", ".join(["Id", "LastModifiedDate", *fields])
-                    subs.append(
-                        Sub(
-                            "GET",
-                            query_url(
-                                f"SELECT {select_list} FROM {obj['api_name']} WHERE {where}"  # noqa: S608
-                            ),
-                        )
-                    )
-                    kinds.append(("query", obj["api_name"]))
+        subs, kinds, numbers = _lookup_subs(link, rows, env.region, phone_fields)
         existing: list[dict[str, Any]] = []
         cases: list[dict[str, Any]] = []
         found: dict[str, dict[str, dict[str, Any]]] = {}  # object -> id -> record
@@ -374,8 +328,10 @@ class HistoryWorker:
         unknown_errors: list[str] = []
         # (number key, object) whose matches are more than one search returns.
         saturated: set[tuple[str, str]] = set()
+        known = self._prefetched.pop(link.id, None)
         while subs:
-            answers = await send(subs)
+            answers = await self._send_known(subs, send, known)
+            known = None
             # A search that may have been cut at Salesforce's 2,000 results is asked again
             # in parts, and a query's further batches are fetched: no match is lost.
             more: list[Sub] = []
@@ -403,8 +359,8 @@ class HistoryWorker:
                         type_ = record.get("attributes", {}).get("type", "")
                         found.setdefault(type_, {})[record["Id"]] = record
                     if len(records) >= SOSL_MAX_RESULTS:
-                        parts, full = _split_search(numbers, info, objects, phone_fields)
-                        saturated |= full
+                        parts, filled = _split_search(numbers, info, objects, phone_fields)
+                        saturated |= filled
                         for sub, part in parts:
                             more.append(sub)
                             more_kinds.append(("search", part))
@@ -549,13 +505,25 @@ class HistoryWorker:
         problems: dict[int, Message] = {}
         shrink = False
         if task_subs:
+            # With a backlog, the next batch is taken now and its lookups ride in the
+            # Composite request of these writes (room permitting): one API call per batch.
+            ahead = await self._ahead(link, size or 0, batch_ids, env, phone_fields) if full else []
             try:
-                answers = await send(task_subs)
+                answers = await send(task_subs + ahead)
             except SalesforceFailure as failure:
                 if failure.kind == "unknown":
                     await self._unknown(link, rows, failure.said)
                     return
                 raise
+            if ahead:
+                self._prefetched[link.id] = (
+                    time.monotonic(),
+                    {
+                        (sub.method, sub.url): answer
+                        for sub, answer in zip(ahead, answers[len(task_subs) :], strict=True)
+                    },
+                )
+                answers = answers[: len(task_subs)]
             chunks = list(_chunks(writes, MAX_COLLECTION_RECORDS))
             for chunk, answer in zip(chunks, answers[: len(chunks)], strict=True):
                 body = answer.body
@@ -607,6 +575,48 @@ class HistoryWorker:
         self._adapt(link, shrink or bool(retry_later))
 
     # ---- helpers ----------------------------------------------------------------------
+
+    async def _send_known(
+        self,
+        subs: list[Sub],
+        send: Any,
+        known: tuple[float, dict[tuple[str, str], SubAnswer]] | None,
+    ) -> list[SubAnswer]:
+        """Lookups whose answers came with the previous batch's writes are not asked again
+        (answers older than a few seconds are not used)."""
+        cached = known[1] if known and time.monotonic() - known[0] < PREFETCH_TTL else {}
+        missing = [sub for sub in subs if (sub.method, sub.url) not in cached]
+        fetched = iter(await send(missing) if missing else [])
+        return [
+            cached[(sub.method, sub.url)] if (sub.method, sub.url) in cached else next(fetched)
+            for sub in subs
+        ]
+
+    async def _ahead(
+        self,
+        link: HistoryLink,
+        size: int,
+        batch_ids: set[int],
+        env: _Env,
+        phone_fields: dict[str, list[str]],
+    ) -> list[Sub]:
+        """Take the next batch now (this worker's lease) and return its lookups that are
+        certain not to need a describe first."""
+        taken = await self.claim(link, size, exclude=batch_ids)
+        rows = [r for r in taken if r.state != "synced"]
+        if not rows:
+            return []
+        if any(r.targets is None for r in rows):
+            cache = self.runtime.extras.get("history.phone_fields", {})
+            fields: dict[str, list[str]] = {}
+            for obj in link.objects:
+                hit = cache.get((link.oauth_account_id, obj["api_name"]))
+                if hit is None or time.monotonic() - hit[0] >= DESCRIBE_TTL - PREFETCH_TTL:
+                    return []
+                fields[obj["api_name"]] = hit[1]
+            phone_fields = fields
+        subs, _kinds, _numbers = _lookup_subs(link, rows, env.region, phone_fields)
+        return subs
 
     async def _phone_fields(
         self, link: HistoryLink, objects: list[dict[str, Any]], send: Any
@@ -1004,6 +1014,87 @@ class HistoryWorker:
 
 
 # ---- pure helpers -------------------------------------------------------------------
+
+
+def _lookup_subs(
+    link: HistoryLink, rows: list[HistoryRow], region: str, phone_fields: dict[str, list[str]]
+) -> tuple[list[Sub], list[tuple[str, Any]], dict[str, list[str]]]:
+    """What a batch asks before writing: the Tasks (and Cases) that exist for rows whose
+    last send has an unknown outcome, the SOSL phone searches, and on retries SOQL on the
+    phone fields. Returns the subrequests, what each is, and the numbers searched."""
+    unknown = [r for r in rows if r.send_started_at is not None]
+    to_search = [r for r in rows if r.targets is None]
+    objects = list(link.objects)
+    subs: list[Sub] = []
+    kinds: list[tuple[str, Any]] = []
+    for chunk in _chunks(sorted({_key_of(r) for r in unknown}), MAX_IN_VALUES):
+        values = ",".join(f"'{soql_string(v)}'" for v in chunk)
+        subs.append(
+            Sub(
+                "GET",
+                query_url(
+                    "SELECT Id, B_UniqueId__c, CallObject, WhoId, WhatId FROM Task "  # noqa: S608
+                    f"WHERE B_UniqueId__c IN ({values})"
+                ),
+            )
+        )
+        kinds.append(("existing", None))
+    # Cases (case_and_task) whose create may have been saved by Salesforce: found by
+    # their subject and the record they were made for (a Case has no external id of
+    # callbridge's, and SOQL sees a new record at once).
+    case_rows = [r for r in unknown if _cases_wanted(link, r)]
+    if case_rows:
+        since = min(r.send_started_at for r in case_rows if r.send_started_at is not None)
+        created = _soql_datetime(since - CASE_CLOCK_MARGIN)
+        subjects = sorted({_case_subject(r) for r in case_rows})
+        for chunk in _chunks(subjects, MAX_IN_VALUES):
+            values = ",".join(f"'{soql_string(v)}'" for v in chunk)
+            subs.append(
+                Sub(
+                    "GET",
+                    query_url(
+                        "SELECT Id, Subject, ContactId, AccountId FROM Case "  # noqa: S608
+                        f"WHERE Subject IN ({values}) AND CreatedDate >= {created}"
+                    ),
+                )
+            )
+            kinds.append(("cases", None))
+    numbers: dict[str, list[str]] = {}
+    retry_numbers: dict[str, list[str]] = {}
+    for row in to_search:
+        tel = (row.tel or "").strip()
+        key = phones.match_key(tel, region)
+        if key is None:
+            continue
+        numbers.setdefault(key, phones.search_forms(tel, region))
+        if row.retry_count >= 1:
+            retry_numbers.setdefault(key, phones.written_forms(tel, region))
+    returning = _returning(objects, phone_fields)
+    if returning:
+        for keys in _find_chunks(numbers):
+            subs.append(_search(numbers, keys, returning))
+            kinds.append(("search", (keys, None)))
+        forms = [f for key in retry_numbers for f in retry_numbers[key]]
+        for obj in objects:
+            fields = phone_fields.get(obj["api_name"]) or []
+            if not fields or not forms:
+                continue
+            for chunk in _chunks(forms, MAX_IN_VALUES):
+                values = ",".join(f"'{soql_string(v)}'" for v in chunk)
+                where = " OR ".join(f"{f} IN ({values})" for f in fields)
+                if obj["api_name"] == "Lead":
+                    where = f"({where}) AND IsConverted = false"
+                select_list = ", ".join(["Id", "LastModifiedDate", *fields])
+                subs.append(
+                    Sub(
+                        "GET",
+                        query_url(
+                            f"SELECT {select_list} FROM {obj['api_name']} WHERE {where}"  # noqa: S608
+                        ),
+                    )
+                )
+                kinds.append(("query", obj["api_name"]))
+    return subs, kinds, numbers
 
 
 def _set_reason(row: HistoryRow, said: Message | None) -> None:
