@@ -16,9 +16,10 @@ from callbridge.auth.sessions import SESSION_COOKIE, start_session
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.models import User
 from callbridge.settings import Settings
+from tests.agent_desktop.crm import crm
 from tests.call_actions.conftest import Live, connected, live, live_settings, sandbox
 
-__all__ = ["Live", "connected", "live", "live_settings", "sandbox"]
+__all__ = ["Live", "connected", "crm", "live", "live_settings", "sandbox"]
 
 
 async def make_agent(

@@ -5,7 +5,6 @@ the numbers seen in calls offered, and a custom lookup shown and kept."""
 from __future__ import annotations
 
 import html
-import json
 import re
 from typing import Any
 
@@ -14,6 +13,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from callbridge.models import ScreenPopProfile
+from tests.agent_desktop.crm import SESSION, Crm, custom_lookup
 from tests.agent_desktop.test_screen_pops_api import _account
 from tests.helpers import bearer, csrf_from, errors_by_field, make_token, make_user, sign_in
 
@@ -218,74 +218,320 @@ async def test_numbers_seen_in_calls_are_offered(app: FastAPI, client: httpx.Asy
     assert 'name="phone_numbers" value="201"' in page.text
 
 
-async def test_a_custom_lookup_is_shown(app: FastAPI, client: httpx.AsyncClient) -> None:
-    token = await signed_in(app, client)
-    accesses = {
+def custom_form(token: str, **fields: str) -> dict[str, str]:
+    """seed 002's カスタム連携 as an admin fills it in: a Basic login, a server search and
+    the Google search of the manual on the incoming call."""
+    base = {
+        **form(token, 0, name="他社CRM", trigger="incoming", lookup_kind="custom"),
+        "answer_delay_seconds": "0",
+        "custom-auth_type": "basic",
+        "custom-basic_username": "callbridge",
+        "custom-basic_password": "s3cret",
+        "custom-timeout_seconds": "4",
+        "custom-card_wait_seconds": "2",
+        "auth-method": "server_post",
+        "auth-url": "https://crm.example.com/login",
+        "auth-response_format": "SESSION = $.session",
+        "auth-session_minutes": "20",
+        "search-method": "server_get",
+        "search-url": "https://crm.example.com/find?tel={TEL}&s={SESSION}",
+        "search-headers": "Accept: application/json",
+        "search-response_format": "COMPANY = $.company\nNAME = $.name",
+        "incoming-method": "browser_get",
+        "incoming-url": "https://www.google.com/search?q={TEL}",
+        "disconnect-method": "server_post",
+        "disconnect-url": "https://crm.example.com/end",
+        "disconnect-body": "tel={TEL}&name={NAME}",
+        "disconnect-answered_only": "1",
+    }
+    return {**base, **fields}
+
+
+def field_errors(page: str) -> dict[str, list[str]]:
+    """The errors a form page shows, by field, also those named ``search-url``."""
+    found: dict[str, list[str]] = {}
+    for name, message in re.findall(r'<div class="error" id="e-([a-z_.-]+)">(.*?)</div>', page):
+        found.setdefault(name, []).append(html.unescape(re.sub("<[^>]+>", "", message)).strip())
+    return found
+
+
+LOOKUP = {
+    "kind": "custom",
+    "auth_type": "basic",
+    "oauth_account_id": None,
+    "basic_username": "callbridge",
+    "basic_password_set": True,
+    "bearer_token_set": False,
+    "timeout_seconds": 4.0,
+    "card_wait_seconds": 2.0,
+    "accesses": {
+        "auth": {
+            "method": "server_post",
+            "url": "https://crm.example.com/login",
+            "headers": "",
+            "body": "",
+            "response_format": "SESSION = $.session",
+            "session_minutes": 20,
+        },
         "search": {
             "method": "server_get",
-            "url": "https://crm.example.com/find?tel={TEL}",
-            "response_format": '/"name":"(?P<NAME>[^"]*)"/',
+            "url": "https://crm.example.com/find?tel={TEL}&s={SESSION}",
+            "headers": "Accept: application/json",
+            "body": "",
+            "response_format": "COMPANY = $.company\nNAME = $.name",
         },
-        "incoming": {"method": "browser_get", "url": "https://www.google.com/search?q={TEL}"},
+        "incoming": {
+            "method": "browser_get",
+            "url": "https://www.google.com/search?q={TEL}",
+            "headers": "",
+            "body": "",
+        },
         "disconnect": {
             "method": "server_post",
             "url": "https://crm.example.com/end",
+            "headers": "",
+            "body": "tel={TEL}&name={NAME}",
             "answered_only": True,
         },
-    }
-    async with app.state.runtime.sessionmaker() as session:
-        profile = ScreenPopProfile(
-            name="他社CRM",
-            anonymous_label="非通知",
-            lookup={"kind": "custom", "accesses": accesses},
-        )
-        session.add(profile)
-        await session.commit()
-        profile_id = profile.id
-    page = await client.get(f"/screen-pops/{profile_id}")
-    assert page.status_code == 200
-    assert '<option value="custom" selected>' in page.text
-    assert "検索アクセス" in page.text and "着信時アクセス" in page.text
-    assert "切断時アクセス" in page.text and "応答した時のみ実行する" in page.text
-    assert "https://www.google.com/search?q={TEL}" in page.text
-    assert "HTTP GET(エージェントのブラウザーで開く)" in page.text
-    assert "OS コマンドは提供しません" in page.text
-    assert "カスタム連携" in (await client.get("/screen-pops")).text
-    # The accesses travel with the form: a save sends them back unchanged.
-    kept = hidden_value(page.text, "custom_accesses")
-    assert json.loads(kept) == accesses
-    posted = await client.post(
-        f"/screen-pops/{profile_id}",
-        data=form(token, 0, name="他社CRM", lookup_kind="custom", custom_accesses=kept),
-    )
-    assert posted.status_code == 200, posted.text
-    assert "保存しました。" in posted.text
-    async with app.state.runtime.sessionmaker() as session:
-        stored_profile = await session.get(ScreenPopProfile, profile_id)
-        assert stored_profile is not None
-        assert stored_profile.lookup == {
-            "kind": "custom",
-            "accesses": {
-                "search": {**accesses["search"], "headers": "", "body": ""},
-                "incoming": {**accesses["incoming"], "headers": "", "body": ""},
-                "disconnect": {**accesses["disconnect"], "headers": "", "body": ""},
+    },
+}
+
+
+async def test_a_custom_lookup_is_edited_on_the_page(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    token = await signed_in(app, client)
+    api = bearer(await make_token(app))
+    new = await client.get("/screen-pops/new")
+    for label in (
+        "callbridge が送信するリクエストの認証",
+        "連携タイムアウト時間(秒)",
+        "認証アクセス",
+        "検索アクセス",
+        "着信時アクセス",
+        "応答時アクセス",
+        "切断時アクセス",
+        "クリック時アクセス",
+        "セッション維持時間(分)",
+        "応答した時のみ切断時アクセスを実行する",
+        "OS コマンドがない理由:callbridge はサーバーで動き、",
+        "HTTP GET(エージェントのブラウザーで開く)",
+        "HTTP POST(内部処理:callbridge が送信)",
+    ):
+        assert label in new.text, label
+    # auth and search are read by callbridge: only its own methods are offered for them.
+    search_methods = re.search(r'<select id="f-search-method".*?</select>', new.text, re.S)
+    assert search_methods is not None
+    assert re.findall(r'<option value="([a-z_]*)"', search_methods.group(0)) == [
+        "",
+        "server_get",
+        "server_post",
+    ]
+
+    # Every fault at once, each next to its field in Japanese, with its position.
+    bad = await client.post(
+        "/screen-pops/new",
+        data=custom_form(
+            token,
+            answer_delay_seconds="61",
+            **{
+                "incoming-url": "https://www.google.com/search?q={TELL}",
+                "auth-session_minutes": "0",
+                "click-url": "https://crm.example.com/memo",
             },
-            "timeout_seconds": 5.0,
-            "card_wait_seconds": 1.0,
-        }
-    # A fault in an access is shown next to the accesses, in the admin's language.
-    apw = {**accesses, "incoming": {"method": "browser_get", "url": "https://x.jp/?pw={APW}"}}
+        ),
+    )
+    assert bad.status_code == 422
+    assert "保存していません。下記の項目を修正してください。" in bad.text
+    errors = field_errors(bad.text)
+    assert errors == {
+        "answer_delay_seconds": ["60以下にしてください。"],
+        "auth-session_minutes": ["1以上にしてください。"],
+        "click-method": [errors["click-method"][0]],
+    }
+    assert "使用しない" not in errors["click-method"][0]
+    # With the types right, the templates are checked: the unknown variable at its position.
+    bad = await client.post(
+        "/screen-pops/new",
+        data=custom_form(
+            token,
+            **{
+                "incoming-url": "https://www.google.com/search?q={TELL}",
+                "search-response_format": "",
+                "incoming-headers": "X-Agent: {EXT}",
+            },
+        ),
+    )
+    assert bad.status_code == 422
+    errors = field_errors(bad.text)
+    assert errors["search-response_format"] == ["この項目は必須です。"]
+    assert 'value="s3cret"' not in bad.text  # a typed secret is not shown back
+    assert await stored(app) == 0
+    bad = await client.post(
+        "/screen-pops/new",
+        data=custom_form(
+            token,
+            **{
+                "incoming-url": "https://www.google.com/search?q={TELL}",
+                "incoming-headers": "X-Agent: {EXT}",
+            },
+        ),
+    )
+    assert bad.status_code == 422
+    errors = field_errors(bad.text)
+    assert errors.keys() == {"incoming-url", "incoming-headers"}
+    assert errors["incoming-url"] == ["不明な変数 {TELL} です。{TEL} のことですか？ (32 文字目)"]
+    assert '<code class="snippet">' in bad.text
+    assert "https://www.google.com/search?q={TELL}</textarea>" in bad.text  # kept as typed
+    assert await stored(app) == 0
+
+    created = await client.post("/screen-pops/new", data=custom_form(token))
+    assert created.status_code == 303, created.text
+    profile_id = created.headers["location"].split("/")[2].split("?")[0]
+    body = await read(client, api, profile_id)
+    assert body["lookup"] == LOOKUP
+    assert body["warnings"] == []
+    page = await client.get(created.headers["location"])
+    assert "保存しました。" in page.text
+    assert '<option value="custom" selected>' in page.text
+    assert '<option value="basic" selected>' in page.text
+    assert 'id="f-custom-basic_password" name="custom-basic_password" value=""' in page.text
+    assert "暗号化して保存しています。変更しない場合は空欄のままにしてください。" in page.text
+    assert "https://www.google.com/search?q={TEL}</textarea>" in page.text
+    assert 'name="disconnect-answered_only" value="1" checked' in page.text
+    assert '<details class="access" id="access-click">' in page.text  # not used: closed
+    assert '<details class="access" id="access-search" open>' in page.text
+
+    # Edit: the password left empty is kept; an access emptied is no longer used; a
+    # refused edit changes nothing.
     refused = await client.post(
         f"/screen-pops/{profile_id}",
-        data=form(token, 0, name="他社CRM", lookup_kind="custom", custom_accesses=json.dumps(apw)),
+        data=custom_form(token, **{"custom-basic_password": "", "search-url": ""}),
     )
     assert refused.status_code == 422
-    (said,) = errors_by_field(refused.text)["custom_accesses"]
-    assert "{APW}（オペレーターのパスワード）は使えません。" in said
+    assert field_errors(refused.text) == {"search-url": ["この項目は必須です。"]}
+    assert "暗号化して保存しています。" in refused.text  # still said: one is stored
+    assert (await read(client, api, profile_id))["lookup"] == LOOKUP
+    edited = await client.post(
+        f"/screen-pops/{profile_id}",
+        data=custom_form(
+            token,
+            **{
+                "custom-basic_password": "",
+                "disconnect-method": "",
+                "disconnect-url": "",
+                "disconnect-body": "",
+                "search-url": "https://crm.example.com/v2/find?tel={TEL}&s={SESSION}",
+            },
+        ),
+    )
+    assert edited.status_code == 200, edited.text
+    assert "保存しました。" in edited.text
+    after = (await read(client, api, profile_id))["lookup"]
+    accesses = dict(LOOKUP["accesses"])  # type: ignore[call-overload]
+    del accesses["disconnect"]
+    accesses["search"] = {
+        **accesses["search"],
+        "url": "https://crm.example.com/v2/find?tel={TEL}&s={SESSION}",
+    }
+    assert after == {**LOOKUP, "accesses": accesses}
+    async with app.state.runtime.sessionmaker() as session:
+        row = await session.get(ScreenPopProfile, int(profile_id))
+        assert row is not None and row.basic_password_encrypted is not None
+        secret = app.state.runtime.secrets.decrypt(row.basic_password_encrypted)
+        assert secret == "s3cret"
+    assert "カスタム連携" in (await client.get("/screen-pops")).text
 
 
-def hidden_value(page: str, name: str) -> str:
-    """The value of a hidden input, unescaped."""
-    match = re.search(rf'name="{name}" value="([^"]*)"', page)
-    assert match, name
-    return html.unescape(match.group(1))
+async def test_custom_lookup_errors_in_english(app: FastAPI, client: httpx.AsyncClient) -> None:
+    token = await signed_in(app, client, "en")
+    no_method = await client.post(
+        "/screen-pops/new", data=custom_form(token, **{"search-method": ""})
+    )
+    assert no_method.status_code == 422
+    assert "Nothing was saved: correct the fields marked below." in no_method.text
+    assert field_errors(no_method.text) == {
+        "search-method": ["Choose a method, or empty this access's fields if it is not used."]
+    }
+    bad = await client.post(
+        "/screen-pops/new",
+        data=custom_form(
+            token,
+            **{"incoming-url": "https://x.example.com/?pw={APW}", "custom-basic_password": ""},
+        ),
+    )
+    assert bad.status_code == 422
+    assert field_errors(bad.text) == {
+        "incoming-url": [
+            "{APW} (the agent's password) is not available: callbridge never holds passwords "
+            "in clear. Use an OAuth account or a bearer token instead. (position 26)"
+        ],
+        "custom-basic_password": ["Basic authentication needs a password."],
+    }
+    assert "Why no OS command" in bad.text
+    assert await stored(app) == 0
+
+
+async def test_the_test_panel_shows_the_requests_and_the_pop(
+    app: FastAPI, client: httpx.AsyncClient, crm: Crm
+) -> None:
+    token = await signed_in(app, client)
+    api = bearer(await make_token(app))
+    lookup = custom_lookup(
+        crm,
+        incoming={"method": "browser_get", "url": "https://crm.example.jp/customer/{EXT_ID}"},
+        disconnect={"method": "server_post", "url": f"{crm.base_url}/log", "body": "tel={TEL}"},
+    )
+    created = await client.post(
+        "/api/v1/screen-pops",
+        json={"name": "他社CRM", "lookup": lookup, "strip_prefixes": ["+81"]},
+        headers=api,
+    )
+    assert created.status_code == 201, created.text
+    profile_id = created.json()["id"]
+    page = await client.get(f"/screen-pops/{profile_id}")
+    assert "この設定をテスト" in page.text
+    assert f'hx-post="/screen-pops/{profile_id}/test"' in page.text
+
+    tested = await client.post(
+        f"/screen-pops/{profile_id}/test", data={"csrf_token": token, "tel": "+81312345678"}
+    )
+    assert tested.status_code == 200, tested.text
+    shown = tested.text
+    # The lookup's own requests were sent: the CRM received the login and the search.
+    assert [r["path"] for r in crm.received] == ["/login", "/customers"]
+    assert crm.received[1]["query"] == {"tel": "0312345678", "session": SESSION}
+    assert "認証アクセス · HTTP POST(内部処理:callbridge が送信)" in shown
+    assert "検索アクセス · HTTP GET(内部処理:callbridge が送信)" in shown
+    assert "(送信しました)" in shown
+    assert f"GET {crm.base_url}/customers?tel=0312345678&amp;session=[redacted]" in shown
+    assert "<dt>{NAME}</dt><dd>山田 太郎</dd>" in shown
+    # The others are expanded only: the disconnect access would write to the CRM.
+    assert (
+        f"POST {crm.base_url}/log\nAuthorization: Basic [redacted]\n\ntel=0312345678</pre>" in shown
+    )
+    assert "(CRM のデータを変えうるため送信していません)" in shown
+    assert "(エージェントのブラウザーで開くもので、テストでは開きません)" in shown
+    # The pop: the search values on the card and the incoming access's page.
+    assert '<dd id="pop-tel">0312345678</dd>' in shown
+    assert '<dd id="pop-company">山田商事</dd>' in shown
+    assert '<dd id="pop-name">山田 太郎</dd>' in shown
+    assert "https://crm.example.jp/customer/C-1001</code>" in shown
+    assert SESSION not in shown and "pa55word" not in shown
+
+    # A CRM that fails: the card still appears, saying the lookup failed.
+    failing = {**lookup["accesses"]["search"], "url": f"{crm.base_url}/garbage"}
+    patched = await client.patch(
+        f"/api/v1/screen-pops/{profile_id}",
+        json={"lookup": {**lookup, "accesses": {**lookup["accesses"], "search": failing}}},
+        headers=api,
+    )
+    assert patched.status_code == 200, patched.text
+    client.cookies.set("cb_lang", "en")
+    failed = await client.post(
+        f"/screen-pops/{profile_id}/test", data={"csrf_token": token, "tel": "0312345678"}
+    )
+    assert failed.status_code == 200
+    assert "The lookup failed; the card still appears and says so:" in failed.text
+    assert '<dd id="pop-tel">0312345678</dd>' in failed.text
+    assert "Search access · HTTP GET (sent by callbridge, 内部処理)" in failed.text

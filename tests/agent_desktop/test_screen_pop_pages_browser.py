@@ -14,6 +14,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from callbridge.sandbox import SandboxHandle, demo_account_fields
 from callbridge.settings import Settings
+from tests.agent_desktop.crm import SESSION, Crm
 from tests.call_actions.conftest import make_tokens
 from tests.helpers import bearer
 
@@ -113,3 +114,69 @@ def test_an_admin_configures_a_profile_and_the_agent_pops(
     expect(card.locator(".pop-match")).to_have_text("鈴木 一郎 (Contact)")
     expect(card.locator("select[name=wrapup] option")).to_have_count(3)
     assert opened.value.url == f"{sandbox.base_url}/lightning/r/Contact/{contact_id}/view"
+
+
+def test_an_admin_builds_a_custom_lookup_and_tests_it(
+    settings: Settings, live_server, browser: Browser, crm: Crm
+) -> None:
+    """seed 002's Google search (着信時アクセス HTTP GET ``https://www.google.com/search?q={TEL}``)
+    and a search sent by callbridge, built on the page in Japanese; the test panel sends
+    the search for a number and shows the request and the page the pop opens."""
+    base = live_server.base_url
+    with ThreadPoolExecutor(1) as executor:
+        admin_token, _pbx = executor.submit(asyncio.run, make_tokens(settings)).result()
+    api = httpx.Client(base_url=base, headers=bearer(admin_token), timeout=30)
+    body = {"username": "admin", "password": PASSWORD, "role": "admin", "language": "ja"}
+    assert api.post("/api/v1/users", json=body).status_code == 201
+
+    admin = _sign_in(browser, base, "admin", "ja-JP")
+    admin.goto(f"{base}/screen-pops/new")
+    expect(admin.locator("#lookup-custom")).to_be_hidden()
+    admin.select_option("#f-lookup_kind", "custom")
+    expect(admin.locator("#lookup-custom")).to_be_visible()
+    expect(admin.locator("#os-commands")).to_contain_text("OS コマンドがない理由")
+    admin.fill("#f-name", "Google 検索")
+    admin.fill("#f-strip_prefixes", "+81")
+    admin.locator("#access-incoming summary").click()
+    admin.select_option("#f-incoming-method", "browser_get")
+    admin.fill("#f-incoming-url", "https://www.google.com/search?q={TEL}")
+    admin.locator("#access-search summary").click()
+    admin.select_option("#f-search-method", "server_get")
+    admin.fill("#f-search-url", f"{crm.base_url}/customers?tel={{TEL}}&session={SESSION}")
+    admin.get_by_role("button", name="保存", exact=True).click()
+    # The search has no response format yet: said next to it, nothing saved.
+    expect(admin.locator(".banner.error[role=alert]")).to_have_text(
+        "保存していません。下記の項目を修正してください。"
+    )
+    expect(admin.locator("#e-search-response_format")).to_have_text("この項目は必須です。")
+    assert api.get("/api/v1/screen-pops").json()["items"] == []
+    expect(admin.locator("#f-incoming-url")).to_have_value("https://www.google.com/search?q={TEL}")
+    admin.fill("#f-search-response_format", "COMPANY = $.company\nNAME = $.name")
+    admin.get_by_role("button", name="保存", exact=True).click()
+    expect(admin.locator(".banner.success")).to_have_text("保存しました。")
+    (profile,) = api.get("/api/v1/screen-pops").json()["items"]
+    assert profile["lookup"]["accesses"]["incoming"] == {
+        "method": "browser_get",
+        "url": "https://www.google.com/search?q={TEL}",
+        "headers": "",
+        "body": "",
+    }
+    assert profile["lookup"]["accesses"]["search"]["method"] == "server_get"
+
+    # The test panel: a number in, the search request and the pop out.
+    admin.fill("#t-tel", "+81312345678")
+    admin.locator("#t-run").click()
+    search = admin.locator("#tested-search")
+    expect(search).to_contain_text("検索アクセス · HTTP GET(内部処理:callbridge が送信)")
+    expect(search.locator("pre.wire").first).to_contain_text(
+        f"GET {crm.base_url}/customers?tel=0312345678&session="
+    )
+    expect(admin.locator("#tested-incoming .opens")).to_have_text(
+        "https://www.google.com/search?q=0312345678"
+    )
+    expect(admin.locator("#pop-name")).to_have_text("山田 太郎")
+    expect(admin.locator("#pop-url a")).to_have_attribute(
+        "href", "https://www.google.com/search?q=0312345678"
+    )
+    assert [r["path"] for r in crm.received] == ["/customers"]
+    assert crm.received[0]["query"]["tel"] == "0312345678"
