@@ -35,6 +35,7 @@ from callbridge.admin.rendering import (
 from callbridge.agent_desktop import pages as agent_pages
 from callbridge.agent_desktop import profile_pages as screen_pop_pages
 from callbridge.agent_desktop import router as agent_router
+from callbridge.agent_desktop import softphone as agent_softphone
 from callbridge.agent_desktop.pops import agent_pops_lifespan, with_screen_pops
 from callbridge.auth.setup import issue_setup_token
 from callbridge.call_actions import pages as call_action_pages
@@ -347,6 +348,8 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.include_router(screen_pop_pages.router)
     app.include_router(agent_router.router)
     app.include_router(agent_router.events_router)
+    app.include_router(agent_softphone.api)
+    app.include_router(agent_softphone.pages)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/favicon.ico", include_in_schema=False)

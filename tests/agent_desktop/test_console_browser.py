@@ -111,54 +111,6 @@ def test_the_rung_agent_pops_and_saves_notes(
     )
 
 
-# Salesforce's own Open CTI script cannot be loaded offline: the test serves an empty
-# script at its address and puts a STAND-IN ``sforce.opencti`` object in the page that
-# records every call the page makes to ``screenPop``.
-STAND_IN_OPENCTI = """
-window.screenPops = [];
-window.sforce = {opencti: {
-  SCREENPOP_TYPE: {SOBJECT: "sobject", NEW_RECORD_MODAL: "newRecordModal"},
-  screenPop: function (args) { window.screenPops.push(args); }
-}};
-"""
-ORIGIN = "https://example.my.salesforce.com"
-
-
-def test_the_opencti_page_pops_with_screenpop(
-    settings: Settings, live_server, browser: Browser, sandbox: SandboxHandle
-) -> None:
-    base = live_server.base_url
-    _api, pbx = _prepare(settings, base, sandbox)
-    page = _sign_in(browser, base, "sato")
-    page.add_init_script(STAND_IN_OPENCTI)
-    page.route(
-        f"{ORIGIN}/support/api/59.0/lightning/opencti_min.js",
-        lambda route: route.fulfill(status=200, content_type="text/javascript", body=""),
-    )
-    page.goto(f"{base}/agent/opencti?mode=Lightning&sfdcIframeOrigin={quote(ORIGIN, safe='')}")
-    expect(page.locator("#agent-console[data-connected='1']")).to_have_count(1)
-    expect(page.locator("#agent-opencti-note")).to_contain_text("retires Open CTI on 2028-02-28")
-    contact_id = next(
-        c["Id"] for c in sandbox.state.records["Contact"].values() if c["LastName"] == "鈴木"
-    )
-    _ring(base, pbx, "o-1", "03-1234-5678", "201")
-    expect(page.locator(".call-card[data-call-id='o-1'] .pop-match")).to_have_text(
-        "鈴木 一郎 (Contact)"
-    )
-    page.wait_for_function("window.screenPops.length === 1")
-    assert page.evaluate("window.screenPops") == [
-        {"type": "sobject", "params": {"recordId": contact_id}}
-    ]
-    _ring(base, pbx, "o-2", "0120-999-999", "201")
-    page.wait_for_function("window.screenPops.length === 2")
-    assert page.evaluate("window.screenPops[1]") == {
-        "type": "newRecordModal",
-        "params": {"entityName": "Contact", "defaultFieldValues": {"Phone": "0120-999-999"}},
-    }
-    # No tab was opened: inside Salesforce the pop is Open CTI's.
-    assert len(page.context.pages) == 1
-
-
 # Chromium in a test does not block pop-ups and shows no desktop notifications on a
 # screen: the test blocks ``window.open`` while ``window.blockPopups`` is set (as the
 # browser's pop-up blocker does for an open no click started) and records every

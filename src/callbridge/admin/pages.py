@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import N_, form_errors, form_values, gettext_for, render
 from callbridge.auth.deps import AdminUser, CsrfChecked, CurrentUser, admin_user
+from callbridge.auth.sessions import SOFTPHONE, count_sessions
 from callbridge.db.session import SessionDep
 from callbridge.errors import Conflict, FieldError
 from callbridge.runtime import get_runtime
@@ -159,7 +160,11 @@ async def create_user(request: Request, session: SessionDep, user: AdminUser) ->
 
 @router.get("/users/{user_id}/edit")
 async def edit_user_page(
-    request: Request, session: SessionDep, user: AdminUser, user_id: int
+    request: Request,
+    session: SessionDep,
+    user: AdminUser,
+    user_id: int,
+    softphones_revoked: int | None = None,
 ) -> Response:
     _ = gettext_for(request, user)
     target = await users.get_user_or_404(session, user_id)
@@ -178,7 +183,14 @@ async def edit_user_page(
     return await render(
         request,
         "users/form.html",
-        {"title": _("Edit user"), "editing": True, "form": form, "user_id": user_id},
+        {
+            "title": _("Edit user"),
+            "editing": True,
+            "form": form,
+            "user_id": user_id,
+            "softphones": await count_sessions(session, user_id, SOFTPHONE),
+            "softphones_revoked": softphones_revoked,
+        },
         user=user,
         session=session,
         active="users",
@@ -220,6 +232,8 @@ async def update_user(
                 "form": _user_form(values),
                 "errors": errors,
                 "user_id": user_id,
+                "softphones": await count_sessions(session, user_id, SOFTPHONE),
+                "softphones_revoked": None,
             },
             user=user,
             session=session,

@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.agent_desktop import notes, pops, service
 from callbridge.agent_desktop.pops import get_hub
@@ -20,14 +21,21 @@ from callbridge.agent_desktop.schemas import (
     ScreenPopTestResult,
     ScreenPopUpdate,
 )
+from callbridge.agent_desktop.softphone import softphone_bearer
 from callbridge.auth.csrf import CSRF_HEADER, csrf_valid
 from callbridge.auth.deps import AdminAccess, optional_user
-from callbridge.auth.sessions import SESSION_COOKIE, session_expiry, user_for_session
+from callbridge.auth.sessions import (
+    BROWSER,
+    SESSION_COOKIE,
+    SOFTPHONE,
+    session_expiry,
+    user_for_session,
+)
 from callbridge.db.session import SessionDep
 from callbridge.errors import Forbidden, NotFound, Unauthorized
 from callbridge.kit.pagination import Page
 from callbridge.kit.time import utcnow
-from callbridge.models import AgentPop
+from callbridge.models import AgentPop, User
 from callbridge.runtime import Runtime, get_runtime
 
 router = APIRouter(prefix="/api/v1/screen-pops", tags=["screen-pops"])
@@ -114,17 +122,20 @@ def sse_message(pop: AgentPop) -> str:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def agent_events(request: Request, extension: str | None = None) -> StreamingResponse:
-    """The signed-in agent's pops as Server-Sent Events (session auth). ``Last-Event-ID``
-    (or ``?last_event_id=``) resumes after that message; ``extension``, when given, must
-    be the agent's own."""
+    """The signed-in agent's pops as Server-Sent Events: the console's session cookie, or
+    the Open CTI softphone's token (``Authorization: Bearer``). ``Last-Event-ID`` (or
+    ``?last_event_id=``) resumes after that message; ``extension``, when given, must be
+    the agent's own."""
     runtime = get_runtime(request)
-    raw = request.cookies.get(SESSION_COOKIE)
+    raw, kind = _credentials(request)
     # Its own short session: a stream must not hold a database connection while it lasts.
     async with runtime.sessionmaker() as session:
-        user = await user_for_session(session, raw)
-        expires_at = await session_expiry(session, raw)
+        user = await user_for_session(session, raw, kind)
+        expires_at = await session_expiry(session, raw, kind)
         await session.commit()
     if user is None or expires_at is None:
+        if kind == SOFTPHONE:
+            raise Unauthorized(SOFTPHONE_REFUSED)
         raise Unauthorized("sign in first: the agent console's stream needs a session")
     if extension is not None and extension != (user.extension or ""):
         raise Forbidden("this is another agent's stream: agents receive only their own pops")
@@ -154,7 +165,7 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
                     await asyncio.wait_for(wake.wait(), min(HEARTBEAT_SECONDS, left))
                 except TimeoutError:
                     # Signed out (or deactivated) meanwhile: the stream ends with the session.
-                    if utcnow() >= expires_at or not await _still_signed_in(runtime, raw):
+                    if utcnow() >= expires_at or not await _still_signed_in(runtime, raw, kind):
                         break
                     yield ": heartbeat\n\n"
             # The session is over: the console stops reconnecting and asks to sign in.
@@ -169,9 +180,38 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
     )
 
 
-async def _still_signed_in(runtime: Runtime, raw: str | None) -> bool:
+async def _still_signed_in(runtime: Runtime, raw: str | None, kind: str) -> bool:
     async with runtime.sessionmaker() as session:
-        return await session_expiry(session, raw) is not None
+        return await session_expiry(session, raw, kind) is not None
+
+
+SOFTPHONE_REFUSED = "the softphone's token is unknown, expired or revoked: pair the softphone again"
+
+
+def _credentials(request: Request) -> tuple[str | None, str]:
+    """The softphone's token when the request carries one, else the session cookie."""
+    raw = softphone_bearer(request)
+    if raw is not None:
+        return raw, SOFTPHONE
+    return request.cookies.get(SESSION_COOKIE), BROWSER
+
+
+async def _agent(request: Request, session: AsyncSession, signed_out: str, expired: str) -> User:
+    """The agent sending a card's action: the softphone's token (no CSRF token: a
+    browser never adds that header by itself), or the session cookie with the page's
+    CSRF token."""
+    raw, kind = _credentials(request)
+    if kind == SOFTPHONE:
+        user = await user_for_session(session, raw, SOFTPHONE)
+        if user is None:
+            raise Unauthorized(SOFTPHONE_REFUSED)
+        return user
+    user = await optional_user(request, session)
+    if user is None:
+        raise Unauthorized(signed_out)
+    if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
+        raise Forbidden(expired)
+    return user
 
 
 class CallNotes(BaseModel):
@@ -195,12 +235,13 @@ async def save_call_notes(
     """The agent's notes and wrap-up for a call that popped on their console (DESIGN
     §12.4): the call's ``NOTES`` and ``WRAPUP`` variables, and the Description of the
     history link's Task (updated when the Task exists already). Session auth and the
-    page's CSRF token (header ``X-CSRF-Token``)."""
-    user = await optional_user(request, session)
-    if user is None:
-        raise Unauthorized("sign in first: call notes are saved by the signed-in agent")
-    if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
-        raise Forbidden("the page expired: reload it and save again")
+    page's CSRF token (header ``X-CSRF-Token``), or the softphone's token."""
+    user = await _agent(
+        request,
+        session,
+        "sign in first: call notes are saved by the signed-in agent",
+        "the page expired: reload it and save again",
+    )
     saved = await notes.save_notes(session, user, call_id, data.notes, data.wrapup)
     return CallNotesSaved(call_id=call_id, notes=data.notes, wrapup=data.wrapup, history_rows=saved)
 
@@ -215,13 +256,14 @@ class ClickSent(BaseModel):
 async def click_card(request: Request, session: SessionDep, call_id: str) -> ClickSent:
     """The agent clicked a card whose click access callbridge sends (seed 002 クリック時
     アクセス, ``server_get``/``server_post``): sent with the call's values, recorded on the
-    call's timeline. Session auth and the page's CSRF token. 404 when no card of that
-    call with such a click access reached this agent."""
-    user = await optional_user(request, session)
-    if user is None:
-        raise Unauthorized("sign in first: the click access is sent for the signed-in agent")
-    if not csrf_valid(request, request.headers.get(CSRF_HEADER)):
-        raise Forbidden("the page expired: reload it and click again")
+    call's timeline. Session auth and the page's CSRF token, or the softphone's token.
+    404 when no card of that call with such a click access reached this agent."""
+    user = await _agent(
+        request,
+        session,
+        "sign in first: the click access is sent for the signed-in agent",
+        "the page expired: reload it and click again",
+    )
     run = await pops.click(get_runtime(request), user, call_id)
     if run is None:
         raise NotFound(f"no card of call {call_id} with a click access sent by callbridge")

@@ -2,7 +2,7 @@
 
 from callbridge.models.agent_desktop import AgentPop, ScreenPopProfile
 from callbridge.models.audit import AuditEntry
-from callbridge.models.auth import LoginFailure, SetupToken, UserSession
+from callbridge.models.auth import LoginFailure, SetupToken, SoftphonePairingCode, UserSession
 from callbridge.models.call import Call, CallEvent, CallVariable, Execution
 from callbridge.models.call_action import CallAction
 from callbridge.models.circuit import CrmCircuit
@@ -41,6 +41,7 @@ __all__ = [
     "Recording",
     "ScreenPopProfile",
     "SetupToken",
+    "SoftphonePairingCode",
     "SystemSetting",
     "User",
     "UserSession",

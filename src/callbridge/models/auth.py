@@ -10,13 +10,18 @@ from callbridge.kit.time import utcnow
 
 
 class UserSession(Base):
-    """A signed-in browser. The cookie carries a random token; only its hash is stored."""
+    """A signed-in browser. The cookie carries a random token; only its hash is stored.
+
+    ``kind`` ``browser`` is the UI's cookie session; ``softphone`` is the Open CTI
+    softphone's token (sent as a bearer by the softphone page only, never accepted as a
+    cookie)."""
 
     __tablename__ = "user_session"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(20), default="browser", server_default="browser")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -40,5 +45,18 @@ class SetupToken(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+
+class SoftphonePairingCode(Base):
+    """A one-time code an agent's console shows, traded by the softphone page for its
+    token. Short-lived; only its hash is stored; deleted when used."""
+
+    __tablename__ = "softphone_pairing_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]

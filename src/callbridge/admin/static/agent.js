@@ -1,5 +1,9 @@
 // The agent console (DESIGN §12.1): call cards from the agent's Server-Sent Events.
 // EventSource reconnects by itself and sends Last-Event-ID: nothing still relevant is missed.
+// The Open CTI softphone page runs in Salesforce's iframe, where the session cookie is not
+// sent: it signs in with a pairing code, keeps its token in this origin's localStorage and
+// reads the same stream with fetch() and an Authorization header (EventSource cannot send
+// one), resuming with Last-Event-ID itself.
 (function () {
   "use strict";
   var root = document.getElementById("agent-console");
@@ -9,6 +13,41 @@
   var status = document.getElementById("agent-status");
   var csrf = (JSON.parse(document.body.getAttribute("hx-headers") || "{}"))["X-CSRF-Token"];
   var TAB = "callbridge-crm"; // one named tab, reused for every record
+  var softphone = !!root.dataset.opencti;
+  var TOKEN_KEY = "callbridge.softphone";
+
+  // The softphone's token and who it signs in ({token, username, display_name, extension}),
+  // in this origin's localStorage. A browser that blocks third-party storage (cookies
+  // blocked for other sites, private windows) denies it inside Salesforce's iframe: the
+  // token is then kept in memory, until Salesforce's page is reloaded.
+  var memory = null;
+  function storage() {
+    try { var s = window.localStorage; s.getItem(TOKEN_KEY); return s; } catch (e) { return null; }
+  }
+  function stored() {
+    var s = storage();
+    if (!s) return memory;
+    try { return JSON.parse(s.getItem(TOKEN_KEY) || "null"); } catch (e) { return null; }
+  }
+  function keep(value) {
+    memory = value;
+    var s = storage();
+    if (!s) return;
+    if (value) s.setItem(TOKEN_KEY, JSON.stringify(value)); else s.removeItem(TOKEN_KEY);
+  }
+
+  // How a request proves who sends it: the softphone's token, or the page's CSRF token
+  // beside the session cookie.
+  function authHeaders(headers) {
+    headers = headers || {};
+    if (softphone) {
+      var saved = stored();
+      if (saved) headers.Authorization = "Bearer " + saved.token;
+    } else {
+      headers["X-CSRF-Token"] = csrf;
+    }
+    return headers;
+  }
 
   function el(tag, attrs, text) {
     var node = document.createElement(tag);
@@ -63,7 +102,7 @@
     if (action.form) { submitForm(action.form); return; }
     fetch("/api/v1/agent/calls/" + encodeURIComponent(data.call_id) + "/click", {
       method: "POST",
-      headers: { "X-CSRF-Token": csrf },
+      headers: authHeaders(),
     }).then(function (response) {
       return response.json().then(function (body) {
         result.textContent = response.ok && !body.error ? t.sent : t.sendFailed.replace("{error}", body.error || body.detail);
@@ -199,7 +238,7 @@
       event.preventDefault();
       fetch("/api/v1/agent/calls/" + encodeURIComponent(data.call_id) + "/notes", {
         method: "POST",
-        headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        headers: authHeaders({ "Content-Type": "application/json" }),
         body: JSON.stringify({ notes: area.value, wrapup: select ? select.value : "" }),
       }).then(function (response) {
         return response.json().then(function (body) {
@@ -240,18 +279,165 @@
     else if (data.url) openRecord(data.url, node);
   }
 
-  var source = new EventSource("/api/v1/agent/events");
-  source.addEventListener("pop", pop);
-  source.addEventListener("update", pop);
-  source.addEventListener("end", end);
-  // The session ended (expired or signed out): no reconnecting; sign in again.
-  source.addEventListener("signed_out", function () {
-    source.close();
+  var handlers = { pop: pop, update: pop, end: end };
+
+  function connected() { status.hidden = true; root.dataset.connected = "1"; }
+
+  if (!softphone) {
+    var source = new EventSource("/api/v1/agent/events");
+    Object.keys(handlers).forEach(function (name) { source.addEventListener(name, handlers[name]); });
+    // The session ended (expired or signed out): no reconnecting; sign in again.
+    source.addEventListener("signed_out", function () {
+      source.close();
+      delete root.dataset.connected;
+      status.textContent = t.signedOut;
+      status.hidden = false;
+      root.dataset.signedOut = "1";
+    });
+    source.addEventListener("open", connected);
+    source.addEventListener("error", function () { status.textContent = t.connection; status.hidden = false; });
+    return;
+  }
+
+  // ---- the softphone: pairing code → token → stream -------------------------------------
+  var signin = document.getElementById("softphone-signin");
+  var pairForm = document.getElementById("softphone-pair");
+  var pairError = document.getElementById("softphone-pair-error");
+  var who = document.getElementById("softphone-who");
+  var line = document.getElementById("agent-line");
+  var lastEventId = null;
+  var retryMs = 2000;
+  var reading = null; // the AbortController of the open stream
+
+  function askForCode(message) {
+    keep(null);
+    if (reading) reading.abort();
+    reading = null;
+    lastEventId = null;
     delete root.dataset.connected;
-    status.textContent = t.signedOut;
-    status.hidden = false;
+    status.hidden = true;
+    who.hidden = true;
+    line.hidden = true;
+    signin.hidden = false;
+    pairError.textContent = message || "";
+    pairError.hidden = !message;
     root.dataset.signedOut = "1";
+  }
+
+  function signedIn(saved) {
+    signin.hidden = true;
+    pairError.hidden = true;
+    delete root.dataset.signedOut;
+    document.getElementById("softphone-user").textContent = t.who.replace("{name}", saved.display_name || saved.username);
+    who.hidden = false;
+    document.getElementById("softphone-no-storage").hidden = !!storage();
+    line.textContent = saved.extension ? t.line.replace("{extension}", saved.extension) : t.noExtension;
+    line.className = saved.extension ? "" : "banner warning";
+    line.hidden = false;
+    stream();
+  }
+
+  // Server-Sent Events read from a fetch() body (the format EventSource parses).
+  function readEvents(body) {
+    var reader = body.getReader();
+    var decoder = new TextDecoder();
+    var buffer = "";
+    var fields = { data: [] };
+    var ended = false;
+    function field(text) {
+      if (text === "") {
+        if (fields.id !== undefined) lastEventId = fields.id;
+        if (fields.data.length) {
+          var name = fields.event || "message";
+          if (name === "signed_out") { ended = true; }
+          else if (handlers[name]) handlers[name]({ data: fields.data.join("\n") });
+        }
+        fields = { data: [] };
+        return;
+      }
+      if (text.charAt(0) === ":") {
+        if (text.indexOf(": connected") === 0) connected();
+        return;
+      }
+      var colon = text.indexOf(":");
+      var key = colon < 0 ? text : text.slice(0, colon);
+      var value = colon < 0 ? "" : text.slice(colon + 1);
+      if (value.charAt(0) === " ") value = value.slice(1);
+      if (key === "data") fields.data.push(value);
+      else if (key === "event") fields.event = value;
+      else if (key === "id") fields.id = value;
+      else if (key === "retry" && /^\d+$/.test(value)) retryMs = parseInt(value, 10);
+    }
+    function pump() {
+      if (ended) return Promise.resolve("signed_out");
+      return reader.read().then(function (chunk) {
+        if (chunk.done) return "closed";
+        buffer += decoder.decode(chunk.value, { stream: true });
+        var lines = buffer.split("\n");
+        buffer = lines.pop();
+        lines.forEach(function (text) { field(text.replace(/\r$/, "")); });
+        return pump();
+      });
+    }
+    return pump();
+  }
+
+  function stream() {
+    var saved = stored();
+    if (!saved) { askForCode(); return; }
+    var controller = new AbortController();
+    reading = controller;
+    var headers = { Authorization: "Bearer " + saved.token, Accept: "text/event-stream" };
+    if (lastEventId !== null) headers["Last-Event-ID"] = lastEventId;
+    fetch("/api/v1/agent/events", { headers: headers, cache: "no-store", signal: controller.signal })
+      .then(function (response) {
+        if (response.status === 401) return "signed_out";
+        if (!response.ok || !response.body) return "closed";
+        return readEvents(response.body);
+      })
+      .catch(function () { return "closed"; })
+      .then(function (outcome) {
+        if (reading !== controller) return; // signed out meanwhile, or a newer stream
+        if (outcome === "signed_out") { askForCode(t.tokenEnded); return; }
+        // A dropped connection: reconnect and resume after the last message received.
+        delete root.dataset.connected;
+        status.textContent = t.connection;
+        status.hidden = false;
+        window.setTimeout(function () { if (reading === controller) stream(); }, retryMs);
+      });
+  }
+
+  pairForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var code = pairForm.elements.code.value;
+    fetch("/api/v1/agent/softphone/token", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ code: code }),
+    }).then(function (response) {
+      return response.json().then(function (body) {
+        if (response.status === 201) {
+          keep(body);
+          pairForm.reset();
+          signedIn(body);
+          return;
+        }
+        var message = response.status === 422 ? t.codeRefused
+          : response.status === 429 ? t.codeThrottled
+          : t.codeFailed.replace("{error}", body.detail || response.status);
+        askForCode(message);
+      });
+    });
   });
-  source.addEventListener("open", function () { status.hidden = true; root.dataset.connected = "1"; });
-  source.addEventListener("error", function () { status.textContent = t.connection; status.hidden = false; });
+
+  document.getElementById("softphone-sign-out").addEventListener("click", function () {
+    var saved = stored();
+    askForCode(t.signedOutHere);
+    if (saved) {
+      fetch("/api/v1/agent/softphone/token", { method: "DELETE", headers: { Authorization: "Bearer " + saved.token } });
+    }
+  });
+
+  var saved = stored();
+  if (saved) signedIn(saved); else askForCode();
 })();
