@@ -8,13 +8,13 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, case, literal, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from callbridge.call_actions.engine import call_values
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
-from callbridge.calls.writes import read_session, write_session
+from callbridge.calls.writes import read_session, write_connection
 from callbridge.history.service import task_description
 from callbridge.kit.time import utcnow
 from callbridge.models import CallEvent, HistoryLink, HistoryRow
@@ -133,37 +133,48 @@ async def create_rows(runtime: Runtime, job: EventJob) -> int:
         return 0
     created = 0
     now = utcnow()
-    insert = pg_insert if runtime.database_kind == "postgresql" else sqlite_insert
-    async with write_session(runtime) as session:
-        for link in in_scope_links:
-            # The status as it is now, in the same transaction as the row.
-            status = await session.scalar(
-                select(HistoryLink.status).where(HistoryLink.id == link.id)
-            )
-            if status not in ("enabled", "paused"):
-                continue
-            statement = (
-                insert(HistoryRow)
-                .values(
-                    link_id=link.id,
-                    state="waiting" if status == "enabled" else "held",
-                    due_at=now,
-                    created_at=now,
-                    task_ids=[],
-                    retry_count=0,
-                    attempts=0,
-                    notes_dirty=False,
-                    **columns,
-                )
-                .on_conflict_do_nothing(index_elements=["link_id", "call_pk"])
-            )
-            result = await session.execute(statement)
+    values = {
+        "due_at": now,
+        "created_at": now,
+        "task_ids": [],
+        "retry_count": 0,
+        "attempts": 0,
+        "notes_dirty": False,
+        **columns,
+    }
+    statements = [_insert_row(runtime, link.id, values) for link in in_scope_links]
+    # One statement per link, the link's status read in it: the row is "waiting" or
+    # "held" by the status at this moment, and nothing is written for a link disabled
+    # since. The process's SQLite write lock (shared with the dispatcher's hot path) is
+    # held for these statements only.
+    async with write_connection(runtime) as connection:
+        for statement in statements:
+            result = await connection.execute(statement)
             created += int(getattr(result, "rowcount", 0) or 0)
     if created:
         worker = runtime.extras.get(WORKER_KEY)
         if worker is not None:
             worker.wake()
     return created
+
+
+def _insert_row(runtime: Runtime, link_id: int, values: dict[str, Any]) -> Any:
+    """``INSERT … SELECT … FROM history_link WHERE id = … AND status IN (enabled,
+    paused)``, doing nothing when the call already has its row for that link."""
+    table = HistoryRow.__table__
+    assert isinstance(table, Table)
+    names = ["link_id", "state", *values]
+    source = select(
+        literal(link_id, table.c.link_id.type),
+        case((HistoryLink.status == "enabled", "waiting"), else_="held"),
+        *(literal(value, table.c[name].type) for name, value in values.items()),
+    ).where(HistoryLink.id == link_id, HistoryLink.status.in_(("enabled", "paused")))
+    insert = pg_insert if runtime.database_kind == "postgresql" else sqlite_insert
+    return (
+        insert(table)
+        .from_select(names, source)
+        .on_conflict_do_nothing(index_elements=["link_id", "call_pk"])
+    )
 
 
 def with_history(processor: Processor) -> Processor:

@@ -31,7 +31,7 @@ from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls.dispatcher import new_worker_id
-from callbridge.calls.writes import read_session, write_session
+from callbridge.calls.writes import read_session, write_connection, write_session
 from callbridge.history import phones
 from callbridge.history.reasons import salesforce_error, stored_reason
 from callbridge.history.rows import WORKER_KEY
@@ -201,41 +201,51 @@ class HistoryWorker:
     async def claim(
         self, link: HistoryLink, limit: int, exclude: set[int] | None = None
     ) -> list[HistoryRow]:
+        """Lease up to ``limit`` due rows of the link. On SQLite the process's write lock
+        (which the dispatcher's hot path shares) is held for the lease's UPDATE only; the
+        candidates are read before it and the rows after it."""
         runtime = self.runtime
-        async with write_session(runtime) as session:
-            now = utcnow()
-            # Rows whose lease expired, and this worker's own (taken ahead for the next
-            # batch, whose lookups rode with the previous batch's writes).
-            free = or_(
-                HistoryRow.lease_expires_at.is_(None),
-                HistoryRow.lease_expires_at < now,
-                HistoryRow.lease_owner == self.owner,
-            )
-            due = or_(
-                and_(HistoryRow.state.in_(DUE_STATES), HistoryRow.due_at <= now),
-                and_(HistoryRow.state == "synced", HistoryRow.notes_dirty.is_(True)),
-            )
-            conditions = [HistoryRow.link_id == link.id, due, free]
-            if exclude:
-                conditions.append(HistoryRow.id.not_in(exclude))
-            candidates = (
-                select(HistoryRow.id)
-                .where(*conditions)
-                .order_by(HistoryRow.due_at, HistoryRow.id)
-                .limit(limit)
-            )
-            if runtime.database_kind == "postgresql":
-                candidates = candidates.with_for_update(skip_locked=True)
-            ids = list(await session.scalars(candidates))
+        now = utcnow()
+        # Rows whose lease expired, and this worker's own (taken ahead for the next
+        # batch, whose lookups rode with the previous batch's writes).
+        free = or_(
+            HistoryRow.lease_expires_at.is_(None),
+            HistoryRow.lease_expires_at < now,
+            HistoryRow.lease_owner == self.owner,
+        )
+        due = or_(
+            and_(HistoryRow.state.in_(DUE_STATES), HistoryRow.due_at <= now),
+            and_(HistoryRow.state == "synced", HistoryRow.notes_dirty.is_(True)),
+        )
+        conditions = [HistoryRow.link_id == link.id, due, free]
+        if exclude:
+            conditions.append(HistoryRow.id.not_in(exclude))
+        candidates = (
+            select(HistoryRow.id)
+            .where(*conditions)
+            .order_by(HistoryRow.due_at, HistoryRow.id)
+            .limit(limit)
+        )
+        lease = update(HistoryRow).values(lease_owner=self.owner, lease_expires_at=now + self.lease)
+        if runtime.database_kind == "postgresql":
+            async with write_session(runtime) as session:
+                ids = list(await session.scalars(candidates.with_for_update(skip_locked=True)))
+                if not ids:
+                    return []
+                await session.execute(
+                    lease.where(HistoryRow.id.in_(ids), free).execution_options(
+                        synchronize_session=False
+                    )
+                )
+        else:
+            async with read_session(runtime) as session:
+                ids = list(await session.scalars(candidates))
             if not ids:
                 return []
-            await session.execute(
-                update(HistoryRow)
-                .where(HistoryRow.id.in_(ids), free)
-                .values(lease_owner=self.owner, lease_expires_at=now + self.lease)
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
+            async with write_connection(runtime) as connection:
+                # Still due and free: another process may have taken some meanwhile.
+                await connection.execute(lease.where(HistoryRow.id.in_(ids), due, free))
+        async with read_session(runtime) as session:
             rows = list(
                 await session.scalars(
                     select(HistoryRow)
