@@ -16,7 +16,7 @@ from callbridge.models import CallAction, OAuthAccount, OpsRollup, OpsRollupHour
 from callbridge.models.call import Call, Execution
 from callbridge.monitoring import rollup
 from callbridge.monitoring.dashboard import percentile
-from tests.helpers import make_user, sign_in
+from tests.helpers import bearer, make_token, make_user, sign_in
 
 
 async def seed_activity(sessionmaker: Any) -> int:
@@ -183,3 +183,85 @@ async def test_the_call_cards_count_the_last_24_hours(
     assert card(english, "Calls with errors (24 hours)") == "1"
     assert card(japanese, "過去24時間の通話") == "3"
     assert card(japanese, "エラーのあった通話 (24時間)") == "1"
+
+
+async def test_screen_pop_requests_are_charted_and_searched(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """A screen pop's server accesses are executions of source ``screen_pop``: folded into
+    their own kind (key: the profile), charted, and found by the execution search."""
+    from callbridge.models import ScreenPopProfile
+
+    now = utcnow()
+    async with app.state.runtime.sessionmaker() as session:
+        profile = ScreenPopProfile(name="他社CRM", anonymous_label="非通知")
+        call = Call(call_id="pop-1", direction="inbound")
+        call.started_at = now - timedelta(minutes=60)
+        session.add_all([profile, call])
+        await session.flush()
+        for i in range(3):
+            session.add(
+                Execution(
+                    call_pk=call.id,
+                    source="screen_pop",
+                    rule_id=profile.id,
+                    label="他社CRM: search",
+                    event="incoming",
+                    request={"method": "GET", "url": "https://crm.example.com/find?tel=0312"},
+                    response={"status": 500 if i == 0 else 200},
+                    error={"kind": "http_status", "message": "500"} if i == 0 else None,
+                    duration_ms=120.0,
+                    at=now - timedelta(minutes=58),
+                )
+            )
+        await session.commit()
+        profile_id = profile.id
+    await make_user(app)
+    await sign_in(client)
+    page = await client.get("/")
+    assert page.status_code == 200
+    async with app.state.runtime.sessionmaker() as session:
+        folded = (
+            await session.execute(
+                select(OpsRollup.key, func.sum(OpsRollup.count), func.sum(OpsRollup.errors))
+                .where(OpsRollup.kind == "screen_pop")
+                .group_by(OpsRollup.key)
+            )
+        ).all()
+    assert [tuple(row) for row in folded] == [(str(profile_id), 3, 1)]
+    block = re.search(r'id="chart-screen_pops">.*?</section>', page.text, re.S)
+    assert block is not None
+    assert "Screen-pop requests per minute and time (ms, p99)" in block.group(0)
+    link = re.search(r'href="(/executions\?rule=screen_pop&amp;from=[0-9-]+)"', block.group(0))
+    assert link is not None
+    listed = await client.get(link.group(1).replace("&amp;", "&"))
+    assert listed.status_code == 200
+    assert "3 requests found." in listed.text and "他社CRM: search" in listed.text
+    assert '<option value="screen_pop" selected>Every screen-pop profile</option>' in listed.text
+    assert f'<option value="screen_pop:{profile_id}">Screen pop · 他社CRM</option>' in listed.text
+    one = await client.get(
+        "/executions", params={"rule": f"screen_pop:{profile_id}", "error_kind": "any"}
+    )
+    assert "1 requests found." in one.text
+    japanese = await client.get(
+        "/executions", params={"rule": "screen_pop"}, headers={"Accept-Language": "ja"}
+    )
+    assert '<option value="screen_pop" selected>すべての画面ポップアップ設定</option>' in (
+        japanese.text
+    )
+    assert f'<option value="screen_pop:{profile_id}">画面ポップアップ · 他社CRM</option>' in (
+        japanese.text
+    )
+    assert "コールアクション、IVR、画面ポップアップが通話のために送ったすべてのリクエスト" in (
+        japanese.text
+    )
+    home = await client.get("/", headers={"Accept-Language": "ja"})
+    assert "1 分あたりの画面ポップアップのリクエスト数と所要時間（ミリ秒、p99）" in home.text
+    # The API's filter: source screen_pop (and the profile's id as rule_id).
+    token = bearer(await make_token(app))
+    found = await client.get(
+        "/api/v1/executions", params={"source": "screen_pop", "rule_id": profile_id}, headers=token
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["total"] == 3
+    assert {item["source"] for item in found.json()["items"]} == {"screen_pop"}

@@ -70,6 +70,7 @@ def test_every_chart_is_drawn_in_chromium(settings: Settings, browser: Any) -> N
                 "rule_errors",
                 "ivr",
                 "ivr_outcomes",
+                "screen_pops",
                 "api_usage",
                 "history",
             }

@@ -14,7 +14,8 @@ LATENCY_BOUNDS_MS = (50, 100, 200, 300, 500, 750, 1000, 2000, 3000, 5000, 10000)
 
 class _Totals:
     """The totals of one period of one kind: ``call`` (key: the direction),
-    ``call_action`` (key: the rule's id), ``ivr`` (key: the IVR's id) or ``ivr_outcome``
+    ``call_action`` (key: the rule's id), ``ivr`` (key: the IVR's id), ``screen_pop`` (the
+    server accesses of screen pops; key: the profile's id) or ``ivr_outcome``
     (IVR answers; key: the outcome, ``matched``, ``no_match``…)."""
 
     kind: Mapped[str] = mapped_column(String(20), primary_key=True)

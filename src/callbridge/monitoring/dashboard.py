@@ -134,6 +134,7 @@ async def build_charts(
     totals = await read_totals(session, start, slot)
     crm = {i: v for (kind, i), v in totals.slots.items() if kind == "call_action"}
     ivr = {i: v for (kind, i), v in totals.slots.items() if kind == "ivr"}
+    pops = {i: v for (kind, i), v in totals.slots.items() if kind == "screen_pop"}
     answers = sorted(
         ((key, values) for (kind, key), values in totals.keys.items() if kind == "ivr_outcome"),
         key=lambda item: (-item[1][0], item[0]),
@@ -270,6 +271,23 @@ async def build_charts(
             _executions_link(tz, start, rule="ivr"),
             _("Executions"),
             "" if answers else _("No IVR answered in this period."),
+        ),
+        Chart(
+            "screen_pops",
+            _("Screen-pop requests per minute and time (ms, p99)"),
+            line_chart(
+                "screen_pops",
+                _("Screen-pop requests per minute and time (ms, p99)"),
+                labels,
+                [
+                    Series(_("Requests"), rate(pops, 0)),
+                    Series(_("Errors"), rate(pops, 1)),
+                    Series("p99", latency(pops, 0.99)),
+                ],
+            ),
+            _executions_link(tz, start, rule="screen_pop"),
+            _("Executions"),
+            "" if pops else _("No screen-pop request in this period."),
         ),
         Chart(
             "api_usage",

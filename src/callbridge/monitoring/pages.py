@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.admin.rendering import add_template_dir, gettext_for, render
+from callbridge.agent_desktop import service as screen_pop_service
 from callbridge.auth.deps import AdminUser
 from callbridge.call_actions import repository as call_action_repository
 from callbridge.call_actions.service import rule_label
@@ -64,16 +65,20 @@ def _pages(total: int) -> int:
 
 
 async def rule_choices(session: AsyncSession, _: Callable[[str], str]) -> list[tuple[str, str]]:
-    """The execution search's "rule" list: every call-action rule, then every IVR."""
+    """The execution search's "rule" list: every call-action rule, every IVR, then every
+    screen-pop profile (its accesses sent by callbridge)."""
     choices = [
         ("", _("Any")),
         ("call_action", _("Every call-action rule")),
         ("ivr", _("Every IVR")),
+        ("screen_pop", _("Every screen-pop profile")),
     ]
     for rule in await call_action_repository.all_rules(session):
         choices.append((f"call_action:{rule.id}", f"{rule.event} · {rule_label(rule)}"))
     for ivr in await ivr_repository.all_ivrs(session):
         choices.append((f"ivr:{ivr.id}", f"IVR · {ivr.key}"))
+    for profile in await screen_pop_service.list_profiles(session):
+        choices.append((f"screen_pop:{profile.id}", f"{_('Screen pop')} · {profile.name}"))
     return choices
 
 
@@ -85,10 +90,10 @@ async def executions_page(request: Request, session: SessionDep, user: AdminUser
     errors: dict[str, str] = {}
     values: dict[str, Any] = _dates(form, get_runtime(request).settings.timezone, errors, _)
     source, _sep, rule_id = form["rule"].partition(":")
-    if form["rule"] in ("call_action", "ivr"):
+    if form["rule"] in rollup.SOURCES:
         values.update(source=form["rule"])
     elif form["rule"]:
-        if source in ("call_action", "ivr") and rule_id.isdigit():
+        if source in rollup.SOURCES and rule_id.isdigit():
             values.update(source=source, rule_id=int(rule_id))
         else:
             errors["rule"] = _("Choose a rule from the list.")

@@ -47,6 +47,9 @@ KEEP_MINUTES = FIRST_DAYS * 1440
 KEEP_HOURS = 35 * 24
 STATE = "dashboard"
 HISTOGRAM = [f"h{i}" for i in range(len(LATENCY_BOUNDS_MS) + 1)]
+# The executions folded, by source: a kind of the rollup each (its key: the rule's, the
+# IVR's or the screen-pop profile's id).
+SOURCES = ("call_action", "ivr", "screen_pop")
 
 
 def now_minute() -> int:
@@ -98,7 +101,8 @@ def _execution_totals(
 
 
 def _executions(dialect: str, start: int, end: int) -> Any:
-    """Requests by kind (``call_action`` / ``ivr``) and rule (or IVR)."""
+    """Requests by kind (``call_action`` / ``ivr`` / ``screen_pop``, the source of the
+    execution) and rule (or IVR, or screen-pop profile)."""
     return _execution_totals(
         dialect,
         start,
@@ -106,7 +110,7 @@ def _executions(dialect: str, start: int, end: int) -> Any:
         Execution.source,
         func.coalesce(cast(Execution.rule_id, String(100)), ""),
         (Execution.source, Execution.rule_id),
-        Execution.source.in_(("call_action", "ivr")),
+        Execution.source.in_(SOURCES),
     )
 
 

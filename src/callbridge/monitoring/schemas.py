@@ -17,10 +17,13 @@ STATUS_RE = re.compile(r"^(?:[1-5]\d\d|[1-5]xx|none)$")
 class ExecutionFilters(BaseModel):
     """Every filter optional; all given ones must hold."""
 
-    source: Literal["call_action", "ivr"] | None = Field(
-        default=None, description="call_action (a rule) or ivr"
+    source: Literal["call_action", "ivr", "screen_pop"] | None = Field(
+        default=None,
+        description="call_action (a rule), ivr or screen_pop (a screen-pop profile's accesses)",
     )
-    rule_id: int | None = Field(default=None, description="The rule's (or the IVR's) id")
+    rule_id: int | None = Field(
+        default=None, description="The rule's (or the IVR's, or the screen-pop profile's) id"
+    )
     status: str | None = Field(
         default=None, description='A status code ("404"), a class ("5xx") or "none" (no answer)'
     )
