@@ -69,6 +69,23 @@ def seed(client: TestClient, admin: dict[str, str], pbx: dict[str, str]) -> dict
         "/api/v1/users", {"username": "agent", "password": "correct horse", "role": "agent"}
     )
     token = post("/api/v1/tokens", {"name": "other", "scope": "pbx"})
+    profile = post(
+        "/api/v1/screen-pops",
+        {
+            "name": "seed",
+            "lookup": {
+                "kind": "custom",
+                "accesses": {
+                    "search": {
+                        "method": "server_get",
+                        "url": f"{CLOSED}/search?tel={{TEL}}",
+                        "response_format": "NAME = $.name",
+                    },
+                    "incoming": {"method": "browser_get", "url": f"{CLOSED}/?q={{TEL}}"},
+                },
+            },
+        },
+    )
     post("/api/v1/call-events", {"event": "incoming", "call_id": "seed-call"}, pbx)
     return {
         "account_id": account["id"],
@@ -82,4 +99,5 @@ def seed(client: TestClient, admin: dict[str, str], pbx: dict[str, str]) -> dict
         "call_id": "seed-call",
         "execution_id": 1,
         "link_id": 1,
+        "profile_id": profile["id"],
     }

@@ -87,6 +87,7 @@ def _concrete(path: str, seeds: dict[str, Any]) -> str:
         "call_id": seeds["call_id"],
         "execution_id": seeds["execution_id"],
         "link_id": seeds["link_id"],
+        "profile_id": seeds["profile_id"],
     }
     item = seeds["step_id"] if "/steps/" in path else seeds["response_id"]
     return path.format(item_id=item, **values)
