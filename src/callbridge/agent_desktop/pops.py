@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import and_, func, or_, select, text
 from sqlalchemy.engine import make_url
 
 from callbridge.agent_desktop import custom
@@ -124,16 +124,27 @@ def is_anonymous(tel: str | None) -> bool:
     return not tel or not any(ch.isdigit() for ch in tel)
 
 
-async def _agent(runtime: Runtime, payload: dict[str, Any]) -> User | None:
+async def _recipient(
+    runtime: Runtime, payload: dict[str, Any], tel: str | None
+) -> tuple[User | None, bool]:
+    """The active agent the event names (its ``extension``, or else its ``agent_id``), and
+    whether the call is internal (the PBX says so, or the caller is a user's extension):
+    one read."""
     extension = payload.get("extension")
     agent_id = payload.get("agent_id")
+    internal = payload.get("direction") == "internal"
     if not extension and not agent_id:
-        return None
+        return None, internal
+    column = User.extension if extension else User.agent_id
+    key = extension or agent_id
+    wanted = and_(column == key, User.is_active)
+    if tel and not internal:
+        wanted = or_(wanted, User.extension == tel)
     async with read_session(runtime) as session:
-        column = User.extension if extension else User.agent_id
-        return await session.scalar(
-            select(User).where(column == (extension or agent_id), User.is_active).limit(1)
-        )
+        users = list(await session.scalars(select(User).where(wanted).order_by(User.id)))
+    attribute = "extension" if extension else "agent_id"
+    agent = next((u for u in users if u.is_active and getattr(u, attribute) == key), None)
+    return agent, internal or any(u.extension == tel for u in users if tel)
 
 
 async def _profile(runtime: Runtime, called: str | None) -> ScreenPopProfile | None:
@@ -145,17 +156,6 @@ async def _profile(runtime: Runtime, called: str | None) -> ScreenPopProfile | N
             if not profile.phone_numbers or (called and called in profile.phone_numbers):
                 return profile
     return None
-
-
-async def _internal(runtime: Runtime, tel: str | None, payload: dict[str, Any]) -> bool:
-    """A call from another extension: the PBX says so, or the caller is a user's extension."""
-    if payload.get("direction") == "internal":
-        return True
-    if not tel:
-        return False
-    async with read_session(runtime) as session:
-        found = await session.scalar(select(User.id).where(User.extension == tel).limit(1))
-    return found is not None
 
 
 def base_pop(
@@ -583,17 +583,15 @@ async def pop_for_event(job: EventJob) -> int | None:
     if utcnow() - job.occurred_at > STALE_AFTER:
         return None
     runtime = job.runtime
-    user = await _agent(runtime, job.payload)
+    called = job.payload.get("called") or job.call.called
+    raw_tel = job.payload.get("tel") or job.call.tel
+    # Two independent reads, side by side: they come before the lookup, so before the card.
+    (user, from_extension), profile = await asyncio.gather(
+        _recipient(runtime, job.payload, raw_tel), _profile(runtime, called)
+    )
     if user is None:
         return None
-    called = job.payload.get("called") or job.call.called
-    profile = await _profile(runtime, called)
-    raw_tel = job.payload.get("tel") or job.call.tel
-    internal = (
-        profile is not None
-        and profile.skip_internal
-        and await _internal(runtime, raw_tel, job.payload)
-    )
+    internal = profile is not None and profile.skip_internal and from_extension
     tel = (
         strip_prefix(raw_tel, list(profile.strip_prefixes))
         if raw_tel and profile is not None
