@@ -23,14 +23,14 @@ __all__ = ["Live", "connected", "crm", "live", "live_settings", "sandbox"]
 
 
 async def make_agent(
-    live: Live, settings: Settings, username: str, extension: str
+    live: Live, settings: Settings, username: str, extension: str, language: str | None = None
 ) -> dict[str, str]:
-    """An agent with that extension, signed in: the Cookie header of their session."""
-    created = await live.api(
-        "POST",
-        "/api/v1/users",
-        json={"username": username, "password": "long enough", "extension": extension},
-    )
+    """An agent with that extension (and UI language), signed in: the Cookie header of
+    their session."""
+    body = {"username": username, "password": "long enough", "extension": extension}
+    if language is not None:
+        body["language"] = language
+    created = await live.api("POST", "/api/v1/users", json=body)
     assert created.status_code == 201, created.text
     raw = await signed_in(settings, created.json()["id"])
     return {"Cookie": f"{SESSION_COOKIE}={raw}"}

@@ -231,3 +231,33 @@ async def test_a_crm_answering_garbage_or_too_late_still_gives_a_card(
         assert data["lookup_error"] == "search: no complete answer within 0.3 s"
     # The card still opens the incoming access.
     assert data["url"] == "https://www.google.com/search?q=0312345678"
+
+
+async def test_the_lookup_error_is_in_each_agents_language(
+    live: Live, live_settings: Settings, crm: Crm
+) -> None:
+    """The card's lookup error is a catalogue message, rendered by the stream in the
+    reading agent's language (their setting); the CRM's own words stay verbatim."""
+    lookup = custom_lookup(crm)
+    lookup["accesses"]["search"]["url"] = f"{crm.base_url}/garbage?tel={{TEL}}"
+    await make_custom_profile(live, lookup)
+    sato = await make_agent(live, live_settings, "sato", "201", language="ja")
+    kato = await make_agent(live, live_settings, "kato", "202", language="en")
+    async with console(live.base_url, sato) as ja, console(live.base_url, kato) as en:
+        await ring(live, "x-1", "0312345678", "201")
+        await ring(live, "x-2", "0312345678", "202")
+        japanese, english = await ja.next(), await en.next()
+    assert japanese.data["lookup_error"] == (
+        "検索アクセス: レスポンスが JSON ではないため JSONPath を実行できません: "
+        "Expecting value: line 1 column 1 (char 0)"
+    )
+    assert english.data["lookup_error"] == (
+        "search: The response is not JSON, so JSONPath cannot run: "
+        "Expecting value: line 1 column 1 (char 0)"
+    )
+    # The stored message is the stream's business: the SSE data has the text only.
+    assert "lookup_error_msg" not in japanese.data
+    # A reconnecting console gets the stored card again, in its language.
+    async with console(live.base_url, sato, last_event_id=japanese.id - 1) as again:
+        resent = await again.next()
+    assert resent.id == japanese.id and resent.data["lookup_error"] == japanese.data["lookup_error"]

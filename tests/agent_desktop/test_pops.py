@@ -84,13 +84,18 @@ async def test_several_matches_are_choices_without_a_url(
 async def test_a_failing_crm_still_gives_a_card(connected: Live, live_settings: Settings) -> None:
     live = connected
     await make_profile(live)
-    sato = await make_agent(live, live_settings, "sato", "201")
+    sato = await make_agent(live, live_settings, "sato", "201", language="ja")
     live.sandbox.knobs.fail_next(1, "server_error", path_contains="/search")
     async with console(live.base_url, sato) as stream:
         await ring(live, "c-1", "03-1234-5678", "201")
         pop = await stream.next()
     assert pop.data["tel"] == "03-1234-5678" and pop.data["matches"] == []
-    assert pop.data["lookup_error"]
+    # In the agent's language (their setting), Salesforce's own words verbatim.
+    # (the sandbox's ErrorId differs from run to run).
+    assert pop.data["lookup_error"].startswith(
+        "Salesforce のエラー: UNKNOWN_EXCEPTION: An unexpected error occurred. "
+        "Please include this ErrorId if you contact support: "
+    )
     assert pop.data["url"] is None
 
 

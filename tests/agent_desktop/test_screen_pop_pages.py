@@ -535,3 +535,16 @@ async def test_the_test_panel_shows_the_requests_and_the_pop(
     assert "The lookup failed; the card still appears and says so:" in failed.text
     assert '<dd id="pop-tel">0312345678</dd>' in failed.text
     assert "Search access · HTTP GET (sent by callbridge, 内部処理)" in failed.text
+    # The card's error in the admin's language, the CRM's words verbatim in a <code>.
+    assert (
+        '<span class="pop-error">search: The response is not JSON, so JSONPath cannot run: '
+        "<code>Expecting value: line 1 column 1 (char 0)</code></span>" in failed.text
+    )
+    client.cookies.set("cb_lang", "ja")
+    failed = await client.post(
+        f"/screen-pops/{profile_id}/test", data={"csrf_token": token, "tel": "0312345678"}
+    )
+    assert (
+        '<span class="pop-error">検索アクセス: レスポンスが JSON ではないため JSONPath を実行できません: '
+        "<code>Expecting value: line 1 column 1 (char 0)</code></span>" in failed.text
+    )

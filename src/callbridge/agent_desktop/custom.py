@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from callbridge.agent_desktop.schemas import BrowserForm
-from callbridge.messages import Message, define
+from callbridge.messages import Message, define, stored
 from callbridge.outbound import (
     NO_AUTH,
     Auth,
@@ -70,6 +70,13 @@ SECRET_MASK = "********"
 
 define(
     {
+        # A custom lookup's access failed (the card's ``lookup_error``; see lookup.py).
+        "pop_lookup_access.auth": "auth: {reason}",
+        "pop_lookup_access.search": "search: {reason}",
+        "pop_lookup_access.incoming": "incoming: {reason}",
+        "pop_lookup_access.answer": "answer: {reason}",
+        "pop_lookup_access.disconnect": "disconnect: {reason}",
+        "pop_lookup_access.click": "click: {reason}",
         "choose_account.screen_pop": "Choose the OAuth account of this lookup.",
         "instance_url_without_oauth.screen_pop": (
             "{variable} is the instance URL of the lookup's OAuth account: choose the OAuth "
@@ -340,6 +347,23 @@ class AccessRun:
     def reason(self) -> str:
         return str((self.error or {}).get("message") or "")
 
+    @property
+    def reason_msg(self) -> Message:
+        """Why it failed as a catalogue message (the CRM's own words verbatim)."""
+        data = (self.error or {}).get("msg")
+        if isinstance(data, dict):
+            try:
+                return Message.from_json(data)
+            except (KeyError, ValueError, TypeError):
+                pass
+        return Message("text", text=self.reason)
+
+    def failure(self) -> Message | None:
+        """The card's ``lookup_error`` for this run: the access, then why."""
+        if self.error is None:
+            return None
+        return Message(f"pop_lookup_access.{self.access}", reason=self.reason_msg)
+
 
 async def environment(runtime: Runtime, compiled: CompiledCustom) -> Environment:
     """{SVADDR}, the OAuth account's instance URL ({OAUTH_INSTANCE_URL}, {SFAPI}) and the
@@ -374,7 +398,7 @@ def expand(
     try:
         expanded = expand_request(access.request, Expansion(values, env.system_urls, env.tz))
     except TemplateExpansionError as exc:
-        run.error = {"kind": "template", "message": exc.msg.text}
+        run.error = {"kind": "template", **stored(exc.msg)}
         return None, run
     if access.method == "browser_get":
         run.url = expanded.url
@@ -427,7 +451,7 @@ async def send(
                 result.text, timeout=PATTERN_TIMEOUT, json_body=_is_json(result)
             )
         except ExtractionError as exc:
-            run.error = {"kind": "pattern", "message": exc.msg.text}
+            run.error = {"kind": "pattern", **stored(exc.msg)}
         else:
             if found.matched:
                 run.extracted = {k: v for k, v in found.named.items() if k in access.names}

@@ -11,9 +11,27 @@ from urllib.parse import quote
 from callbridge.agent_desktop.schemas import Match
 from callbridge.history import phones
 from callbridge.history.salesforce import error_message, search_url
+from callbridge.messages import Message, define
 from callbridge.outbound import OAuthAuth, OutboundRequest, RetryPolicy, get_outbound
 from callbridge.runtime import Runtime
 from callbridge.templating.escaping import sosl_term_wrapped
+
+# Why a pop's lookup failed (the card's ``lookup_error``): catalogue messages, shown in
+# the reading agent's language; what the CRM itself said is a verbatim parameter. The
+# English texts are the ones the SSE field carried before it had ids.
+define(
+    {
+        "pop_lookup_not_connected": "OAuth account {id} is not connected",
+        "pop_lookup_salesforce": "{salesforce}",
+        "pop_lookup_status": "HTTP {status}",
+        "pop_lookup_unreadable": (
+            "Salesforce's answer could not be read: it began with {salesforce}"
+        ),
+        "pop_lookup_invalid": "the lookup is invalid and was not run: {reason}",
+        "pop_lookup_secrets": "the lookup's secrets cannot be read: {detail}",
+        "pop_lookup_crashed": "the lookup stopped on an internal error: {detail}",
+    }
+)
 
 
 @dataclass
@@ -21,7 +39,7 @@ class Found:
     matches: list[Match] = field(default_factory=list)
     url: str | None = None
     new_record_url: str | None = None
-    error: str | None = None
+    error: Message | None = None
 
 
 def record_url(base: str, sobject: str, record_id: str) -> str:
@@ -69,7 +87,7 @@ async def salesforce_lookup(runtime: Runtime, lookup: dict[str, Any], tel: str) 
     account_id = int(lookup["oauth_account_id"])
     base = await outbound.instance_url(account_id)
     if not base:
-        return Found(error=f"OAuth account {account_id} is not connected")
+        return Found(error=Message("pop_lookup_not_connected", id=account_id))
     found = Found(new_record_url=new_record_url(base, objects[0]["api_name"], tel))
     forms = phones.search_forms(tel, runtime.settings.history_phone_region)
     if not forms:
@@ -88,18 +106,27 @@ async def salesforce_lookup(runtime: Runtime, lookup: dict[str, Any], tel: str) 
         )
     )
     if result.error is not None and result.status is None:
-        found.error = result.error.message
+        found.error = (
+            result.error.said
+            if isinstance(result.error.said, Message)
+            else Message("pop_lookup_salesforce", salesforce=result.error.said)
+        )
         return found
     try:
         body = json.loads(result.text)
     except ValueError:
         body = None
     if result.status is not None and result.status >= 400:
-        found.error = error_message(body) or f"HTTP {result.status}"
+        text = error_message(body)
+        found.error = (
+            Message("pop_lookup_salesforce", salesforce=text)
+            if text
+            else Message("pop_lookup_status", status=result.status)
+        )
         return found
     records = body.get("searchRecords") if isinstance(body, dict) else None
     if not isinstance(records, list):
-        found.error = f"Salesforce's answer could not be read: it began with {result.text[:80]!r}"
+        found.error = Message("pop_lookup_unreadable", salesforce=repr(result.text[:80]))
         return found
     found.matches = choose(base, objects, [r for r in records if isinstance(r, dict)])
     if len(found.matches) == 1:

@@ -39,6 +39,7 @@ from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
 from callbridge.calls.repository import CallInfo, call_info, variables_of
 from callbridge.calls.writes import read_session, write_session
 from callbridge.kit.time import utcnow
+from callbridge.messages import Message, define, joined, stored
 from callbridge.models import AgentPop, Call, CallEvent, ScreenPopProfile, User
 from callbridge.requests import RequestInvalid
 from callbridge.requests.execute import unsent_record
@@ -53,6 +54,8 @@ TASKS_KEY = "agent_pop_tasks"
 # Executions of a custom lookup's server accesses are recorded with this source.
 SOURCE = "screen_pop"
 POP_EVENTS = ("incoming", "answer", "disconnect")
+
+define({"pop_lookup_field": "{field}: {reason}"})
 # An event older than this (a PBX catching up) pops nobody: the call is long over.
 STALE_AFTER = timedelta(minutes=10)
 
@@ -195,11 +198,11 @@ async def salesforce_card(runtime: Runtime, profile: ScreenPopProfile, data: Pop
         found = await salesforce_lookup(runtime, lookup, data.tel)
     except Exception as exc:  # the card still appears, saying the lookup failed
         logger.exception("screen-pop lookup failed")
-        found = Found(error=f"{type(exc).__name__}: {exc}")
+        found = Found(error=crashed(exc))
     data.matches = found.matches
     data.url = found.url
     data.new_record_url = found.new_record_url
-    data.lookup_error = found.error
+    data.failed(found.error)
     return data
 
 
@@ -249,18 +252,27 @@ class CustomContext:
     values: dict[str, str]
     # Values of the auth answer (session ids): masked where a run is recorded.
     hidden: list[str] = field(default_factory=list)
-    auth_error: str | None = None
+    auth_error: Message | None = None
 
 
 def _secrets(runtime: Runtime, profile: ScreenPopProfile) -> dict[str, str | None]:
     try:
         return decrypted_secrets(profile, runtime.secrets)
     except Exception as exc:  # a key change without the old key
-        raise LookupFailed(f"the lookup's secrets cannot be read: {exc}") from None
+        raise LookupFailed(Message("pop_lookup_secrets", detail=str(exc))) from None
+
+
+def crashed(exc: Exception) -> Message:
+    """An unexpected error of a lookup, as the card says it."""
+    return Message("pop_lookup_crashed", detail=f"{type(exc).__name__}: {exc}")
 
 
 class LookupFailed(Exception):
     """The custom lookup cannot run (it no longer compiles, its secrets are unreadable)."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.text)
+        self.msg = message
 
 
 async def custom_context(
@@ -276,7 +288,12 @@ async def custom_context(
     try:
         compiled = custom.compiled_for_run(runtime, profile, _secrets(runtime, profile))
     except RequestInvalid as exc:
-        raise LookupFailed(f"the lookup is invalid and was not run: {exc}") from None
+        reasons = [
+            Message("pop_lookup_field", field=finding.field, reason=finding.said)
+            for finding in exc.findings
+        ]
+        reason = joined(*reasons) if reasons else Message("text", text=str(exc))
+        raise LookupFailed(Message("pop_lookup_invalid", reason=reason)) from None
     env = await custom.environment(runtime, compiled)
     context = CustomContext(profile, compiled, env, values)
     auth = compiled.access("auth")
@@ -294,7 +311,7 @@ async def custom_context(
         if recorder is not None:
             await recorder(run, context.hidden)
         if run.failed:
-            context.auth_error = f"auth: {run.reason}"
+            context.auth_error = run.failure()
     values.update(session_values)
     return context
 
@@ -366,7 +383,7 @@ async def search(
         return None
     run = await run_access(runtime, context, access, recorder)
     if run.failed:
-        data.lookup_error = f"search: {run.reason}"
+        data.failed(run.failure())
         return run
     context.values.update(run.extracted)
     data.company = run.extracted.get("COMPANY")
@@ -375,11 +392,11 @@ async def search(
     return run
 
 
-def opened(data: PopData | dict[str, Any], run: custom.AccessRun) -> str | None:
+def opened(data: PopData | dict[str, Any], run: custom.AccessRun) -> Message | None:
     """Put a browser access's page on the message (``url``, or the ``form`` to submit);
     the error when it could not be expanded."""
     if run.failed:
-        return f"{run.access}: {run.reason}"
+        return run.failure()
     form = run.form.model_dump(mode="json") if run.form is not None else None
     if isinstance(data, dict):
         data["url"], data["form"] = run.url, form
@@ -411,9 +428,9 @@ async def _custom_card(
     try:
         context = await custom_context(runtime, profile, values, record)
     except LookupFailed as exc:
-        data.lookup_error = str(exc)
+        data.failed(exc.msg)
         return data, None
-    data.lookup_error = context.auth_error
+    data.failed(context.auth_error)
     await search(runtime, context, data, record)
     data.click = click_action(context)
     access = context.compiled.access(job.event)
@@ -421,7 +438,9 @@ async def _custom_card(
         return data, None
     if access.in_browser:
         _expanded, run = custom.expand(access, context.values, context.env)
-        data.lookup_error = opened(data, run) or data.lookup_error
+        failure = opened(data, run)
+        if failure is not None:
+            data.failed(failure)
         return data, None
     return data, Later(context, access, record, _delay(profile, job.event))
 
@@ -474,7 +493,7 @@ async def _looked_up(
             return await _custom_card(job, profile, user, tel, data)
         except Exception as exc:  # the card still appears, saying the lookup failed
             logger.exception("screen-pop lookup failed")
-            data.lookup_error = f"{type(exc).__name__}: {exc}"
+            data.failed(crashed(exc))
             return data, None
     data = base_pop(profile, job.call, job.payload, job.event, tel)
     return await salesforce_card(job.runtime, profile, data), None
@@ -488,19 +507,19 @@ async def _card(job: EventJob, profile: ScreenPopProfile, user: User, tel: str |
     lookup = profile.lookup
     if not lookup:
         data = base_pop(profile, job.call, job.payload, job.event, tel)
-        return await publish(runtime, user.id, job.call_pk, "pop", data.model_dump(mode="json"))
+        return await publish(runtime, user.id, job.call_pk, "pop", data.stored())
     task = asyncio.create_task(_looked_up(job, profile, user, tel))
     wait = float(lookup.get("card_wait_seconds", CARD_WAIT_SECONDS))
     done, _pending = await asyncio.wait({task}, timeout=wait)
     if task in done:
         data, later = task.result()
-        pop_id = await publish(runtime, user.id, job.call_pk, "pop", data.model_dump(mode="json"))
+        pop_id = await publish(runtime, user.id, job.call_pk, "pop", data.stored())
     else:
         first = base_pop(profile, job.call, job.payload, job.event, tel)
         first.lookup_pending = True
-        pop_id = await publish(runtime, user.id, job.call_pk, "pop", first.model_dump(mode="json"))
+        pop_id = await publish(runtime, user.id, job.call_pk, "pop", first.stored())
         data, later = await task
-        await publish(runtime, user.id, job.call_pk, "update", data.model_dump(mode="json"))
+        await publish(runtime, user.id, job.call_pk, "update", data.stored())
     if later is not None:
         await later.run(runtime)
     return pop_id
@@ -564,12 +583,13 @@ async def _follow_up(
         return None
     if access.in_browser:
         _expanded, run = custom.expand(access, context.values, context.env)
-        message = card or base_pop(profile, job.call, job.payload, job.event, tel).model_dump(
-            mode="json"
-        )
+        message = card or base_pop(profile, job.call, job.payload, job.event, tel).stored()
         message.update(event=job.event, lookup_pending=False)
         message["open_delay_seconds"] = _delay(profile, job.event)
-        message["lookup_error"] = opened(message, run) or message.get("lookup_error")
+        failure = opened(message, run)
+        if failure is not None:
+            message["lookup_error"] = failure.text
+            message["lookup_error_msg"] = failure.to_json()
         return message
     await Later(context, access, record, _delay(profile, job.event)).run(runtime)
     return None
@@ -761,9 +781,9 @@ async def test_profile(
     try:
         context = await custom_context(runtime, profile, values, collect, cached_session=False)
     except LookupFailed as exc:
-        pop.lookup_error = str(exc)
+        pop.failed(exc.msg)
         return ScreenPopTestResult(tel=pop.tel, requests=runs, pop=pop)
-    pop.lookup_error = context.auth_error
+    pop.failed(context.auth_error)
     await search(runtime, context, pop, collect)
     pop.click = click_action(context)
     for name in ("incoming", "answer", "disconnect", "click"):
@@ -773,7 +793,9 @@ async def test_profile(
         _expanded, run = custom.expand(access, context.values, context.env)
         runs.append(_tested(run, context.hidden))
         if name == profile.trigger and access.in_browser:
-            pop.lookup_error = opened(pop, run) or pop.lookup_error
+            failure = opened(pop, run)
+            if failure is not None:
+                pop.failed(failure)
     return ScreenPopTestResult(tel=pop.tel, requests=runs, pop=pop)
 
 
@@ -814,7 +836,7 @@ async def click(runtime: Runtime, user: User, call_id: str) -> custom.AccessRun 
     try:
         context = await custom_context(runtime, profile, values, record)
     except LookupFailed as exc:
-        return custom.AccessRun("click", "server", error={"kind": "config", "message": str(exc)})
+        return custom.AccessRun("click", "server", error={"kind": "config", **stored(exc.msg)})
     access = context.compiled.access("click")
     if access is None or access.in_browser:
         return None

@@ -33,8 +33,11 @@ from callbridge.auth.sessions import (
 )
 from callbridge.db.session import SessionDep
 from callbridge.errors import Forbidden, NotFound, Unauthorized
+from callbridge.i18n import language_for, translations
 from callbridge.kit.pagination import Page
 from callbridge.kit.time import utcnow
+from callbridge.messages import Gettext
+from callbridge.messages import render as render_message
 from callbridge.models import AgentPop, User
 from callbridge.runtime import Runtime, get_runtime
 
@@ -110,9 +113,22 @@ events_router = APIRouter(prefix="/api/v1/agent", tags=["agent"])
 HEARTBEAT_SECONDS = 15.0
 
 
-def sse_message(pop: AgentPop) -> str:
-    data = json.dumps(pop.data, ensure_ascii=False, separators=(",", ":"))
+def sse_message(pop: AgentPop, gettext: Gettext) -> str:
+    """One stored message as SSE. ``lookup_error`` is rendered from its stored message
+    in the reading agent's language (a message stored without one keeps its text)."""
+    fields = dict(pop.data)
+    msg = fields.pop("lookup_error_msg", None)
+    if msg is not None:
+        fields["lookup_error"] = render_message(
+            {"message": fields.get("lookup_error"), "msg": msg}, gettext
+        )
+    data = json.dumps(fields, ensure_ascii=False, separators=(",", ":"))
     return f"id: {pop.id}\nevent: {pop.kind}\ndata: {data}\n\n"
+
+
+def reader_gettext(request: Request, user: User) -> Gettext:
+    """The agent's language (their setting, else the browser's), as the pages use it."""
+    return translations(language_for(request, user.language)).gettext
 
 
 @events_router.get(
@@ -140,6 +156,7 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
     if extension is not None and extension != (user.extension or ""):
         raise Forbidden("this is another agent's stream: agents receive only their own pops")
     user_id = user.id
+    gettext = reader_gettext(request, user)
     last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     hub = get_hub(runtime)
     wake = hub.subscribe(user_id)
@@ -157,7 +174,7 @@ async def agent_events(request: Request, extension: str | None = None) -> Stream
                 wake.clear()
                 for pop in await pops.messages_after(runtime, user_id, position):
                     position = pop.id
-                    yield sse_message(pop)
+                    yield sse_message(pop, gettext)
                 left = (expires_at - utcnow()).total_seconds()
                 if left <= 0:
                     break
@@ -268,4 +285,5 @@ async def click_card(request: Request, session: SessionDep, call_id: str) -> Cli
     if run is None:
         raise NotFound(f"no card of call {call_id} with a click access sent by callbridge")
     status = (run.response or {}).get("status")
-    return ClickSent(call_id=call_id, status=status, error=run.reason or None)
+    error = render_message(run.error, reader_gettext(request, user)) if run.error else None
+    return ClickSent(call_id=call_id, status=status, error=error or None)

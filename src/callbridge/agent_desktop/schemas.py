@@ -225,6 +225,9 @@ class PopData(BaseModel):
     url: str | None = None
     new_record_url: str | None = None
     lookup_error: str | None = None
+    # The same as a catalogue message ({"id", "params"}): kept with the stored message;
+    # the stream renders ``lookup_error`` from it in the reading agent's language.
+    lookup_error_msg: dict[str, Any] | None = Field(default=None, exclude=True)
     anonymous: bool = False
     profile: str = ""
     profile_id: int | None = None
@@ -243,6 +246,18 @@ class PopData(BaseModel):
     click: ClickAction | None = None
     # and whether a lookup still runs: an ``update`` message follows with its result.
     lookup_pending: bool = False
+
+    def failed(self, message: Message | None) -> None:
+        """Say why the lookup failed (English text and message), or that it did not."""
+        self.lookup_error = message.text if message is not None else None
+        self.lookup_error_msg = message.to_json() if message is not None else None
+
+    def stored(self) -> dict[str, Any]:
+        """The message's data as stored: the API's fields and the error's message."""
+        data = self.model_dump(mode="json")
+        if self.lookup_error_msg is not None:
+            data["lookup_error_msg"] = self.lookup_error_msg
+        return data
 
 
 class ScreenPopTest(BaseModel):
