@@ -364,6 +364,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
         EdgeMiddleware,
         body_timeout=settings.body_read_timeout_seconds,
         error_page=_edge_error_page,
+        softphone_frame_ancestors=settings.softphone_frame_ancestors,
     )
     return app
 

@@ -8,6 +8,7 @@ edited through ``/api/v1/settings``; the values here are their defaults.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import stat
 from functools import cached_property
@@ -18,6 +19,8 @@ from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SECRET_KEY_FILE = "secret.key"
+# An origin as a CSP source: scheme, host (optionally "*." first), optional port.
+_FRAME_ORIGIN = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:(\d{1,5}|\*))?")
 
 
 class Settings(BaseSettings):
@@ -94,6 +97,10 @@ class Settings(BaseSettings):
     s3_prefix: str = "recordings/"
     s3_addressing_style: Literal["path", "virtual"] = "path"
     retention_interval_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    # Origins, besides Salesforce's, that may frame the Open CTI softphone page
+    # (/agent/opencti): its Content-Security-Policy frame-ancestors. Separated by spaces
+    # or commas, each "https://host" with an optional port and "*." wildcard.
+    softphone_frame_ancestors: str = ""
 
     @field_validator("public_url")
     @classmethod
@@ -104,6 +111,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") + "/"
+
+    @field_validator("softphone_frame_ancestors")
+    @classmethod
+    def _frame_ancestors(cls, value: str) -> str:
+        origins = [part for part in re.split(r"[\s,]+", value) if part]
+        for origin in origins:
+            if not _FRAME_ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write https://host, https://*.domain "
+                    "or http://host:port, separated by spaces or commas"
+                )
+        return " ".join(origins)
 
     @cached_property
     def resolved_database_url(self) -> str:

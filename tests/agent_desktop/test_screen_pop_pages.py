@@ -545,6 +545,7 @@ async def test_the_test_panel_shows_the_requests_and_the_pop(
         f"/screen-pops/{profile_id}/test", data={"csrf_token": token, "tel": "0312345678"}
     )
     assert (
-        '<span class="pop-error">検索アクセス: レスポンスが JSON ではないため JSONPath を実行できません: '
+        '<span class="pop-error">検索アクセス: '
+        "レスポンスが JSON ではないため JSONPath を実行できません: "
         "<code>Expecting value: line 1 column 1 (char 0)</code></span>" in failed.text
     )

@@ -37,6 +37,14 @@ window.sforce = {opencti: {
 """
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """callbridge lets only Salesforce's domains frame the softphone: the stand-in parent
+    site on 127.0.0.2 is allowed with CALLBRIDGE_SOFTPHONE_FRAME_ANCESTORS, as an admin
+    would allow another origin (without it, Chromium refuses to show the softphone)."""
+    return Settings(**{**settings.model_dump(), "softphone_frame_ancestors": "http://127.0.0.2:*"})
+
+
 @contextmanager
 def parent_site(softphone_url: str) -> Iterator[str]:
     """A page on http://127.0.0.2 holding the softphone in an iframe, as Salesforce's

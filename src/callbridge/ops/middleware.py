@@ -44,6 +44,40 @@ FORM_TYPE = b"application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 4 * 1024 * 1024
 
 
+# Clickjacking: no other site may frame callbridge's pages (an admin tricked into clicking
+# a framed button), except the Open CTI softphone, which Salesforce frames in its utility
+# bar: Lightning pages are served from *.lightning.force.com (Visualforce from
+# *.vf.force.com), Salesforce Classic from *.my.salesforce.com / *.salesforce.com.
+SOFTPHONE_PATH = "/agent/opencti"
+SALESFORCE_FRAME_ANCESTORS = (
+    "https://*.lightning.force.com https://*.my.salesforce.com "
+    "https://*.force.com https://*.salesforce.com"
+)
+
+
+def frame_headers(path: str, extra_ancestors: str = "") -> list[tuple[bytes, bytes]]:
+    """The headers that say who may frame an HTML page at ``path``: only callbridge
+    itself, or for the softphone also Salesforce and ``extra_ancestors`` (no
+    X-Frame-Options there: it cannot name several origins, and the browsers that know
+    only it would then refuse Salesforce too)."""
+    if path == SOFTPHONE_PATH:
+        ancestors = " ".join(
+            part for part in ("'self'", SALESFORCE_FRAME_ANCESTORS, extra_ancestors) if part
+        )
+        return [(b"content-security-policy", f"frame-ancestors {ancestors}".encode())]
+    return [
+        (b"content-security-policy", b"frame-ancestors 'self'"),
+        (b"x-frame-options", b"SAMEORIGIN"),
+    ]
+
+
+def _is_html(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(
+        name.lower() == b"content-type" and value.lower().startswith(b"text/html")
+        for name, value in headers
+    )
+
+
 class BodyReadTimeout(CallbridgeError):
     """The client stopped sending its body: answered 408, and the connection closes (what
     is left of the body will not be read)."""
@@ -60,6 +94,8 @@ class EdgeMiddleware:
       NUL, naming the fields (the form parser would silently turn bad bytes into U+FFFD);
     - stops waiting for a body that does not arrive: ``body_timeout`` seconds without a
       byte of it answer 408 (the same rule as nginx's ``client_body_timeout``);
+    - adds to every HTML page the headers that keep other sites from framing it
+      (:func:`frame_headers`; the Open CTI softphone may be framed by Salesforce);
     - answers any exception no handler took with JSON (``/api/`` and non-HTML clients) or
       the HTML error page, both carrying the request ID, and logs it with its traceback:
       the exception does not reach the server, which would drop the kept-alive connection
@@ -67,11 +103,17 @@ class EdgeMiddleware:
     """
 
     def __init__(
-        self, app: ASGIApp, *, body_timeout: float, error_page: ErrorPage | None = None
+        self,
+        app: ASGIApp,
+        *,
+        body_timeout: float,
+        error_page: ErrorPage | None = None,
+        softphone_frame_ancestors: str = "",
     ) -> None:
         self.app = app
         self.body_timeout = body_timeout
         self.error_page = error_page
+        self.softphone_frame_ancestors = softphone_frame_ancestors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,6 +132,8 @@ class EdgeMiddleware:
             if message["type"] == "http.response.start":
                 started = True
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if _is_html(headers):
+                    headers += frame_headers(scope["path"], self.softphone_frame_ancestors)
                 if timed_out:  # the rest of the body is never read: this connection is done
                     headers.append((b"connection", b"close"))
                 message["headers"] = headers
