@@ -28,7 +28,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Table, and_, bindparam, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from callbridge.calls.dispatcher import new_worker_id
 from callbridge.calls.writes import read_session, write_connection, write_session
@@ -797,7 +797,7 @@ class HistoryWorker:
                     target["error"] = said.to_json()
         # The case ids are kept before the Tasks are sent: a retry reuses them.
         changes: list[tuple[int, dict[str, Any]]] = []
-        async with write_session(self.runtime) as session:
+        async with write_connection(self.runtime) as session:
             for row in case_rows:
                 changes.append((row.id, dict(targets=_plain(row.targets))))
             await self._write_rows(session, changes)
@@ -808,7 +808,7 @@ class HistoryWorker:
         attempt is counted once, when its first write is marked)."""
         now = utcnow()
         changes: list[tuple[int, dict[str, Any]]] = []
-        async with write_session(self.runtime) as session:
+        async with write_connection(self.runtime) as session:
             for row in rows:
                 values: dict[str, Any] = {
                     "targets": _plain(row.targets),
@@ -839,7 +839,7 @@ class HistoryWorker:
         now = utcnow()
         synced = failed = 0
         changes: list[tuple[int, dict[str, Any]]] = []
-        async with write_session(self.runtime) as session:
+        async with write_connection(self.runtime) as session:
             for row in rows:
                 task_ids = _task_ids(row)
                 values: dict[str, Any] = {
@@ -941,7 +941,7 @@ class HistoryWorker:
 
     async def _save(self, changes: list[tuple[int, dict[str, Any]]]) -> None:
         if changes:
-            async with write_session(self.runtime) as session:
+            async with write_connection(self.runtime) as session:
                 await self._write_rows(session, changes)
 
     async def _unknown(self, link: HistoryLink, rows: list[HistoryRow], said: Message) -> None:
@@ -967,7 +967,7 @@ class HistoryWorker:
         reason = stored_reason(said)
         until = now + timedelta(seconds=delay)
         changes: list[tuple[int, dict[str, Any]]] = []
-        async with write_session(self.runtime) as session:
+        async with write_connection(self.runtime) as session:
             await session.execute(
                 update(HistoryLink)
                 .where(HistoryLink.id == link.id)
@@ -992,7 +992,7 @@ class HistoryWorker:
         logger.warning("history link %s backs off for %.0fs: %s", link.id, delay, failure.message)
 
     async def _write_rows(
-        self, session: AsyncSession, changes: list[tuple[int, dict[str, Any]]]
+        self, session: AsyncSession | AsyncConnection, changes: list[tuple[int, dict[str, Any]]]
     ) -> None:
         """Each row's new values, only while this worker still holds its lease: one
         statement per set of columns, executed for many rows at once."""
