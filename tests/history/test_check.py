@@ -28,6 +28,9 @@ async def test_a_correct_setup(connected: Live) -> None:
     assert (await check(live, link["id"], "en"))["messages"] == [
         {"field": "", "message": "Configured correctly"}
     ]
+    # Without a language asked for (a token, no cookie, no Accept-Language): Japanese.
+    response = await live.http.post(f"/api/v1/history-links/{link['id']}/check", headers=live.admin)
+    assert response.json()["messages"] == [{"field": "", "message": "正しく設定されています"}]
 
 
 async def test_each_problem_is_named(connected: Live) -> None:

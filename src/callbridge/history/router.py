@@ -31,11 +31,12 @@ from callbridge.outbound import get_outbound
 router = APIRouter(prefix="/api/v1/history-links", tags=["history-links"])
 
 
-def _gettext(request: Request, principal: Any) -> Callable[[str], str]:
+def _gettext(request: Request, principal: Any, default: str = "en") -> Callable[[str], str]:
     """The reader's language: the signed-in user's, else the language cookie, else
-    Accept-Language (English by default)."""
+    Accept-Language, else ``default``."""
     user = principal.user
-    return translations(language_for(request, user.language if user else None)).gettext
+    language = language_for(request, user.language if user else None, default)
+    return translations(language).gettext
 
 
 @router.get("", operation_id="list_history_links")
@@ -96,7 +97,9 @@ async def check_history_link(
     record and the phone numbers, in the language of the session or Accept-Language."""
     link = await service.get_link_or_404(session, link_id)
     account = await session.get(OAuthAccount, link.oauth_account_id)
-    return await check_link(link, account, get_outbound(request), _gettext(request, principal))
+    # DESIGN §11.5: the check answers in Japanese unless the reader asks for another language.
+    gettext = _gettext(request, principal, default="ja")
+    return await check_link(link, account, get_outbound(request), gettext)
 
 
 @router.get("/{link_id}/histories", operation_id="list_history_link_histories")

@@ -72,11 +72,13 @@ def parse_accept_language(header: str | None) -> str | None:
     return min(choices)[2] if choices else None
 
 
-def language_for(conn: HTTPConnection, user_language: str | None = None) -> str:
-    """The user's choice, else the language cookie, else Accept-Language."""
+def language_for(
+    conn: HTTPConnection, user_language: str | None = None, default: str = DEFAULT_LANGUAGE
+) -> str:
+    """The user's choice, else the language cookie, else Accept-Language, else ``default``."""
     if user_language in LANGUAGES:
         return str(user_language)
     cookie = conn.cookies.get(LANGUAGE_COOKIE)
     if cookie in LANGUAGES:
         return str(cookie)
-    return parse_accept_language(conn.headers.get("accept-language")) or DEFAULT_LANGUAGE
+    return parse_accept_language(conn.headers.get("accept-language")) or default
