@@ -43,8 +43,9 @@ from callbridge.call_actions import router as call_actions_router
 from callbridge.call_actions.engine import process_event
 from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
-from callbridge.calls.lifecycle import call_processing, close_hot_paths
+from callbridge.calls.lifecycle import call_processing
 from callbridge.calls.pbx_auth import settle_checks
+from callbridge.calls.store import close_call_store
 from callbridge.circuits import pages as circuit_pages
 from callbridge.circuits import router as circuits_router
 from callbridge.circuits.prober import probing
@@ -303,7 +304,7 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
         finally:
             await settle_checks()  # a token check in the background uses the engine
             # The IVR log writer and the dispatcher have stopped: their connections go.
-            await close_hot_paths(runtime)
+            await close_call_store(runtime)
             await engine.dispose()
 
     app = CallbridgeApp(

@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from sqlalchemy import func, select, update
 
 from callbridge.auth.csrf import CSRF_COOKIE, CSRF_HEADER
+from callbridge.db.engine import create_engine, create_sessionmaker
+from callbridge.kit.time import utcnow
+from callbridge.models import UserSession
 from callbridge.settings import Settings
 from tests.agent_desktop.conftest import console, make_agent, make_profile, ring
 from tests.history.conftest import (
@@ -130,3 +135,34 @@ async def test_the_wrapup_goes_to_its_mapped_field(
     ]
     [updated] = tasks_of(live, "w-1")
     assert updated["Id"] == task["Id"] and updated["CallDisposition"] == "問い合わせ"
+
+
+async def test_notes_are_saved_when_the_sign_in_is_refreshed(
+    connected: Live, live_settings: Settings
+) -> None:
+    """A sign-in last seen minutes ago is refreshed by the request (a write of its
+    session); the call's variables are still stored at once — on SQLite the call store's
+    own connection would otherwise wait for that session's write lock."""
+    live = connected
+    await make_profile(live, wrapup_reasons=["注文"])
+    sato = await make_agent(live, live_settings, "sato", "201")
+    async with console(live.base_url, sato) as stream:
+        await ring(live, "r-1", "09087654321", "201")
+        await stream.next()
+    engine = create_engine(live_settings.resolved_database_url)
+    try:
+        async with create_sessionmaker(engine)() as session:
+            await session.execute(
+                update(UserSession).values(last_seen_at=utcnow() - timedelta(minutes=10))
+            )
+            await session.commit()
+        async with asyncio.timeout(10):
+            saved = await _save(live, sato, "r-1", notes="メモ", wrapup="注文")
+        assert saved.status_code == 200, saved.text
+        async with create_sessionmaker(engine)() as session:
+            seen = await session.scalar(select(func.min(UserSession.last_seen_at)))
+    finally:
+        await engine.dispose()
+    assert seen is not None and utcnow() - seen < timedelta(minutes=1)
+    call = (await live.api("GET", "/api/v1/calls/r-1")).json()
+    assert (call["variables"]["NOTES"], call["variables"]["WRAPUP"]) == ("メモ", "注文")

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from callbridge.calls import repository, service
+from callbridge.calls import service
 from callbridge.calls.dispatcher import Dispatcher, EventJob, EventOutcome
 from callbridge.calls.schemas import CallEventIn
+from callbridge.calls.store import call_store, close_call_store
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.kit.crypto import SecretBox
 from callbridge.kit.time import utcnow
@@ -26,7 +27,9 @@ from callbridge.settings import Settings
 @pytest.fixture
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     engine = create_engine(settings.resolved_database_url)
-    yield Runtime(settings, engine, create_sessionmaker(engine), SecretBox("k" * 32))
+    runtime = Runtime(settings, engine, create_sessionmaker(engine), SecretBox("k" * 32))
+    yield runtime
+    await close_call_store(runtime)
     await engine.dispose()
 
 
@@ -62,13 +65,11 @@ class Recorder:
 
 
 async def store(runtime: Runtime, dispatcher: Dispatcher | None = None, **fields: Any) -> int:
-    async with runtime.sessionmaker() as session:
-        stored = await service.store_event(
-            session,
-            CallEventIn.model_validate(fields),
-            reorder_window_ms=runtime.settings.reorder_window_ms,
-        )
-        await session.commit()
+    stored = await service.store_event(
+        call_store(runtime),
+        CallEventIn.model_validate(fields),
+        reorder_window_ms=runtime.settings.reorder_window_ms,
+    )
     if dispatcher is not None:
         dispatcher.wake(stored.due_at)
     return stored.event_pk
@@ -222,8 +223,8 @@ async def test_a_live_lease_is_respected(runtime: Runtime) -> None:
             )
         )
         await session.commit()
-    async with runtime.sessionmaker() as session:
-        assert await repository.claim_calls(session, "me", 10, timedelta(seconds=30)) == []
+    claimed = await call_store(runtime).claim_steps("me", 10, timedelta(seconds=30), max_attempts=5)
+    assert claimed == []
 
 
 async def test_graceful_shutdown_hands_calls_back(runtime: Runtime) -> None:
@@ -260,7 +261,7 @@ async def test_stopping_during_a_claim_lets_the_claim_finish_and_returns_its_con
     the transaction, holding the claimed rows (a later TRUNCATE or claim would wait)."""
     recorder = Recorder()
     dispatcher = Dispatcher(runtime, recorder)
-    queue = dispatcher.worker.queue
+    queue = dispatcher.worker.store
     claiming, release = asyncio.Event(), asyncio.Event()
     outcomes: list[str] = []
     claim_steps = queue.claim_steps

@@ -207,24 +207,24 @@ async def test_a_revoked_pbx_token_is_refused_at_once(
 async def test_storage_unavailable_answers_503(
     app: FastAPI, client: httpx.AsyncClient, pbx_headers: dict[str, str]
 ) -> None:
-    from callbridge.calls.pg_ingest import PgIngest
-    from callbridge.calls.sqlite_hot import SqliteHotPath
+    from callbridge.calls.pg_store import PgCallStore
+    from callbridge.calls.sqlite_store import SqliteCallStore
+    from callbridge.calls.store import call_store
     from callbridge.db.engine import create_engine, create_sessionmaker
 
     assert (await post_event(client, pbx_headers, event="queue", call_id="ok")).status_code == 202
     runtime = app.state.runtime
     saved_engine, saved_sessions = runtime.engine, runtime.sessionmaker
-    saved_ingest = runtime.extras.get("calls.pg_ingest")
-    saved_hot_path = runtime.extras.get("calls.sqlite_hot")
+    saved_store = call_store(runtime)
+    dead_store: PgCallStore | SqliteCallStore
     if runtime.database_kind == "postgresql":
         dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-        runtime.extras["calls.pg_ingest"] = PgIngest("postgresql://nobody@127.0.0.1:1/none", 2)
+        dead_store = PgCallStore("postgresql://nobody@127.0.0.1:1/none", 2)
     else:
         dead = create_engine("sqlite+aiosqlite:////nonexistent-directory/callbridge.db")
-        runtime.extras["calls.sqlite_hot"] = SqliteHotPath(
-            runtime, "/nonexistent-directory/callbridge.db"
-        )
+        dead_store = SqliteCallStore(runtime, "/nonexistent-directory/callbridge.db")
     runtime.engine, runtime.sessionmaker = dead, create_sessionmaker(dead)
+    runtime.extras["calls.call_store"] = dead_store
     try:
         # With the token already known (no lookup needed) and without.
         response = await post_event(client, pbx_headers, event="queue", call_id="c503")
@@ -234,12 +234,8 @@ async def test_storage_unavailable_answers_503(
         unknown = await post_event(client, pbx_headers, event="queue", call_id="c503")
     finally:
         runtime.engine, runtime.sessionmaker = saved_engine, saved_sessions
-        if saved_ingest is not None:
-            runtime.extras["calls.pg_ingest"] = saved_ingest
-        if runtime.database_kind == "sqlite":
-            await runtime.extras.pop("calls.sqlite_hot").close()
-            if saved_hot_path is not None:
-                runtime.extras["calls.sqlite_hot"] = saved_hot_path
+        runtime.extras["calls.call_store"] = saved_store
+        await dead_store.close()
         await dead.dispose()
     assert response.status_code == 503, response.text
     assert response.headers.get("retry-after")

@@ -391,12 +391,9 @@ async def test_an_earlier_rules_variable_is_read_from_the_call(
 ) -> None:
     from callbridge.calls import store
 
-    async with app.state.runtime.sessionmaker() as session:
-        call_pk = await store.ensure_call(session, "1700000000.42", tel="07075373713")
-        await store.set_variables(
-            session, call_pk, {"RESPONSE_CONTACT_ID": "003AAA"}, source="rule:1"
-        )
-        await session.commit()
+    runtime = app.state.runtime
+    call_pk = await store.ensure_call(runtime, "1700000000.42", tel="07075373713")
+    await store.set_variables(runtime, call_pk, {"RESPONSE_CONTACT_ID": "003AAA"}, source="rule:1")
     route = crm.get(f"{CRM}/cases").respond(200, text=FOUND)
     await create_ivr(client, admin, simple_ivr(url=CRM + "/cases?contact={RESPONSE_CONTACT_ID}"))
     answer = (await invoke(client, pbx)).json()

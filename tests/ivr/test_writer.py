@@ -4,6 +4,7 @@ queued is lost (overflow, failures, shutdown)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy import select
 
 from callbridge.calls import store
+from callbridge.calls.callstore import from_db_time
 from callbridge.ivr import writer as ivr_writer
 from callbridge.ivr.engine import IvrRun, StepRun
 from callbridge.ivr.runtime import get_ivr_runtime
@@ -21,11 +23,11 @@ from callbridge.ivr.writer import (
     InvocationWriter,
     PendingInvocation,
     pending_invocation,
-    store_pending,
 )
 from callbridge.kit.time import utcnow
 from callbridge.models import Call, CallVariable, Execution
 from callbridge.outbound import OutboundError, OutboundResult, RequestView
+from callbridge.runtime import Runtime
 
 
 def result(status: int | None = 200, error: OutboundError | None = None) -> OutboundResult:
@@ -82,9 +84,7 @@ async def stored_state(app: FastAPI) -> dict[str, Any]:
 
 
 async def test_what_an_invocation_stores(app: FastAPI) -> None:
-    """Through the call store's API (the writer's path without a batch statement)."""
-    writer = InvocationWriter(app.state.runtime.sessionmaker)
-    assert writer.bulk is None
+    writer = InvocationWriter(ivr_writer.batch_store(app.state.runtime))
     for item in (log("c-1"), log("c-2", failed=True), log("c-1", name="CDF 2"), log("c-3")):
         writer.submit(item)
     await writer.flush()
@@ -115,12 +115,24 @@ def _columns(execution: Execution) -> dict[str, Any]:
     return {name: getattr(execution, name) for name in names + more}
 
 
+async def store_one_by_one(runtime: Runtime, item: PendingInvocation) -> None:
+    """An invocation through the call store's record-at-a-time operations."""
+    call_pk = await store.ensure_call(
+        runtime, item.call_id, tel=item.tel, called=item.called, tel_name=item.tel_name
+    )
+    await store.set_variables(runtime, call_pk, item.variables, source=item.source)
+    for text in item.executions:
+        record = json.loads(text)
+        del record["call_id"]
+        record["at"] = from_db_time(record["at"])
+        await store.record_execution(runtime, call_pk, **record)
+
+
 async def test_the_database_batch_stores_what_the_call_store_api_stores(app: FastAPI) -> None:
     """The batch statement (JSON documents decoded by the database) against the call
-    store's own API, one invocation at a time."""
+    store's record-at-a-time operations, one invocation at a time."""
     runtime = app.state.runtime
     bulk = ivr_writer.batch_store(runtime)
-    assert bulk is not None  # PostgreSQL's pool or the SQLite file's hot path
     quoted = 'a "quoted" \\ name, 改行\nあり'
     two_steps = log("b-2", name="two")
     two_steps.run.steps.insert(0, replace(two_steps.run.steps[0], name="first"))
@@ -131,17 +143,13 @@ async def test_the_database_batch_stores_what_the_call_store_api_stores(app: Fas
         log("b-3", name=quoted),
         two_steps,  # only the last execution of an invocation carries the notes
     ]
-    async with runtime.sessionmaker() as session:
-        await store.ensure_call(session, "b-3", tel="0999")  # exists already, no errors yet
-        await session.commit()
+    await store.ensure_call(runtime, "b-3", tel="0999")  # exists already, no errors yet
     await bulk([pending_invocation(item) for item in logs])
     batch = await stored_state(app)
-    async with runtime.sessionmaker() as session:
-        for item in logs:
-            await store_pending(
-                session, pending_invocation(replace(item, call_id=f"ref-{item.call_id}"))
-            )
-        await session.commit()
+    for item in logs:
+        await store_one_by_one(
+            runtime, pending_invocation(replace(item, call_id=f"ref-{item.call_id}"))
+        )
     state = await stored_state(app)
     calls = state["calls"]
     for call_id in ("b-1", "b-2", "b-3"):
@@ -178,7 +186,6 @@ async def test_the_database_batch_adds_to_a_call_s_errors_and_overwrites_variabl
 ) -> None:
     runtime = app.state.runtime
     bulk = ivr_writer.batch_store(runtime)
-    assert bulk is not None
     first = [log("e-1", failed=True), log("e-1", name="first")]
     second = [log("e-1", failed=True), log("e-1", failed=True), log("e-1", name="second")]
     await bulk([pending_invocation(item) for item in first])
@@ -195,7 +202,6 @@ async def test_the_writer_sends_its_batches_to_the_database_batch(app: FastAPI) 
     """The runtime's writer uses the batch statement (not the ORM path) and stores every
     invocation submitted."""
     writer = get_ivr_runtime(app.state.runtime).writer
-    assert writer.bulk is not None
     for n in range(7):
         writer.submit(log(f"w-{n}"))
     await writer.flush()
@@ -205,7 +211,7 @@ async def test_the_writer_sends_its_batches_to_the_database_batch(app: FastAPI) 
 
 
 async def test_nothing_is_lost_when_the_queue_overflows(app: FastAPI) -> None:
-    writer = InvocationWriter(app.state.runtime.sessionmaker, max_queued=2, batch_size=3)
+    writer = InvocationWriter(ivr_writer.batch_store(app.state.runtime), max_queued=2, batch_size=3)
     writer.start()
     for n in range(25):
         writer.submit(log(f"c-{n}"))
@@ -219,7 +225,6 @@ async def test_a_failed_batch_is_retried_record_by_record(
     app: FastAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     real = ivr_writer.batch_store(app.state.runtime)
-    assert real is not None
     batches: list[list[str]] = []
 
     async def flaky(items: Sequence[PendingInvocation]) -> None:
@@ -231,7 +236,7 @@ async def test_a_failed_batch_is_retried_record_by_record(
         await real(items)
 
     monkeypatch.setattr(ivr_writer, "_RETRY_DELAYS", (0.0, 0.0))
-    writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=flaky)
+    writer = InvocationWriter(flaky)
     for call_id in ("a", "poison", "b"):
         writer.submit(log(call_id))
     await writer.flush()
@@ -242,7 +247,7 @@ async def test_a_failed_batch_is_retried_record_by_record(
 
 
 async def test_stop_writes_what_is_queued(app: FastAPI) -> None:
-    writer = InvocationWriter(app.state.runtime.sessionmaker)
+    writer = InvocationWriter(ivr_writer.batch_store(app.state.runtime))
     writer.start()
     writer.submit(log("x-1"))
     writer.submit(log("x-2"))
@@ -257,14 +262,13 @@ async def test_the_writer_lingers_for_a_batch_but_a_flush_does_not_wait(
 ) -> None:
     batches: list[int] = []
     real = ivr_writer.batch_store(app.state.runtime)
-    assert real is not None
 
     async def counted(items: Sequence[PendingInvocation]) -> None:
         batches.append(len(items))
         await real(items)
 
     # A minute's linger: the test would time out if the flush waited for it.
-    writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=counted, linger=60)
+    writer = InvocationWriter(counted, linger=60)
     writer.start()
     for n in range(5):
         writer.submit(log(f"l-{n}"))
@@ -282,13 +286,12 @@ async def test_a_full_batch_is_written_without_waiting_for_the_linger(
 ) -> None:
     written = asyncio.Event()
     real = ivr_writer.batch_store(app.state.runtime)
-    assert real is not None
 
     async def noted(items: Sequence[PendingInvocation]) -> None:
         await real(items)
         written.set()
 
-    writer = InvocationWriter(app.state.runtime.sessionmaker, bulk=noted, batch_size=3, linger=60)
+    writer = InvocationWriter(noted, batch_size=3, linger=60)
     writer.start()
     for n in range(3):
         writer.submit(log(f"f-{n}"))

@@ -6,16 +6,28 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.calls.repository import upsert_variables
+from callbridge.calls import store
 from callbridge.errors import FieldError, NotFound
 from callbridge.history.service import set_call_notes, task_description
 from callbridge.models import AgentPop, Call, ScreenPopProfile, User
+from callbridge.runtime import Runtime
 
 
 async def save_notes(
-    session: AsyncSession, user: User, call_id: str, notes: str, wrapup: str
+    runtime: Runtime, session: AsyncSession, user: User, call_id: str, notes: str, wrapup: str
 ) -> int:
-    """Store them; the number of history rows whose Task gets them."""
+    """Store them (the call's variables through the call store, first: the history worker
+    reads them once the rows are due); the number of history rows whose Task gets them."""
+    # Read without flushing: on SQLite the store's own connection would wait for a write
+    # lock this session took (the sign-in's touch) until the request ends.
+    with session.no_autoflush:
+        call_pk = await _popped_call(session, user, call_id, wrapup)
+    values = {"NOTES": notes, "WRAPUP": wrapup}
+    await store.set_variables(runtime, call_pk, values, source="agent")
+    return await set_call_notes(session, call_pk, task_description(notes, wrapup))
+
+
+async def _popped_call(session: AsyncSession, user: User, call_id: str, wrapup: str) -> int:
     call_pk = await session.scalar(select(Call.id).where(Call.call_id == call_id))
     popped = None
     if call_pk is not None:
@@ -35,5 +47,4 @@ async def save_notes(
         reasons = list(profile.wrapup_reasons) if profile is not None else []
         if wrapup not in reasons:
             raise FieldError("wrapup", f"'{wrapup}' is not one of the wrap-up reasons")
-    await upsert_variables(session, call_pk, {"NOTES": notes, "WRAPUP": wrapup}, "agent")
-    return await set_call_notes(session, call_pk, task_description(notes, wrapup))
+    return call_pk

@@ -35,8 +35,9 @@ from callbridge.agent_desktop.schemas import (
     TestedRequest,
 )
 from callbridge.calls import store
+from callbridge.calls.callstore import CallInfo
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
-from callbridge.calls.repository import CallInfo, call_info, variables_of
+from callbridge.calls.repository import call_info, variables_of
 from callbridge.calls.writes import read_session, write_session
 from callbridge.kit.time import utcnow
 from callbridge.messages import Message, define, joined, stored
@@ -332,7 +333,7 @@ def recorder_for(
         if run.method.startswith("browser_"):
             return
         request = run.request or unsent_record(run.method.split("_")[-1].upper(), "")
-        await store.record_step(
+        await store.record_execution(
             runtime,
             call_pk,
             variables={},

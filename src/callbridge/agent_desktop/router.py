@@ -259,7 +259,9 @@ async def save_call_notes(
         "sign in first: call notes are saved by the signed-in agent",
         "the page expired: reload it and save again",
     )
-    saved = await notes.save_notes(session, user, call_id, data.notes, data.wrapup)
+    saved = await notes.save_notes(
+        get_runtime(request), session, user, call_id, data.notes, data.wrapup
+    )
     return CallNotesSaved(call_id=call_id, notes=data.notes, wrapup=data.wrapup, history_rows=saved)
 
 

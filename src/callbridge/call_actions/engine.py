@@ -24,10 +24,10 @@ from callbridge.call_actions import repository
 from callbridge.call_actions.compiler import compile_rule
 from callbridge.call_actions.service import rule_label, rule_values
 from callbridge.calls import store
+from callbridge.calls.callstore import CallInfo
 from callbridge.calls.dispatcher import EventJob, EventOutcome
-from callbridge.calls.repository import CallInfo
 from callbridge.calls.writes import read_session
-from callbridge.circuits.reruns import RERUN_EVENT, mark_rerun
+from callbridge.circuits.reruns import RERUN_EVENT
 from callbridge.circuits.store import Park, retry_due
 from callbridge.kit.time import utcnow
 from callbridge.messages import Message, define, stored
@@ -485,9 +485,10 @@ async def _record(
     item: dict[str, Any],
     *,
     event: str,
+    rerun_of: int | None = None,
 ) -> dict[str, Any]:
     """Record the rule's execution (and the variables it extracted); its timeline item."""
-    execution_id = await store.record_step(
+    execution_id = await store.record_execution(
         runtime,
         job.call_pk,
         variables=run.extracted,
@@ -505,6 +506,7 @@ async def _record(
         error=run.error,
         attempts=run.attempts,
         notes=run.notes,
+        rerun_of=rerun_of,
     )
     return {
         **item,
@@ -549,8 +551,7 @@ async def process_rerun(job: EventJob) -> EventOutcome:
     park = _park_or_fail(runtime, job, run)
     if park is not None:
         return EventOutcome(items=[{**item, "status": "parked", "reason": park.reason}], park=park)
-    recorded = await _record(runtime, job, rule, run, item, event=event)
-    await mark_rerun(runtime, recorded["execution_id"], rerun_of)
+    recorded = await _record(runtime, job, rule, run, item, event=event, rerun_of=rerun_of)
     recorded["rerun_of"] = rerun_of
     error = f"the re-run of execution {rerun_of} failed" if run.status == "failed" else None
     return EventOutcome(items=[recorded], error=error)

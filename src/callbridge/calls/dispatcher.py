@@ -29,9 +29,8 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
-from callbridge.calls import repository
-from callbridge.calls.queue import CallQueue, call_queue
-from callbridge.calls.repository import CallInfo, NextEvent, PendingEvent
+from callbridge.calls.callstore import NOTIFY_CHANNEL, CallInfo, CallStore, NextEvent, PendingEvent
+from callbridge.calls.store import call_store
 from callbridge.circuits.store import Park, park_event
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
@@ -130,7 +129,7 @@ class CallWorker:
         self.runtime = runtime
         self.processor = processor
         self.owner = owner or new_worker_id()
-        self.queue: CallQueue = call_queue(runtime)
+        self.store: CallStore = call_store(runtime)
         self.lease = timedelta(seconds=runtime.settings.lease_seconds)
         self.max_attempts = runtime.settings.max_event_attempts
         self.on_future_due = on_future_due
@@ -163,7 +162,7 @@ class CallWorker:
     async def release_everything(self) -> None:
         """Hand back every call still leased to this worker (shutdown, after a cancel)."""
         try:
-            count = await self.queue.drop(self.owner, None)
+            count = await self.store.drop(self.owner, None)
             if count:
                 logger.info("released %d call(s) for other workers", count)
         except Exception:
@@ -180,7 +179,7 @@ class CallWorker:
             if not self.held:
                 continue
             try:
-                await self.queue.renew(self.owner, list(self.held), self.lease)
+                await self.store.renew(self.owner, list(self.held), self.lease)
             except Exception:
                 logger.exception("lease renewal failed")
 
@@ -206,32 +205,32 @@ class CallWorker:
             self.held.discard(call_pk)
 
     async def _run_call(self, call_pk: int, first: NextEvent | None) -> None:
-        queue = self.queue
+        store = self.store
         step: NextEvent | None = first
         while True:
             # The next event, already marked as being processed when it is due and ours.
             if first is not None:
                 first = None
             else:
-                step = await queue.take(
+                step = await store.take(
                     call_pk, self.owner, start=not self.stopping, max_attempts=self.max_attempts
                 )
             if step is None or step.lease_owner != self.owner:
                 return  # the call is gone, or the lease was lost to another worker
             event = step.event
             if self.stopping and event is not None and not step.started:
-                await queue.drop(self.owner, [call_pk])
+                await store.drop(self.owner, [call_pk])
                 return
             if event is None or (not step.started and event.due_at > utcnow()):
                 next_due = event.due_at if event is not None else None
-                if not await queue.release(call_pk, self.owner, step.event_count, next_due):
+                if not await store.release(call_pk, self.owner, step.event_count, next_due):
                     continue  # an event arrived meanwhile: look again
                 if next_due is not None and self.on_future_due is not None:
                     self.on_future_due(next_due)
                 return
             if event.attempts >= self.max_attempts:
                 logger.error("event %s abandoned after %s attempts", event.id, event.attempts)
-                await queue.finish(
+                await store.finish(
                     event.id,
                     "failed",
                     event.outcome,
@@ -239,11 +238,11 @@ class CallWorker:
                 )
                 continue
             if not step.started:  # became due between the statement and now
-                await queue.start(event.id, self.owner)
+                await store.start(event.id, self.owner)
             if event.parked_at is not None:
                 await self._resume_pace.wait()
             resumed = event.attempts or event.parked_at is not None
-            executed = await queue.executed(event.id, "call_action") if resumed else set()
+            executed = await store.executed(event.id, "call_action") if resumed else set()
             status, items, error, park = await self._run_event(
                 step.call, event, step.variables, executed
             )
@@ -265,7 +264,7 @@ class CallWorker:
             if step.unfinished == 1:
                 # The call's only unfinished event: finish it and hand the call back in
                 # one step, unless an event arrived meanwhile (then look again).
-                if await queue.finish_and_release(
+                if await store.finish_and_release(
                     event.id,
                     status,
                     items,
@@ -276,7 +275,7 @@ class CallWorker:
                 ):
                     return
             else:
-                await queue.finish(event.id, status, items, error)
+                await store.finish(event.id, status, items, error)
 
     async def _run_event(
         self,
@@ -314,13 +313,13 @@ class CallWorker:
     async def process_now(self, call_pk: int, event_pk: int, wait_seconds: float) -> str | None:
         """Run the call here and now if nobody holds it, else wait for whoever does;
         the event's final status, or None if it is not finished within ``wait_seconds``."""
-        if await self.queue.claim_one(call_pk, self.owner, self.lease):
+        if await self.store.claim_one(call_pk, self.owner, self.lease):
             await self.run_call(call_pk)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         delay = 0.005
         while True:
-            status = await self.queue.status(event_pk)
+            status = await self.store.status(event_pk)
             if status in FINISHED or status is None:
                 return status
             if loop.time() >= deadline:
@@ -420,7 +419,7 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[tuple[int, NextEvent | None]]:
         self.claims += 1
         worker = self.worker
-        return await worker.queue.claim_steps(
+        return await worker.store.claim_steps(
             self.owner, limit, worker.lease, max_attempts=worker.max_attempts
         )
 
@@ -464,7 +463,7 @@ class Dispatcher:
                 connection = await asyncpg.connect(dsn)
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
-                await connection.add_listener(repository.NOTIFY_CHANNEL, self._notified)
+                await connection.add_listener(NOTIFY_CHANNEL, self._notified)
                 self.listening = True
                 self._wake.set()  # anything committed while we were not listening
                 await lost.wait()

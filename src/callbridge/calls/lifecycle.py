@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from callbridge.calls.dispatcher import CallWorker, Dispatcher, Processor
-from callbridge.calls.pg_ingest import close_pg_ingest
-from callbridge.calls.sqlite_hot import close_sqlite_hot_path
 from callbridge.runtime import Runtime
 
 
@@ -39,11 +37,3 @@ async def call_processing(
             await worker.release_everything()
         runtime.extras.pop("dispatcher", None)
         runtime.extras.pop("call_worker", None)
-
-
-async def close_hot_paths(runtime: Runtime) -> None:
-    """Close the hot paths' own database connections (PostgreSQL's asyncpg pools, the
-    SQLite thread): after everything that writes through them — the dispatcher, the
-    ingest, the IVR log writer — has stopped."""
-    await close_pg_ingest(runtime)
-    await close_sqlite_hot_path(runtime)

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls import repository
-from callbridge.calls.pg_ingest import PgIngest, pg_ingest
+from callbridge.calls.callstore import CallStore
 from callbridge.calls.schemas import (
     CallDetail,
     CallEventIn,
@@ -17,9 +17,7 @@ from callbridge.calls.schemas import (
     EventRead,
     ExecutionRead,
 )
-from callbridge.calls.sqlite_hot import SqliteHotPath, sqlite_hot_path
-from callbridge.calls.store import DETAIL_PROVIDERS
-from callbridge.calls.writes import serialized_writes
+from callbridge.calls.store import DETAIL_PROVIDERS, call_store
 from callbridge.errors import NotFound
 from callbridge.kit.time import utcnow
 from callbridge.messages import Message, define
@@ -61,24 +59,14 @@ def due_time(received_at: datetime, occurred_at: datetime | None, window_ms: int
 async def accept_event(
     runtime: Runtime, data: CallEventIn, *, immediate: bool = False
 ) -> StoredEvent:
-    """Store the event durably, then wake this process's dispatcher (PostgreSQL's
-    NOTIFY, sent by the same statement, wakes the others). This is the PBX's path.
-    PostgreSQL: one prepared statement that commits on its own (see ``pg_ingest``), so
-    one round trip that has committed (fsync'd) when it returns. SQLite: one short
-    transaction, queued behind this process's other writes."""
+    """Store the event durably through the call store's driver, then wake this
+    process's dispatcher (PostgreSQL's NOTIFY, sent by the same statement, wakes the
+    others). This is the PBX's path: one statement on PostgreSQL, one transaction on
+    SQLite, committed when it returns."""
     window = runtime.settings.reorder_window_ms
-    hot_path = sqlite_hot_path(runtime)
-    if runtime.database_kind == "postgresql":
-        stored = await store_event(
-            pg_ingest(runtime), data, reorder_window_ms=window, immediate=immediate
-        )
-    elif hot_path is not None:  # SQLite: one thread hop, committed when it returns
-        stored = await store_event(hot_path, data, reorder_window_ms=window, immediate=immediate)
-    else:
-        async with serialized_writes(runtime), runtime.engine.begin() as connection:
-            stored = await store_event(
-                connection, data, reorder_window_ms=window, immediate=immediate
-            )
+    stored = await store_event(
+        call_store(runtime), data, reorder_window_ms=window, immediate=immediate
+    )
     dispatcher = runtime.extras.get("dispatcher")
     # PostgreSQL: the statement's NOTIFY wakes this process's dispatcher as well.
     notified = runtime.database_kind == "postgresql" and getattr(dispatcher, "listening", False)
@@ -88,18 +76,17 @@ async def accept_event(
 
 
 async def store_event(
-    storage: AsyncSession | AsyncConnection | PgIngest | SqliteHotPath,
+    storage: CallStore,
     data: CallEventIn,
     *,
     reorder_window_ms: int,
     immediate: bool = False,
 ) -> StoredEvent:
-    """Store the event (and create or update its call) in the caller's transaction (or,
-    with :class:`PgIngest`, in a statement of its own).
+    """Store the event (and create or update its call), committed when this returns.
 
     A repeat of a stored event is reported as a duplicate and stores nothing new.
-    ``immediate`` (``?wait=true``) makes the event due at once. The caller commits and
-    wakes the workers (see :func:`accept_event`).
+    ``immediate`` (``?wait=true``) makes the event due at once. The caller wakes the
+    workers (see :func:`accept_event`).
     """
     received_at = utcnow()
     dedupe_key = dedupe_key_for(data)
@@ -133,16 +120,10 @@ async def store_event(
         # What the NOTIFY tells listening workers: when the event is due.
         "notice": due_at.isoformat(),
     }
-    if isinstance(storage, PgIngest | SqliteHotPath):
-        stored = await storage.store(values)
-    else:
-        stored = await repository.store_event_row(storage, values)
+    stored = await storage.store_event(values)
     if stored is None:  # the same event, stored concurrently by another request
         assert dedupe_key is not None
-        if isinstance(storage, PgIngest | SqliteHotPath):
-            found = await storage.find(dedupe_key)
-        else:
-            found = await repository.event_for_dedupe_key(storage, dedupe_key)
+        found = await storage.find_event(dedupe_key)
         assert found is not None
         stored = (found[1], found[0], True)
     call_pk, event_pk, duplicate = stored

@@ -1,12 +1,12 @@
-"""The call store as other features use it: call variables, execution records, and the
-extension points of the call page and ``GET /api/v1/calls/{call_id}``.
+"""The call store as other features use it: its driver, call variables, execution
+records, and the extension points of the call page and ``GET /api/v1/calls/{call_id}``.
 
-Every function works in the caller's session and never commits (the transaction belongs
-to the request or the job). Typical use by an IVR invocation::
+Every write goes through the database's driver (``callstore.CallStore``) and commits on
+its own; reads take the caller's session. Typical use::
 
-    call_pk = await ensure_call(session, "1700000000.42", tel="0312345678")
-    await set_variables(session, call_pk, {"RESPONSE_NAME": "CDF 株式会社"}, source="ivr:main")
-    await record_execution(session, call_pk, source="ivr", label="IVR main",
+    call_pk = await ensure_call(runtime, "1700000000.42", tel="0312345678")
+    await set_variables(runtime, call_pk, {"RESPONSE_NAME": "CDF 株式会社"}, source="ivr:main")
+    await record_execution(runtime, call_pk, source="ivr", label="IVR main",
                            request=result.request.as_dict(),
                            response=result.response_record(), duration_ms=result.elapsed_ms,
                            extracted={"RESPONSE_NAME": "CDF 株式会社"}, error=None)
@@ -22,9 +22,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.calls import repository
-from callbridge.calls.pg_ingest import pg_ingest
-from callbridge.calls.sqlite_hot import sqlite_hot_path
-from callbridge.calls.writes import write_connection
+from callbridge.calls.callstore import CALL_DETAILS, CallStore
+from callbridge.calls.pg_store import PgCallStore
+from callbridge.calls.sqlite_store import SqliteCallStore
 from callbridge.kit.time import utcnow
 from callbridge.models.call import Call
 from callbridge.runtime import Runtime
@@ -33,18 +33,33 @@ RESPONSE_PREFIX = "RESPONSE_"
 # Execution records keep at most this much of a response body (the rest is cut and the
 # record says "truncated").
 MAX_RECORDED_BODY = 64 * 1024
+_KEY = "calls.call_store"
 
-_CALL_FIELDS = ("unique_id", "tel", "tel_name", "called", "called_name", "direction", "queue")
+
+def call_store(runtime: Runtime) -> CallStore:
+    """The runtime's call store driver (created on first use, closed by
+    ``close_call_store`` after everything that writes through it has stopped)."""
+    found: CallStore | None = runtime.extras.get(_KEY)
+    if found is None:
+        driver = PgCallStore if runtime.database_kind == "postgresql" else SqliteCallStore
+        found = runtime.extras[_KEY] = driver.of(runtime)
+    return found
 
 
-async def ensure_call(session: AsyncSession, call_id: str, **details: str | None) -> int:
+async def close_call_store(runtime: Runtime) -> None:
+    found: CallStore | None = runtime.extras.pop(_KEY, None)
+    if found is not None:
+        await found.close()
+
+
+async def ensure_call(runtime: Runtime, call_id: str, **details: str | None) -> int:
     """The primary key of the call ``call_id``, created (without events) when new.
 
     ``details`` (``tel``, ``called``, ``unique_id``…) are used only when the call is new;
     events the PBX posts later fill in the rest.
     """
-    values = {k: v for k, v in details.items() if k in _CALL_FIELDS and v is not None}
-    return await repository.get_or_create_call(session, call_id, values)
+    values = {k: v for k, v in details.items() if k in CALL_DETAILS and v is not None}
+    return await call_store(runtime).ensure_call(call_id, values)
 
 
 async def find_call(session: AsyncSession, call_id: str) -> Call | None:
@@ -57,14 +72,14 @@ async def get_variables(session: AsyncSession, call_pk: int) -> dict[str, str]:
 
 
 async def set_variables(
-    session: AsyncSession, call_pk: int, values: Mapping[str, str], *, source: str
+    runtime: Runtime, call_pk: int, values: Mapping[str, str], *, source: str
 ) -> None:
     """Store (or overwrite) variables on the call; later events see them.
 
     Names are stored as given: extracted values are ``RESPONSE_<NAME>``.
     ``source`` says who set them (``rule:12``, ``ivr:main``), shown on the timeline.
     """
-    await repository.upsert_variables(session, call_pk, values, source[:100])
+    await call_store(runtime).set_variables(call_pk, values, source[:100])
 
 
 def response_variables(extracted: Mapping[str, str]) -> dict[str, str]:
@@ -76,54 +91,19 @@ def response_variables(extracted: Mapping[str, str]) -> dict[str, str]:
 
 
 async def record_execution(
-    session: AsyncSession,
+    runtime: Runtime,
     call_pk: int,
     *,
-    source: str,
-    request: Mapping[str, Any],
-    response: Mapping[str, Any] | None,
-    duration_ms: float | None,
-    extracted: Mapping[str, Any] | None = None,
-    error: Mapping[str, Any] | None = None,
-    rule_id: int | None = None,
-    label: str = "",
-    event: str | None = None,
-    event_pk: int | None = None,
-    attempt: int = 1,
-    attempts: list[dict[str, Any]] | None = None,
-    notes: list[str | dict[str, Any]] | None = None,
-    at: datetime | None = None,
-    outcome: str | None = None,
+    variables: Mapping[str, str] | None = None,
+    variables_source: str = "",
+    **execution: Any,
 ) -> int:
-    """Log one outbound request made for the call; it appears on the call's timeline and
-    in ``GET /api/v1/calls/{call_id}``. ``request`` must already be redacted (the
-    outbound result's ``request.as_dict()``); ``response`` is capped here to
-    :data:`MAX_RECORDED_BODY`. An ``error`` (``{"kind", "message"}``) counts the call as
-    having errors. ``attempts``: each exchange on the wire (the outbound result's
-    ``[a.as_dict() for a in result.attempts]``); ``notes``: hints shown with it (text,
-    or a catalogue message as ``callbridge.messages.stored()`` keeps it); ``outcome``: an
-    IVR answer's outcome, on the invocation's last execution. Returns the execution's id."""
-    return await repository.add_execution(
-        session,
-        execution_values(
-            call_pk,
-            source=source,
-            request=request,
-            response=response,
-            duration_ms=duration_ms,
-            extracted=extracted,
-            error=error,
-            rule_id=rule_id,
-            label=label,
-            event=event,
-            event_pk=event_pk,
-            attempt=attempt,
-            attempts=attempts,
-            notes=notes,
-            at=at,
-            outcome=outcome,
-        ),
-    )
+    """Log one outbound request made for the call (the arguments of
+    :func:`execution_values`) and store the ``variables`` it extracted, atomically; it
+    appears on the call's timeline and in ``GET /api/v1/calls/{call_id}``. Returns the
+    execution's id."""
+    values = execution_values(call_pk, **execution)
+    return await call_store(runtime).record_step(values, variables or {}, variables_source[:100])
 
 
 def execution_values(
@@ -144,7 +124,15 @@ def execution_values(
     notes: list[str | dict[str, Any]] | None = None,
     at: datetime | None = None,
     outcome: str | None = None,
+    rerun_of: int | None = None,
 ) -> dict[str, Any]:
+    """An execution record's columns. ``request`` must already be redacted (the outbound
+    result's ``request.as_dict()``); ``response`` is capped to
+    :data:`MAX_RECORDED_BODY`. An ``error`` (``{"kind", "message"}``) counts the call as
+    having errors. ``attempts``: each exchange on the wire (``[a.as_dict() for a in
+    result.attempts]``); ``notes``: hints shown with it (text, or a catalogue message as
+    ``callbridge.messages.stored()`` keeps it); ``outcome``: an IVR answer's outcome, on
+    the invocation's last execution; ``rerun_of``: the execution a re-run repeated."""
     return {
         "call_pk": call_pk,
         "event_pk": event_pk,
@@ -162,30 +150,8 @@ def execution_values(
         "notes": list(notes or []),
         "at": at or utcnow(),
         "outcome": outcome,
+        "rerun_of": rerun_of,
     }
-
-
-async def record_step(
-    runtime: Runtime,
-    call_pk: int,
-    *,
-    variables: Mapping[str, str],
-    variables_source: str,
-    **execution: Any,
-) -> int:
-    """Record one execution and store the variables it extracted, atomically and in a
-    transaction of its own (the rule engine's hot path; the arguments are those of
-    :func:`record_execution`). Returns the execution's id."""
-    values = execution_values(call_pk, **execution)
-    if runtime.database_kind == "postgresql":
-        return await pg_ingest(runtime).record_step(values, variables, variables_source[:100])
-    hot_path = sqlite_hot_path(runtime)
-    if hot_path is not None:
-        return await hot_path.record_step(values, variables, variables_source[:100])
-    async with write_connection(runtime) as connection:
-        execution_pk = await repository.add_execution(connection, values)
-        await repository.upsert_variables(connection, call_pk, variables, variables_source[:100])
-    return execution_pk
 
 
 def cap_response(response: Mapping[str, Any] | None) -> dict[str, Any] | None:

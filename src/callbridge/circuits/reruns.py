@@ -18,11 +18,9 @@ from sqlalchemy import and_, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from callbridge.calls.writes import write_connection
 from callbridge.errors import Conflict, NotFound
 from callbridge.kit.time import utcnow
 from callbridge.models import Call, CallAction, CallEvent, Execution
-from callbridge.runtime import Runtime
 
 RERUN_EVENT = "rerun"
 SOURCE = "call_action"
@@ -124,14 +122,3 @@ async def queue_reruns(session: AsyncSession, executions: list[Execution]) -> Re
         )
     await session.flush()
     return RerunQueued(queued=len(executions), execution_ids=[e.id for e in executions])
-
-
-async def mark_rerun(runtime: Runtime, execution_pk: int, rerun_of: int) -> None:
-    """Name the execution a re-run repeated (the dispatcher, after recording it)."""
-    async with write_connection(runtime) as connection:
-        await connection.execute(
-            update(Execution)
-            .where(Execution.id == execution_pk)
-            .values(rerun_of=rerun_of)
-            .execution_options(synchronize_session=False)
-        )

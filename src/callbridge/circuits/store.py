@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy import JSON, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from callbridge.calls.repository import NOTIFY_CHANNEL
+from callbridge.calls.callstore import NOTIFY_CHANNEL
 from callbridge.calls.writes import read_connection, write_connection
 from callbridge.db.types import UTCDateTime
 from callbridge.kit.time import utcnow

@@ -43,7 +43,7 @@ class SystemValues:
 class IvrRuntime:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self.writer = InvocationWriter(runtime.sessionmaker, bulk=batch_store(runtime))
+        self.writer = InvocationWriter(batch_store(runtime))
         # key → (compiled IVR, when its revision was last confirmed)
         self._compiled: dict[str, tuple[CompiledIvr, float]] = {}
         # key → until when every invocation checks the revision (a save in this process

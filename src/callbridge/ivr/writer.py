@@ -7,7 +7,7 @@ few strings (``PendingInvocation``: its executions as JSON text), so that the hu
 objects of its run are freed straight away instead of being carried through the garbage
 collector's generations while they wait. One task drains the queue in batches; a batch
 is one statement on PostgreSQL and one transaction on SQLite, the database decoding the
-JSON (``calls.repository.PG_STORE_BATCH``). After the first record of a batch the task
+JSON (the call store's ``store_batch``). After the first record of a batch the task
 lingers (``linger``, 0.2 s) for more, unless a full batch is already waiting or a flush
 asks: a transaction per invocation would cost more than the invocation. Nothing is
 dropped: when the queue is full the record waits in a small overflow task for room (and
@@ -26,11 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from callbridge.calls import store
-from callbridge.calls.pg_ingest import pg_ingest
-from callbridge.calls.sqlite_hot import db_time, from_db_time, sqlite_hot_path
+from callbridge.calls.callstore import db_time
 from callbridge.ivr.compiler import CompiledIvr
 from callbridge.ivr.engine import InvokeInputs, IvrRun, StepRun, outcome_message
 from callbridge.kit.time import utcnow
@@ -69,7 +66,7 @@ class InvocationLog:
 class PendingInvocation:
     """What the writer keeps of an invocation until it is written: strings only.
     ``executions``: one JSON object per execution record (``call_id`` included, times as
-    ``sqlite_hot.db_time`` writes them: naive UTC)."""
+    ``callstore.db_time`` writes them: naive UTC)."""
 
     call_id: str
     tel: str | None
@@ -242,35 +239,15 @@ def batch_documents(items: Sequence[PendingInvocation]) -> tuple[str, str, str]:
     )
 
 
-def batch_store(runtime: Runtime) -> BatchStore | None:
-    """Where the writer sends whole batches: PostgreSQL's asyncpg pool or the SQLite hot
-    path's thread (one round trip or one thread hop per batch). None (an in-memory SQLite
-    database): the writer stores through the call store's API (``store_pending``)."""
-    target = (
-        pg_ingest(runtime) if runtime.database_kind == "postgresql" else sqlite_hot_path(runtime)
-    )
-    if target is None:
-        return None
+def batch_store(runtime: Runtime) -> BatchStore:
+    """Where the writer sends whole batches: the call store's driver (one round trip or
+    one thread hop per batch)."""
+    driver = store.call_store(runtime)
 
     async def store_batch(items: Sequence[PendingInvocation]) -> None:
-        await target.store_batch(*batch_documents(items))
+        await driver.store_batch(*batch_documents(items))
 
     return store_batch
-
-
-async def store_pending(session: AsyncSession, item: PendingInvocation) -> None:
-    """One invocation through the call store's own API (the writer's path where no batch
-    statement is available)."""
-    call_pk = await store.ensure_call(
-        session, item.call_id, tel=item.tel, called=item.called, tel_name=item.tel_name
-    )
-    if item.variables:
-        await store.set_variables(session, call_pk, item.variables, source=item.source)
-    for text in item.executions:
-        record = json.loads(text)
-        del record["call_id"]
-        record["at"] = from_db_time(record["at"])
-        await store.record_execution(session, call_pk, **record)
 
 
 class InvocationWriter:
@@ -278,14 +255,12 @@ class InvocationWriter:
 
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        bulk: BatchStore,
         *,
-        bulk: BatchStore | None = None,
         max_queued: int = 10_000,
         batch_size: int = 100,
         linger: float = 0.2,
     ) -> None:
-        self._sessionmaker = sessionmaker
         self.bulk = bulk
         # None is the stop sentinel.
         self._queue: asyncio.Queue[PendingInvocation | None] = asyncio.Queue(max_queued)
@@ -402,7 +377,7 @@ class InvocationWriter:
         if not batch:
             return
         try:
-            await self._write(batch)
+            await self.bulk(batch)
             self.written += len(batch)
             return
         except asyncio.CancelledError:
@@ -415,7 +390,7 @@ class InvocationWriter:
     async def _write_one_with_retries(self, item: PendingInvocation) -> None:
         for attempt, delay in enumerate((*_RETRY_DELAYS, None)):
             try:
-                await self._write([item])
+                await self.bulk([item])
                 self.written += 1
                 return
             except asyncio.CancelledError:
@@ -431,12 +406,3 @@ class InvocationWriter:
                     )
                     return
                 await asyncio.sleep(delay)
-
-    async def _write(self, items: Sequence[PendingInvocation]) -> None:
-        if self.bulk is not None:
-            await self.bulk(items)
-            return
-        async with self._sessionmaker() as session:
-            for item in items:
-                await store_pending(session, item)
-            await session.commit()
