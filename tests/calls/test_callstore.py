@@ -342,3 +342,42 @@ async def test_the_claim_leases_due_calls_once(runtime: Runtime, driver: CallSto
     two = [step for step in steps.values() if step is not first]
     assert two[0] is not None and two[0].unfinished == 2 and two[0].event is not None
     assert two[0].event.event == "queue"
+
+
+async def test_park_gives_the_attempt_back_and_releases_the_call_until_due(
+    runtime: Runtime, driver: CallStore
+) -> None:
+    event_pk = await store_event(runtime, event="queue", call_id="p1")
+    call_pk = await claimed(runtime, event_pk, "me")
+    step = await driver.take(call_pk, "me", start=True, max_attempts=5)
+    assert step is not None and step.started
+    due = utcnow() + timedelta(seconds=30)
+    items = [{"rule_id": 1, "status": "parked", "reason": "CRM down"}]
+    park = {"key": "crm", "call_pk": call_pk, "owner": "me", "next_due": due}
+    assert await driver.park(event_pk, items, "parked: CRM down", seen_event_count=1, **park)
+    row = await event_row(runtime, event_pk)
+    assert columns(row, "status", "attempts", "worker", "park_key", "outcome", "error") == {
+        "status": "pending",
+        "attempts": 0,
+        "worker": None,
+        "park_key": "crm",
+        "outcome": items,
+        "error": "parked: CRM down",
+    }
+    assert row.due_at == due and row.parked_at is not None and row.resumed_at is None
+    call = await call_row(runtime, "p1")
+    assert (call.lease_owner, call.lease_expires_at, call.due_at) == (None, None, due)
+
+    # Parked again while an event arrived: it waits, when it was first parked is kept,
+    # and the call stays with the worker.
+    assert await driver.claim_one(call_pk, "me", LEASE)
+    await driver.start(event_pk, "me")
+    await store_event(runtime, event="disconnect", call_id="p1")
+    assert not await driver.park(event_pk, None, "parked: again", seen_event_count=1, **park)
+    again = await event_row(runtime, event_pk)
+    assert (again.status, again.attempts, again.parked_at) == ("pending", 0, row.parked_at)
+    assert (await call_row(runtime, "p1")).lease_owner == "me"
+    # Finished, it has resumed and stops counting as parked.
+    await driver.finish(event_pk, "done", [], None)
+    done = await event_row(runtime, event_pk)
+    assert (done.park_key, done.resumed_at is not None) == (None, True)

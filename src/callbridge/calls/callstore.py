@@ -72,6 +72,15 @@ RELEASE = """
 UPDATE call SET due_at = :next_due, lease_owner = NULL, lease_expires_at = NULL
 WHERE id = :call_pk AND lease_owner = :owner AND event_count = :seen
 """
+# Parked (DESIGN.md §6): the event waits for its circuit, its attempt given back; the
+# call is handed back with ``RELEASE`` until ``:next_due``.
+PARK = """
+UPDATE call_event SET status = 'pending', attempts = attempts - 1, worker = NULL,
+                      due_at = :next_due, park_key = :key,
+                      parked_at = COALESCE(parked_at, :now), resumed_at = NULL,
+                      outcome = :outcome, error = :error
+WHERE id = :event_pk
+"""
 EXECUTED = (
     "SELECT rule_id FROM execution "
     "WHERE event_pk = :event_pk AND source = :source AND rule_id IS NOT NULL"
@@ -262,6 +271,22 @@ class CallStore(Protocol):
     ) -> bool:
         """Give the call back (due again at ``next_due``) if no event arrived since
         ``seen_event_count`` was read."""
+
+    async def park(
+        self,
+        event_pk: int,
+        outcome: list[dict[str, Any]] | None,
+        error: str,
+        *,
+        key: str,
+        call_pk: int,
+        owner: str,
+        seen_event_count: int,
+        next_due: datetime,
+    ) -> bool:
+        """Put the event back to wait for the circuit ``key`` (its attempt given back,
+        when it was first parked kept) and release the call until ``next_due``, unless an
+        event arrived since ``seen_event_count`` was read (then the call stays ours)."""
 
     async def drop(self, owner: str, call_pks: list[int] | None) -> int:
         """Hand calls back without touching their work (shutdown)."""

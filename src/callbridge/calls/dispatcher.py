@@ -31,7 +31,7 @@ from sqlalchemy.engine import make_url
 
 from callbridge.calls.callstore import NOTIFY_CHANNEL, CallInfo, CallStore, NextEvent, PendingEvent
 from callbridge.calls.store import call_store
-from callbridge.circuits.store import Park, park_event
+from callbridge.circuits.store import Park
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -248,14 +248,15 @@ class CallWorker:
             )
             self.events_processed += 1
             if park is not None:
-                if await park_event(
-                    self.runtime,
-                    event_pk=event.id,
+                if await store.park(
+                    event.id,
+                    items,
+                    f"parked: {park.reason}",
+                    key=park.key,
                     call_pk=call_pk,
                     owner=self.owner,
                     seen_event_count=step.event_count,
-                    park=park,
-                    outcome=items,
+                    next_due=park.due_at,
                 ):
                     if self.on_future_due is not None:
                         self.on_future_due(park.due_at)

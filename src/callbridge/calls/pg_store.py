@@ -26,6 +26,7 @@ from callbridge.calls.callstore import (
     FINISH,
     LATE,
     NOTIFY_CHANNEL,
+    PARK,
     RELEASE,
     START,
     STATUS,
@@ -254,6 +255,14 @@ _START = _positional(START)
 _FINISH = _positional(FINISH.replace(":outcome", "CAST(:outcome AS json)"))
 _RELEASE = _positional(RELEASE)
 _CLAIM_ONE = _positional(CLAIM_ONE)
+_PARK_RELEASE_TEMPLATE = "WITH p AS ({park} RETURNING id), r AS ({release} RETURNING id) {exists}"
+_PARK_RELEASE = _positional(
+    _PARK_RELEASE_TEMPLATE.format(
+        park=PARK.replace(":outcome", "CAST(:outcome AS json)"),
+        release=RELEASE,
+        exists="SELECT EXISTS (SELECT 1 FROM r)",
+    )
+)
 _EXECUTED = _positional(EXECUTED)
 _STATUS = _positional(STATUS)
 _DROP = (
@@ -447,6 +456,32 @@ class PgCallStore:
             "seen": seen_event_count,
         }
         return bool(await self._execute(_RELEASE[0], *_bind(_RELEASE, values)))
+
+    async def park(
+        self,
+        event_pk: int,
+        outcome: list[dict[str, Any]] | None,
+        error: str,
+        *,
+        key: str,
+        call_pk: int,
+        owner: str,
+        seen_event_count: int,
+        next_due: datetime,
+    ) -> bool:
+        values = {
+            "event_pk": event_pk,
+            "outcome": json_text(outcome),
+            "error": error,
+            "key": key,
+            "now": utcnow(),
+            "next_due": next_due,
+            "call_pk": call_pk,
+            "owner": owner,
+            "seen": seen_event_count,
+        }
+        rows = await self._fetch(_PARK_RELEASE[0], *_bind(_PARK_RELEASE, values))
+        return bool(rows[0][0])
 
     async def drop(self, owner: str, call_pks: list[int] | None) -> int:
         return await self._execute(_DROP, owner, call_pks)

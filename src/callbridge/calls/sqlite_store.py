@@ -37,6 +37,7 @@ from callbridge.calls.callstore import (
     EXECUTION_JSON,
     FIND_EVENT,
     FINISH,
+    PARK,
     RELEASE,
     START,
     STATUS,
@@ -447,6 +448,33 @@ class SqliteCallStore:
         self, call_pk: int, owner: str, seen_event_count: int, next_due: datetime | None
     ) -> bool:
         return await self._run(lambda c: _release(c, call_pk, owner, seen_event_count, next_due))
+
+    async def park(
+        self,
+        event_pk: int,
+        outcome: list[dict[str, Any]] | None,
+        error: str,
+        *,
+        key: str,
+        call_pk: int,
+        owner: str,
+        seen_event_count: int,
+        next_due: datetime,
+    ) -> bool:
+        values = {
+            "event_pk": event_pk,
+            "outcome": json_text(outcome),
+            "error": error,
+            "key": key,
+            "now": db_time(utcnow()),
+            "next_due": db_time(next_due),
+        }
+
+        def work(connection: sqlite3.Connection) -> bool:
+            connection.execute(PARK, values)
+            return _release(connection, call_pk, owner, seen_event_count, next_due)
+
+        return await self._run(work)
 
     async def drop(self, owner: str, call_pks: list[int] | None) -> int:
         if call_pks is None:

@@ -6,10 +6,10 @@ them.
   moving ``probe_at`` forward with one conditional UPDATE — on PostgreSQL the row lock
   makes concurrent claimers wait and re-check the condition, on SQLite the database's
   one writer does — so one process, not one per process, sends each probe.
-- A parked event stays ``pending`` with ``park_key`` set, its attempt given back, and
-  waits until its call is due again: soon (backing off) while its circuit is closed,
-  else when parking ends (``CALLBRIDGE_PARK_HOURS``) unless a probe or the recovery
-  makes it due earlier.
+- A parked event (the call store's ``park``, from the dispatcher) stays ``pending`` with
+  ``park_key`` set, its attempt given back, and waits until its call is due again: soon
+  (backing off) while its circuit is closed, else when parking ends
+  (``CALLBRIDGE_PARK_HOURS``) unless a probe or the recovery makes it due earlier.
 - Recovery closes the circuit and gives the parked calls due times one after the other,
   oldest parked first, ramping up to ``CALLBRIDGE_RESUME_CALLS_PER_SECOND``; the
   dispatcher then runs them in each call's order. Each touched call's event counter is
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, bindparam, text
+from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from callbridge.calls.callstore import NOTIFY_CHANNEL
@@ -130,24 +130,6 @@ WHERE id = :call_pk
     "due",
 )
 _NOTIFY = text(f"SELECT pg_notify('{NOTIFY_CHANNEL}', :due)")
-_PARK_EVENT = _sql(
-    """
-UPDATE call_event SET status = 'pending', attempts = attempts - 1, worker = NULL,
-                      due_at = :due, park_key = :key,
-                      parked_at = COALESCE(parked_at, :now), resumed_at = NULL,
-                      outcome = :outcome, error = :error
-WHERE id = :event_pk
-""",
-    "due",
-    "now",
-).bindparams(bindparam("outcome", type_=JSON(none_as_null=True)))
-_PARK_RELEASE = _sql(
-    """
-UPDATE call SET due_at = :due, lease_owner = NULL, lease_expires_at = NULL
-WHERE id = :call_pk AND lease_owner = :owner AND event_count = :seen
-""",
-    "due",
-)
 PARKED_COUNTS = text(
     "SELECT park_key, count(*) FROM call_event "
     "WHERE park_key IS NOT NULL AND status = 'pending' GROUP BY park_key"
@@ -287,39 +269,6 @@ class DatabaseCircuitStore:
         )
         if connection.dialect.name == "postgresql":
             await connection.execute(_NOTIFY, {"due": due[0][2].isoformat()})
-
-
-async def park_event(
-    runtime: Runtime,
-    *,
-    event_pk: int,
-    call_pk: int,
-    owner: str,
-    seen_event_count: int,
-    park: Park,
-    outcome: list[dict[str, Any]] | None,
-) -> bool:
-    """Put the event back to wait (its attempt given back) and hand its call back until
-    ``park.due_at``; False when an event of the call arrived meanwhile (the call stays
-    with the worker, which looks again)."""
-    now = utcnow()
-    async with write_connection(runtime) as connection:
-        await connection.execute(
-            _PARK_EVENT,
-            {
-                "event_pk": event_pk,
-                "due": park.due_at,
-                "key": park.key,
-                "now": now,
-                "outcome": outcome,
-                "error": f"parked: {park.reason}",
-            },
-        )
-        released = await connection.execute(
-            _PARK_RELEASE,
-            {"due": park.due_at, "call_pk": call_pk, "owner": owner, "seen": seen_event_count},
-        )
-    return bool(released.rowcount)
 
 
 async def parked_counts(runtime: Runtime) -> dict[str, int]:
