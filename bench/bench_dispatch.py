@@ -309,6 +309,11 @@ async def sustained(
     sender = EventSender(server.base_url, headers, connections=128)
     count = int(calls_per_second * seconds)
     samples: list[tuple[float, int, int, float]] = []
+    # The pickup measurement ends when each of its calls has sent its first request; their
+    # second requests (the Case) may still be on their way. Only this run's are counted:
+    # from the moment no earlier event is left to process.
+    while sum(await backlog(server.database_url)):
+        await asyncio.sleep(0.2)
     since = max((r["seq"] for r in sandbox_requests(sandbox)), default=0)
     cpu_before = server.cpu_by_process()
     stop = asyncio.Event()
