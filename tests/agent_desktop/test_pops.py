@@ -203,3 +203,29 @@ async def test_the_stream_ends_with_its_session(
             assert ended.event == "signed_out"
     finally:
         await engine.dispose()
+
+
+async def test_a_deleted_account_is_what_the_card_says(
+    connected: Live, live_settings: Settings
+) -> None:
+    """Deleting the lookup's OAuth account is allowed (as for rules and history links):
+    the card says so, in each agent's language."""
+    live = connected
+    await make_profile(live)
+    deleted = await live.api("DELETE", f"/api/v1/oauth-accounts/{live.account_id}")
+    assert deleted.status_code == 204
+    sato = await make_agent(live, live_settings, "sato", "201", language="ja")
+    kato = await make_agent(live, live_settings, "kato", "202", language="en")
+    async with console(live.base_url, sato) as ja, console(live.base_url, kato) as en:
+        await ring(live, "c-1", "0312345678", "201")
+        await ring(live, "c-2", "0312345678", "202")
+        japanese, english = await ja.next(), await en.next()
+    assert japanese.data["lookup_error"] == (
+        f"検索の OAuth アカウント({live.account_id})は削除されました。"
+        "この設定に別のアカウントを選んでください。"
+    )
+    assert english.data["lookup_error"] == (
+        f"The lookup's OAuth account ({live.account_id}) was deleted: choose another "
+        "account for this profile."
+    )
+    assert japanese.data["url"] is None and japanese.data["tel"] == "0312345678"

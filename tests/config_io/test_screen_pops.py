@@ -4,6 +4,8 @@ applied, prune."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import yaml
 from fastapi import FastAPI
@@ -238,3 +240,58 @@ async def test_prune_and_the_order_warning(
     assert [(e["section"], e["name"]) for e in pruned["removed"]] == [("screen_pops", "夜間")]
     profiles = (await api(client, admin, "GET", "/api/v1/screen-pops"))["items"]
     assert [p["name"] for p in profiles] == ["受付"]
+
+
+DELETED = "The lookup's OAuth account ({id}) was deleted: choose another account for this profile."
+
+
+async def _desk(client: httpx.AsyncClient, admin: dict[str, str]) -> dict[str, Any]:
+    profiles = (await api(client, admin, "GET", "/api/v1/screen-pops"))["items"]
+    desk = next(p for p in profiles if p["name"] == "受付")
+    return await api(client, admin, "GET", f"/api/v1/screen-pops/{desk['id']}")
+
+
+async def test_deleting_a_used_account_keeps_the_profile_and_says_so(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """As for call-action rules and history links, deleting an OAuth account in use is
+    allowed; the profile keeps its lookup and says the account is gone."""
+    await configure(client, admin)
+    desk = await _desk(client, admin)
+    account_id = desk["lookup"]["oauth_account_id"]
+    assert desk["warnings"] == []
+    deleted = await client.delete(f"/api/v1/oauth-accounts/{account_id}", headers=admin)
+    assert deleted.status_code == 204
+    desk = await _desk(client, admin)
+    assert desk["lookup"]["oauth_account_id"] == account_id
+    assert desk["warnings"] == [
+        {
+            "field": "lookup.oauth_account_id",
+            "message": DELETED.format(id=account_id),
+            "position": None,
+            "code": "screen_pop_account_deleted",
+        }
+    ]
+
+
+async def test_an_import_pruning_a_used_account_names_what_still_uses_it(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    await configure(client, admin)
+    account_id = (await _desk(client, admin))["lookup"]["oauth_account_id"]
+    data = yaml.safe_load(await export(client, admin))
+    data["oauth_accounts"] = []
+    text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+    pruned = (await import_(client, admin, text, "?prune=true")).json()
+    assert [(e["section"], e["name"]) for e in pruned["removed"]] == [
+        ("oauth_accounts", "Salesforce 本番")
+    ]
+    assert pruned["warnings"] == [
+        {
+            "path": "oauth_accounts",
+            "message": "OAuth account 'Salesforce 本番' was removed but is still used by "
+            "screen-pop profile '受付': they fail until you choose another account",
+        }
+    ]
+    desk = await _desk(client, admin)
+    assert [w["message"] for w in desk["warnings"]] == [DELETED.format(id=account_id)]

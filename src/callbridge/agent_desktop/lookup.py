@@ -12,6 +12,7 @@ from callbridge.agent_desktop.schemas import Match
 from callbridge.history import phones
 from callbridge.history.salesforce import error_message, search_url
 from callbridge.messages import Message, define
+from callbridge.models import OAuthAccount
 from callbridge.outbound import OAuthAuth, OutboundRequest, RetryPolicy, get_outbound
 from callbridge.runtime import Runtime
 from callbridge.templating.escaping import sosl_term_wrapped
@@ -40,6 +41,13 @@ class Found:
     url: str | None = None
     new_record_url: str | None = None
     error: Message | None = None
+
+
+async def _account_exists(runtime: Runtime, account_id: int) -> bool:
+    from callbridge.calls.writes import read_session
+
+    async with read_session(runtime) as session:
+        return await session.get(OAuthAccount, account_id) is not None
 
 
 def record_url(base: str, sobject: str, record_id: str) -> str:
@@ -87,6 +95,8 @@ async def salesforce_lookup(runtime: Runtime, lookup: dict[str, Any], tel: str) 
     account_id = int(lookup["oauth_account_id"])
     base = await outbound.instance_url(account_id)
     if not base:
+        if not await _account_exists(runtime, account_id):
+            return Found(error=Message("screen_pop_account_deleted", id=account_id))
         return Found(error=Message("pop_lookup_not_connected", id=account_id))
     found = Found(new_record_url=new_record_url(base, objects[0]["api_name"], tel))
     forms = phones.search_forms(tel, runtime.settings.history_phone_region)

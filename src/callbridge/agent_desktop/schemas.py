@@ -53,6 +53,12 @@ ACCESS_METHODS = ("browser_get", "browser_post", "server_get", "server_post")
 OS_COMMAND_WORDS = frozenset({"os", "os_command", "oscommand", "command", "osコマンド"})
 define(
     {
+        # Saved before its account was deleted (deleting an account in use is allowed, as
+        # for call-action rules and history links): the profile says so, the card too.
+        "screen_pop_account_deleted": (
+            "The lookup's OAuth account ({id}) was deleted: choose another account for "
+            "this profile."
+        ),
         "os_command_not_offered": (
             "OS commands are not offered: callbridge is a web service and does not run "
             "programs on agents' PCs. Use browser_get or browser_post to open a page, or "

@@ -171,6 +171,17 @@ async def describe(session: AsyncSession, profile: ScreenPopProfile) -> ScreenPo
     error after saving, e.g. a deleted OAuth account)."""
     read = ScreenPopRead.model_validate(profile)
     if not _is_custom(profile.lookup):
+        account_id = (profile.lookup or {}).get("oauth_account_id")
+        if account_id is not None and await session.get(OAuthAccount, int(account_id)) is None:
+            deleted = Message("screen_pop_account_deleted", id=int(account_id))
+            read.warnings = [
+                Warning_(
+                    field="lookup.oauth_account_id",
+                    message=deleted.text,
+                    code=deleted.code,
+                    msg=deleted.to_json(),
+                )
+            ]
         return read
     lookup = lookup_values(profile)
     read.lookup = {**lookup, **secret_flags(profile)}

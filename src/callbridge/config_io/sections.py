@@ -13,6 +13,7 @@ from functools import partial
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.agent_desktop import service as screen_pop_service
@@ -27,7 +28,14 @@ from callbridge.history.schemas import HistoryLinkCreate, HistoryLinkUpdate
 from callbridge.ivr import repository as ivr_repository
 from callbridge.ivr import service as ivr_service
 from callbridge.ivr.schemas import IvrCreate, IvrUpdate
-from callbridge.models import CallAction, HistoryLink, Ivr, OAuthAccount, ScreenPopProfile
+from callbridge.models import (
+    CallAction,
+    HistoryLink,
+    Ivr,
+    IvrStep,
+    OAuthAccount,
+    ScreenPopProfile,
+)
 from callbridge.oauth_accounts import repository as oauth_repository
 from callbridge.oauth_accounts import service as oauth_service
 from callbridge.oauth_accounts.schemas import OAuthAccountCreate, OAuthAccountUpdate
@@ -202,10 +210,62 @@ class OAuthAccounts(ListSection):
     async def remove_absent(self, ctx: ImportContext) -> None:
         runtime = ctx.runtime
         for account in self._absent:
+            # Removed as the API removes it (kept references fail until another account
+            # is chosen, as they say): what still uses it is named in a warning. The
+            # objects the document left out were removed before (last section first).
+            users = await _account_users(ctx.session, account.id)
             await oauth_service.delete_account(
                 ctx.session, runtime, account, ctx.actor, revoke_now=False
             )
             ctx.after_commit.append(partial(oauth_service.revoke_tokens, account, runtime))
+            if users:
+                ctx.warn(
+                    (self.name,),
+                    f"OAuth account '{account.name}' was removed but is still used by "
+                    f"{', '.join(users)}: they fail until you choose another account",
+                )
+
+
+def _uses_account(value: Any, account_id: int) -> bool:
+    """Whether a stored lookup (a screen-pop profile's) names the account anywhere."""
+    if isinstance(value, dict):
+        return any(
+            (k == "oauth_account_id" and v == account_id) or _uses_account(v, account_id)
+            for k, v in value.items()
+        )
+    if isinstance(value, list):
+        return any(_uses_account(v, account_id) for v in value)
+    return False
+
+
+async def _account_users(session: AsyncSession, account_id: int) -> list[str]:
+    """What names the account: call-action rules, IVRs (and their steps), history links,
+    screen-pop profiles."""
+    users = [
+        f"call-action rule #{rule_id}"
+        for rule_id in await session.scalars(
+            select(CallAction.id).where(CallAction.oauth_account_id == account_id)
+        )
+    ]
+    ivrs = await session.scalars(
+        select(Ivr.name)
+        .where(
+            (Ivr.oauth_account_id == account_id)
+            | Ivr.id.in_(select(IvrStep.ivr_id).where(IvrStep.oauth_account_id == account_id))
+        )
+        .order_by(Ivr.id)
+    )
+    users += [f"IVR '{name}'" for name in ivrs]
+    links = await session.scalars(
+        select(HistoryLink.name).where(HistoryLink.oauth_account_id == account_id)
+    )
+    users += [f"history link '{name}'" for name in links]
+    users += [
+        f"screen-pop profile '{profile.name}'"
+        for profile in await screen_pop_service.list_profiles(session)
+        if _uses_account(profile.lookup, account_id)
+    ]
+    return users
 
 
 # ---- call-action rules -----------------------------------------------------------------
