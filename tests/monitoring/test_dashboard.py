@@ -131,7 +131,8 @@ async def test_the_dashboard_draws_every_chart_from_the_rollup(
     again = await client.get("/?range=7d")
     assert again.status_code == 200 and 'data-chart="crm_latency"' in again.text
     japanese = await client.get("/", headers={"Accept-Language": "ja"})
-    assert "1 時間ごとの通話数" in japanese.text and "ルール別のエラー" in japanese.text
+    assert "1 時間ごとの通話数" in japanese.text
+    assert "ルール・IVR・画面ポップアップ別のエラー" in japanese.text
     assert "結果別の IVR 応答数と応答時間（ミリ秒、p50 / p99）" in japanese.text
 
 
@@ -265,3 +266,68 @@ async def test_screen_pop_requests_are_charted_and_searched(
     assert found.status_code == 200, found.text
     assert found.json()["total"] == 3
     assert {item["source"] for item in found.json()["items"]} == {"screen_pop"}
+
+
+async def test_errors_by_rule_include_ivrs_and_screen_pops(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """The errors chart ranks the rules', IVRs' and screen-pop profiles' failed requests
+    together, each bar named in the reader's language and linking to its executions."""
+    rule_id = await seed_activity(app.state.runtime.sessionmaker)
+    api = bearer(await make_token(app))
+    created = await client.post("/api/v1/screen-pops", json={"name": "受付"}, headers=api)
+    assert created.status_code == 201, created.text
+    profile_id = created.json()["id"]
+    now = utcnow()
+    async with app.state.runtime.sessionmaker() as session:
+        call = Call(call_id="pop-1", direction="inbound")
+        call.started_at = now - timedelta(minutes=60)
+        session.add(call)
+        await session.flush()
+        for source, rule, failures in (("screen_pop", profile_id, 5), ("ivr", 77, 2)):
+            for _ in range(failures):
+                session.add(
+                    Execution(
+                        call_pk=call.id,
+                        source=source,
+                        rule_id=rule,
+                        label="検索",
+                        request={"method": "GET", "url": "https://crm.example.com/search"},
+                        response=None,
+                        error={"kind": "timeout", "message": "no answer"},
+                        duration_ms=300.0,
+                        at=now - timedelta(minutes=57),
+                    )
+                )
+        await session.commit()
+    await make_user(app)
+    await sign_in(client)
+
+    def bars(html: str) -> list[tuple[str, str, str]]:
+        svg = re.search(r'data-chart="rule_errors".*?</svg>', html, re.S)
+        assert svg is not None
+        return re.findall(
+            r'<a href="/executions\?rule=([a-z_]+%3A\d+)&amp;error_kind=any&amp;from=[0-9-]+">'
+            r".*?>([^<>]+)</text>.*?>(\d+ / \d+)</text>",
+            svg.group(0),
+            re.S,
+        )
+
+    english = await client.get("/", headers={"Accept-Language": "en"})
+    assert "Errors by rule, IVR and screen pop" in english.text
+    assert bars(english.text) == [
+        (f"screen_pop%3A{profile_id}", "Screen pop · 受付", "5 / 5"),
+        (f"call_action%3A{rule_id}", "ケースを作成", "4 / 10"),
+        ("ivr%3A77", "IVR #77", "2 / 2"),
+    ]
+    japanese = await client.get("/", headers={"Accept-Language": "ja"})
+    assert "ルール・IVR・画面ポップアップ別のエラー" in japanese.text
+    assert [label for _, label, _ in bars(japanese.text)] == [
+        "画面ポップアップ · 受付",
+        "ケースを作成",
+        "IVR #77",
+    ]
+    # The chart's link lists every failed execution, whatever sent it.
+    block = re.search(r'id="chart-rule_errors">.*?</section>', japanese.text, re.S)
+    assert block is not None
+    assert re.search(r'href="/executions\?error_kind=any&amp;from=[0-9-]+"', block.group(0))

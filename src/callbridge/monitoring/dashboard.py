@@ -13,8 +13,10 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbridge.agent_desktop import service as screen_pop_service
 from callbridge.call_actions import repository as call_action_repository
 from callbridge.call_actions.service import rule_label
+from callbridge.ivr import repository as ivr_repository
 from callbridge.ivr.pages import OUTCOME_LABELS
 from callbridge.kit.time import utcnow
 from callbridge.models import HistoryRow, OAuthAccount
@@ -153,14 +155,29 @@ async def build_charts(
     for (index, key), number in totals.calls.items():
         hour = index * slot // 60
         calls[hour, key] = calls.get((hour, key), 0) + number
-    rules = {str(r.id): r for r in await call_action_repository.all_rules(session)}
+    # Errors by what sent the requests: call-action rules, IVRs, screen-pop profiles.
+    names = {
+        ("call_action", str(r.id)): rule_label(r)
+        for r in await call_action_repository.all_rules(session)
+    }
+    names |= {("ivr", str(i.id)): f"IVR · {i.key}" for i in await ivr_repository.all_ivrs(session)}
+    names |= {
+        ("screen_pop", str(p.id)): f"{_('Screen pop')} · {p.name}"
+        for p in await screen_pop_service.list_profiles(session)
+    }
+    # Deleted since: by kind and id.
+    unnamed = {
+        "call_action": "#{key}",
+        "ivr": "IVR #{key}",
+        "screen_pop": _("Screen pop") + " #{key}",
+    }
     errors = sorted(
         (
-            (key, values[1], values[0])
+            (kind, key, values[1], values[0])
             for (kind, key), values in totals.keys.items()
-            if kind == "call_action" and values[1]
+            if kind in rollup.SOURCES and values[1]
         ),
-        key=lambda item: (-item[1], item[0]),
+        key=lambda item: (-item[2], item[0], item[1]),
     )[:10]
     accounts = list(
         await session.scalars(
@@ -220,25 +237,23 @@ async def build_charts(
         ),
         Chart(
             "rule_errors",
-            _("Errors by rule"),
+            _("Errors by rule, IVR and screen pop"),
             hbar_chart(
                 "rule_errors",
-                _("Errors by rule"),
+                _("Errors by rule, IVR and screen pop"),
                 [
                     Bar(
-                        rule_label(rules[key]) if key in rules else f"#{key}",
+                        names.get((kind, key)) or unnamed[kind].format(key=key),
                         failed,
-                        href=_executions_link(
-                            tz, start, rule=f"call_action:{key}", error_kind="any"
-                        ),
+                        href=_executions_link(tz, start, rule=f"{kind}:{key}", error_kind="any"),
                         note=f"{failed} / {total}",
                     )
-                    for key, failed, total in errors
+                    for kind, key, failed, total in errors
                 ],
             ),
-            _executions_link(tz, start, rule="call_action", error_kind="any"),
+            _executions_link(tz, start, error_kind="any"),
             _("Executions with errors"),
-            "" if errors else _("No rule failed in this period."),
+            "" if errors else _("No rule, IVR or screen pop failed in this period."),
         ),
         Chart(
             "ivr",
