@@ -34,6 +34,7 @@ from callbridge.agent_desktop.schemas import (
     ScreenPopTestResult,
     TestedRequest,
 )
+from callbridge.call_actions.engine import call_values as event_values
 from callbridge.calls import store
 from callbridge.calls.callstore import CallInfo
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
@@ -215,31 +216,16 @@ def call_values(
     tel: str | None,
     user: User | None,
 ) -> dict[str, str]:
-    """What a custom lookup's templates read (seed 002 §3.1): the call's variables, the
-    PBX's own ``variables``, the call's columns with ``{TEL}`` as the card shows it (the
-    ANI prefix removed), ``{AID}``/``{EXT}`` of the rung agent."""
-    values: dict[str, str] = dict(variables)
-    extra = payload.get("variables")
-    if isinstance(extra, dict):
-        values.update({str(k): str(v) for k, v in extra.items()})
-
-    def pick(key: str, fallback: str | None) -> str:
-        value = payload.get(key)
-        return str(value) if value is not None else (fallback or "")
-
-    values.update(
-        EVENT=event,
-        ID=call.call_id,
-        TEL=tel or "",
-        TELNAME=pick("tel_name", call.tel_name),
-        CALLED=pick("called", call.called),
-        CALLEDNAME=pick("called_name", call.called_name),
-        DIRECTION=pick("direction", call.direction),
-        QUEUE=pick("queue", call.queue),
-        AID=pick("agent_id", user.agent_id if user else None),
-        EXT=pick("extension", user.extension if user else None),
-        UNIQUE_ID=pick("unique_id", call.unique_id),
-    )
+    """What a custom lookup's templates read (seed 002 §3.1): what a call action's templates
+    read for the event, with ``{TEL}`` as the card shows it (the ANI prefix removed) and
+    ``{AID}``/``{EXT}`` of the rung agent when the event does not say them."""
+    values = event_values(call, payload, event, variables)
+    values["TEL"] = tel or ""
+    if user is not None:
+        if payload.get("agent_id") is None:
+            values["AID"] = user.agent_id or ""
+        if payload.get("extension") is None:
+            values["EXT"] = user.extension or ""
     return values
 
 
