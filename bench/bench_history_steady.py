@@ -101,6 +101,16 @@ async def run(args: argparse.Namespace) -> None:
         ) as server,
     ):
         headers = configure(server, sandbox)
+        if args.no_worker:
+            shipped = "diagnostic run, NOT the shipped defaults: CALLBRIDGE_HISTORY_WORKER=false"
+        elif args.no_link:
+            shipped = "diagnostic run: callbridge defaults, the history link not enabled"
+        else:
+            shipped = (
+                "callbridge defaults: `callbridge serve`, no CALLBRIDGE_ variable but the "
+                "data directory"
+            )
+        print(shipped, flush=True)
         admin = {"Authorization": f"Bearer {server.token('admin')}"}
         async with httpx.AsyncClient(base_url=server.base_url, headers=admin, timeout=60) as http:
             account_id = (await http.get("/api/v1/oauth-accounts")).json()["items"][0]["id"]
