@@ -58,6 +58,7 @@ from bench_ingest import (
     RawClient,
     configuration,
     free_port,
+    memory_line,
     percentile,
     running_callbridge,
 )
@@ -367,6 +368,7 @@ async def sustained(
         "cpu_by_process": cpu_by_process,
         "peak_rss": server.rss_mb()[1],
         "peak_rss_by_process": server.peak_rss_by_process(),
+        "memory": server.memory_by_process(),
         "sandbox_cpu": sandbox_cpu,
     }
 
@@ -388,7 +390,8 @@ def report_sustained(label: str, result: dict[str, Any]) -> None:
         f"{result['cpu'] / (result['offered_seconds'] + result['drain_seconds']) * 100:.0f}"
         f"% of a core (the sandbox "
         f"{result['sandbox_cpu'] / (result['offered_seconds'] + result['drain_seconds']) * 100:.0f}"
-        f"%); peak RSS {result['peak_rss']:.0f} MB",
+        f"%); peak RSS {result['peak_rss']:.0f} MB (the largest process); after the run "
+        f"{memory_line(result['memory'])}",
         flush=True,
     )
     if len(result["cpu_by_process"]) > 1:
@@ -434,6 +437,7 @@ def run_configuration(
         if workers:
             described += f", plus {workers} `callbridge serve --role worker` process(es)"
         print(f"{label}: {described}", flush=True)
+        print(f"{label}: memory idle after start-up: {memory_line(server.memory_by_process())}")
         headers = configure(server, sandbox)
         asyncio.run(measure_pickup(server, sandbox, headers, 5, 1))  # warm up
         if args.pickup_seconds > 0:

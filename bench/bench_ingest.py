@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +105,63 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
+def _listening_ports() -> dict[str, int]:
+    """Socket inode → port of every listening TCP socket (Linux /proc/net/tcp*)."""
+    found = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A":  # LISTEN
+                found[fields[9]] = int(fields[1].rsplit(":", 1)[1], 16)
+    return found
+
+
+def _ports_of(pid: int, listening: dict[str, int]) -> set[int]:
+    ports = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            port = listening.get(target[8:-1])
+            if port is not None:
+                ports.add(port)
+    return ports
+
+
+def label_processes(pid: int, port: int) -> dict[str, int]:
+    """Label → pid of ``pid`` (a ``callbridge serve``) and the processes under it: the
+    supervisor when it has web or dispatcher processes under it, web processes (they hold
+    the socket of ``port``), dispatcher processes (a loopback port of their own) and
+    multiprocessing's resource tracker."""
+    under = descendants(pid)
+    listening = _listening_ports()
+    found = {"supervisor" if under else "serve": pid}
+    counts: dict[str, int] = {}
+    for each in under:
+        try:
+            command = Path(f"/proc/{each}/cmdline").read_text()
+            ports = _ports_of(each, listening)
+        except OSError:
+            continue
+        if "resource_tracker" in command:
+            kind = "resource tracker"
+        elif port in ports:
+            kind = "web"
+        elif ports:
+            kind = "dispatcher"
+        else:
+            kind = "starting"
+        counts[kind] = counts.get(kind, 0) + 1
+        found[f"{kind} {counts[kind]}"] = each
+    return found
+
+
 def proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -117,6 +174,55 @@ def proc_rss_mb(pid: int) -> tuple[float, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return values.get("VmRSS", 0.0), values.get("VmHWM", 0.0)
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Memory of one process or of several added up, in MB. RSS counts every page a
+    process maps, so the RSS of several processes added up counts the pages they share
+    (the interpreter, libraries, pages inherited from a fork) once per process; PSS
+    divides each shared page between the processes sharing it, so PSS added up is what
+    the processes take from the machine together."""
+
+    rss: float = 0.0
+    pss: float = 0.0
+    processes: int = 0
+
+    def __add__(self, other: Memory) -> Memory:
+        return Memory(self.rss + other.rss, self.pss + other.pss, self.processes + other.processes)
+
+    def __str__(self) -> str:
+        return f"RSS {self.rss:.0f} MB, PSS {self.pss:.0f} MB"
+
+
+def proc_memory_mb(pid: int) -> Memory:
+    """RSS and PSS of one process (Linux /proc/<pid>/smaps_rollup)."""
+    values = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("Rss", "Pss"):
+            values[key] = int(rest.split()[0]) / 1024
+    return Memory(values.get("Rss", 0.0), values.get("Pss", 0.0), 1)
+
+
+def memory_of(pids: Iterable[int]) -> Memory:
+    """The memory of these processes added up, skipping any that just ended."""
+    total = Memory()
+    for pid in pids:
+        try:
+            total += proc_memory_mb(pid)
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def memory_line(by_process: dict[str, Memory]) -> str:
+    """``RSS … MB, PSS … MB`` of all the processes added up, then each process's."""
+    total = sum(by_process.values(), Memory())
+    line = f"{total} added up over {total.processes} process(es)"
+    if len(by_process) > 1:
+        line += " (" + "; ".join(f"{label} {each}" for label, each in by_process.items()) + ")"
+    return line
 
 
 @dataclass
@@ -132,9 +238,8 @@ class Callbridge:
     def processes(self) -> dict[str, int]:
         """Label → pid of every callbridge process, those ``serve`` started included
         (``--workers``: web and dispatcher processes under the one started)."""
-        found = {self.role: self.process.pid}
-        for n, pid in enumerate(descendants(self.process.pid)):
-            found[f"{self.role}.{n + 1}"] = pid
+        port = int(self.base_url.rsplit(":", 1)[1])
+        found = label_processes(self.process.pid, port)
         for n, worker in enumerate(self.workers):
             found[f"worker{n + 1}"] = worker.pid
         return found
@@ -144,6 +249,19 @@ class Callbridge:
 
     def peak_rss_by_process(self) -> dict[str, float]:
         return {label: proc_rss_mb(pid)[1] for label, pid in self.processes().items()}
+
+    def memory_by_process(self) -> dict[str, Memory]:
+        """RSS and PSS now of every callbridge process (supervisor and helpers included)."""
+        found = {}
+        for label, pid in self.processes().items():
+            each = memory_of([pid])
+            if each.processes:
+                found[label] = each
+        return found
+
+    def memory(self) -> Memory:
+        """RSS and PSS now of all the callbridge processes added up."""
+        return sum(self.memory_by_process().values(), Memory())
 
     def cli(self, *args: str) -> str:
         done = subprocess.run(
@@ -557,6 +675,7 @@ def run_configuration(
         print(f"{database}: {configuration(server.process.pid, serve_args)}", flush=True)
         if serve_args:
             database = f"{database} (tuned)"
+        print(f"{database}: memory idle after start-up: {memory_line(server.memory_by_process())}")
         token = server.token("pbx")
         generate_load(server.base_url, token, 4, 1.0, 1)  # warm-up: connections, caches
         before_cpu = server.cpu_seconds()
@@ -576,6 +695,7 @@ def run_configuration(
             cpu = server.cpu_seconds() - before_cpu
             stored = asyncio.run(stored_events(server.database_url)) - before
             report(f"{database}: offered {rate:g}/s", result, cpu, stored)
+        print(f"{database}: memory after the load: {memory_line(server.memory_by_process())}")
 
 
 def main() -> None:

@@ -63,7 +63,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -73,7 +73,15 @@ from callbridge.sandbox import demo_account_fields
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_ingest import configuration, descendants, proc_cpu_seconds, proc_rss_mb
+from bench_ingest import (
+    Memory,
+    configuration,
+    descendants,
+    label_processes,
+    memory_line,
+    memory_of,
+    proc_cpu_seconds,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 # The sandbox's latency; callers starting "spread" begin over this long.
@@ -289,9 +297,33 @@ def cpu_seconds(pid: int) -> float:
     return _added_up(pid, proc_cpu_seconds)
 
 
-def rss_mb(pid: int) -> float:
-    """Resident memory (MB) of a process and those under it."""
-    return _added_up(pid, lambda each: proc_rss_mb(each)[0])
+def memory_by_process(pid: int, port: int) -> dict[str, Memory]:
+    """RSS and PSS of ``callbridge serve`` and of each process under it, by label."""
+    return {
+        label: each
+        for label, each_pid in label_processes(pid, port).items()
+        if (each := memory_of([each_pid])).processes
+    }
+
+
+def settled_memory(pid: int, port: int, seconds: float = 60) -> dict[str, Memory]:
+    """``memory_by_process`` once start-up is over: the same processes, and their PSS
+    added up moving by less than 1 MB over two seconds (``seconds`` at most)."""
+    deadline = time.monotonic() + seconds
+    last = memory_by_process(pid, port)
+    while time.monotonic() < deadline:
+        time.sleep(2.0)
+        now = memory_by_process(pid, port)
+        before, after = sum(last.values(), Memory()), sum(now.values(), Memory())
+        if list(now) == list(last) and abs(after.pss - before.pss) < 1:
+            return now
+        last = now
+    return last
+
+
+def memory_total(pid: int) -> Memory:
+    """RSS and PSS of a process and those under it, added up."""
+    return memory_of([pid, *descendants(pid)])
 
 
 @dataclass
@@ -401,11 +433,11 @@ class Level:
     direct: list[float]
     invoke: list[float]
     cpu_ms: float  # callbridge's CPU time per invocation
-    rss_mb: float = 0.0  # callbridge's resident memory, all processes
+    memory: Memory = field(default_factory=Memory)  # callbridge's, all processes added up
     # The same dip through Node-RED (--nodered), in the same rounds.
     nodered: list[float] | None = None
     nodered_cpu_ms: float = 0.0
-    nodered_rss_mb: float = 0.0
+    nodered_memory: Memory = field(default_factory=Memory)
 
 
 async def measure(
@@ -476,13 +508,31 @@ async def measure(
         await invoke_callers.close()
         await peer_callers.close()
         level = Level(concurrency, direct_all, invoke_all, cpu * 1000 / len(invoke_all))
-        level.rss_mb = rss_mb(server_pid)
+        level.memory = memory_total(server_pid)
         if nodered is not None:
             level.nodered = peer_all
             level.nodered_cpu_ms = peer_cpu * 1000 / len(peer_all)
-            level.nodered_rss_mb = rss_mb(nodered.pid)
+            level.nodered_memory = memory_total(nodered.pid)
         results.append(level)
     return results
+
+
+async def first_invocations(base: str, pbx: str, count: int) -> list[float]:
+    """The first ``count`` invocations after start-up (ms), one after another, each on a
+    new connection (with several web processes they reach more than one): what a piece
+    built lazily would add to the first call a process serves."""
+    headers = {"Authorization": f"Bearer {pbx}", "Content-Type": "application/json"}
+    latencies = []
+    for n in range(count):
+        body = json.dumps({"call_id": f"first-{n}", "tel": "07075373713"}).encode()
+        target = build_request("POST", f"{base}/api/v1/ivr/seed000/invoke", headers, body)
+        connection = RawConnection(target.host, target.port)
+        started = time.perf_counter()
+        status = await connection.request(target.raw)
+        latencies.append((time.perf_counter() - started) * 1000)
+        await connection.close()
+        assert status == 200, status
+    return latencies
 
 
 def report(database: str, results: list[Level]) -> None:
@@ -493,15 +543,15 @@ def report(database: str, results: list[Level]) -> None:
     )
     for level in results:
         d50, d99 = percentile(level.direct, 50), percentile(level.direct, 99)
-        rows = [("callbridge", level.invoke, level.cpu_ms, level.rss_mb)]
+        rows = [("callbridge", level.invoke, level.cpu_ms, level.memory)]
         if level.nodered is not None:
-            rows.append(("Node-RED", level.nodered, level.nodered_cpu_ms, level.nodered_rss_mb))
-        for name, latencies, cpu_ms, rss in rows:
+            rows.append(("Node-RED", level.nodered, level.nodered_cpu_ms, level.nodered_memory))
+        for name, latencies, cpu_ms, memory in rows:
             i50, i99 = percentile(latencies, 50), percentile(latencies, 99)
             print(
                 f"{level.concurrency:>10} {len(latencies):>6} {d50:>11.2f} {d99:>11.2f} "
                 f"{i50:>11.2f} {i99:>11.2f} {i50 - d50:>10.2f} {i99 - d99:>10.2f} "
-                f"{cpu_ms:>8.2f}  {name}, RSS {rss:.0f} MB"
+                f"{cpu_ms:>8.2f}  {name}, {memory} ({memory.processes} processes)"
             )
     sys.stdout.flush()
 
@@ -536,8 +586,17 @@ def run_configuration(
                    "--port", str(port), *serve_args]  # fmt: skip
         with child(command, env, args.callbridge_cpus) as server:
             wait_http(f"{base}/healthz")
+            idle = settled_memory(server.pid, port)
             configure(base, admin, sandbox)
             print(f"\n{database}: {configuration(server.pid, serve_args)}")
+            print(f"{database}: callbridge idle after start-up: {memory_line(idle)}")
+            first = asyncio.run(first_invocations(base, pbx, 5))
+            print(
+                f"{database}: first invocations after start-up, a new connection each "
+                f"(sandbox at {CRM_LATENCY_MS} ms): "
+                + ", ".join(f"{latency:.1f}" for latency in first)
+                + " ms"
+            )
             token = httpx.post(f"{sandbox}/_sandbox/tokens", json={}).json()["access_token"]
             with contextlib.ExitStack() as peers:
                 nodered = None
@@ -545,8 +604,11 @@ def run_configuration(
                     nodered = peers.enter_context(
                         running_nodered(sandbox, token, args.callbridge_cpus)
                     )
+                    print(f"Node-RED idle after start-up: {memory_total(nodered.pid)}")
                 results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid, nodered))
             report(database, results)
+            after = memory_by_process(server.pid, port)
+            print(f"{database}: callbridge after the load: {memory_line(after)}")
 
 
 def main() -> None:
