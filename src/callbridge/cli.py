@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.errors import CallbridgeError
 from callbridge.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from callbridge.runtime import Runtime
 
@@ -69,6 +69,35 @@ def _migrate(settings: Settings) -> None:
         raise _fail(f"cannot migrate the database: {type(exc).__name__}: {exc}") from None
 
 
+def _migrate_in_a_child() -> None:
+    """``_migrate`` in a process of its own that exits when done: what the migration
+    imports (Alembic, the migration scripts) never stays in the processes that serve, nor
+    in the supervisor of several (about 60 MB less there)."""
+    import subprocess
+
+    # The modules this process finds, the child finds (as multiprocessing's spawn does).
+    path = os.pathsep.join(entry for entry in sys.path if entry)
+    done = subprocess.run(
+        [sys.executable, "-c", "from callbridge.cli import migration_main; migration_main()"],
+        env={**os.environ, "PYTHONPATH": path},
+        check=False,
+    )
+    if done.returncode != 0:
+        raise typer.Exit(code=1)  # the child said why on standard error
+
+
+def migration_main() -> None:
+    """The process ``serve`` migrates the database in (settings from the environment)."""
+    from callbridge.ops.logging import configure_logging
+
+    try:
+        settings = _settings()
+        configure_logging(settings.log_format, settings.log_level, settings.access_log)
+        _migrate(settings)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
@@ -103,7 +132,7 @@ def serve(
     if isinstance(plan, str):
         raise _fail(plan)
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
-    _migrate(settings)
+    _migrate_in_a_child()
     log = logging.getLogger("callbridge")
     if plan.processes > 1:
         web, dispatchers = plan
