@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,22 +36,14 @@ from callbridge.agent_desktop import pages as agent_pages
 from callbridge.agent_desktop import profile_pages as screen_pop_pages
 from callbridge.agent_desktop import router as agent_router
 from callbridge.agent_desktop import softphone as agent_softphone
-from callbridge.agent_desktop.pops import agent_pops_lifespan, with_screen_pops
 from callbridge.auth.setup import issue_setup_token
 from callbridge.call_actions import pages as call_action_pages
 from callbridge.call_actions import router as call_actions_router
-from callbridge.call_actions.engine import process_event
 from callbridge.calls import pages as call_pages
 from callbridge.calls import router as calls_router
-from callbridge.calls.lifecycle import call_processing
-from callbridge.calls.pbx_auth import settle_checks
-from callbridge.calls.store import close_call_store
 from callbridge.circuits import pages as circuit_pages
 from callbridge.circuits import router as circuits_router
-from callbridge.circuits.prober import probing
-from callbridge.circuits.store import DatabaseCircuitStore
 from callbridge.config_io import router as config_router
-from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.errors import (
     CallbridgeError,
     Conflict,
@@ -62,13 +54,9 @@ from callbridge.errors import (
 )
 from callbridge.history import pages as history_pages
 from callbridge.history import router as history_router
-from callbridge.history.rows import with_history
-from callbridge.history.sync import history_lifespan
 from callbridge.hot_routes import serve_hot_routes
 from callbridge.ivr import pages as ivr_pages
 from callbridge.ivr import router as ivr_router
-from callbridge.ivr.runtime import ivr_lifespan
-from callbridge.kit.crypto import SecretBox
 from callbridge.kit.ids import ids_a_database_can_hold
 from callbridge.messages import Message
 from callbridge.models import User
@@ -76,15 +64,13 @@ from callbridge.monitoring import pages as monitoring_pages
 from callbridge.monitoring import router as monitoring_router
 from callbridge.oauth_accounts import pages as oauth_pages
 from callbridge.oauth_accounts import router as oauth_router
-from callbridge.oauth_accounts.token_source import DatabaseTokenSource
 from callbridge.ops import router as ops_router
 from callbridge.ops.middleware import EdgeMiddleware, Metrics, MetricsMiddleware
 from callbridge.ops.openapi import document_security_and_errors
-from callbridge.outbound import outbound_lifespan
 from callbridge.recordings import pages as recording_pages
 from callbridge.recordings import router as recordings_router
-from callbridge.recordings.lifecycle import recordings_lifespan
 from callbridge.runtime import Runtime
+from callbridge.services import Role, create_runtime, running_services
 from callbridge.settings import Settings
 from callbridge.system_settings import router as settings_router
 from callbridge.system_settings.service import get_system_settings
@@ -93,7 +79,6 @@ from callbridge.users import router as users_router
 
 logger = logging.getLogger("callbridge")
 
-Role = Literal["all", "web", "worker"]
 STATIC_DIR = Path(__file__).resolve().parent / "admin" / "static"
 
 
@@ -248,64 +233,14 @@ async def _edge_error_page(
 
 
 def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
-    settings = settings or Settings()
-    settings.ensure_data_dir()
-    # PostgreSQL: no ping before each use of a pooled connection (a round trip per
-    # transaction on the event path); a connection found dead fails that one operation
-    # and the pool is refreshed, and connections are renewed every half hour.
-    pool = (
-        {
-            "pool_size": settings.database_pool_size,
-            "max_overflow": settings.database_max_overflow,
-            "pool_pre_ping": False,
-            "pool_recycle": 1800,
-        }
-        if settings.database_kind == "postgresql"
-        else {}
-    )
-    engine = create_engine(settings.resolved_database_url, **pool)
-    runtime = Runtime(
-        settings=settings,
-        engine=engine,
-        sessionmaker=create_sessionmaker(engine),
-        secrets=SecretBox(settings.load_secret_key(), settings.previous_keys()),
-    )
+    runtime = create_runtime(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        try:
-            async with AsyncExitStack() as stack:
-                if role in ("all", "web"):
-                    await _announce_setup(runtime)
-                await stack.enter_async_context(
-                    outbound_lifespan(
-                        runtime, DatabaseTokenSource(runtime), DatabaseCircuitStore(runtime)
-                    )
-                )
-                await stack.enter_async_context(recordings_lifespan(runtime, role))
-                # After the outbound client: the IVR log writer drains before it closes.
-                await stack.enter_async_context(ivr_lifespan(runtime))
-                # After the outbound client: history batches finish before it closes.
-                await stack.enter_async_context(
-                    history_lifespan(runtime, run_worker=role in ("all", "worker"))
-                )
-                await stack.enter_async_context(agent_pops_lifespan(runtime, role))
-                # After the outbound client: events in flight finish before it closes.
-                await stack.enter_async_context(
-                    call_processing(
-                        runtime,
-                        run_dispatcher=role in ("all", "worker"),
-                        processor=with_screen_pops(with_history(process_event)),
-                    )
-                )
-                await stack.enter_async_context(probing(runtime))
-                yield
-                await stack.aclose()
-        finally:
-            await settle_checks()  # a token check in the background uses the engine
-            # The IVR log writer and the dispatcher have stopped: their connections go.
-            await close_call_store(runtime)
-            await engine.dispose()
+        async with running_services(runtime, role):
+            if role in ("all", "web"):
+                await _announce_setup(runtime)
+            yield
 
     app = CallbridgeApp(
         title="callbridge",
@@ -363,9 +298,9 @@ def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     app.add_middleware(
         EdgeMiddleware,
-        body_timeout=settings.body_read_timeout_seconds,
+        body_timeout=runtime.settings.body_read_timeout_seconds,
         error_page=_edge_error_page,
-        softphone_frame_ancestors=settings.softphone_frame_ancestors,
+        softphone_frame_ancestors=runtime.settings.softphone_frame_ancestors,
     )
     return app
 

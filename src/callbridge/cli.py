@@ -165,11 +165,8 @@ def serve(
                 timeout_worker_healthcheck=60,
             )
         return
-    # Imported here: a supervisor of several processes never builds the app (memory).
-    from callbridge.app import create_app
-
     checked_role: Literal["all", "web", "worker"] = role  # type: ignore[assignment]
-    application = create_app(settings, role=checked_role)
+    application = _create_app(settings, checked_role)
     log.info(
         "callbridge serving on http://%s:%s/ (one process, role %s, database %s)",
         settings.host,
@@ -314,17 +311,28 @@ def _dispatcher_processes(count: int) -> Iterator[None]:
                 process.join()
 
 
+def _create_app(settings: Settings, role: Literal["all", "web", "worker"]) -> FastAPI:
+    """The app of one process of this role. Imported here: a supervisor of several
+    processes never builds one, and a dispatcher process builds no web UI (memory)."""
+    if role == "worker":
+        from callbridge.dispatcher_app import create_dispatcher_app
+
+        return create_dispatcher_app(settings)
+    from callbridge.app import create_app
+
+    return create_app(settings, role=role)
+
+
 def _dispatcher_main() -> None:
     """A dispatcher process beside the web processes: the app of role worker (its
     lifespan runs the dispatcher) on a loopback port the system picks, unused."""
     import uvicorn
 
-    from callbridge.app import create_app
     from callbridge.ops.logging import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
-    application = create_app(settings, role="worker")
+    application = _create_app(settings, "worker")
     _freeze_startup_objects()
     uvicorn.run(
         application,
@@ -346,12 +354,11 @@ def _freeze_startup_objects() -> None:
 def web_app() -> FastAPI:
     """The app of one web process of ``serve --workers N`` (settings from the environment,
     the database already migrated by the parent)."""
-    from callbridge.app import create_app
     from callbridge.ops.logging import configure_logging
 
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
-    application = create_app(settings, role="web")
+    application = _create_app(settings, "web")
     _freeze_startup_objects()
     return application
 
