@@ -1,9 +1,10 @@
 """Recordings in any S3-compatible object store (AWS S3, MinIO, Ceph RGW, ...), so several
 callbridge servers share one set of recordings.
 
-A small client of its own over httpx with AWS Signature Version 4: it needs five calls
-(PUT, GET with Range, HEAD, DELETE, multipart upload for large files), streams both ways
-and stays async, which the SDKs do not offer without a large dependency.
+A small client of its own over httpx2 (the outbound path's HTTP client: one such library
+per process) with AWS Signature Version 4: it needs five calls (PUT, GET with Range,
+HEAD, DELETE, multipart upload for large files), streams both ways and stays async,
+which the SDKs do not offer without a large dependency.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from xml.sax.saxutils import escape
 
 import anyio
 import anyio.to_thread
-import httpx
+import httpx2 as httpx
 
 from callbridge.recordings.storage import READ_CHUNK, ObjectMissing, ObjectStream
 
