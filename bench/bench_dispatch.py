@@ -21,7 +21,9 @@ limits (docs/oauth.md §7). On PostgreSQL ``--workers N`` adds a second, labelle
    contact query), p50/p99. Both ends stamp with the machine's clock.
 2. Sustained: ``--calls-per-second`` (100) calls for ``--seconds`` (60): each call sends
    ``queue`` and, two seconds later, ``disconnect`` — 3 CRM requests per call. Every
-   second: the backlog (events waiting or being processed) and callbridge's memory.
+   second: the backlog (events waiting or being processed) and callbridge's memory; on
+   PostgreSQL, every 0.1 s, the connections open to the database (the benchmark's own
+   left out), of which the most seen is printed.
    Afterwards every call must have its 3 requests, in order, without error.
 
 Reference: a bare ``httpx`` loop (and the same with ``httpx2``, its maintained
@@ -280,11 +282,21 @@ async def measure_pickup(
     return sorted(first[t] - sent[t] for t in first)
 
 
+# The benchmark's own PostgreSQL connections, left out of the count of callbridge's.
+BENCH_APPLICATION = "callbridge-bench"
+
+
+def _bench_connect_args(database_url: str) -> dict[str, Any]:
+    if database_url.startswith("postgresql"):
+        return {"server_settings": {"application_name": BENCH_APPLICATION}}
+    return {}
+
+
 async def backlog(database_url: str) -> tuple[int, int]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(database_url)
+    engine = create_async_engine(database_url, connect_args=_bench_connect_args(database_url))
     try:
         async with engine.connect() as connection:
             rows = await connection.execute(
@@ -297,6 +309,37 @@ async def backlog(database_url: str) -> tuple[int, int]:
             return int(counts.get("pending", 0)), int(counts.get("processing", 0))
     finally:
         await engine.dispose()
+
+
+async def watch_connections(database_url: str, stop: asyncio.Event) -> int | None:
+    """The most connections to the benchmark's PostgreSQL database open at once while
+    ``stop`` is not set (sampled every 0.1 s), the benchmark's own left out; None on
+    SQLite."""
+    if not database_url.startswith("postgresql"):
+        await stop.wait()
+        return None
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    dsn = make_url(database_url).set(drivername="postgresql")
+    connection = await asyncpg.connect(
+        dsn.render_as_string(hide_password=False),
+        server_settings={"application_name": BENCH_APPLICATION},
+    )
+    peak = 0
+    try:
+        while not stop.is_set():
+            seen = await connection.fetchval(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND application_name <> $1",
+                BENCH_APPLICATION,
+            )
+            peak = max(peak, int(seen))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.1)
+    finally:
+        await connection.close()
+    return peak
 
 
 async def sustained(
@@ -331,6 +374,7 @@ async def sustained(
         await seed_call(sender, f"{run}-{n}")
 
     sampler = asyncio.create_task(sample())
+    connections = asyncio.create_task(watch_connections(server.database_url, stop))
     sandbox_cpu_before = (
         process_cpu_seconds(SANDBOX_PID[sandbox]) if sandbox in SANDBOX_PID else 0.0
     )
@@ -343,6 +387,7 @@ async def sustained(
     drained = time.monotonic() - drain_started
     stop.set()
     await sampler
+    peak_connections = await connections
     cpu_by_process = {
         label: seconds - cpu_before.get(label, 0.0)
         for label, seconds in server.cpu_by_process().items()
@@ -370,6 +415,7 @@ async def sustained(
         "peak_rss_by_process": server.peak_rss_by_process(),
         "memory": server.memory_by_process(),
         "sandbox_cpu": sandbox_cpu,
+        "peak_connections": peak_connections,
     }
 
 
@@ -391,7 +437,12 @@ def report_sustained(label: str, result: dict[str, Any]) -> None:
         f"% of a core (the sandbox "
         f"{result['sandbox_cpu'] / (result['offered_seconds'] + result['drain_seconds']) * 100:.0f}"
         f"%); peak RSS {result['peak_rss']:.0f} MB (the largest process); after the run "
-        f"{memory_line(result['memory'])}",
+        f"{memory_line(result['memory'])}"
+        + (
+            f"; at most {result['peak_connections']} database connections open"
+            if result["peak_connections"] is not None
+            else ""
+        ),
         flush=True,
     )
     if len(result["cpu_by_process"]) > 1:
