@@ -10,11 +10,12 @@ import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Literal, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 from pydantic import ValidationError
 
+from callbridge.db.connections import Role, process_roles
 from callbridge.errors import CallbridgeError
 from callbridge.settings import Settings
 
@@ -123,6 +124,7 @@ def serve(
 
     if role not in ("all", "web", "worker"):
         raise _fail("--role must be all, web or worker")
+    checked_role: Role = role  # type: ignore[assignment]
     settings = _settings()
     if host:
         settings.host = host
@@ -139,7 +141,12 @@ def serve(
         # Each process builds its own app from the same settings (the environment).
         os.environ["CALLBRIDGE_HOST"] = settings.host
         os.environ["CALLBRIDGE_PORT"] = str(settings.port)
-        pool = _share_connections(settings, plan.processes)
+        connections = "one SQLite file"
+        dispatcher_sizes: dict[str, int] = {}
+        if settings.database_kind == "postgresql":
+            roles = process_roles(web, dispatchers, checked_role)
+            settings_of, dispatcher_sizes = _share_connections(settings, roles)
+            connections = _describe_connections(settings_of, roles)
         log.info(
             "callbridge serving on http://%s:%s/ (%d web processes, %d dispatcher processes, "
             "database %s, %s; --workers 1 runs one process)",
@@ -148,9 +155,9 @@ def serve(
             web,
             dispatchers,
             settings.database_kind,
-            pool,
+            connections,
         )
-        with _dispatcher_processes(dispatchers):
+        with _dispatcher_processes(dispatchers, dispatcher_sizes):
             uvicorn.run(
                 "callbridge.cli:web_app",
                 factory=True,
@@ -165,14 +172,16 @@ def serve(
                 timeout_worker_healthcheck=60,
             )
         return
-    checked_role: Literal["all", "web", "worker"] = role  # type: ignore[assignment]
     application = _create_app(settings, checked_role)
     log.info(
-        "callbridge serving on http://%s:%s/ (one process, role %s, database %s)",
+        "callbridge serving on http://%s:%s/ (one process, role %s, database %s%s)",
         settings.host,
         settings.port,
         role,
         settings.database_kind,
+        ", " + _describe_connections({checked_role: settings}, [checked_role])
+        if settings.database_kind == "postgresql"
+        else "",
     )
     _freeze_startup_objects()
     if role == "worker":
@@ -244,32 +253,55 @@ def plan_processes(workers: str, role: str, database: str, cores: int) -> Proces
     return ProcessPlan(count, (count + 1) // 2)
 
 
-# Connections all processes of one ``serve`` keep open at most when the pool sizes are not
-# set: below PostgreSQL's default max_connections (100), with room for other clients.
-_SHARED_CONNECTIONS = 80
+def _share_connections(
+    settings: Settings, roles: list[Role]
+) -> tuple[dict[Role, Settings], dict[str, int]]:
+    """Split the connection budget between the processes (a size given in the
+    environment is kept). Web processes read their sizes from the environment; the
+    dispatcher processes' sizes (returned) are set in theirs when they start."""
+    from callbridge.db.connections import share_connections
+
+    shares = share_connections(settings, roles)
+    for name, value in shares.get("web", {}).items():
+        os.environ[f"CALLBRIDGE_{name.upper()}"] = str(value)
+    dispatcher_sizes = shares.get("worker", {})
+    settings_of: dict[Role, Settings] = {
+        "web": Settings(),
+        "worker": Settings(**dispatcher_sizes),  # type: ignore[arg-type]
+    }
+    return settings_of, dispatcher_sizes
 
 
-def _share_connections(settings: Settings, processes: int) -> str:
-    """Split the default connection pool between the processes (a setting given in the
-    environment is kept); says what each process gets."""
-    share = max(2, _SHARED_CONNECTIONS // 2 // processes)
-    if settings.database_kind == "postgresql":
-        if "database_pool_size" not in settings.model_fields_set:
-            os.environ["CALLBRIDGE_DATABASE_POOL_SIZE"] = str(share)
-        if "database_max_overflow" not in settings.model_fields_set:
-            os.environ["CALLBRIDGE_DATABASE_MAX_OVERFLOW"] = str(share)
-        shared = Settings()
-        return (
-            f"{shared.database_pool_size}+{shared.database_max_overflow} "
-            "database connections per process"
+def _describe_connections(settings_of: dict[Role, Settings], roles: list[Role]) -> str:
+    """What each process may open and the worst case in all; a warning is logged when
+    that exceeds the server's max_connections (or PostgreSQL's default, 100, when the
+    server cannot be asked)."""
+    from callbridge.db.connections import (
+        POSTGRES_DEFAULT_MAX_CONNECTIONS,
+        describe,
+        server_max_connections,
+        worst_case,
+    )
+
+    total = worst_case(settings_of, roles)
+    limit = asyncio.run(server_max_connections(settings_of[roles[0]]))
+    if total > (limit or POSTGRES_DEFAULT_MAX_CONNECTIONS):
+        logging.getLogger("callbridge").warning(
+            "callbridge may open %d database connections, more than %s (%d): lower "
+            "CALLBRIDGE_DATABASE_POOL_SIZE, CALLBRIDGE_DATABASE_MAX_OVERFLOW or "
+            "CALLBRIDGE_DATABASE_CALL_STORE_POOL_SIZE, or the processes (--workers)",
+            total,
+            "the server's max_connections" if limit else "PostgreSQL's default max_connections",
+            limit or POSTGRES_DEFAULT_MAX_CONNECTIONS,
         )
-    return "one SQLite file"
+    return describe(settings_of, roles)
 
 
 @contextmanager
-def _dispatcher_processes(count: int) -> Iterator[None]:
-    """``count`` dispatcher processes (role worker) for as long as the block runs;
-    one that dies is started again. Stopped with SIGTERM (events in flight finish)."""
+def _dispatcher_processes(count: int, sizes: dict[str, int]) -> Iterator[None]:
+    """``count`` dispatcher processes (role worker, with these settings besides the
+    environment) for as long as the block runs; one that dies is started again. Stopped
+    with SIGTERM (events in flight finish)."""
     import multiprocessing
     import threading
 
@@ -278,9 +310,13 @@ def _dispatcher_processes(count: int) -> Iterator[None]:
         return
     context = multiprocessing.get_context("spawn")
     stopping = threading.Event()
-    processes = [context.Process(target=_dispatcher_main, daemon=False) for _ in range(count)]
-    for process in processes:
+
+    def started() -> Any:
+        process = context.Process(target=_dispatcher_main, args=(sizes,), daemon=False)
         process.start()
+        return process
+
+    processes = [started() for _ in range(count)]
 
     def watch() -> None:
         while not stopping.wait(1.0):
@@ -291,8 +327,7 @@ def _dispatcher_processes(count: int) -> Iterator[None]:
                         process.pid,
                         process.exitcode,
                     )
-                    processes[index] = context.Process(target=_dispatcher_main, daemon=False)
-                    processes[index].start()
+                    processes[index] = started()
 
     watcher = threading.Thread(target=watch, name="dispatchers", daemon=True)
     watcher.start()
@@ -311,7 +346,7 @@ def _dispatcher_processes(count: int) -> Iterator[None]:
                 process.join()
 
 
-def _create_app(settings: Settings, role: Literal["all", "web", "worker"]) -> FastAPI:
+def _create_app(settings: Settings, role: Role) -> FastAPI:
     """The app of one process of this role. Imported here: a supervisor of several
     processes never builds one, and a dispatcher process builds no web UI (memory)."""
     if role == "worker":
@@ -323,13 +358,16 @@ def _create_app(settings: Settings, role: Literal["all", "web", "worker"]) -> Fa
     return create_app(settings, role=role)
 
 
-def _dispatcher_main() -> None:
+def _dispatcher_main(sizes: dict[str, int]) -> None:
     """A dispatcher process beside the web processes: the app of role worker (its
-    lifespan runs the dispatcher) on a loopback port the system picks, unused."""
+    lifespan runs the dispatcher) on a loopback port the system picks, unused; ``sizes``
+    are its share of the connections (``_share_connections``)."""
     import uvicorn
 
     from callbridge.ops.logging import configure_logging
 
+    for name, value in sizes.items():
+        os.environ[f"CALLBRIDGE_{name.upper()}"] = str(value)
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
     application = _create_app(settings, "worker")

@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     # each use one for a moment; connections beyond the pool are opened and closed again.
     database_pool_size: int = Field(default=20, ge=1, le=500)
     database_max_overflow: int = Field(default=30, ge=0, le=500)
+    # The call store's two asyncpg pools per process (calls/pg_store.py): this many
+    # connections for events, executions and variables, half as many for the
+    # dispatcher's bookkeeping. Unset: database_pool_size, at most 20. ``serve`` with
+    # several processes shares all three sizes out (db/connections.py) unless set.
+    database_call_store_pool_size: int | None = Field(default=None, ge=1, le=500)
     # History link (DESIGN §11.4): how often the history worker looks for due rows besides
     # being woken, how long new rows are gathered into one batch, the most rows one batch
     # takes (five sObject Collections of 200: one Composite request), the default phone

@@ -219,7 +219,7 @@ async def test_storage_unavailable_answers_503(
     dead_store: PgCallStore | SqliteCallStore
     if runtime.database_kind == "postgresql":
         dead = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none")
-        dead_store = PgCallStore("postgresql://nobody@127.0.0.1:1/none", 2)
+        dead_store = PgCallStore("postgresql://nobody@127.0.0.1:1/none", 2, 2)
     else:
         dead = create_engine("sqlite+aiosqlite:////nonexistent-directory/callbridge.db")
         dead_store = SqliteCallStore(runtime, "/nonexistent-directory/callbridge.db")

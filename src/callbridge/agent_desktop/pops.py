@@ -40,6 +40,7 @@ from callbridge.calls.callstore import CallInfo
 from callbridge.calls.dispatcher import EventJob, EventOutcome, Processor
 from callbridge.calls.repository import call_info, variables_of
 from callbridge.calls.writes import read_session, write_session
+from callbridge.db.connections import server_settings
 from callbridge.kit.time import utcnow
 from callbridge.messages import Message, define, joined, stored
 from callbridge.models import AgentPop, Call, CallEvent, ScreenPopProfile, User
@@ -679,7 +680,7 @@ async def _listen(runtime: Runtime, hub: PopHub) -> None:
     while True:
         connection = None
         try:
-            connection = await asyncpg.connect(dsn)
+            connection = await asyncpg.connect(dsn, server_settings=server_settings())
             lost = asyncio.Event()
             connection.add_termination_listener(lambda _c, lost=lost: lost.set())
             await connection.add_listener(CHANNEL, notified)

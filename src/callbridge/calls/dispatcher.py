@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from callbridge.calls.callstore import NOTIFY_CHANNEL, CallInfo, CallStore, NextEvent, PendingEvent
 from callbridge.calls.store import call_store
 from callbridge.circuits.store import Park
+from callbridge.db.connections import server_settings
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -461,7 +462,7 @@ class Dispatcher:
         while True:
             connection = None
             try:
-                connection = await asyncpg.connect(dsn)
+                connection = await asyncpg.connect(dsn, server_settings=server_settings())
                 lost = asyncio.Event()
                 connection.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await connection.add_listener(NOTIFY_CHANNEL, self._notified)

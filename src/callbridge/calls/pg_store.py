@@ -34,6 +34,7 @@ from callbridge.calls.callstore import (
     json_text,
     next_event_from_row,
 )
+from callbridge.db.connections import call_store_pool_sizes, server_settings
 from callbridge.kit.time import utcnow
 from callbridge.runtime import Runtime
 
@@ -296,17 +297,19 @@ class PgCallStore:
     later; a database crash can only lose the last instants of it, and the work is then
     resumed after the rules already recorded (their executions are durable)."""
 
-    def __init__(self, dsn: str, size: int) -> None:
+    def __init__(self, dsn: str, size: int, bookkeeping_size: int) -> None:
         self.dsn = dsn
         self.size = size
+        self.bookkeeping_size = bookkeeping_size
         self._pools: dict[str, Any] = {}
         self._lock = asyncio.Lock()
 
     @classmethod
     def of(cls, runtime: Runtime) -> PgCallStore:
         url = make_url(runtime.settings.resolved_database_url).set(drivername="postgresql")
-        size = max(min(runtime.settings.database_pool_size, 20), 2)
-        return cls(url.render_as_string(hide_password=False), size)
+        return cls(
+            url.render_as_string(hide_password=False), *call_store_pool_sizes(runtime.settings)
+        )
 
     async def _pool(self, kind: str) -> Any:
         found = self._pools.get(kind)
@@ -320,9 +323,13 @@ class PgCallStore:
                     found = self._pools[kind] = await asyncpg.create_pool(
                         self.dsn,
                         min_size=1,
-                        max_size=self.size if durable else max(self.size // 2, 2),
+                        max_size=self.size if durable else self.bookkeeping_size,
                         max_inactive_connection_lifetime=300,
-                        server_settings={} if durable else {"synchronous_commit": "off"},
+                        server_settings=(
+                            server_settings()
+                            if durable
+                            else server_settings(synchronous_commit="off")
+                        ),
                         reset=_keep_session,
                     )
         return found

@@ -2,9 +2,9 @@
 
 Two queues keep the hot path from hurting itself under load:
 
-- connections: at most ``database_pool_size`` worker sessions at once (the rest wait
-  here, in order) — the dispatcher may hold hundreds of calls, and sessions beyond the
-  pool would open and close a connection each time;
+- connections: at most ``database_pool_size`` − 4 worker sessions at once (at least 2;
+  the rest wait here, in order) — the dispatcher may hold hundreds of calls, and
+  sessions beyond the pool would open and close a connection each time;
 - SQLite writes: SQLite has one writer at a time, and writers that wait for its lock
   sleep in steps of up to 100 ms (its busy handler), so this process queues its own
   hot-path writes (ingest, dispatcher, executions) on an asyncio lock instead.

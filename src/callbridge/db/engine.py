@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from callbridge.db.connections import server_settings
 from callbridge.errors import FieldError
 from callbridge.kit.text import NUL_MESSAGE
 
@@ -39,6 +40,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("connect_args", {"server_settings": server_settings()})
     return create_async_engine(url, **kwargs)
 
 
