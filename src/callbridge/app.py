@@ -232,12 +232,16 @@ async def _edge_error_page(
     return await _error_page(request, status, _(message).format(**values), with_session=False)
 
 
-def create_app(settings: Settings | None = None, role: Role = "all") -> FastAPI:
+def create_app(
+    settings: Settings | None = None, role: Role = "all", *, serving: bool = False
+) -> FastAPI:
+    """The application. ``serving``: built by ``callbridge serve`` for a process that
+    serves until it ends (see ``running_services``)."""
     runtime = create_runtime(settings or Settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_services(runtime, role):
+        async with running_services(runtime, role, serving=serving):
             if role in ("all", "web"):
                 await _announce_setup(runtime)
             yield

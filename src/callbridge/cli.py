@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import os
 import sys
@@ -17,6 +16,7 @@ from pydantic import ValidationError
 
 from callbridge.db.connections import Role, process_roles
 from callbridge.errors import CallbridgeError
+from callbridge.kit.collector import settle_long_lived_objects
 from callbridge.settings import Settings
 
 if TYPE_CHECKING:
@@ -352,10 +352,10 @@ def _create_app(settings: Settings, role: Role) -> FastAPI:
     if role == "worker":
         from callbridge.dispatcher_app import create_dispatcher_app
 
-        return create_dispatcher_app(settings)
+        return create_dispatcher_app(settings, serving=True)
     from callbridge.app import create_app
 
-    return create_app(settings, role=role)
+    return create_app(settings, role=role, serving=True)
 
 
 def _dispatcher_main(sizes: dict[str, int]) -> None:
@@ -384,9 +384,9 @@ def _dispatcher_main(sizes: dict[str, int]) -> None:
 
 def _freeze_startup_objects() -> None:
     """What was built so far (modules, the app, its routes and templates) lives as long as
-    the process: keep the cyclic garbage collector from walking it again and again."""
-    gc.collect()
-    gc.freeze()
+    the process: keep the cyclic garbage collector from walking it again and again (the
+    app's lifespan does it once more for what its start-up builds: ``serving=True``)."""
+    settle_long_lived_objects()
 
 
 def web_app() -> FastAPI:

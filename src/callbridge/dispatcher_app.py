@@ -16,12 +16,13 @@ from callbridge.services import create_runtime, running_services
 from callbridge.settings import Settings
 
 
-def create_dispatcher_app(settings: Settings) -> FastAPI:
+def create_dispatcher_app(settings: Settings, *, serving: bool = False) -> FastAPI:
+    """``serving``: built by ``callbridge serve`` (see ``running_services``)."""
     runtime = create_runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with running_services(runtime, "worker"):
+        async with running_services(runtime, "worker", serving=serving):
             yield
 
     app = FastAPI(

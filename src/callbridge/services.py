@@ -18,6 +18,7 @@ from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.history.rows import with_history
 from callbridge.history.sync import history_lifespan
 from callbridge.ivr.runtime import ivr_lifespan
+from callbridge.kit.collector import settle_long_lived_objects
 from callbridge.kit.crypto import SecretBox
 from callbridge.oauth_accounts.token_source import DatabaseTokenSource
 from callbridge.outbound import outbound_lifespan
@@ -54,10 +55,16 @@ def create_runtime(settings: Settings) -> Runtime:
 
 
 @asynccontextmanager
-async def running_services(runtime: Runtime, role: Role) -> AsyncIterator[None]:
+async def running_services(
+    runtime: Runtime, role: Role, *, serving: bool = False
+) -> AsyncIterator[None]:
     """The outbound client, recordings, the IVR log writer, the history worker, screen
     pops, the dispatcher (roles all and worker) and the circuit prober, for as long as the
-    block runs; then the call store's connections and the engine are closed."""
+    block runs; then the call store's connections and the engine are closed.
+
+    ``serving``: this process serves until it ends (``callbridge serve``): once everything
+    has started, what was built is frozen for the garbage collector
+    (callbridge.kit.collector); tests leave it off."""
     try:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(
@@ -82,6 +89,8 @@ async def running_services(runtime: Runtime, role: Role) -> AsyncIterator[None]:
                 )
             )
             await stack.enter_async_context(probing(runtime))
+            if serving:
+                settle_long_lived_objects()
             yield
             await stack.aclose()
     finally:

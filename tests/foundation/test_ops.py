@@ -105,3 +105,31 @@ def test_access_log_is_off_unless_asked_for() -> None:
         root.handlers[:], level = saved
         root.setLevel(level)
         access.propagate = True
+
+
+async def test_a_serving_app_freezes_what_its_start_up_built(settings: Settings) -> None:
+    """``callbridge serve`` builds the app with ``serving=True``: after the lifespan has
+    started everything, the collector no longer walks it, and young collections run less
+    often. Apps built by tests (the default) leave the collector alone."""
+    import gc
+
+    from callbridge.kit.collector import YOUNG_THRESHOLD
+
+    threshold = gc.get_threshold()
+    gc.unfreeze()
+    try:
+        plain = create_app(settings)
+        async with plain.router.lifespan_context(plain):
+            assert gc.get_freeze_count() == 0
+            assert gc.get_threshold() == threshold
+        serving = create_app(settings, serving=True)
+        async with serving.router.lifespan_context(serving):
+            assert gc.get_freeze_count() > 0
+            assert gc.get_threshold()[0] == YOUNG_THRESHOLD
+            # Still served as before.
+            transport = httpx.ASGITransport(app=serving)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                assert (await http.get("/healthz")).status_code == 200
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*threshold)
