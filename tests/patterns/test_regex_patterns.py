@@ -187,3 +187,47 @@ def test_greedy_hint_variants() -> None:
     assert compile_pattern('/"x":"(.*)"/').hints
     assert not compile_pattern('/"x":"(.*?)"/').hints
     assert not compile_pattern("/(?P<A>.*)$/").hints
+
+
+def test_plain_text_patterns_are_found_as_text_without_the_engine() -> None:
+    # No operator, a backslash only before punctuation, flags among m s u: the pattern is
+    # a text, found with str search (no backtracking, so no time limit to read a clock for).
+    body = '{"totalSize":0,"searchRecords":[]}'
+    for text in ('/"searchRecords":¥[¥]/', '"searchRecords":\\[\\]', '/"searchRecords":¥[¥]/msu'):
+        pattern = compile_pattern(text)
+        spy = _SearchSpy(pattern._regex)
+        pattern._regex = spy  # type: ignore[assignment]
+        assert pattern.matches(body, timeout=LIMIT)
+        assert not pattern.matches('{"searchRecords":[{"Id":"1"}]}', timeout=LIMIT)
+        assert pattern.extract(body, timeout=LIMIT) == Extraction(True)
+        assert not pattern.extract("{}", timeout=LIMIT).matched
+        assert spy.calls == []
+
+
+def test_plain_text_search_finds_what_the_engine_finds() -> None:
+    texts = ["a.b", "a\\.b", "a\\/b", "x\\d", "(ab)", "a|b", "ab*", "/AB/i", "/a b/x", "é\\-\\\\"]
+    bodies = ["a.b", "axb", "a/b", "x1", "ab", "b", "a", "xAB", "ab", "é-\\", "E-\\"]
+    for text in texts:
+        pattern = compile_pattern(text)
+        assert pattern._regex is not None
+        for body in bodies:
+            expected = pattern._regex.search(body) is not None
+            assert pattern.matches(body, timeout=LIMIT) is expected, (text, body)
+
+
+def test_only_plain_text_skips_the_time_limit() -> None:
+    for text in ("a.b", "x\\d", "(ab)", "a|b", "ab*", "a{2}", "/AB/i", "/a b/x", "[ab]", "^a"):
+        pattern = compile_pattern(text)
+        spy = _SearchSpy(pattern._regex)
+        pattern._regex = spy  # type: ignore[assignment]
+        pattern.matches("ab", timeout=LIMIT)
+        assert spy.calls == [{"timeout": LIMIT, "concurrent": False}], text
+
+
+def test_plain_text_search_stays_fast_on_a_large_hostile_response() -> None:
+    # The worst case for a naive text search: a long needle that almost matches
+    # everywhere in the largest response kept (5 MiB).
+    pattern = compile_pattern("/" + "a" * 200 + "b/")
+    started = time.perf_counter()
+    assert not pattern.matches("a" * (5 * 1024 * 1024), timeout=LIMIT)
+    assert time.perf_counter() - started < 1.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import string
 
 import regex
 
@@ -69,6 +70,37 @@ _GREEDY_RE = re.compile(
 )
 
 
+# Characters with a meaning in a pattern (outside ``x`` mode); every other one matches
+# itself, and so does a backslash before punctuation (``\[``, ``\/``, ``\.``).
+_OPERATORS = frozenset(".^$*+?{}[]()|\\")
+_ESCAPED_LITERALS = frozenset(string.punctuation)
+# Flags that change nothing in how a plain text is found (``m`` and ``s`` act on ``^ $ .``).
+_LITERAL_FLAGS = frozenset("msu")
+
+
+def _literal_text(source: str, flags: str) -> str | None:
+    r"""The text a pattern stands for when it is plain text (``"searchRecords":\[\]``),
+    else None. Finding a text is one pass with ``str`` search: no backtracking, so no
+    time limit is needed and the regex engine is not asked."""
+    if not set(flags) <= _LITERAL_FLAGS:
+        return None
+    chars: list[str] = []
+    escaped = False
+    for ch in source:
+        if escaped:
+            if ch not in _ESCAPED_LITERALS:
+                return None  # \d, \n, \1, \p{…}: a class, a control or a reference
+            chars.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif ch in _OPERATORS:
+            return None
+        else:
+            chars.append(ch)
+    return None if escaped else "".join(chars)
+
+
 class CompiledPattern:
     """A validated pattern, ready to match under a time limit.
 
@@ -76,10 +108,13 @@ class CompiledPattern:
     ``group_names``: the named groups in group order; ``group_count``: all capturing
     groups; ``normalisations``: what was changed (``¥`` read as ``\\``…); ``hints``:
     advice that does not prevent saving (a greedy ``.*`` capture spanning JSON…).
-    An empty pattern matches everything and extracts nothing.
+    An empty pattern matches everything and extracts nothing. A pattern that is plain
+    text (no operator, no group, flags among ``m s u``) is found with ``str`` search,
+    which cannot backtrack: it needs no time limit (docs/templates.md §7).
     """
 
     __slots__ = (
+        "_literal",
         "_regex",
         "flags",
         "group_count",
@@ -105,6 +140,7 @@ class CompiledPattern:
         self._regex = compiled
         self.normalisations = normalisations
         self.hints = hints
+        self._literal = _literal_text(source, flags) if compiled is not None else None
         if compiled is None:
             self.group_names: tuple[str, ...] = ()
             self.group_count = 0
@@ -121,12 +157,16 @@ class CompiledPattern:
         """True when the pattern is found anywhere in ``text`` (a response pattern)."""
         if self._regex is None:
             return True
+        if self._literal is not None:
+            return self._literal in text
         return self._search(text, timeout) is not None
 
     def extract(self, text: str, *, timeout: float, json_body: bool = False) -> Extraction:
         """The first match's groups; ``json_body`` decodes JSON string escapes in them."""
         if self._regex is None:
             return Extraction(True)
+        if self._literal is not None:  # plain text has no groups to extract
+            return Extraction(True) if self._literal in text else NO_MATCH
         match = self._search(text, timeout)
         if match is None:
             return NO_MATCH
