@@ -242,7 +242,7 @@ async def run_ivr(
     else:
         try:
             async with asyncio.timeout_at(deadline + _GUARD_MARGIN):
-                await _run(ivr, inputs, env, run, outbound, deadline, send)
+                await _run(ivr, inputs, env, run, outbound, deadline, send, loop)
         except TimeoutError:
             run.error = {
                 "kind": "timeout",
@@ -262,20 +262,22 @@ async def _run(
     outbound: Outbound,
     deadline: float,
     send: bool,
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
-    loop = asyncio.get_running_loop()
+    # The running loop is asked once per invocation and passed down: each asking of
+    # asyncio costs a getpid() system call (its check for a forked process).
     last_sent: StepRun | None = None
     for request in ivr.requests:
         step = StepRun(request.name, utcnow())
         run.steps.append(step)
         if request.has_condition:
             holds, reason = _condition(
-                request.condition_code, request.condition_pattern, env, deadline
+                request.condition_code, request.condition_pattern, env, deadline, loop
             )
             if not holds:
                 step.skipped = reason
                 continue
-        failure = await _send(request, env, step, outbound, deadline, send)
+        failure = await _send(request, env, step, outbound, deadline, send, loop)
         if not send:
             run.answer = _answer(inputs.call_id, "no_match", None, END_RULE_BEHAVIOUR, env)
             run.error = {"kind": "not_sent", **stored(Message("not_sent"))}
@@ -293,7 +295,7 @@ async def _run(
                 step.extracted = extraction.response_variables()
                 env.values.update(step.extracted)
                 run.stored.update(step.extracted)
-    _match(ivr, inputs, env, run, last_sent, deadline)
+    _match(ivr, inputs, env, run, last_sent, deadline, loop)
 
 
 END_RULE_BEHAVIOUR = CompiledBehaviour()
@@ -306,6 +308,7 @@ async def _send(
     outbound: Outbound,
     deadline: float,
     send: bool,
+    loop: asyncio.AbstractEventLoop,
 ) -> dict[str, Any] | None:
     """Expand and send ``request``; the reason it failed as a request error, or None."""
     system_urls = env.system_urls
@@ -328,7 +331,7 @@ async def _send(
     if not send:
         step.unsent = expanded.view()
         return None
-    remaining = deadline - asyncio.get_running_loop().time()
+    remaining = deadline - loop.time()
     result = await outbound.send(
         outbound_request(
             expanded,
@@ -380,6 +383,7 @@ def _condition(
     pattern: CompiledPattern | None,
     env: _Env,
     deadline: float,
+    loop: asyncio.AbstractEventLoop,
 ) -> tuple[bool, Message]:
     """A condition as call actions test it: the expanded code against the pattern; a code
     without a pattern holds when it expands to something."""
@@ -394,9 +398,7 @@ def _condition(
             return True, Message("condition.not_empty", shown=shown)
         return False, Message("condition.empty", shown=shown)
     try:
-        matched = pattern.matches(
-            text, timeout=_pattern_timeout(deadline, asyncio.get_running_loop().time())
-        )
+        matched = pattern.matches(text, timeout=_pattern_timeout(deadline, loop.time()))
     except ExtractionError as exc:
         return False, Message("condition.failed", detail=exc.msg)
     if matched:
@@ -411,14 +413,14 @@ def _match(
     run: IvrRun,
     last_sent: StepRun | None,
     deadline: float,
+    loop: asyncio.AbstractEventLoop,
 ) -> None:
-    loop = asyncio.get_running_loop()
     for setting in ivr.responses:
         if run.answer:
             run.checks.append(ResponseCheck(setting.priority, None, Message("earlier_matched")))
             continue
         step = last_sent if setting.step_index is None else run.steps[setting.step_index]
-        matched, reason, extraction = _check(setting, step, env, deadline, loop.time())
+        matched, reason, extraction = _check(setting, step, env, deadline, loop)
         run.checks.append(ResponseCheck(setting.priority, matched, reason))
         if not matched:
             continue
@@ -452,7 +454,7 @@ def _check(
     step: StepRun | None,
     env: _Env,
     deadline: float,
-    now: float,
+    loop: asyncio.AbstractEventLoop,
 ) -> tuple[bool, Message, Extraction | None]:
     """Does this response setting match? With the reason, in words an admin reads."""
     if step is None or step.result is None:
@@ -479,7 +481,7 @@ def _check(
     if setting.response_pattern is not None:
         try:
             found = setting.response_pattern.matches(
-                result.text, timeout=_pattern_timeout(deadline, now)
+                result.text, timeout=_pattern_timeout(deadline, loop.time())
             )
         except ExtractionError as exc:
             return False, Message("response_pattern.failed", detail=exc.msg), None
@@ -488,13 +490,15 @@ def _check(
             return False, Message("response_pattern.absent", pattern=pattern), None
         reasons.append(Message("response_pattern.present", pattern=pattern))
     if setting.condition_code is not None or setting.condition_pattern is not None:
-        holds, why = _condition(setting.condition_code, setting.condition_pattern, env, deadline)
+        holds, why = _condition(
+            setting.condition_code, setting.condition_pattern, env, deadline, loop
+        )
         if not holds:
             return False, Message("condition", why=why), None
         reasons.append(Message("condition", why=why))
     extraction = None
     if setting.extractor is not None:
-        outcome = _extract(setting.extractor, result, deadline, now)
+        outcome = _extract(setting.extractor, result, deadline, loop.time())
         if isinstance(outcome, Message):
             return False, Message("extraction.failed", detail=outcome), None
         if not outcome.matched:
