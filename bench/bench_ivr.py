@@ -1,6 +1,8 @@
 """Added latency of an IVR invocation over the CRM's own latency (issue 6, "Speed").
 
-Run: ``python bench/bench_ivr.py`` (a few minutes; ``--quick`` for a smoke run;
+Run: ``python bench/bench_ivr.py`` (about 7 minutes, most of it the single caller;
+``--levels 50`` measures only 50 callers, about 25 s, for quick comparisons; ``--quick``
+for a smoke run;
 ``--postgres URL`` to add PostgreSQL, e.g. ``postgresql+asyncpg://postgres@127.0.0.1/cb_bench``
 — its ``public`` schema is dropped and recreated).
 
