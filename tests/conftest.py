@@ -17,15 +17,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+from argon2 import PasswordHasher, profiles
 from sqlalchemy import text
 
 from callbridge.app import create_app
+from callbridge.auth import passwords
 from callbridge.db.migrate import upgrade_to_head
 from callbridge.settings import Settings
 
 PG_ENV = "CALLBRIDGE_TEST_DATABASE_URL"
 UNDER_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 TEST_SECRET = "test-secret-key-not-for-production"
+
+# callbridge hashes passwords with Argon2id at argon2-cffi's defaults (64 MiB, 3 passes):
+# about 0.15 s per hash or check on a 2-core machine, and the suite creates and signs in
+# users hundreds of times. Tests in this process hash with the library's profile made for
+# tests; servers the tests start as processes of their own keep the real parameters.
+passwords._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)
+passwords._DUMMY_HASH = passwords._hasher.hash("callbridge-dummy-password")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
