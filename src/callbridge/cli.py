@@ -16,7 +16,6 @@ from pydantic import ValidationError
 
 from callbridge.db.connections import Role, process_roles
 from callbridge.errors import CallbridgeError
-from callbridge.kit.collector import settle_long_lived_objects
 from callbridge.settings import Settings
 
 if TYPE_CHECKING:
@@ -183,7 +182,6 @@ def serve(
         if settings.database_kind == "postgresql"
         else "",
     )
-    _freeze_startup_objects()
     if role == "worker":
         # A worker has no public HTTP: it listens on loopback for health checks only.
         uvicorn.run(
@@ -371,7 +369,6 @@ def _dispatcher_main(sizes: dict[str, int]) -> None:
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
     application = _create_app(settings, "worker")
-    _freeze_startup_objects()
     uvicorn.run(
         application,
         host="127.0.0.1",
@@ -382,13 +379,6 @@ def _dispatcher_main(sizes: dict[str, int]) -> None:
     )
 
 
-def _freeze_startup_objects() -> None:
-    """What was built so far (modules, the app, its routes and templates) lives as long as
-    the process: keep the cyclic garbage collector from walking it again and again (the
-    app's lifespan does it once more for what its start-up builds: ``serving=True``)."""
-    settle_long_lived_objects()
-
-
 def web_app() -> FastAPI:
     """The app of one web process of ``serve --workers N`` (settings from the environment,
     the database already migrated by the parent)."""
@@ -397,7 +387,6 @@ def web_app() -> FastAPI:
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
     application = _create_app(settings, "web")
-    _freeze_startup_objects()
     return application
 
 
