@@ -216,6 +216,12 @@ def memory_of(pids: Iterable[int]) -> Memory:
     return total
 
 
+def memory_by_label(processes: dict[str, int]) -> dict[str, Memory]:
+    """RSS and PSS now of each of these processes (label → pid), leaving out any that
+    just ended."""
+    return {label: each for label, pid in processes.items() if (each := memory_of([pid])).processes}
+
+
 def memory_line(by_process: dict[str, Memory]) -> str:
     """``RSS … MB, PSS … MB`` of all the processes added up, then each process's."""
     total = sum(by_process.values(), Memory())
@@ -252,12 +258,7 @@ class Callbridge:
 
     def memory_by_process(self) -> dict[str, Memory]:
         """RSS and PSS now of every callbridge process (supervisor and helpers included)."""
-        found = {}
-        for label, pid in self.processes().items():
-            each = memory_of([pid])
-            if each.processes:
-                found[label] = each
-        return found
+        return memory_by_label(self.processes())
 
     def memory(self) -> Memory:
         """RSS and PSS now of all the callbridge processes added up."""

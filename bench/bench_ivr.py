@@ -80,6 +80,7 @@ from bench_ingest import (
     configuration,
     descendants,
     label_processes,
+    memory_by_label,
     memory_line,
     memory_of,
     proc_cpu_seconds,
@@ -301,11 +302,7 @@ def cpu_seconds(pid: int) -> float:
 
 def memory_by_process(pid: int, port: int) -> dict[str, Memory]:
     """RSS and PSS of ``callbridge serve`` and of each process under it, by label."""
-    return {
-        label: each
-        for label, each_pid in label_processes(pid, port).items()
-        if (each := memory_of([each_pid])).processes
-    }
+    return memory_by_label(label_processes(pid, port))
 
 
 def settled_memory(pid: int, port: int, seconds: float = 60) -> dict[str, Memory]:
