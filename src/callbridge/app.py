@@ -44,6 +44,7 @@ from callbridge.calls import router as calls_router
 from callbridge.circuits import pages as circuit_pages
 from callbridge.circuits import router as circuits_router
 from callbridge.config_io import router as config_router
+from callbridge.db.connections import Role
 from callbridge.errors import (
     CallbridgeError,
     Conflict,
@@ -70,7 +71,7 @@ from callbridge.ops.openapi import document_security_and_errors
 from callbridge.recordings import pages as recording_pages
 from callbridge.recordings import router as recordings_router
 from callbridge.runtime import Runtime
-from callbridge.services import Role, create_runtime, running_services
+from callbridge.services import create_runtime, running_services
 from callbridge.settings import Settings
 from callbridge.system_settings import router as settings_router
 from callbridge.system_settings.service import get_system_settings

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Literal
 
 from callbridge.agent_desktop.pops import agent_pops_lifespan, with_screen_pops
 from callbridge.call_actions.engine import process_event
@@ -14,6 +13,7 @@ from callbridge.calls.pbx_auth import settle_checks
 from callbridge.calls.store import close_call_store
 from callbridge.circuits.prober import probing
 from callbridge.circuits.store import DatabaseCircuitStore
+from callbridge.db.connections import Role
 from callbridge.db.engine import create_engine, create_sessionmaker
 from callbridge.history.rows import with_history
 from callbridge.history.sync import history_lifespan
@@ -25,8 +25,6 @@ from callbridge.outbound import outbound_lifespan
 from callbridge.recordings.lifecycle import recordings_lifespan
 from callbridge.runtime import Runtime
 from callbridge.settings import Settings
-
-Role = Literal["all", "web", "worker"]
 
 
 def create_runtime(settings: Settings) -> Runtime:
