@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,9 +141,10 @@ def _children(pid: int) -> list[int]:
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
 def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
     """``--workers 2``: two web processes answer on one port, each with its own app, and
-    a dispatcher process runs beside them; a token made by the CLI works on both; a
-    call event is accepted (and processed at once with wait=true); SIGTERM stops them
-    all."""
+    a dispatcher process runs beside them, all three forked from the supervisor; a token
+    made by the CLI works on both; a
+    call event is accepted (and processed at once with wait=true); a process killed is
+    forked again; SIGTERM stops them all."""
     import signal
 
     import httpx
@@ -183,12 +185,29 @@ def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
                 except subprocess.TimeoutExpired:
                     pass
             assert server.poll() is None, server.stderr.read() if server.stderr else ""
-            processes = [
-                pid
-                for pid in _children(server.pid)
-                if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
-            ]
+            # Forked from the supervisor, which preloaded what they run (shared pages):
+            # the same command line as it, no interpreter of their own.
+            command = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+            processes = _children(server.pid)
             assert len(processes) == 3  # two web processes, one dispatcher
+            assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == command for pid in processes)
+            # A process that dies is forked again (the web processes by uvicorn's
+            # manager, the dispatcher by callbridge's watcher).
+            for pid in processes:
+                os.kill(pid, signal.SIGKILL)
+            for _ in range(600):  # at most 60 s
+                replaced = set(_children(server.pid)) - set(processes)
+                if len(replaced) == 3:
+                    break
+                time.sleep(0.1)
+            assert len(replaced) == 3, server.stderr.read() if server.stderr else ""
+            assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == command for pid in replaced)
+            for _ in range(600):  # until a new web process answers
+                try:
+                    if client.get("/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.1)
             for _ in range(20):
                 answer = httpx.post(
                     f"{base}/api/v1/ivr/unknown/invoke",

@@ -1,6 +1,6 @@
 """What each process of ``serve`` imports and builds (docs/performance.md §1): the
-supervisor no SQLAlchemy or Alembic, a web process no Alembic, a dispatcher process no
-web UI."""
+supervisor of several preloads what they run but no Alembic, a web process no Alembic, a
+dispatcher process no web UI."""
 
 from __future__ import annotations
 
@@ -32,16 +32,26 @@ def _imported_after(code: str, tmp_path: Path) -> set[str]:
     return set(done.stdout.split())
 
 
-def test_the_supervisor_imports_no_database_library(tmp_path: Path) -> None:
-    modules = _imported_after(
+def test_the_supervisor_of_several_processes_preloads_them_but_not_the_migration_tool(
+    tmp_path: Path,
+) -> None:
+    """What ``serve --workers N`` runs in its supervisor before forking the processes:
+    their code (shared with them), never Alembic (the migration runs in a child that
+    exits)."""
+    settings_only = _imported_after(
         "import multiprocessing, uvicorn\n"
         "from callbridge import cli\n"
         "from callbridge.ops.logging import configure_logging\n"
         "cli._settings()",
         tmp_path,
     )
-    assert "callbridge.cli" in modules
-    assert not {m for m in modules if m.split(".")[0] in ("sqlalchemy", "alembic", "fastapi")}
+    assert "callbridge.cli" in settings_only
+    assert not {m for m in settings_only if m.split(".")[0] in ("sqlalchemy", "fastapi")}
+    preloaded = _imported_after(
+        "from callbridge import cli\ncli._preload_for_forked_processes()", tmp_path
+    )
+    assert {"callbridge.app", "callbridge.dispatcher_app", "sqlalchemy", "uvloop"} <= preloaded
+    assert not {m for m in preloaded if m.split(".")[0] in ("alembic", "httpx", "rich")}
 
 
 def test_a_web_process_imports_no_migration_tool_nor_a_second_http_client(
