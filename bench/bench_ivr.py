@@ -326,9 +326,11 @@ def memory_total(pid: int) -> Memory:
 
 
 @dataclass
-class NodeRed:
-    """Node-RED running bench/nodered/flows.json: the same dip as the seed IVR."""
+class Peer:
+    """Something else doing the same dip as the seed IVR, measured in the same rounds:
+    Node-RED running bench/nodered/flows.json, or the floor (bench/floor_app.py)."""
 
+    name: str
     url: str
     pid: int
 
@@ -337,7 +339,7 @@ NODERED_DIR = ROOT / "bench" / "nodered"
 
 
 @contextmanager
-def running_nodered(sandbox: str, token: str, cpus: set[int] | None) -> Iterator[NodeRed]:
+def running_nodered(sandbox: str, token: str, cpus: set[int] | None) -> Iterator[Peer]:
     """Node-RED (installed once with ``npm install`` in bench/nodered) on a free port,
     its flow calling the sandbox with ``token``."""
     red = NODERED_DIR / "node_modules" / "node-red" / "red.js"
@@ -356,19 +358,37 @@ def running_nodered(sandbox: str, token: str, cpus: set[int] | None) -> Iterator
         command = ["node", str(red), "--userDir", user_dir, "--settings",
                    str(Path(user_dir) / "settings.js")]  # fmt: skip
         with child(command, env, cpus) as process:
-            url = f"http://127.0.0.1:{port}/ivr/seed000/invoke"
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    answer = httpx.post(url, json={"call_id": "warm", "tel": "07075373713"})
-                    if answer.status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError("Node-RED did not come up")
-                time.sleep(0.2)
-            yield NodeRed(url, process.pid)
+            yield answering(Peer("Node-RED", f"http://127.0.0.1:{port}/ivr/seed000/invoke",
+                                 process.pid), process)  # fmt: skip
+
+
+@contextmanager
+def running_floor(sandbox: str, token: str, cpus: set[int] | None) -> Iterator[Peer]:
+    """The floor (bench/floor_app.py): the same dip as a bare ASGI function on uvicorn's
+    defaults and aiohttp, on a free port."""
+    port = free_port()
+    env = {**base_env(), "SANDBOX_URL": sandbox, "SANDBOX_TOKEN": token}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "bench"), env["PYTHONPATH"]])
+    command = [sys.executable, "-m", "uvicorn", "floor_app:app", "--host", "127.0.0.1",
+               "--port", str(port), "--no-access-log", "--log-level", "warning"]  # fmt: skip
+    with child(command, env, cpus) as process:
+        yield answering(Peer("floor", f"http://127.0.0.1:{port}/ivr/seed000/invoke",
+                             process.pid), process)  # fmt: skip
+
+
+def answering(peer: Peer, process: subprocess.Popen[bytes]) -> Peer:
+    """``peer`` once it answers an invocation (at most 60 s)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            answer = httpx.post(peer.url, json={"call_id": "warm", "tel": "07075373713"})
+            if answer.status_code == 200:
+                return peer
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            raise RuntimeError(f"{peer.name} did not come up")
+        time.sleep(0.2)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -433,10 +453,15 @@ class Level:
     invoke: list[float]
     cpu_ms: float  # callbridge's CPU time per invocation
     memory: Memory = field(default_factory=Memory)  # callbridge's, all processes added up
-    # The same dip through Node-RED (--nodered), in the same rounds.
-    nodered: list[float] | None = None
-    nodered_cpu_ms: float = 0.0
-    nodered_memory: Memory = field(default_factory=Memory)
+    # The same dip through each peer (--nodered, --floor), in the same rounds.
+    peers: dict[str, PeerLevel] = field(default_factory=dict)
+
+
+@dataclass
+class PeerLevel:
+    latencies: list[float]
+    cpu_ms: float  # the peer's CPU time per request
+    memory: Memory
 
 
 async def measure(
@@ -446,7 +471,7 @@ async def measure(
     token: str,
     args: argparse.Namespace,
     server_pid: int,
-    nodered: NodeRed | None = None,
+    peers: list[Peer],
 ) -> list[Level]:
     levels, per_level, client = args.levels, args.requests, args.client
     direct_url = f"{sandbox}/services/data/v45.0/search?q={quote(SEARCH, safe='')}"
@@ -467,29 +492,32 @@ async def measure(
             return HttpxTarget("POST", invoke_url, invoke_headers, body)
         return build_request("POST", invoke_url, invoke_headers, body)
 
-    def peer(n: int) -> object:
-        assert nodered is not None
-        body = json.dumps({"call_id": f"peer-{n}", "tel": "07075373713"}).encode()
-        headers = {"Content-Type": "application/json"}
-        if client == "httpx":
-            return HttpxTarget("POST", nodered.url, headers, body)
-        return build_request("POST", nodered.url, headers, body)
+    def to_peer(url: str) -> Callable[[int], object]:
+        def request(n: int) -> object:
+            body = json.dumps({"call_id": f"peer-{n}", "tel": "07075373713"}).encode()
+            headers = {"Content-Type": "application/json"}
+            if client == "httpx":
+                return HttpxTarget("POST", url, headers, body)
+            return build_request("POST", url, headers, body)
+
+        return request
 
     results = []
     for concurrency in levels:
         direct_callers = Callers(concurrency, client, args.start)
         invoke_callers = Callers(concurrency, client, args.start)
-        peer_callers = Callers(concurrency, client, args.start)
+        peer_callers = {p.name: Callers(concurrency, client, args.start) for p in peers}
         # Warm up: connections, the compiled IVR, the OAuth token, the pools, and the
         # first seconds of a new process (slow full collections of start-up garbage).
         await invoke_callers.run(invoke, min(max(concurrency * 30, 20), 1500))
         await direct_callers.run(direct, concurrency * 2)
-        if nodered is not None:
-            await peer_callers.run(peer, min(max(concurrency * 30, 20), 1500))
+        for p in peers:
+            await peer_callers[p.name].run(to_peer(p.url), min(max(concurrency * 30, 20), 1500))
         direct_all: list[float] = []
         invoke_all: list[float] = []
-        peer_all: list[float] = []
-        cpu = peer_cpu = 0.0
+        peer_all: dict[str, list[float]] = {p.name: [] for p in peers}
+        cpu = 0.0
+        peer_cpu = dict.fromkeys(peer_all, 0.0)
         rounds = 4
         size = max(concurrency * 3, per_level // rounds)
         for _ in range(rounds):
@@ -499,19 +527,21 @@ async def measure(
             # The log writes that follow the answers are part of the cost too.
             await asyncio.sleep(0.5)
             cpu += cpu_seconds(server_pid) - before
-            if nodered is not None:
-                before = cpu_seconds(nodered.pid)
-                peer_all += await peer_callers.run(peer, size)
-                peer_cpu += cpu_seconds(nodered.pid) - before
+            for p in peers:
+                before = cpu_seconds(p.pid)
+                peer_all[p.name] += await peer_callers[p.name].run(to_peer(p.url), size)
+                peer_cpu[p.name] += cpu_seconds(p.pid) - before
         await direct_callers.close()
         await invoke_callers.close()
-        await peer_callers.close()
+        for callers in peer_callers.values():
+            await callers.close()
         level = Level(concurrency, direct_all, invoke_all, cpu * 1000 / len(invoke_all))
         level.memory = memory_total(server_pid)
-        if nodered is not None:
-            level.nodered = peer_all
-            level.nodered_cpu_ms = peer_cpu * 1000 / len(peer_all)
-            level.nodered_memory = memory_total(nodered.pid)
+        for p in peers:
+            latencies = peer_all[p.name]
+            level.peers[p.name] = PeerLevel(
+                latencies, peer_cpu[p.name] * 1000 / len(latencies), memory_total(p.pid)
+            )
         results.append(level)
     return results
 
@@ -543,8 +573,8 @@ def report(database: str, results: list[Level]) -> None:
     for level in results:
         d50, d99 = percentile(level.direct, 50), percentile(level.direct, 99)
         rows = [("callbridge", level.invoke, level.cpu_ms, level.memory)]
-        if level.nodered is not None:
-            rows.append(("Node-RED", level.nodered, level.nodered_cpu_ms, level.nodered_memory))
+        for name, peer in level.peers.items():
+            rows.append((name, peer.latencies, peer.cpu_ms, peer.memory))
         for name, latencies, cpu_ms, memory in rows:
             i50, i99 = percentile(latencies, 50), percentile(latencies, 99)
             print(
@@ -597,14 +627,14 @@ def run_configuration(
                 + " ms"
             )
             token = httpx.post(f"{sandbox}/_sandbox/tokens", json={}).json()["access_token"]
-            with contextlib.ExitStack() as peers:
-                nodered = None
-                if args.nodered:
-                    nodered = peers.enter_context(
-                        running_nodered(sandbox, token, args.callbridge_cpus)
-                    )
-                    print(f"Node-RED idle after start-up: {memory_total(nodered.pid)}")
-                results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid, nodered))
+            with contextlib.ExitStack() as running:
+                peers = []
+                for wanted, start in ((args.nodered, running_nodered), (args.floor, running_floor)):
+                    if wanted:
+                        peer = running.enter_context(start(sandbox, token, args.callbridge_cpus))
+                        print(f"{peer.name} idle after start-up: {memory_total(peer.pid)}")
+                        peers.append(peer)
+                results = asyncio.run(measure(base, pbx, sandbox, token, args, server.pid, peers))
             report(database, results)
             after = memory_by_process(server.pid, port)
             print(f"{database}: callbridge after the load: {memory_line(after)}")
@@ -634,6 +664,12 @@ def main() -> None:
         action="store_true",
         help="also run the same dip through Node-RED (bench/nodered; `npm install` there "
         "on first use), in the same rounds, on the same CPUs as callbridge",
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also run the same dip as a bare ASGI function on uvicorn and aiohttp "
+        "(bench/floor_app.py): what the stack costs before callbridge does anything",
     )
     parser.add_argument(
         "--callbridge-cpus",
