@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import parse_qsl
 
 import httpx
 import pytest
 import respx
+from hypothesis import given
+from hypothesis import strategies as st
 
 from callbridge.outbound import BasicAuth, BearerAuth, OAuthAuth, OutboundRequest, RequestView
+from callbridge.outbound.redaction import is_sensitive_name
 from tests.httpx2_mock import mocked_crm
 from tests.outbound.fakes import MemoryTokenSource, connected, make_outbound
 
@@ -121,3 +125,27 @@ async def test_token_in_response_body_masked(crm: respx.MockRouter) -> None:
     assert headers["set-cookie"] == "[redacted]"
     # The raw text stays available to extraction patterns.
     assert "leaked-access" in result.text
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["q", "token", "access_token", "Pass%77ord", "api+key", "a=b", ""])
+            | st.text(alphabet="abcdefgPSWRDTOKENsecret_%+=;", max_size=12),
+            st.text(alphabet="abc%20+&=;FIND{}", max_size=12),
+        ),
+        max_size=5,
+    ),
+    st.sampled_from(["&", "&&", ";"]),
+)
+def test_a_url_is_scrubbed_when_parse_qsl_finds_a_sensitive_name(
+    pairs: list[tuple[str, str]], separator: str
+) -> None:
+    """The URL scrubber's quick check (names only, the values left encoded) decides as a
+    check over every name parse_qsl gives would: such a URL is rewritten with the values
+    masked, any other is kept as it was."""
+    query = separator.join(f"{name}={value}" if value else name for name, value in pairs)
+    url = f"https://acme.my.salesforce.com/services/data?{query}"
+    sensitive = any(is_sensitive_name(k) for k, _ in parse_qsl(query, keep_blank_values=True))
+    scrubbed = RequestView.build("GET", url, [], None).url
+    assert (scrubbed != url) is sensitive

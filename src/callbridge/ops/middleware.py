@@ -274,6 +274,21 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry,
         )
+        # prometheus-client looks a labelled child up anew on every labels() call; the
+        # PBX's requests ask for the same few all day. The label sets are the series
+        # the registry keeps anyway.
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def of(self, route: str, method: str, status: int) -> tuple[Counter, Histogram]:
+        """The request counter and latency histogram of one route, method and status."""
+        key = (route, method, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(route, method, str(status)),
+                self.latency.labels(route, method),
+            )
+        return children
 
 
 class MetricsMiddleware:
@@ -300,6 +315,6 @@ class MetricsMiddleware:
             route = scope.get("route")
             # Label by template, never by raw path: IDs in paths would explode the series.
             label = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            self.metrics.requests.labels(label, method, str(status)).inc()
-            self.metrics.latency.labels(label, method).observe(time.perf_counter() - started)
+            counter, histogram = self.metrics.of(label, scope["method"], status)
+            counter.inc()
+            histogram.observe(time.perf_counter() - started)

@@ -12,6 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
+from functools import lru_cache
 from types import TracebackType
 from typing import Protocol, Self
 from urllib.parse import urlsplit
@@ -65,6 +66,7 @@ _REFRESH_COOLDOWN_FIRST = 5.0
 _REFRESH_COOLDOWN_MAX = 60.0
 
 
+@lru_cache(maxsize=1024)
 def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False

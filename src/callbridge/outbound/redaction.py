@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 MASK = "[redacted]"
 
@@ -135,7 +135,7 @@ class RequestView:
             parts = urlsplit(url)
         except ValueError:
             return url
-        if not parts.query or not any(is_sensitive_name(k) for k, _ in _pairs(parts.query)):
+        if not parts.query or not _has_sensitive_name(parts.query):
             return url
         query = urlencode(
             [(k, MASK if is_sensitive_name(k) else v) for k, v in _pairs(parts.query)],
@@ -154,6 +154,15 @@ class RequestView:
 
 def _pairs(query: str) -> list[tuple[str, str]]:
     return parse_qsl(query, keep_blank_values=True)
+
+
+def _has_sensitive_name(query: str) -> bool:
+    """Whether a name in ``query`` is sensitive, as ``_pairs`` names them (split at "&",
+    the name up to "="), without decoding the values: a SOSL search or a long ``q`` is
+    not unquoted for nothing."""
+    return any(
+        is_sensitive_name(unquote_plus(pair.partition("=")[0])) for pair in query.split("&") if pair
+    )
 
 
 def headers_dict(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
