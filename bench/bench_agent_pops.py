@@ -210,7 +210,7 @@ async def run(args: argparse.Namespace, server: Callbridge, sandbox: str | None)
         f"{server.base_url}/api/v1/screen-pops", json=profile, headers=admin
     ).raise_for_status()
     raws = await make_agents(server.database_url, args.consoles)
-    rss_before, _peak = server.rss_mb()
+    idle = server.memory()
     received: dict[str, float] = {}
     answered: dict[str, float] = {}
     limits = httpx.Limits(max_connections=args.consoles + 10)
@@ -223,7 +223,7 @@ async def run(args: argparse.Namespace, server: Callbridge, sandbox: str | None)
             for raw, ready in zip(raws, readies, strict=True)
         ]
         await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 120)
-        rss_connected, _peak = server.rss_mb()
+        connected_memory = server.memory()
         sender = EventSender(server.base_url, pbx)
         sent: dict[str, float] = {}
         count = int(args.rate * args.seconds)
@@ -243,6 +243,7 @@ async def run(args: argparse.Namespace, server: Callbridge, sandbox: str | None)
         while len(expected) < count and time.time() < deadline:
             await asyncio.sleep(0.1)
         _rss, rss_peak = server.rss_mb()
+        after = server.memory()
         await sender.close()
         for holder in holders:
             holder.cancel()
@@ -277,10 +278,13 @@ async def run(args: argparse.Namespace, server: Callbridge, sandbox: str | None)
             f"p99 {percentile(added, 0.99):+.1f} ms"
         )
         print(f"lookups: {kinds}; {errors[:1]}")
-    per_console = (rss_connected - rss_before) * 1024 / max(1, args.consoles)
+    # PSS added up over every process of ``serve``: what the consoles cost the machine
+    # whichever web process each one reached.
+    per_console = (connected_memory.pss - idle.pss) * 1024 / max(1, args.consoles)
     print(
-        f"RSS: {rss_before:.0f} MB idle, {rss_connected:.0f} MB with the consoles "
-        f"({per_console:.0f} KB per console), peak {rss_peak:.0f} MB"
+        f"memory added up over {idle.processes} process(es): idle {idle}, with the consoles "
+        f"{connected_memory} ({per_console:.0f} KB PSS per console), after the pops {after}; "
+        f"the largest process's peak RSS {rss_peak:.0f} MB"
     )
 
 
