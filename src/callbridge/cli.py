@@ -414,10 +414,26 @@ def web_app() -> FastAPI:
     the database already migrated by the parent)."""
     from callbridge.ops.logging import configure_logging
 
+    _default_signal_handlers()
     settings = _settings()
     configure_logging(settings.log_format, settings.log_level, settings.access_log)
     application = _create_app(settings, "web")
     return application
+
+
+def _default_signal_handlers() -> None:
+    """A web process forked by uvicorn's manager inherits the handlers the manager set in
+    the supervisor (they queue the signal for the manager's loop, which no web process
+    runs), so SIGHUP, SIGQUIT or SIGUSR1 sent to it would do nothing. It gets the
+    handlers a new interpreter has back; uvicorn's server then sets its own for SIGINT
+    and SIGTERM (a graceful stop)."""
+    import signal
+
+    from uvicorn.supervisors.multiprocess import SIGNALS
+
+    for number in SIGNALS:
+        handler = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+        signal.signal(number, handler)
 
 
 @app.command()

@@ -138,6 +138,14 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+def _catches(pid: int, number: int) -> bool:
+    """Whether a process has a handler for signal ``number`` (``SigCgt`` in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (number - 1) & 1)
+    raise AssertionError(f"no SigCgt for {pid}")
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads child processes from /proc")
 def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
     """``--workers 2``: two web processes answer on one port, each with its own app, and
@@ -191,6 +199,10 @@ def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
             processes = _children(server.pid)
             assert len(processes) == 3  # two web processes, one dispatcher
             assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == command for pid in processes)
+            # None keeps the supervisor's handler for SIGHUP (its manager's): the signals
+            # uvicorn's server does not handle act as in a new interpreter.
+            assert not any(_catches(pid, signal.SIGHUP) for pid in processes)
+            assert _catches(server.pid, signal.SIGHUP)
             # A process that dies is forked again (the web processes by uvicorn's
             # manager, the dispatcher by callbridge's watcher).
             for pid in processes:
