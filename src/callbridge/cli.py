@@ -309,7 +309,6 @@ def _preload_for_forked_processes() -> None:
     idle. uvicorn's process manager starts its web processes from one module-level
     multiprocessing context, which is spawn; it is given the fork context (a test checks
     that the web processes are forked)."""
-    import gc
     import multiprocessing
 
     import uvicorn._subprocess
@@ -319,10 +318,10 @@ def _preload_for_forked_processes() -> None:
 
     import callbridge.app
     import callbridge.dispatcher_app  # noqa: F401
+    from callbridge.kit.collector import settle_long_lived_objects
 
     uvicorn._subprocess.spawn = multiprocessing.get_context("fork")  # type: ignore[assignment]
-    gc.collect()
-    gc.freeze()
+    settle_long_lived_objects()
 
 
 @contextmanager

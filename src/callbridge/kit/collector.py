@@ -23,7 +23,8 @@ YOUNG_THRESHOLD = 10_000
 def settle_long_lived_objects() -> None:
     """Collect what is garbage now, freeze what is alive, and collect the young
     generation less often. For a process that serves (``callbridge serve``), after it
-    has built what it keeps; tests and tools that build many apps in one process do not
+    has built what it keeps, and for the supervisor of several before it forks them (what
+    they inherit stays shared); tests and tools that build many apps in one process do not
     call it (frozen objects are never collected as cycles)."""
     gc.collect()
     gc.freeze()
