@@ -393,6 +393,8 @@ def _dispatcher_main(sizes: dict[str, int]) -> None:
 
     from callbridge.ops.logging import configure_logging
 
+    # A dispatcher started again is forked after uvicorn's manager set its handlers.
+    _default_signal_handlers()
     for name, value in sizes.items():
         os.environ[f"CALLBRIDGE_{name.upper()}"] = str(value)
     settings = _settings()
@@ -421,11 +423,11 @@ def web_app() -> FastAPI:
 
 
 def _default_signal_handlers() -> None:
-    """A web process forked by uvicorn's manager inherits the handlers the manager set in
-    the supervisor (they queue the signal for the manager's loop, which no web process
-    runs), so SIGHUP, SIGQUIT or SIGUSR1 sent to it would do nothing. It gets the
-    handlers a new interpreter has back; uvicorn's server then sets its own for SIGINT
-    and SIGTERM (a graceful stop)."""
+    """A process forked from the supervisor once uvicorn's manager runs there (every web
+    process, a dispatcher started again) inherits the handlers the manager set (they
+    queue the signal for the manager's loop, which no child runs), so SIGHUP, SIGQUIT or
+    SIGUSR1 sent to it would do nothing. It gets the handlers a new interpreter has back;
+    uvicorn's server then sets its own for SIGINT and SIGTERM (a graceful stop)."""
     import signal
 
     from uvicorn.supervisors.multiprocess import SIGNALS

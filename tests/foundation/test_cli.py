@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,16 @@ def _children(pid: int) -> list[int]:
     return children
 
 
+def _soon(condition: Callable[[], bool], seconds: float = 60) -> bool:
+    """Whether ``condition`` holds within ``seconds`` (asked every 0.1 s)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
 def _catches(pid: int, number: int) -> bool:
     """Whether a process has a handler for signal ``number`` (``SigCgt`` in /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -201,7 +212,8 @@ def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
             assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == command for pid in processes)
             # None keeps the supervisor's handler for SIGHUP (its manager's): the signals
             # uvicorn's server does not handle act as in a new interpreter.
-            assert not any(_catches(pid, signal.SIGHUP) for pid in processes)
+            # (A process resets them as it starts: one may still be starting.)
+            assert _soon(lambda: not any(_catches(pid, signal.SIGHUP) for pid in processes))
             assert _catches(server.pid, signal.SIGHUP)
             # A process that dies is forked again (the web processes by uvicorn's
             # manager, the dispatcher by callbridge's watcher).
@@ -214,6 +226,7 @@ def test_serve_with_two_web_processes_and_a_dispatcher(data_dir: Path) -> None:
                 time.sleep(0.1)
             assert len(replaced) == 3, server.stderr.read() if server.stderr else ""
             assert all(Path(f"/proc/{pid}/cmdline").read_bytes() == command for pid in replaced)
+            assert _soon(lambda: not any(_catches(pid, signal.SIGHUP) for pid in replaced))
             for _ in range(600):  # until a new web process answers
                 try:
                     if client.get("/healthz").status_code == 200:
