@@ -139,8 +139,11 @@ async def test_the_dashboard_draws_every_chart_from_the_rollup(
 async def test_folding_twice_counts_each_minute_once(app: FastAPI) -> None:
     await seed_activity(app.state.runtime.sessionmaker)
     async with app.state.runtime.sessionmaker() as session:
-        # Totals older than the charts show are dropped by the next fold.
-        old = rollup.now_minute() - rollup.KEEP_MINUTES - 60
+        # Totals older than the charts show are dropped by the next fold. The first fold
+        # sums again every hour from the one its first minute falls in, minutes of that hour
+        # before it included: the old minute lies in the hour before, whatever the clock.
+        first = rollup.now_minute() - rollup.LAG_MINUTES - rollup.FIRST_DAYS * 1440
+        old = (first // 60 - 1) * 60
         session.add(OpsRollup(minute=old, kind="call", key="inbound", count=99))
         session.add(OpsRollupHour(hour=old // 60 - 24 * 40, kind="call", key="", count=99))
         await session.commit()
