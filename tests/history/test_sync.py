@@ -187,6 +187,7 @@ def add_contacts(live: Live, phone: str, count: int, newest: str) -> str:
     """``count`` Contacts with one phone number; the one named ``newest`` is the most
     recently modified. Returns its id."""
     from callbridge.sandbox.records import create_record
+    from callbridge.sandbox.state import sf_datetime
 
     state = live.sandbox.state
     sobject = state.schema.get("Contact")
@@ -194,7 +195,8 @@ def add_contacts(live: Live, phone: str, count: int, newest: str) -> str:
     for index in range(count - 1):
         create_record(state, sobject, {"LastName": f"代表{index}", "Phone": phone}, user_id="005")
     newest_id = create_record(state, sobject, {"LastName": newest, "Phone": phone}, user_id="005")
-    state.table(sobject)[newest_id[:15]]["LastModifiedDate"] = "2027-01-01T00:00:00.000+0000"
+    # A day after the org's clock: later than every record the test makes, whatever the date.
+    state.table(sobject)[newest_id[:15]]["LastModifiedDate"] = sf_datetime(state.now() + 86400)
     return newest_id
 
 
