@@ -117,6 +117,26 @@ async def test_rerun_bad_input(connected: Live) -> None:
     )
     assert garbled.status_code == 422
     assert garbled.json()["detail"][0]["loc"] == ["query", "from"]
+    # Without an offset, times are in the configured time zone (Japan): 08:30 there is
+    # 23:30 UTC the day before, so this window is backwards too.
+    japan = await live.api(
+        "POST",
+        f"/api/v1/call-actions/{rule['id']}/rerun",
+        params={"from": "2026-12-02T00:00:00Z", "to": "2026-12-02T08:30"},
+    )
+    assert japan.status_code == 422
+    assert japan.json()["detail"][0]["msg"] == "'to' must not be before 'from'"
+    bare = await live.api(
+        "POST", f"/api/v1/call-actions/{rule['id']}/rerun", params={"from": "2026-12-02"}
+    )
+    assert bare.status_code == 202 and bare.json() == {"queued": 0, "execution_ids": []}
+    first = await live.api(
+        "POST", f"/api/v1/call-actions/{rule['id']}/rerun", params={"from": "0001-01-01"}
+    )
+    assert first.status_code == 422
+    [error] = first.json()["detail"]
+    assert error["loc"] == ["query", "from"]
+    assert error["msg"] == "is out of range: give a time between the years 1 and 9999"
 
 
 async def test_rerun_from_the_pages(connected: Live) -> None:

@@ -135,6 +135,19 @@ async def test_the_execution_search_filters_in_the_database(
     assert (await search(client, admin, "outcome=matched"))["total"] == 0
     window = "since=2026-11-30T03:01:00Z&until=2026-11-30T03:03:00Z"
     assert urls(await search(client, admin, window)) == ["2", "Contact?q=TEL"]
+    # Without an offset, the same window in the configured time zone (Japan: UTC+9).
+    japan = "since=2026-11-30T12:01&until=2026-11-30T12:03"
+    assert urls(await search(client, admin, japan)) == ["2", "Contact?q=TEL"]
+    # A bare date is that day's midnight there: 2026-11-30 09:00 UTC is after them all.
+    assert (await search(client, admin, "since=2026-11-30"))["total"] == 6
+    assert (await search(client, admin, "until=2026-11-30"))["total"] == 0
+    # The first hours of year 1 in Japan are before the calendar starts in UTC.
+    beyond = await client.get("/api/v1/executions?since=0001-01-01T00:00", headers=admin)
+    assert beyond.status_code == 422
+    assert beyond.json()["detail"][0]["loc"] == ["query", "since"]
+    assert beyond.json()["detail"][0]["msg"] == (
+        "is out of range: give a time between the years 1 and 9999"
+    )
     paged = await search(client, admin, "rule_id=1&limit=2&offset=2")
     assert paged["total"] == 4 and urls(paged) == ["2", "0"]
 

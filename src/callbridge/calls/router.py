@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -19,7 +18,7 @@ from callbridge.db.session import SessionDep
 from callbridge.errors import ServiceUnavailable
 from callbridge.hot_routes import hot_route, query_flag
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.time import in_zone
+from callbridge.kit.query import time_in_utc
 from callbridge.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["calls"])
@@ -134,16 +133,7 @@ async def list_calls(
     """Calls, newest first. ``from``/``to`` without an offset (or a bare date) are in the
     configured time zone."""
     tz = get_runtime(request).settings.timezone
-    bounds: dict[str, datetime | None] = {"from": since, "to": until}
-    for name, value in bounds.items():
-        try:
-            bounds[name] = None if value is None else in_zone(value, tz)
-        except OverflowError:
-            message = "is out of range: give a time between the years 1 and 9999"
-            raise RequestValidationError(
-                [{"loc": ("query", name), "msg": message, "type": "value_error"}]
-            ) from None
-    since, until = bounds["from"], bounds["to"]
+    since, until = time_in_utc("from", since, tz), time_in_utc("to", until, tz)
     calls, total = await service.list_calls(
         session,
         tel=tel,

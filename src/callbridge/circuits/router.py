@@ -18,6 +18,7 @@ from callbridge.circuits.reruns import RerunQueued
 from callbridge.circuits.service import CircuitRead
 from callbridge.db.session import SessionDep
 from callbridge.errors import NotFound
+from callbridge.kit.query import time_in_utc
 from callbridge.models import Call
 from callbridge.runtime import Runtime, get_runtime
 
@@ -88,7 +89,10 @@ async def rerun_call_action(
         datetime | None, Query(alias="to", description="Failed before this time")
     ] = None,
 ) -> RerunQueued:
-    """Re-run the rule's failed executions in ``[from, to)`` that were not re-run yet."""
+    """Re-run the rule's failed executions in ``[from, to)`` that were not re-run yet.
+    ``from``/``to`` without an offset (or a bare date) are in the configured time zone."""
+    tz = get_runtime(request).settings.timezone
+    since, until = time_in_utc("from", since, tz), time_in_utc("to", until, tz)
     if since is not None and until is not None and until < since:
         raise RequestValidationError(
             [

@@ -2,21 +2,35 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 
 from callbridge.auth.deps import AdminAccess
 from callbridge.db.session import SessionDep
 from callbridge.kit.pagination import Page, PageParams, page_params
+from callbridge.kit.query import time_in_utc
 from callbridge.monitoring import search
 from callbridge.monitoring.schemas import AuditFilters, AuditRead, ExecutionFilters, ExecutionHit
+from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
+
+Filters = TypeVar("Filters", ExecutionFilters, AuditFilters)
+
+
+def _in_utc(request: Request, filters: Filters) -> Filters:
+    """``since``/``until`` without an offset (or bare dates) are in the configured time
+    zone."""
+    tz = get_runtime(request).settings.timezone
+    since = time_in_utc("since", filters.since, tz)
+    until = time_in_utc("until", filters.until, tz)
+    return filters.model_copy(update={"since": since, "until": until})
 
 
 @router.get("/executions", operation_id="search_executions")
 async def search_executions(
+    request: Request,
     session: SessionDep,
     principal: AdminAccess,
     page: Annotated[PageParams, Depends(page_params)],
@@ -25,18 +39,21 @@ async def search_executions(
     """Requests made for calls (rules and IVRs), newest first: where to look when "the
     CRM says the Case was not created"."""
     items, total = await search.search_executions(
-        session, filters, limit=page.limit, offset=page.offset
+        session, _in_utc(request, filters), limit=page.limit, offset=page.offset
     )
     return Page(items=items, total=total)
 
 
 @router.get("/audit", operation_id="list_audit")
 async def list_audit(
+    request: Request,
     session: SessionDep,
     principal: AdminAccess,
     page: Annotated[PageParams, Depends(page_params)],
     filters: Annotated[AuditFilters, Query()],
 ) -> Page[AuditRead]:
     """Who changed what, when and from where, newest first."""
-    items, total = await search.list_audit(session, filters, limit=page.limit, offset=page.offset)
+    items, total = await search.list_audit(
+        session, _in_utc(request, filters), limit=page.limit, offset=page.offset
+    )
     return Page(items=items, total=total)

@@ -33,8 +33,12 @@ class ExecutionFilters(BaseModel):
     outcome: Literal["matched", "no_match", "request_error", "input_invalid"] | None = Field(
         default=None, description="IVR answers with this outcome (the invocation's last request)"
     )
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = Field(
+        default=None, description="At or after (without an offset: the configured time zone)"
+    )
+    until: datetime | None = Field(
+        default=None, description="Before (without an offset: the configured time zone)"
+    )
     url: Annotated[str, Field(max_length=500)] | None = Field(
         default=None, description="Text in the request's URL (any case)"
     )
@@ -72,8 +76,12 @@ class AuditFilters(BaseModel):
     kind: Annotated[str, Field(max_length=100)] | None = Field(
         default=None, description="The part of the action before the dot: ivr, call_action, …"
     )
-    since: datetime | None = None
-    until: datetime | None = None
+    since: datetime | None = Field(
+        default=None, description="At or after (without an offset: the configured time zone)"
+    )
+    until: datetime | None = Field(
+        default=None, description="Before (without an offset: the configured time zone)"
+    )
 
 
 class AuditRead(BaseModel):
