@@ -5,7 +5,7 @@ Built on the same services as ``/api/v1/history-links``."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -29,10 +29,11 @@ from callbridge.history import service
 from callbridge.history.check import check_link
 from callbridge.history.schemas import DEFAULT_SUBJECT, HistoryLinkCreate, HistoryLinkUpdate
 from callbridge.i18n import N_
-from callbridge.kit.time import utcnow
-from callbridge.models import Call, CallEvent, OAuthAccount
+from callbridge.kit.time import day_bound, utcnow
+from callbridge.models import Call, CallEvent, HistoryRow, OAuthAccount
 from callbridge.outbound import get_outbound
 from callbridge.requests.schemas import Warning_
+from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
 add_template_dir(Path(__file__).resolve().parent / "templates")
@@ -83,6 +84,11 @@ COLUMNS = [
     ("retry_count", N_("Retry count"), True),
     ("next_retry_at", N_("Next retry"), True),
 ]
+# The 連携通話履歴 date filter's errors, each naming its field.
+DATE_ERRORS = {
+    "from": N_("Enter the start date as YYYY-MM-DD."),
+    "to": N_("Enter the end date as YYYY-MM-DD."),
+}
 CHECKBOXES = ("api_consent", "owner_from_agent")
 SCALARS = (
     "name",
@@ -416,37 +422,42 @@ async def check_page(
     )
 
 
-def _when(raw: str | None) -> datetime | None:
-    if not raw:
-        return None
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-
-
 @router.get("/history-links/{link_id}/histories")
 async def histories_page(
     request: Request, session: SessionDep, user: AdminUser, link_id: int
 ) -> Response:
     link = await service.get_link_or_404(session, link_id)
+    _ = gettext_for(request, user)
     params = request.query_params
     try:
         page = max(1, int(params.get("page", "1")))
     except ValueError:
         page = 1
     state = params.get("state") if params.get("state") in STATE_LABELS else None
-    date_from, date_to = _when(params.get("from")), _when(params.get("to"))
-    rows, total = await service.list_rows(
-        session,
-        link.id,
-        q=params.get("q") or None,
-        date_from=date_from,
-        date_to=date_to,
-        state=state,
-        limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
-    )
+    # Whole days in the configured time zone, ``to`` included (the bound is the next day's
+    # start), as the calls and executions pages read them.
+    tz = get_runtime(request).settings.timezone
+    days = {name: params.get(name, "").strip() for name in ("from", "to")}
+    bounds = {
+        name: day_bound(value, tz, end=name == "to") if value else None
+        for name, value in days.items()
+    }
+    errors = {
+        name: _(DATE_ERRORS[name]) for name, value in days.items() if value and bounds[name] is None
+    }
+    rows: list[HistoryRow] = []
+    total = 0
+    if not errors:
+        rows, total = await service.list_rows(
+            session,
+            link.id,
+            q=params.get("q") or None,
+            date_from=bounds["from"],
+            date_to=bounds["to"],
+            state=state,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
     instance = await get_outbound(request).instance_url(link.oauth_account_id)
     items = [(row, service.task_urls(instance, row.task_ids)) for row in rows]
     return await render(
@@ -460,17 +471,20 @@ async def histories_page(
             "pages": max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
             "columns": COLUMNS,
             "state_labels": STATE_LABELS,
+            "state_options": [("", "—"), *((v, _(label)) for v, label in STATE_LABELS.items())],
             "filters": {
                 "q": params.get("q", ""),
                 "from": params.get("from", ""),
                 "to": params.get("to", ""),
                 "state": state or "",
             },
+            "errors": errors,
             "flash": params.get("retried"),
         },
         user=user,
         session=session,
         active="history_links",
+        status_code=422 if errors else 200,
     )
 
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from callbridge.auth.deps import AdminAccess
@@ -25,8 +26,10 @@ from callbridge.history.schemas import (
 )
 from callbridge.i18n import language_for, translations
 from callbridge.kit.pagination import Page, PageParams, page_params
+from callbridge.kit.time import day_bound, in_zone
 from callbridge.models import OAuthAccount
 from callbridge.outbound import get_outbound
+from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1/history-links", tags=["history-links"])
 
@@ -110,18 +113,26 @@ async def list_histories(
     link_id: int,
     page: Annotated[PageParams, Depends(page_params)],
     q: Annotated[str | None, Query(max_length=200, description="keyword")] = None,
-    date_from: Annotated[datetime | None, Query(alias="from")] = None,
-    date_to: Annotated[datetime | None, Query(alias="to")] = None,
+    date_from: Annotated[
+        datetime | None,
+        Query(alias="from", description="Calls that ended on or after (a date: that whole day)"),
+    ] = None,
+    date_to: Annotated[
+        datetime | None,
+        Query(alias="to", description="Calls that ended before (a date: up to that day's end)"),
+    ] = None,
     state: RowState | None = None,
 ) -> Page[HistoryItem]:
-    """連携通話履歴: newest call first."""
+    """連携通話履歴: newest call first. ``from``/``to`` are in the configured time zone
+    unless they carry an offset; a bare date is a whole day, ``to`` included."""
     link = await service.get_link_or_404(session, link_id)
+    tz = get_runtime(request).settings.timezone
     rows, total = await service.list_rows(
         session,
         link.id,
         q=q,
-        date_from=date_from,
-        date_to=date_to,
+        date_from=_bound(request, "from", date_from, tz),
+        date_to=_bound(request, "to", date_to, tz),
         state=state,
         limit=page.limit,
         offset=page.offset,
@@ -136,6 +147,24 @@ async def list_histories(
         item.reason_code = reason_code(row.reason_msg)
         items.append(item)
     return Page(items=items, total=total)
+
+
+def _bound(request: Request, name: str, value: datetime | None, tz: str) -> datetime | None:
+    """The ``from``/``to`` parameter in UTC. Written as a bare date it is that day in
+    ``tz``, and ``to`` ends with the day (the bound is the next day's start); a time
+    without an offset is in ``tz``, as ``/api/v1/calls`` reads it; with one, as given."""
+    if value is None:
+        return None
+    day = day_bound(request.query_params.get(name, ""), tz, end=name == "to")
+    if day is not None:
+        return day
+    try:
+        return in_zone(value, tz)
+    except OverflowError:
+        message = "is out of range: give a time between the years 1 and 9999"
+        raise RequestValidationError(
+            [{"loc": ("query", name), "msg": message, "type": "value_error"}]
+        ) from None
 
 
 class RetryRequest(BaseModel):
