@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from callbridge.auth.deps import AdminAccess
@@ -26,7 +25,8 @@ from callbridge.history.schemas import (
 )
 from callbridge.i18n import language_for, translations
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.time import day_bound, in_zone
+from callbridge.kit.query import time_in_utc
+from callbridge.kit.time import day_bound
 from callbridge.models import OAuthAccount
 from callbridge.outbound import get_outbound
 from callbridge.runtime import get_runtime
@@ -150,21 +150,13 @@ async def list_histories(
 
 
 def _bound(request: Request, name: str, value: datetime | None, tz: str) -> datetime | None:
-    """The ``from``/``to`` parameter in UTC. Written as a bare date it is that day in
-    ``tz``, and ``to`` ends with the day (the bound is the next day's start); a time
-    without an offset is in ``tz``, as ``/api/v1/calls`` reads it; with one, as given."""
+    """The ``from``/``to`` parameter in UTC. Written as a bare date it is that whole day in
+    ``tz``, ``to`` included (the bound is the next day's start); a time is read as every
+    API reads one (``kit.query.time_in_utc``)."""
     if value is None:
         return None
     day = day_bound(request.query_params.get(name, ""), tz, end=name == "to")
-    if day is not None:
-        return day
-    try:
-        return in_zone(value, tz)
-    except OverflowError:
-        message = "is out of range: give a time between the years 1 and 9999"
-        raise RequestValidationError(
-            [{"loc": ("query", name), "msg": message, "type": "value_error"}]
-        ) from None
+    return day if day is not None else time_in_utc(name, value, tz)
 
 
 class RetryRequest(BaseModel):
