@@ -165,6 +165,15 @@ async def test_rerun_from_the_pages(connected: Live) -> None:
 
         form = await browser.get(f"/call-actions/{rule['id']}/rerun")
         assert form.status_code == 200
+        assert ">From (time)</label>" in form.text and ">To (time)</label>" in form.text
+        # In Japanese the period's ends are times, not the history list's phone numbers.
+        users = (await live.api("GET", "/api/v1/users")).json()["items"]
+        [admin_id] = [user["id"] for user in users if user["username"] == "outage-admin"]
+        await live.api("PATCH", f"/api/v1/users/{admin_id}", json={"language": "ja"})
+        japanese = await browser.get(f"/call-actions/{rule['id']}/rerun")
+        await live.api("PATCH", f"/api/v1/users/{admin_id}", json={"language": "en"})
+        assert ">開始日時</label>" in japanese.text and ">終了日時</label>" in japanese.text
+        assert "発信電話番号" not in japanese.text
         backwards = await browser.post(
             f"/call-actions/{rule['id']}/rerun",
             data={

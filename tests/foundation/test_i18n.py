@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
 
 import callbridge
 import callbridge.app  # imports every feature, so the catalogue is complete
@@ -39,6 +40,22 @@ def test_japanese_catalog_is_complete() -> None:
         if not (catalog.get(msgid) and catalog.get(msgid).string)
     )
     assert not missing, "untranslated:\n" + "\n".join(missing)
+
+
+def test_no_message_is_translated_twice_differently() -> None:
+    """The feature catalogs are merged into one, where the later file wins: a message
+    translated one way in one file and another way in another would show the other
+    file's words on every page (the re-run page's "From" read as a phone number)."""
+    translated: dict[str, dict[str, str]] = {}
+    for path in sorted((SOURCE / "i18n" / "locale" / "ja" / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            for message in read_po(handle, locale="ja"):
+                if isinstance(message.id, str) and message.id and message.string:
+                    translated.setdefault(message.id, {})[path.name] = str(message.string)
+    differing = {
+        msgid: files for msgid, files in translated.items() if len(set(files.values())) > 1
+    }
+    assert not differing, differing
 
 
 def test_placeholders_survive_translation() -> None:
