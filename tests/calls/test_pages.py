@@ -6,7 +6,7 @@ import httpx
 from fastapi import FastAPI
 
 from tests.calls.conftest import post_event, wait_until_processed
-from tests.helpers import csrf_from, make_user, sign_in
+from tests.helpers import csrf_from, errors_by_field, make_user, sign_in
 
 
 async def signed_in(app: FastAPI, client: httpx.AsyncClient) -> None:
@@ -38,6 +38,36 @@ async def test_calls_list_and_timeline(
     assert detail.status_code == 200 and "Timeline" in detail.text and "queue" in detail.text
     assert (await client.get("/calls/1700000000.42/timeline")).status_code == 200
     assert (await client.get("/calls/nope")).status_code == 404
+
+
+async def test_a_filter_the_calls_list_cannot_hold_is_an_error_beside_its_field(
+    app: FastAPI, client: httpx.AsyncClient, pbx_headers: dict[str, str]
+) -> None:
+    """A date that is no date or a status the list does not offer was ignored: the page
+    listed every call under a filter it did not apply (the status shown as "Any")."""
+    await post_event(client, pbx_headers, event="queue", call_id="1700000000.42")
+    await wait_until_processed(app, 1)
+    await signed_in(app, client)
+    query = {"from": "2026-12-04", "to": "2026-13-45", "status": "done"}
+    client.cookies.set("cb_lang", "ja")
+    japanese = await client.get("/calls", params=query)
+    assert japanese.status_code == 422
+    assert errors_by_field(japanese.text) == {
+        "to": ["日付は YYYY-MM-DD の形で入力してください。"],
+        "status": ["一覧から選んでください。"],
+    }
+    assert "1700000000.42" not in japanese.text  # no list under a filter not applied
+    assert 'name="to" value="2026-13-45"' in japanese.text  # kept, to be corrected
+    client.cookies.set("cb_lang", "en")
+    english = await client.get("/calls", params={"from": "04/12/2026"})
+    assert english.status_code == 422
+    assert errors_by_field(english.text) == {"from": ["Enter a date as YYYY-MM-DD."]}
+    # The same day from the date fields, and each status of the list: the page.
+    for status in ("", "pending", "ok", "error"):
+        day = await client.get(
+            "/calls", params={"from": "2026-12-04", "to": "2026-12-04", "status": status}
+        )
+        assert day.status_code == 200 and errors_by_field(day.text) == {}, status
 
 
 async def test_pages_speak_japanese(app: FastAPI, client: httpx.AsyncClient) -> None:

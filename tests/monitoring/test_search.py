@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 
 from callbridge.models.call import Call, Execution
-from tests.helpers import bearer, make_token, make_user, sign_in
+from tests.helpers import bearer, errors_by_field, make_token, make_user, sign_in
 
 T0 = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)  # 12:00 in Tokyo
 
@@ -220,3 +220,57 @@ async def test_the_audit_log_says_who_changed_what_from_where(
     assert "1 entries." in page.text or "1 entry." in page.text
     assert "<code>settings.update</code>" in page.text and "127.0.0.1" in page.text
     assert '<option value="call_action">call_action</option>' in page.text
+
+
+async def test_a_request_the_crm_could_not_take_is_found_by_its_error(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """ "unavailable" (the CRM's circuit open, nothing sent) is offered by the page's Error
+    list, but the filter refused it: the page answered 422 "Choose a value from the list."
+    for its own option, the API a 422 on ``error_kind``."""
+    async with app.state.runtime.sessionmaker() as session:
+        call = Call(call_id="call-1")
+        session.add(call)
+        await session.flush()
+        unsent = {"kind": "unavailable", "message": "the CRM is not answering: not sent"}
+        session.add_all(
+            [_execution(call.id, 0), _execution(call.id, 1, response=None, error=unsent)]
+        )
+        await session.commit()
+    assert urls(await search(client, admin, "error_kind=unavailable")) == ["1"]
+    await make_user(app)
+    await sign_in(client)
+    page = await client.get("/executions?error_kind=unavailable")
+    assert page.status_code == 200 and errors_by_field(page.text) == {}
+    assert "1 requests found." in page.text
+    assert '<option value="unavailable" selected>' in page.text
+    # The first and last days of the calendar are dates too (they were "Enter a date as
+    # YYYY-MM-DD."): the whole calendar.
+    calendar = await client.get("/executions?from=0001-01-01&to=9999-12-31")
+    assert calendar.status_code == 200 and errors_by_field(calendar.text) == {}
+    assert "2 requests found." in calendar.text
+
+
+async def test_an_audit_filter_the_lists_do_not_offer_is_an_error_beside_its_field(
+    app: FastAPI, client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """An actor or a kind the lists do not offer (an address edited by hand, or kept from
+    before the entries were purged) showed the lists at "Any" above entries filtered by
+    it."""
+    await client.patch("/api/v1/settings", json={"timezone": "Asia/Tokyo"}, headers=admin)
+    await make_user(app)
+    await sign_in(client)
+    client.cookies.set("cb_lang", "ja")
+    japanese = await client.get("/audit?actor=user:nobody&kind=settings&to=2026-02-30")
+    assert japanese.status_code == 422
+    assert errors_by_field(japanese.text) == {
+        "actor": ["一覧から選んでください。"],
+        "to": ["日付は YYYY-MM-DD の形で入力してください。"],
+    }
+    client.cookies.set("cb_lang", "en")
+    english = await client.get("/audit?kind=nothing")
+    assert english.status_code == 422
+    assert errors_by_field(english.text) == {"kind": ["Choose a value from the list."]}
+    offered = await client.get("/audit?actor=token:test&kind=settings")
+    assert offered.status_code == 200 and errors_by_field(offered.text) == {}
+    assert "<code>settings.update</code>" in offered.text

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbridge.admin.filters import chosen, date_bounds
 from callbridge.admin.pages import Card
 from callbridge.admin.rendering import add_template_dir, form_values, gettext_for, is_htmx, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
@@ -22,7 +23,8 @@ from callbridge.calls.schemas import CallDetail, ExecutionRead
 from callbridge.calls.store import TIMELINE_PROVIDERS
 from callbridge.db.session import SessionDep
 from callbridge.i18n import N_
-from callbridge.kit.time import day_bound, utcnow
+from callbridge.kit.time import utcnow
+from callbridge.models import Call
 from callbridge.runtime import get_runtime
 
 router = APIRouter(include_in_schema=False)
@@ -67,6 +69,9 @@ def build_timeline(detail: CallDetail, extra: list[Any]) -> list[TimelineItem]:
     return items
 
 
+# The status filter's options: what each value of ``service.list_calls(status=…)`` shows.
+CALL_STATUSES = {"pending": N_("Processing"), "ok": N_("OK"), "error": N_("With errors")}
+
 # Beyond any list a database can page through: a larger page number shows the last.
 MAX_PAGE = 10**9
 
@@ -74,23 +79,28 @@ MAX_PAGE = 10**9
 @router.get("/calls")
 async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
     runtime = get_runtime(request)
+    _ = gettext_for(request, user)
     query = request.query_params
-    tel = query.get("tel", "").strip()
-    status = query.get("status", "")
-    day_from, day_to = query.get("from", ""), query.get("to", "")
+    filters = {name: query.get(name, "").strip() for name in ("tel", "status", "from", "to")}
+    errors: dict[str, str] = {}
+    bounds = date_bounds(filters, runtime.settings.timezone, errors, _)
+    status = chosen(filters, "status", CALL_STATUSES, errors, _)
     try:
         page = min(max(int(query.get("page", "1")), 1), MAX_PAGE)
     except ValueError:
         page = 1
-    calls, total = await service.list_calls(
-        session,
-        tel=tel or None,
-        since=day_bound(day_from, runtime.settings.timezone, end=False) if day_from else None,
-        until=day_bound(day_to, runtime.settings.timezone, end=True) if day_to else None,
-        status=status if status in ("pending", "ok", "error") else None,
-        limit=PAGE_SIZE,
-        offset=(page - 1) * PAGE_SIZE,
-    )
+    calls: list[Call] = []
+    total = 0
+    if not errors:
+        calls, total = await service.list_calls(
+            session,
+            tel=filters["tel"] or None,
+            since=bounds.get("since"),
+            until=bounds.get("until"),
+            status=status,
+            limit=PAGE_SIZE,
+            offset=(page - 1) * PAGE_SIZE,
+        )
     counts = await repository.backlog(session)
     dispatcher = local_dispatcher(runtime)
     context = {
@@ -98,12 +108,25 @@ async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> 
         "total": total,
         "page": page,
         "pages": max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1),
-        "filters": {"tel": tel, "status": status, "from": day_from, "to": day_to},
+        "filters": filters,
+        "errors": errors,
+        "status_options": [
+            ("", _("Any")),
+            *((value, _(label)) for value, label in CALL_STATUSES.items()),
+        ],
         "backlog": counts,
         "dispatcher": dispatcher.owner if dispatcher is not None else None,
     }
     template = "calls/_rows.html" if is_htmx(request) else "calls/list.html"
-    return await render(request, template, context, user=user, session=session, active="calls")
+    return await render(
+        request,
+        template,
+        context,
+        user=user,
+        session=session,
+        active="calls",
+        status_code=422 if errors else 200,
+    )
 
 
 async def _detail_context(session: SessionDep, call_id: str) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 
@@ -10,18 +10,30 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def day_bound(value: str, tz: str, *, end: bool) -> datetime | None:
-    """``2026-01-31`` as the start of that day in ``tz`` (with ``end``: of the next day);
-    None when it is no such date."""
+def parse_day(value: str) -> date | None:
+    """``2026-01-31`` (spaces around it ignored) as a date; None when it is no such date."""
     try:
-        day = datetime.strptime(value.strip(), "%Y-%m-%d")
+        return datetime.strptime(value.strip(), "%Y-%m-%d").date()
     except ValueError:
         return None
-    moment = datetime.combine(day.date(), time.min, ZoneInfo(tz))
-    try:  # the first and last days of the calendar have no bound in UTC: no bound then
+
+
+def bound_of_day(day: date, tz: str, *, end: bool) -> datetime | None:
+    """The start of ``day`` in ``tz`` (with ``end``: of the next day), in UTC; None for the
+    first and last days of the calendar, which have no such bound in UTC (nothing stored
+    is before or after them)."""
+    moment = datetime.combine(day, time.min, ZoneInfo(tz))
+    try:
         return (moment + timedelta(days=1) if end else moment).astimezone(UTC)
     except OverflowError:
         return None
+
+
+def day_bound(value: str, tz: str, *, end: bool) -> datetime | None:
+    """``2026-01-31`` as the start of that day in ``tz`` (with ``end``: of the next day);
+    None when it is no such date, or a day without a bound (see ``bound_of_day``)."""
+    day = parse_day(value)
+    return None if day is None else bound_of_day(day, tz, end=end)
 
 
 def in_zone(value: datetime, tz: str) -> datetime:

@@ -11,6 +11,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from callbridge.admin.filters import chosen, date_bounds
 from callbridge.admin.rendering import add_template_dir, gettext_for, render
 from callbridge.agent_desktop import service as screen_pop_service
 from callbridge.auth.deps import AdminUser
@@ -19,7 +20,6 @@ from callbridge.call_actions.service import rule_label
 from callbridge.db.session import SessionDep
 from callbridge.ivr import repository as ivr_repository
 from callbridge.ivr.pages import OUTCOME_LABELS
-from callbridge.kit.time import day_bound
 from callbridge.monitoring import rollup, search
 from callbridge.monitoring.dashboard import build_charts, range_of
 from callbridge.monitoring.schemas import (
@@ -44,20 +44,6 @@ def _page_number(query: Mapping[str, str]) -> int:
         return max(int(query.get("page", "1")), 1)
     except ValueError:
         return 1
-
-
-def _dates(
-    form: dict[str, str], tz: str, errors: dict[str, str], _: Callable[[str], str]
-) -> dict[str, Any]:
-    """``from``/``to`` (dates in the admin's time zone) as ``since``/``until``."""
-    bounds: dict[str, Any] = {}
-    for name, key, end in (("from", "since", False), ("to", "until", True)):
-        if form[name]:
-            moment = day_bound(form[name], tz, end=end)
-            if moment is None:
-                errors[name] = _("Enter a date as YYYY-MM-DD.")
-            bounds[key] = moment
-    return bounds
 
 
 def _pages(total: int) -> int:
@@ -88,7 +74,7 @@ async def executions_page(request: Request, session: SessionDep, user: AdminUser
     query = request.query_params
     form = {name: query.get(name, "").strip() for name in EXECUTION_FIELDS}
     errors: dict[str, str] = {}
-    values: dict[str, Any] = _dates(form, get_runtime(request).settings.timezone, errors, _)
+    values: dict[str, Any] = date_bounds(form, get_runtime(request).settings.timezone, errors, _)
     source, _sep, rule_id = form["rule"].partition(":")
     if form["rule"] in rollup.SOURCES:
         values.update(source=form["rule"])
@@ -157,10 +143,11 @@ async def audit_page(request: Request, session: SessionDep, user: AdminUser) -> 
     query = request.query_params
     form = {name: query.get(name, "").strip() for name in AUDIT_FIELDS}
     errors: dict[str, str] = {}
-    values = _dates(form, get_runtime(request).settings.timezone, errors, _)
-    filters = AuditFilters.model_validate(
-        {**values, "actor": form["actor"][:200] or None, "kind": form["kind"][:100] or None}
-    )
+    values = date_bounds(form, get_runtime(request).settings.timezone, errors, _)
+    actors, kinds = await search.audit_choices(session)
+    actor = chosen(form, "actor", actors, errors, _)
+    kind = chosen(form, "kind", kinds, errors, _)
+    filters = AuditFilters.model_validate({**values, "actor": actor, "kind": kind})
     page = _page_number(query)
     entries: list[AuditRead] = []
     total = 0
@@ -168,7 +155,6 @@ async def audit_page(request: Request, session: SessionDep, user: AdminUser) -> 
         entries, total = await search.list_audit(
             session, filters, limit=PAGE_SIZE, offset=(page - 1) * PAGE_SIZE
         )
-    actors, kinds = await search.audit_choices(session)
     context = {
         "form": form,
         "errors": errors,

@@ -27,9 +27,9 @@ class ExecutionFilters(BaseModel):
     status: str | None = Field(
         default=None, description='A status code ("404"), a class ("5xx") or "none" (no answer)'
     )
-    error_kind: (
-        Literal["any", "timeout", "connect", "http_status", "auth", "limit", "request"] | None
-    ) = Field(default=None, description="'any': every failed request")
+    error_kind: Literal["any", ErrorKind] | None = Field(
+        default=None, description="'any': every failed request"
+    )
     outcome: Literal["matched", "no_match", "request_error", "input_invalid"] | None = Field(
         default=None, description="IVR answers with this outcome (the invocation's last request)"
     )
