@@ -130,8 +130,22 @@ async def test_rerun_bad_input(connected: Live) -> None:
         "POST", f"/api/v1/call-actions/{rule['id']}/rerun", params={"from": "2026-12-02"}
     )
     assert bare.status_code == 202 and bare.json() == {"queued": 0, "execution_ids": []}
+    # A bare date is the whole day, to included; the calendar's first and last days are no
+    # bound. A time in the first hours of year 1 in Japan is before UTC's calendar starts.
+    today = await live.api(
+        "POST",
+        f"/api/v1/call-actions/{rule['id']}/rerun",
+        params={"from": "2026-12-02", "to": "2026-12-02"},
+    )
+    assert today.status_code == 202
+    calendar = await live.api(
+        "POST",
+        f"/api/v1/call-actions/{rule['id']}/rerun",
+        params={"from": "0001-01-01", "to": "9999-12-31"},
+    )
+    assert calendar.status_code == 202
     first = await live.api(
-        "POST", f"/api/v1/call-actions/{rule['id']}/rerun", params={"from": "0001-01-01"}
+        "POST", f"/api/v1/call-actions/{rule['id']}/rerun", params={"from": "0001-01-01T00:00"}
     )
     assert first.status_code == 422
     [error] = first.json()["detail"]

@@ -138,9 +138,11 @@ async def test_the_execution_search_filters_in_the_database(
     # Without an offset, the same window in the configured time zone (Japan: UTC+9).
     japan = "since=2026-11-30T12:01&until=2026-11-30T12:03"
     assert urls(await search(client, admin, japan)) == ["2", "Contact?q=TEL"]
-    # A bare date is that day's midnight there: 2026-11-30 09:00 UTC is after them all.
-    assert (await search(client, admin, "since=2026-11-30"))["total"] == 6
-    assert (await search(client, admin, "until=2026-11-30"))["total"] == 0
+    # A bare date is that whole day there, until included; the calendar's ends no bound.
+    assert (await search(client, admin, "since=2026-11-30&until=2026-11-30"))["total"] == 6
+    assert (await search(client, admin, "until=2026-11-29"))["total"] == 0
+    assert (await search(client, admin, "since=2026-12-01"))["total"] == 0
+    assert (await search(client, admin, "since=0001-01-01&until=9999-12-31"))["total"] == 6
     # The first hours of year 1 in Japan are before the calendar starts in UTC.
     beyond = await client.get("/api/v1/executions?since=0001-01-01T00:00", headers=admin)
     assert beyond.status_code == 422

@@ -18,7 +18,7 @@ from callbridge.db.session import SessionDep
 from callbridge.errors import ServiceUnavailable
 from callbridge.hot_routes import hot_route, query_flag
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.query import time_in_utc
+from callbridge.kit.query import time_bound
 from callbridge.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["calls"])
@@ -122,18 +122,23 @@ async def list_calls(
         str | None, Query(description="Part of the caller's or the dialled number")
     ] = None,
     since: Annotated[
-        datetime | None, Query(alias="from", description="Started at or after")
+        datetime | None,
+        Query(alias="from", description="Started at or after (a date: from that day's start)"),
     ] = None,
-    until: Annotated[datetime | None, Query(alias="to", description="Started before")] = None,
+    until: Annotated[
+        datetime | None,
+        Query(alias="to", description="Started before (a date: up to that day's end)"),
+    ] = None,
     status: Annotated[
         Literal["pending", "ok", "error"] | None,
         Query(description="pending: events still to process; error: a request failed"),
     ] = None,
 ) -> Page[CallSummary]:
-    """Calls, newest first. ``from``/``to`` without an offset (or a bare date) are in the
-    configured time zone."""
+    """Calls, newest first. ``from``/``to`` as every API reads a period: without an offset
+    in the configured time zone, a bare date that whole day (``kit.query.time_bound``)."""
     tz = get_runtime(request).settings.timezone
-    since, until = time_in_utc("from", since, tz), time_in_utc("to", until, tz)
+    since = time_bound(request, "from", since, tz, end=False)
+    until = time_bound(request, "to", until, tz, end=True)
     calls, total = await service.list_calls(
         session,
         tel=tel,

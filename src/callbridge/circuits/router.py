@@ -18,7 +18,7 @@ from callbridge.circuits.reruns import RerunQueued
 from callbridge.circuits.service import CircuitRead
 from callbridge.db.session import SessionDep
 from callbridge.errors import NotFound
-from callbridge.kit.query import time_in_utc
+from callbridge.kit.query import time_bound
 from callbridge.models import Call
 from callbridge.runtime import Runtime, get_runtime
 
@@ -83,16 +83,22 @@ async def rerun_call_action(
     principal: AdminAccess,
     background: BackgroundTasks,
     since: Annotated[
-        datetime | None, Query(alias="from", description="Failed at or after this time")
+        datetime | None,
+        Query(
+            alias="from", description="Failed at or after this time (a date: from that day's start)"
+        ),
     ] = None,
     until: Annotated[
-        datetime | None, Query(alias="to", description="Failed before this time")
+        datetime | None,
+        Query(alias="to", description="Failed before this time (a date: up to that day's end)"),
     ] = None,
 ) -> RerunQueued:
     """Re-run the rule's failed executions in ``[from, to)`` that were not re-run yet.
-    ``from``/``to`` without an offset (or a bare date) are in the configured time zone."""
+    ``from``/``to`` as every API reads a period: without an offset in the configured time
+    zone, a bare date that whole day (``kit.query.time_bound``)."""
     tz = get_runtime(request).settings.timezone
-    since, until = time_in_utc("from", since, tz), time_in_utc("to", until, tz)
+    since = time_bound(request, "from", since, tz, end=False)
+    until = time_bound(request, "to", until, tz, end=True)
     if since is not None and until is not None and until < since:
         raise RequestValidationError(
             [

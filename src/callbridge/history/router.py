@@ -25,8 +25,7 @@ from callbridge.history.schemas import (
 )
 from callbridge.i18n import language_for, translations
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.query import time_in_utc
-from callbridge.kit.time import day_bound
+from callbridge.kit.query import time_bound
 from callbridge.models import OAuthAccount
 from callbridge.outbound import get_outbound
 from callbridge.runtime import get_runtime
@@ -131,8 +130,8 @@ async def list_histories(
         session,
         link.id,
         q=q,
-        date_from=_bound(request, "from", date_from, tz),
-        date_to=_bound(request, "to", date_to, tz),
+        date_from=time_bound(request, "from", date_from, tz, end=False),
+        date_to=time_bound(request, "to", date_to, tz, end=True),
         state=state,
         limit=page.limit,
         offset=page.offset,
@@ -147,16 +146,6 @@ async def list_histories(
         item.reason_code = reason_code(row.reason_msg)
         items.append(item)
     return Page(items=items, total=total)
-
-
-def _bound(request: Request, name: str, value: datetime | None, tz: str) -> datetime | None:
-    """The ``from``/``to`` parameter in UTC. Written as a bare date it is that whole day in
-    ``tz``, ``to`` included (the bound is the next day's start); a time is read as every
-    API reads one (``kit.query.time_in_utc``)."""
-    if value is None:
-        return None
-    day = day_bound(request.query_params.get(name, ""), tz, end=name == "to")
-    return day if day is not None else time_in_utc(name, value, tz)
 
 
 class RetryRequest(BaseModel):

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from callbridge.auth.deps import AdminAccess
 from callbridge.db.session import SessionDep
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.query import time_in_utc
+from callbridge.kit.query import time_bound
 from callbridge.monitoring import search
 from callbridge.monitoring.schemas import AuditFilters, AuditRead, ExecutionFilters, ExecutionHit
 from callbridge.runtime import get_runtime
@@ -20,11 +20,10 @@ Filters = TypeVar("Filters", ExecutionFilters, AuditFilters)
 
 
 def _in_utc(request: Request, filters: Filters) -> Filters:
-    """``since``/``until`` without an offset (or bare dates) are in the configured time
-    zone."""
+    """``since``/``until`` as every API reads a period (``kit.query.time_bound``)."""
     tz = get_runtime(request).settings.timezone
-    since = time_in_utc("since", filters.since, tz)
-    until = time_in_utc("until", filters.until, tz)
+    since = time_bound(request, "since", filters.since, tz, end=False)
+    until = time_bound(request, "until", filters.until, tz, end=True)
     return filters.model_copy(update={"since": since, "until": until})
 
 

@@ -34,10 +34,14 @@ class ExecutionFilters(BaseModel):
         default=None, description="IVR answers with this outcome (the invocation's last request)"
     )
     since: datetime | None = Field(
-        default=None, description="At or after (without an offset: the configured time zone)"
+        default=None,
+        description="At or after (without an offset: the configured time zone; a date: "
+        "from that day's start)",
     )
     until: datetime | None = Field(
-        default=None, description="Before (without an offset: the configured time zone)"
+        default=None,
+        description="Before (without an offset: the configured time zone; a date: up to "
+        "that day's end)",
     )
     url: Annotated[str, Field(max_length=500)] | None = Field(
         default=None, description="Text in the request's URL (any case)"
@@ -77,10 +81,14 @@ class AuditFilters(BaseModel):
         default=None, description="The part of the action before the dot: ivr, call_action, …"
     )
     since: datetime | None = Field(
-        default=None, description="At or after (without an offset: the configured time zone)"
+        default=None,
+        description="At or after (without an offset: the configured time zone; a date: "
+        "from that day's start)",
     )
     until: datetime | None = Field(
-        default=None, description="Before (without an offset: the configured time zone)"
+        default=None,
+        description="Before (without an offset: the configured time zone; a date: up to "
+        "that day's end)",
     )
 
 
