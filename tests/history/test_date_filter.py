@@ -180,13 +180,23 @@ async def test_a_bad_date_on_the_page_names_the_field_in_the_admins_language(
     in_japanese = await client.get(url, params=bad)
     assert in_japanese.status_code == 422
     assert errors_by_field(japanese(in_japanese)) == {
-        "from": ["開始日は YYYY-MM-DD の形で入力してください。"],
-        "to": ["終了日は YYYY-MM-DD の形で入力してください。"],
+        "from": ["日付は YYYY-MM-DD の形で入力してください。"],
+        "to": ["日付は YYYY-MM-DD の形で入力してください。"],
     }
     assert rows_on(in_japanese.text) == []
     client.cookies.set("cb_lang", "en")
     in_english = await client.get(url, params={"from": "2026-12-04", "to": "abc"})
     assert in_english.status_code == 422
-    assert errors_by_field(in_english.text) == {"to": ["Enter the end date as YYYY-MM-DD."]}
+    assert errors_by_field(in_english.text) == {"to": ["Enter a date as YYYY-MM-DD."]}
     only_from = await client.get(url, params={"from": "2026-13-45"})
-    assert errors_by_field(only_from.text) == {"from": ["Enter the start date as YYYY-MM-DD."]}
+    assert errors_by_field(only_from.text) == {"from": ["Enter a date as YYYY-MM-DD."]}
+    # The calendar's first and last days are dates a date input allows: no bound.
+    calendar = await client.get(url, params={"from": "0001-01-01", "to": "9999-12-31"})
+    assert calendar.status_code == 200 and errors_by_field(calendar.text) == {}
+    assert len(rows_on(calendar.text)) == 4
+    # A state the list does not offer (an address edited by hand) is an error beside it,
+    # not a filter the page would show as "—".
+    unknown = await client.get(url, params={"state": "no-such-state"})
+    assert unknown.status_code == 422
+    assert errors_by_field(unknown.text) == {"state": ["Choose a value from the list."]}
+    assert rows_on(unknown.text) == []

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from callbridge.admin.filters import chosen, date_bounds
 from callbridge.admin.rendering import (
     add_template_dir,
     gettext_for,
@@ -29,7 +30,7 @@ from callbridge.history import service
 from callbridge.history.check import check_link
 from callbridge.history.schemas import DEFAULT_SUBJECT, HistoryLinkCreate, HistoryLinkUpdate
 from callbridge.i18n import N_
-from callbridge.kit.time import day_bound, utcnow
+from callbridge.kit.time import utcnow
 from callbridge.models import Call, CallEvent, HistoryRow, OAuthAccount
 from callbridge.outbound import get_outbound
 from callbridge.requests.schemas import Warning_
@@ -85,10 +86,6 @@ COLUMNS = [
     ("next_retry_at", N_("Next retry"), True),
 ]
 # The 連携通話履歴 date filter's errors, each naming its field.
-DATE_ERRORS = {
-    "from": N_("Enter the start date as YYYY-MM-DD."),
-    "to": N_("Enter the end date as YYYY-MM-DD."),
-}
 CHECKBOXES = ("api_consent", "owner_from_agent")
 SCALARS = (
     "name",
@@ -433,18 +430,11 @@ async def histories_page(
         page = max(1, int(params.get("page", "1")))
     except ValueError:
         page = 1
-    state = params.get("state") if params.get("state") in STATE_LABELS else None
-    # Whole days in the configured time zone, ``to`` included (the bound is the next day's
-    # start), as the calls and executions pages read them.
-    tz = get_runtime(request).settings.timezone
-    days = {name: params.get(name, "").strip() for name in ("from", "to")}
-    bounds = {
-        name: day_bound(value, tz, end=name == "to") if value else None
-        for name, value in days.items()
-    }
-    errors = {
-        name: _(DATE_ERRORS[name]) for name, value in days.items() if value and bounds[name] is None
-    }
+    # Whole days in the configured time zone, ``to`` included, and a state from the list,
+    # read as every list page reads its filters.
+    errors: dict[str, str] = {}
+    state = chosen(params, "state", STATE_LABELS, errors, _)
+    bounds = date_bounds(params, get_runtime(request).settings.timezone, errors, _)
     rows: list[HistoryRow] = []
     total = 0
     if not errors:
@@ -452,8 +442,8 @@ async def histories_page(
             session,
             link.id,
             q=params.get("q") or None,
-            date_from=bounds["from"],
-            date_to=bounds["to"],
+            date_from=bounds.get("since"),
+            date_to=bounds.get("until"),
             state=state,
             limit=PAGE_SIZE,
             offset=(page - 1) * PAGE_SIZE,
@@ -476,7 +466,7 @@ async def histories_page(
                 "q": params.get("q", ""),
                 "from": params.get("from", ""),
                 "to": params.get("to", ""),
-                "state": state or "",
+                "state": params.get("state", ""),
             },
             "errors": errors,
             "flash": params.get("retried"),
