@@ -282,6 +282,16 @@ def test_no_get_form_input_is_answered_500(served: TestClient) -> None:
                         raw = " as written" if case.raw else ""
                         key = f"GET {form.action} {values}{raw}: {wrong}"
                         failures.setdefault(key, []).append(language + (" htmx" if htmx else ""))
+    # A list's page number edited into the address (the pager's links carry it): a page of
+    # the list (the first for what is no page number, an empty one past the end), never an
+    # error.
+    for form in forms:
+        for number in ("0", "-1", "two", "1e3", "9" * 20, " 2 "):
+            response = served.get(form.action, params={"page": number}, headers=HTML)
+            sent += 1
+            if response.status_code != 200:
+                key = f"GET {form.action} page={_describe(number)}: {response.status_code}"
+                failures.setdefault(key, []).append("en")
     inputs = sum(len([i for i in f.inputs if i.kind != "hidden"]) for f in forms)
     print(f"GET form fuzz: {len(forms)} forms, {inputs} inputs, {sent} requests")
     listed = [f"{key} ({', '.join(how)})" for key, how in failures.items()]

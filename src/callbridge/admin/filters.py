@@ -8,6 +8,11 @@ from datetime import datetime
 
 from callbridge.kit.time import bound_of_day, parse_day
 
+# Beyond any list a database can page through (a larger page number is read as this one,
+# a page past the end, with no rows), and small enough that the offset it gives fits both
+# databases' integers.
+MAX_PAGE = 10**9
+
 # The date fields of a filter form and the bounds they give: ``from`` is the start of that
 # day, ``to`` the end of that day (the start of the next), in the configured time zone.
 DATE_FIELDS = (("from", "since", False), ("to", "until", True))
@@ -46,3 +51,13 @@ def chosen(
         errors[name] = _("Choose a value from the list.")
         return None
     return value
+
+
+def page_number(query: Mapping[str, str]) -> int:
+    """The list's ``page``: 1 for anything that is no page number (missing, text, 0 or
+    less), at most ``MAX_PAGE`` (a number edited into the address would otherwise give an
+    offset no database can hold)."""
+    try:
+        return min(max(int(query.get("page", "1")), 1), MAX_PAGE)
+    except ValueError:
+        return 1

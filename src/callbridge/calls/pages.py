@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.filters import chosen, date_bounds
+from callbridge.admin.filters import chosen, date_bounds, page_number
 from callbridge.admin.pages import Card
 from callbridge.admin.rendering import add_template_dir, form_values, gettext_for, is_htmx, render
 from callbridge.auth.deps import AdminUser, CsrfChecked
@@ -72,9 +72,6 @@ def build_timeline(detail: CallDetail, extra: list[Any]) -> list[TimelineItem]:
 # The status filter's options: what each value of ``service.list_calls(status=…)`` shows.
 CALL_STATUSES = {"pending": N_("Processing"), "ok": N_("OK"), "error": N_("With errors")}
 
-# Beyond any list a database can page through: a larger page number shows the last.
-MAX_PAGE = 10**9
-
 
 @router.get("/calls")
 async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> Response:
@@ -85,10 +82,7 @@ async def calls_page(request: Request, session: SessionDep, user: AdminUser) -> 
     errors: dict[str, str] = {}
     bounds = date_bounds(filters, runtime.settings.timezone, errors, _)
     status = chosen(filters, "status", CALL_STATUSES, errors, _)
-    try:
-        page = min(max(int(query.get("page", "1")), 1), MAX_PAGE)
-    except ValueError:
-        page = 1
+    page = page_number(query)
     calls: list[Call] = []
     total = 0
     if not errors:

@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from callbridge.admin.filters import chosen, date_bounds
+from callbridge.admin.filters import chosen, date_bounds, page_number
 from callbridge.admin.rendering import (
     add_template_dir,
     gettext_for,
@@ -426,10 +426,7 @@ async def histories_page(
     link = await service.get_link_or_404(session, link_id)
     _ = gettext_for(request, user)
     params = request.query_params
-    try:
-        page = max(1, int(params.get("page", "1")))
-    except ValueError:
-        page = 1
+    page = page_number(params)
     # Whole days in the configured time zone, ``to`` included, and a state from the list,
     # read as every list page reads its filters.
     errors: dict[str, str] = {}

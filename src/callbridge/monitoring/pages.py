@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from callbridge.admin.filters import chosen, date_bounds
+from callbridge.admin.filters import chosen, date_bounds, page_number
 from callbridge.admin.rendering import add_template_dir, gettext_for, render
 from callbridge.agent_desktop import service as screen_pop_service
 from callbridge.auth.deps import AdminUser
@@ -37,13 +37,6 @@ add_template_dir(Path(__file__).resolve().parent / "templates")
 PAGE_SIZE = 50
 EXECUTION_FIELDS = ("rule", "status", "error_kind", "outcome", "from", "to", "url")
 AUDIT_FIELDS = ("actor", "kind", "from", "to")
-
-
-def _page_number(query: Mapping[str, str]) -> int:
-    try:
-        return max(int(query.get("page", "1")), 1)
-    except ValueError:
-        return 1
 
 
 def _pages(total: int) -> int:
@@ -101,7 +94,7 @@ async def executions_page(request: Request, session: SessionDep, user: AdminUser
                 if field == "status"
                 else _("Choose a value from the list."),
             )
-    page = _page_number(query)
+    page = page_number(query)
     hits: list[ExecutionHit] = []
     total = 0
     if filters is not None and not errors:
@@ -148,7 +141,7 @@ async def audit_page(request: Request, session: SessionDep, user: AdminUser) -> 
     actor = chosen(form, "actor", actors, errors, _)
     kind = chosen(form, "kind", kinds, errors, _)
     filters = AuditFilters.model_validate({**values, "actor": actor, "kind": kind})
-    page = _page_number(query)
+    page = page_number(query)
     entries: list[AuditRead] = []
     total = 0
     if not errors:
