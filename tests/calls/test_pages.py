@@ -57,6 +57,8 @@ async def test_a_filter_the_calls_list_cannot_hold_is_an_error_beside_its_field(
         "status": ["一覧から選んでください。"],
     }
     assert "1700000000.42" not in japanese.text  # no list under a filter not applied
+    assert "条件に合う通話はありません。" in japanese.text
+    assert "まだ通話がありません" not in japanese.text  # there is one
     assert 'name="to" value="2026-13-45"' in japanese.text  # kept, to be corrected
     client.cookies.set("cb_lang", "en")
     english = await client.get("/calls", params={"from": "04/12/2026"})
@@ -68,6 +70,12 @@ async def test_a_filter_the_calls_list_cannot_hold_is_an_error_beside_its_field(
             "/calls", params={"from": "2026-12-04", "to": "2026-12-04", "status": status}
         )
         assert day.status_code == 200 and errors_by_field(day.text) == {}, status
+    # A filter nothing matches says so, rather than that there are no calls yet.
+    nothing = await client.get("/calls", params={"tel": "0999"})
+    assert "No call matches these filters." in nothing.text
+    assert "No calls yet" not in nothing.text
+    everything = await client.get("/calls")
+    assert "1700000000.42" in everything.text and "No call matches" not in everything.text
 
 
 async def test_pages_speak_japanese(app: FastAPI, client: httpx.AsyncClient) -> None:
