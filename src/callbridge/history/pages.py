@@ -85,7 +85,6 @@ COLUMNS = [
     ("retry_count", N_("Retry count"), True),
     ("next_retry_at", N_("Next retry"), True),
 ]
-# The 連携通話履歴 date filter's errors, each naming its field.
 CHECKBOXES = ("api_consent", "owner_from_agent")
 SCALARS = (
     "name",
