@@ -3,6 +3,7 @@ for the operations that name one, and outbound requests kept on loopback."""
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.testclient import TestClient
 
 from callbridge.app import create_app
 from callbridge.settings import Settings
+from tests.helpers import make_token, make_user
 
 CLOSED = "http://127.0.0.1:9"
 # Operations that send a request to what an object names: run first, on the seeded
@@ -101,3 +103,28 @@ def seed(client: TestClient, admin: dict[str, str], pbx: dict[str, str]) -> dict
         "link_id": 1,
         "profile_id": profile["id"],
     }
+
+
+def bearer_headers(client: TestClient) -> tuple[dict[str, str], dict[str, str]]:
+    """An administrator's and a PBX's ``Authorization`` headers (API tokens 1 and 2)."""
+    portal = client.portal  # type: ignore[attr-defined]
+    admin = portal.call(make_token, client.app, "admin", "fuzz admin")
+    pbx = portal.call(make_token, client.app, "pbx", "fuzz pbx")
+    return {"Authorization": f"Bearer {admin}"}, {"Authorization": f"Bearer {pbx}"}
+
+
+def csrf_field(page: str) -> dict[str, str]:
+    """The page's CSRF token as a form field (none when the page has no form)."""
+    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    return {"csrf_token": match.group(1)} if match else {}
+
+
+def sign_in(client: TestClient) -> None:
+    """An administrator signed in on ``client`` as a browser is (the session cookie)."""
+    client.portal.call(make_user, client.app)  # type: ignore[attr-defined]
+    login = client.get("/login").text
+    client.post(
+        "/login",
+        data={"username": "admin", "password": "correct horse", **csrf_field(login)},
+        follow_redirects=False,
+    )

@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 from schemathesis.generation import GenerationMode
 from starlette.testclient import TestClient
 
-from tests.fuzz.conftest import OUTBOUND, seed
-from tests.helpers import make_token
+from tests.fuzz.conftest import OUTBOUND, bearer_headers, seed
 
 EXAMPLES_PER_OPERATION = 12
 
@@ -95,12 +94,7 @@ def _fuzz(
 
 @pytest.mark.parametrize("role", ["admin", "pbx"])
 def test_no_generated_request_is_answered_5xx(served: TestClient, role: str) -> None:
-    app = served.app
-    portal = served.portal  # type: ignore[attr-defined]
-    admin_raw = portal.call(make_token, app, "admin", "fuzz admin")
-    pbx_raw = portal.call(make_token, app, "pbx", "fuzz pbx")
-    admin = {"Authorization": f"Bearer {admin_raw}"}
-    pbx = {"Authorization": f"Bearer {pbx_raw}"}
+    admin, pbx = bearer_headers(served)
     seeds = seed(served, admin, pbx)
     headers = admin if role == "admin" else pbx
     own = 1 if role == "admin" else 2

@@ -10,8 +10,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.fuzz.conftest import seed
-from tests.helpers import make_token
+from tests.fuzz.conftest import bearer_headers, seed
 
 WRITTEN = (
     "2026-12-04",
@@ -42,9 +41,7 @@ def _time_parameters(spec: dict[str, Any]) -> list[tuple[str, str, str]]:
 
 
 def test_every_time_parameter_takes_the_times_people_write(served: TestClient) -> None:
-    portal = served.portal  # type: ignore[attr-defined]
-    admin = {"Authorization": f"Bearer {portal.call(make_token, served.app, 'admin', 'a')}"}
-    pbx = {"Authorization": f"Bearer {portal.call(make_token, served.app, 'pbx', 'p')}"}
+    admin, pbx = bearer_headers(served)
     seeds = seed(served, admin, pbx)
     parameters = _time_parameters(served.app.openapi())  # type: ignore[attr-defined]
     # The call list, the history list and the rule's re-run at least.

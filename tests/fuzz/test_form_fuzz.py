@@ -15,8 +15,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from tests.fuzz.conftest import OUTBOUND, seed
-from tests.helpers import make_token, make_user
+from tests.fuzz.conftest import OUTBOUND, bearer_headers, csrf_field, seed, sign_in
 
 OVERSIZED = "x" * 100_000
 # Run last: they remove what the other forms edit, or end the session.
@@ -94,25 +93,16 @@ def _concrete(path: str, seeds: dict[str, Any]) -> str:
 
 
 def test_no_form_input_is_answered_500(served: TestClient) -> None:
-    app = served.app
-    portal = served.portal  # type: ignore[attr-defined]
-    admin = {"Authorization": f"Bearer {portal.call(make_token, app, 'admin', 'fuzz')}"}
-    pbx = {"Authorization": f"Bearer {portal.call(make_token, app, 'pbx', 'fuzz pbx')}"}
+    admin, pbx = bearer_headers(served)
     seeds = seed(served, admin, pbx)
-    portal.call(make_user, app)
-    login = served.get("/login").text
-    served.post(
-        "/login",
-        data={"username": "admin", "password": "correct horse", **_csrf(login)},
-        follow_redirects=False,
-    )
+    sign_in(served)
     failures: list[str] = []
     sent = 0
     for template in _post_routes(served):
         path = _concrete(template, seeds)
         page = served.get(path if not path.endswith(LAST) else "/", headers=HTML)
         offered = form_fields(page.text, path) if page.status_code == 200 else {}
-        csrf = _csrf(page.text) or _csrf(served.get("/", headers=HTML).text)
+        csrf = csrf_field(page.text) or csrf_field(served.get("/", headers=HTML).text)
         offered.pop("csrf_token", None)
         names = list(offered) or ["name", "value"]
         cases: list[dict[str, str]] = [{}]
@@ -134,8 +124,3 @@ def test_no_form_input_is_answered_500(served: TestClient) -> None:
 
 
 HTML = {"Accept": "text/html"}
-
-
-def _csrf(page: str) -> dict[str, str]:
-    match = re.search(r'name="csrf_token" value="([^"]+)"', page)
-    return {"csrf_token": match.group(1)} if match else {}

@@ -29,9 +29,8 @@ from urllib.parse import quote
 
 from starlette.testclient import TestClient
 
-from tests.fuzz.conftest import CLOSED, seed
-from tests.fuzz.test_form_fuzz import HTML, _attrs, _csrf
-from tests.helpers import make_token, make_user
+from tests.fuzz.conftest import CLOSED, bearer_headers, seed, sign_in
+from tests.fuzz.test_form_fuzz import HTML, _attrs
 from tests.pages import Installation, page_routes
 
 _FORM = re.compile(r"<form\b([^>]*)>(.*?)</form>", re.S | re.I)
@@ -215,9 +214,7 @@ def _describe(value: str) -> str:
 
 def test_no_get_form_input_is_answered_500(served: TestClient) -> None:
     app = served.app
-    portal = served.portal  # type: ignore[attr-defined]
-    admin = {"Authorization": f"Bearer {portal.call(make_token, app, 'admin', 'fuzz')}"}
-    pbx = {"Authorization": f"Bearer {portal.call(make_token, app, 'pbx', 'fuzz pbx')}"}
+    admin, pbx = bearer_headers(served)
     seeds = seed(served, admin, pbx)
     salesforce = served.post(
         "/api/v1/oauth-accounts",
@@ -250,13 +247,7 @@ def test_no_get_form_input_is_answered_500(served: TestClient) -> None:
     )
     paths = made.paths()
     assert sorted(paths) == page_routes(app), "a page is missing from tests/pages.py"
-    portal.call(make_user, app)
-    login = served.get("/login").text
-    served.post(
-        "/login",
-        data={"username": "admin", "password": "correct horse", **_csrf(login)},
-        follow_redirects=False,
-    )
+    sign_in(served)
     forms: list[Form] = []
     served.cookies.set("cb_lang", "en")  # the labels say which text inputs take a date
     for path in paths.values():

@@ -14,6 +14,23 @@ ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
 STATUS_RE = re.compile(r"^(?:[1-5]\d\d|[1-5]xx|none)$")
 
 
+# A search's period, read as every API reads one (callbridge.kit.query.time_bound).
+Since = Annotated[
+    datetime | None,
+    Field(
+        description="At or after (without an offset: the configured time zone; a date: from "
+        "that day's start)"
+    ),
+]
+Until = Annotated[
+    datetime | None,
+    Field(
+        description="Before (without an offset: the configured time zone; a date: up to that "
+        "day's end)"
+    ),
+]
+
+
 class ExecutionFilters(BaseModel):
     """Every filter optional; all given ones must hold."""
 
@@ -33,16 +50,8 @@ class ExecutionFilters(BaseModel):
     outcome: Literal["matched", "no_match", "request_error", "input_invalid"] | None = Field(
         default=None, description="IVR answers with this outcome (the invocation's last request)"
     )
-    since: datetime | None = Field(
-        default=None,
-        description="At or after (without an offset: the configured time zone; a date: "
-        "from that day's start)",
-    )
-    until: datetime | None = Field(
-        default=None,
-        description="Before (without an offset: the configured time zone; a date: up to "
-        "that day's end)",
-    )
+    since: Since = None
+    until: Until = None
     url: Annotated[str, Field(max_length=500)] | None = Field(
         default=None, description="Text in the request's URL (any case)"
     )
@@ -80,16 +89,8 @@ class AuditFilters(BaseModel):
     kind: Annotated[str, Field(max_length=100)] | None = Field(
         default=None, description="The part of the action before the dot: ivr, call_action, …"
     )
-    since: datetime | None = Field(
-        default=None,
-        description="At or after (without an offset: the configured time zone; a date: "
-        "from that day's start)",
-    )
-    until: datetime | None = Field(
-        default=None,
-        description="Before (without an offset: the configured time zone; a date: up to "
-        "that day's end)",
-    )
+    since: Since = None
+    until: Until = None
 
 
 class AuditRead(BaseModel):
