@@ -278,3 +278,25 @@ async def test_screen_pops_need_an_admin(app: FastAPI, client: httpx.AsyncClient
     pbx = bearer(await make_token(app, scope="pbx"))
     assert (await client.get("/api/v1/screen-pops", headers=pbx)).status_code == 403
     assert (await client.get("/api/v1/screen-pops")).status_code == 401
+
+
+async def test_the_list_pages_with_limit_and_offset(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    """Like every list of the API (``{"items", "total"}`` with ``limit``/``offset``): a
+    page of the profiles in creation order, the total of all of them."""
+    headers = bearer(await make_token(app))
+    for name in ("一", "二", "三"):
+        created = await client.post("/api/v1/screen-pops", json={"name": name}, headers=headers)
+        assert created.status_code == 201, created.text
+    page = await client.get("/api/v1/screen-pops?limit=1&offset=1", headers=headers)
+    assert page.status_code == 200, page.text
+    assert [p["name"] for p in page.json()["items"]] == ["二"]
+    assert page.json()["total"] == 3
+    everything = await client.get("/api/v1/screen-pops", headers=headers)
+    assert [p["name"] for p in everything.json()["items"]] == ["一", "二", "三"]
+    past_the_end = await client.get("/api/v1/screen-pops?offset=3", headers=headers)
+    assert past_the_end.json() == {"items": [], "total": 3}
+    refused = await client.get("/api/v1/screen-pops?limit=0", headers=headers)
+    assert refused.status_code == 422
+    assert [d["loc"] for d in refused.json()["detail"]] == [["query", "limit"]]

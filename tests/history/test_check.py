@@ -70,8 +70,8 @@ async def test_each_problem_is_named(connected: Live) -> None:
         ("task_fields", "活動の項目 Missing__c が不正です (存在しないか、参照できません)"),
         (
             "fallback_record",
-            "紐付け先特定不可レコード が不正です "
-            "(NOT_FOUND: The requested resource does not exist)",
+            # 「<項目>が不正です」 (DESIGN §11.5): no space between the item and が.
+            "紐付け先特定不可レコードが不正です (NOT_FOUND: The requested resource does not exist)",
         ),
     ]
     assert [m["message"] for m in english["messages"]][:2] == [  # type: ignore[index]

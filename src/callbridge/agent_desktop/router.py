@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, StringConstraints
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,7 +34,7 @@ from callbridge.auth.sessions import (
 from callbridge.db.session import SessionDep
 from callbridge.errors import Forbidden, NotFound, Unauthorized
 from callbridge.i18n import language_for, translations
-from callbridge.kit.pagination import Page
+from callbridge.kit.pagination import Page, PageParams, page_params
 from callbridge.kit.time import utcnow
 from callbridge.messages import Gettext
 from callbridge.messages import render as render_message
@@ -45,9 +45,13 @@ router = APIRouter(prefix="/api/v1/screen-pops", tags=["screen-pops"])
 
 
 @router.get("", operation_id="list_screen_pops")
-async def list_screen_pops(session: SessionDep, principal: AdminAccess) -> Page[ScreenPopRead]:
-    profiles = await service.list_profiles(session)
-    return Page(items=[await service.describe(session, p) for p in profiles], total=len(profiles))
+async def list_screen_pops(
+    session: SessionDep,
+    principal: AdminAccess,
+    page: Annotated[PageParams, Depends(page_params)],
+) -> Page[ScreenPopRead]:
+    profiles, total = await service.page_of_profiles(session, limit=page.limit, offset=page.offset)
+    return Page(items=[await service.describe(session, p) for p in profiles], total=total)
 
 
 @router.post("", status_code=201, operation_id="create_screen_pop")

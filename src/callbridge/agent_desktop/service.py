@@ -207,6 +207,18 @@ async def list_profiles(session: AsyncSession) -> list[ScreenPopProfile]:
     return list(await session.scalars(select(ScreenPopProfile).order_by(ScreenPopProfile.id)))
 
 
+async def page_of_profiles(
+    session: AsyncSession, *, limit: int, offset: int
+) -> tuple[list[ScreenPopProfile], int]:
+    """One page of the profiles in creation order (the order calls try them), and how many
+    there are: the API's list reads ``limit``/``offset`` as every other list does."""
+    total = await session.scalar(select(func.count()).select_from(ScreenPopProfile)) or 0
+    profiles = await session.scalars(
+        select(ScreenPopProfile).order_by(ScreenPopProfile.id).limit(limit).offset(offset)
+    )
+    return list(profiles), int(total)
+
+
 async def get_profile_or_404(session: AsyncSession, profile_id: int) -> ScreenPopProfile:
     profile = await session.get(ScreenPopProfile, profile_id)
     if profile is None:
