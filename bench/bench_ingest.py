@@ -162,6 +162,18 @@ def label_processes(pid: int, port: int) -> dict[str, int]:
     return found
 
 
+def wait_labelled(pid: int, port: int, seconds: float = 60) -> dict[str, int]:
+    """``label_processes`` once every process under ``pid`` has its port (a dispatcher
+    binds its loopback port a moment after the web port answers): a figure taken before
+    would name it "starting"."""
+    deadline = time.monotonic() + seconds
+    found = label_processes(pid, port)
+    while any(label.startswith("starting") for label in found) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = label_processes(pid, port)
+    return found
+
+
 def proc_cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -335,6 +347,7 @@ def running_callbridge(
             started: list[tuple[subprocess.Popen[bytes], Path]] = [(process, log)]
             try:
                 wait_healthy(base, process)
+                wait_labelled(process.pid, port)
                 worker_processes = []
                 for n in range(workers):
                     worker_port = free_port()

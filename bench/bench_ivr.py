@@ -84,6 +84,7 @@ from bench_ingest import (
     memory_line,
     memory_of,
     proc_cpu_seconds,
+    wait_labelled,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -309,6 +310,7 @@ def settled_memory(pid: int, port: int, seconds: float = 60) -> dict[str, Memory
     """``memory_by_process`` once start-up is over: the same processes, and their PSS
     added up moving by less than 1 MB over two seconds (``seconds`` at most)."""
     deadline = time.monotonic() + seconds
+    wait_labelled(pid, port, seconds)
     last = memory_by_process(pid, port)
     while time.monotonic() < deadline:
         time.sleep(2.0)
