@@ -183,3 +183,54 @@ async def test_the_job_runs_in_the_worker_role_only(settings) -> None:
         async with application.router.lifespan_context(application):
             assert len(retention_tasks()) == expected, role
         assert not [t for t in retention_tasks() if not t.done()]
+
+
+async def test_history_rows_are_kept_at_most_180_days(app) -> None:
+    """DESIGN §11.5: history rows follow the retention setting, at most 180 days: with
+    calls kept a year, a call of 200 days ago keeps its events and recording but loses
+    its 連携通話履歴 row; one of 100 days keeps both; with 90 days, rows go with calls."""
+    from callbridge.models import HistoryLink, HistoryRow
+    from tests.history.test_api import _account
+
+    await set_settings(app, retention_days=365)
+    now = utcnow()
+    account_id = await _account(app, "salesforce")
+    ages = {"d100": 100, "d200": 200, "d400": 400}
+    async with app.state.runtime.sessionmaker() as session:
+        link = HistoryLink(name="窓口", oauth_account_id=account_id, objects=[])
+        session.add(link)
+        await session.commit()
+        link_id = link.id
+    for call_id, days in ages.items():
+        started = now - timedelta(days=days)
+        call_pk = await add_call(app, call_id, agents=("1001",), started_at=started)
+        async with app.state.runtime.sessionmaker() as session:
+            session.add(
+                HistoryRow(
+                    link_id=link_id,
+                    call_pk=call_pk,
+                    call_id=call_id,
+                    started_at=started,
+                    ended_at=started + timedelta(seconds=95),
+                    state="synced",
+                    task_ids=["00T000000000001AAA"],
+                )
+            )
+            await session.commit()
+
+    result = await retention.purge_expired(app.state.runtime, now=now, batch_size=1)
+
+    assert result["calls"] == 1 and result["history_rows"] == 2
+    assert await _call_ids(app) == {"d100", "d200"}
+    async with app.state.runtime.sessionmaker() as session:
+        assert set(await session.scalars(select(HistoryRow.call_id))) == {"d100"}
+        entry = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "retention.purge"))
+        ).one()
+    assert entry.details["history_rows"] == 2
+    assert entry.details["history_cutoff"] == (now - timedelta(days=180)).isoformat()
+    # At 90 days (the default) the rows simply go with their calls.
+    await set_settings(app, retention_days=90)
+    later = await retention.purge_expired(app.state.runtime, now=now)
+    assert later["calls"] == 2 and later["history_rows"] == 1
+    assert await _count(app, HistoryRow) == 0

@@ -222,6 +222,27 @@ async def old_call_batch(session: AsyncSession, cutoff: datetime, limit: int) ->
     return list(await session.scalars(statement))
 
 
+async def old_history_row_batch(session: AsyncSession, cutoff: datetime, limit: int) -> list[int]:
+    """History rows of calls that started before ``cutoff`` (their calls may be younger:
+    history is kept for a shorter time than calls when the retention is long)."""
+    statement = (
+        select(HistoryRow.id)
+        .where(HistoryRow.started_at < cutoff)
+        .order_by(HistoryRow.id)
+        .limit(limit)
+    )
+    return list(await session.scalars(statement))
+
+
+async def delete_history_rows(session: AsyncSession, ids: list[int]) -> int:
+    result = await session.execute(
+        delete(HistoryRow)
+        .where(HistoryRow.id.in_(ids))
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
 async def recordings_of_calls(session: AsyncSession, call_pks: list[int]) -> list[Recording]:
     statement = (
         select(Recording).join(Call, Call.call_id == Recording.call_id).where(Call.id.in_(call_pks))

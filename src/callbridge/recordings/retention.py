@@ -42,6 +42,9 @@ FIRST_RUN_DELAY = timedelta(minutes=5)
 STARTUP_GRACE_SECONDS = 10.0
 # Uploads interrupted by a crash leave staging files; they are swept after this long.
 STAGING_MAX_AGE = timedelta(days=1)
+# History rows (連携通話履歴) are kept at most this long, whatever the retention of calls
+# and recordings (DESIGN §11.5: default 90 days, at most 180 for history).
+HISTORY_MAX_DAYS = 180
 
 
 def worker_identity() -> str:
@@ -57,8 +60,9 @@ async def purge_expired(
     actor: str = SYSTEM_ACTOR,
 ) -> dict[str, int]:
     """Delete every call that started before ``now - retention_days`` with its events,
-    variables, executions and recording, and every recording without a call uploaded
-    before then. Rows go first (committed per batch), then their stored objects.
+    variables, executions, history rows and recording, and every recording without a call
+    uploaded before then; history rows also once older than ``HISTORY_MAX_DAYS``. Rows go
+    first (committed per batch), then their stored objects.
     The audit log gets an entry when something was deleted or a person asked for the run."""
     now = now or utcnow()
     async with runtime.sessionmaker() as session:
@@ -85,6 +89,16 @@ async def purge_expired(
             await session.commit()
         await delete_objects(storage, keys)
         if len(call_pks) < batch_size or not await still_ours():
+            break
+    history_cutoff = now - timedelta(days=HISTORY_MAX_DAYS)
+    while history_cutoff > cutoff:  # only when calls are kept longer than history
+        async with runtime.sessionmaker() as session:
+            rows = await repository.old_history_row_batch(session, history_cutoff, batch_size)
+            if not rows:
+                break
+            totals["history_rows"] += await repository.delete_history_rows(session, rows)
+            await session.commit()
+        if len(rows) < batch_size or not await still_ours():
             break
     while True:
         async with runtime.sessionmaker() as session:
@@ -125,6 +139,7 @@ async def purge_expired(
                 "",
                 retention_days=current.retention_days,
                 cutoff=cutoff.isoformat(),
+                history_cutoff=max(cutoff, history_cutoff).isoformat(),
                 **result,
             )
             await session.commit()
