@@ -41,6 +41,44 @@ def split_field(name: str | int) -> Path:
     return tuple(parts)
 
 
+def document_loc(loc: tuple[str | int, ...], values: Any) -> Path:
+    """A schema error's place in the document: in its names (``oauth_account_id`` is
+    written ``oauth_account``) and its levels (a union's tag, such as the ``tts`` of
+    ``guidance: {type: tts}`` or the ``custom`` of ``lookup: {kind: custom}``, is a level
+    of the error's place, not of the document)."""
+    where: list[str | int] = []
+    current = values
+    for part in loc:
+        if (
+            isinstance(part, str)
+            and isinstance(current, dict)
+            and part not in current
+            and part in (v for v in current.values() if isinstance(v, str))
+        ):
+            continue
+        where.append(DOCUMENT_NAMES.get(part, part) if isinstance(part, str) else part)
+        if isinstance(current, dict):
+            current = current.get(part)
+        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
+            current = current[part]
+        else:
+            current = None
+    return tuple(where)
+
+
+# Schema errors whose text names a class of ours ("… or instance of StepIn").
+_MAPPING_ERRORS = ("dict_type", "model_type", "model_attributes_type", "dataclass_type")
+
+
+def schema_message(error: Any) -> str:
+    """A schema error in the document's words."""
+    if error["type"] in _MAPPING_ERRORS:
+        return "expected a mapping of fields (name: value)"
+    if error["loc"] and error["loc"][-1] == "oauth_account_id" and error["input"] is None:
+        return "give the OAuth account's name"
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
 class DocumentProblem(FieldError):
     """One problem of the document, named by its path."""
 
@@ -94,11 +132,15 @@ class ImportContext:
     def warn(self, path: Path, message: str) -> None:
         self.warnings.append(Note(path=path_text(path), message=message))
 
-    def invalid(self, path: Path, exc: ValidationError) -> None:
-        """A schema's complaints, each at its place under ``path``."""
+    def invalid(self, path: Path, exc: ValidationError, values: Any) -> None:
+        """A schema's complaints about ``values``, each at its place under ``path`` (a
+        place already named, such as an account that does not exist, is not named
+        again)."""
+        named = {problem.path for problem in self.problems}
         for error in exc.errors():
-            message = str(error["msg"]).removeprefix("Value error, ")
-            self.problem((*path, *error["loc"]), message)
+            where = (*path, *document_loc(error["loc"], values))
+            if where not in named:
+                self.problem(where, schema_message(error))
 
     def refused(
         self, path: Path, exc: CallbridgeError, index_map: Callable[[Path], Path] | None = None

@@ -5,7 +5,9 @@ schema gives them their type. So a phone number keeps its leading zero
 (``target: 0312345670`` is not the octal number YAML 1.1 would make of it), ``no`` is not
 a boolean unless the field is one, and a time like ``12:30`` is not a sexagesimal number.
 A key given twice and anchors/aliases are errors (PyYAML keeps the last duplicate
-silently; aliases can multiply a small document into a huge one).
+silently; aliases can multiply a small document into a huge one), so are a key that is no
+name (a list, a mapping, null) and nesting deeper than ``MAX_DEPTH`` (the reader recurses
+once a level: a few thousand brackets would exhaust the stack).
 
 Writing: block style, keys in the schema's order, text with line breaks as ``|`` blocks,
 Japanese as is.
@@ -19,9 +21,12 @@ from typing import Any
 import yaml
 from yaml.constructor import ConstructorError
 from yaml.nodes import MappingNode, Node
+from yaml.reader import ReaderError
 from yaml.resolver import BaseResolver
 
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
+# An export nests 6 levels; a screen-pop lookup written by hand a few more.
+MAX_DEPTH = 32
 
 
 class DocumentSyntaxError(ValueError):
@@ -29,13 +34,24 @@ class DocumentSyntaxError(ValueError):
 
 
 class _Loader(yaml.SafeLoader):
+    depth = 0
+
     def compose_node(self, parent: Node | None, index: int) -> Node | None:
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise ConstructorError(
                 None, None, "anchors and aliases (*name) are not supported", event.start_mark
             )
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise ConstructorError(
+                None, None, f"nested more than {MAX_DEPTH} levels deep", event.start_mark
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 # Only null is recognised by its spelling; every other plain scalar is text.
@@ -51,6 +67,13 @@ def _mapping(loader: _Loader, node: Node) -> dict[Any, Any]:
     seen: set[Any] = set()
     for key_node, _value in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str):
+            raise ConstructorError(
+                None,
+                None,
+                "a key must be a name, not a list, a mapping or null",
+                key_node.start_mark,
+            )
         if key in seen:
             raise ConstructorError(
                 None, None, f"the key {key!r} is given twice", key_node.start_mark
@@ -75,6 +98,8 @@ def parse(text: str | bytes) -> Any:
         documents = list(yaml.load_all(text, Loader=_Loader))
     except yaml.MarkedYAMLError as exc:
         raise DocumentSyntaxError(_describe(exc)) from None
+    except ReaderError as exc:
+        raise DocumentSyntaxError(_unreadable_character(text, exc)) from None
     except yaml.YAMLError as exc:
         raise DocumentSyntaxError(str(exc)) from None
     if len(documents) > 1:
@@ -87,6 +112,17 @@ def _describe(exc: yaml.MarkedYAMLError) -> str:
     where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
     problem = exc.problem or exc.context or "not readable"
     return f"{where}{problem}"
+
+
+def _unreadable_character(text: str, exc: ReaderError) -> str:
+    """A control character YAML does not allow (a NUL, say), by line and column."""
+    before = text[: exc.position]
+    line = before.count("\n") + 1
+    column = exc.position - (before.rfind("\n") + 1) + 1
+    return (
+        f"line {line}, column {column}: the character #x{exc.character:04x} is not allowed "
+        "in a YAML document"
+    )
 
 
 class _Dumper(yaml.SafeDumper):

@@ -21,7 +21,7 @@ from callbridge.agent_desktop.schemas import ScreenPopCreate, ScreenPopFields, S
 from callbridge.call_actions import repository as call_action_repository
 from callbridge.call_actions import service as call_action_service
 from callbridge.call_actions.schemas import CallActionCreate, CallActionUpdate
-from callbridge.config_io.context import DOCUMENT_NAMES, ImportContext, Path, path_text
+from callbridge.config_io.context import ImportContext, Path, document_loc, path_text
 from callbridge.errors import CallbridgeError
 from callbridge.history import service as history_service
 from callbridge.history.schemas import HistoryLinkCreate, HistoryLinkUpdate
@@ -131,7 +131,7 @@ def validated(ctx: ImportContext, path: Path, schema: type[M], values: Item) -> 
     try:
         return schema.model_validate(values)
     except ValidationError as exc:
-        ctx.invalid(path, exc)
+        ctx.invalid(path, exc, values)
         return None
 
 
@@ -623,7 +623,6 @@ def split_warning(field: str) -> Path:
 # ---- screen pops --------------------------------------------------------------------------
 
 SCREEN_POP_FIELDS = tuple(ScreenPopFields.model_fields)
-LOOKUP_KINDS = ("salesforce", "custom")
 
 
 def _lookup_accounts(lookup: Any, rename: Any, drop: tuple[str, ...] = ()) -> Any:
@@ -696,19 +695,8 @@ class ScreenPops(ListSection):
 
         return {**raw, "lookup": _lookup_accounts(raw.get("lookup"), by_id)}
 
-    @staticmethod
-    def _invalid(ctx: ImportContext, path: Path, exc: ValidationError) -> None:
-        """The schema's complaints at the document's places (the lookup's ``kind`` is not
-        a level of the document)."""
-        for error in exc.errors():
-            loc: list[str | int] = list(error["loc"])
-            if loc[:1] == ["lookup"] and len(loc) > 1 and loc[1] in LOOKUP_KINDS:
-                del loc[1]
-            where = tuple(DOCUMENT_NAMES.get(p, p) if isinstance(p, str) else p for p in loc)
-            ctx.problem((*path, *where), str(error["msg"]).removeprefix("Value error, "))
-
     async def apply(self, ctx: ImportContext, data: Any) -> None:
-        session = ctx.session
+        session, secrets = ctx.session, ctx.runtime.secrets
         accounts = {v: k for k, v in ctx.account_ids.items()}
         profiles = await screen_pop_service.list_profiles(session)
         existing = {profile.name.lower(): profile for profile in profiles}
@@ -718,10 +706,8 @@ class ScreenPops(ListSection):
             values = self._with_account_ids(ctx, path, raw)
             if len(ctx.problems) > known:
                 continue
-            try:
-                wanted = ScreenPopCreate.model_validate(values)
-            except ValidationError as exc:
-                self._invalid(ctx, path, exc)
+            wanted = validated(ctx, path, ScreenPopCreate, values)
+            if wanted is None:
                 continue
             lowered = wanted.name.lower()
             if lowered in seen:
@@ -730,10 +716,13 @@ class ScreenPops(ListSection):
                 )
                 continue
             seen.append(lowered)
+            lookup = raw.get("lookup")
+            if isinstance(lookup, dict):
+                self.secrets_given(ctx, (*path, "lookup"), lookup, RULE_SECRETS)
             try:
                 profile = existing.get(lowered)
                 if profile is None:
-                    await screen_pop_service.create_profile(session, wanted, ctx.actor)
+                    await screen_pop_service.create_profile(session, wanted, ctx.actor, secrets)
                     continue
                 dumped = wanted.model_dump(mode="json")
                 changes = self.changed_fields(
@@ -741,9 +730,13 @@ class ScreenPops(ListSection):
                 )
                 if changes:
                     update = ScreenPopUpdate.model_validate({n: dumped[n] for n in changes})
-                    await screen_pop_service.update_profile(session, profile, update, ctx.actor)
+                    await screen_pop_service.update_profile(
+                        session, profile, update, ctx.actor, secrets
+                    )
             except CallbridgeError as exc:
-                ctx.refused(path, exc)
+                # The service names a custom lookup's fields after its kind
+                # (lookup.custom.…), which is no level of the document.
+                ctx.refused(path, exc, partial(document_loc, values=values))
         # Calls try the profiles in creation order, which an import does not change.
         stored = [p.name.lower() for p in profiles if p.name.lower() in seen]
         if stored != [name for name in seen if name in existing]:

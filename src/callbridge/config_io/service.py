@@ -16,9 +16,11 @@ from callbridge.config_io.context import (
     DocumentProblem,
     ImportContext,
     Note,
+    Path,
     path_text,
 )
 from callbridge.config_io.sections import Section, sections
+from callbridge.kit.text import NOT_UTF8_MESSAGE, clean_text
 from callbridge.oauth_accounts import repository as oauth_repository
 from callbridge.runtime import Runtime
 
@@ -140,6 +142,39 @@ def _check_top(data: Any, all_sections: list[Section]) -> list[DocumentProblem]:
     return problems
 
 
+def _unstorable(data: Any, where: Path = ()) -> list[DocumentProblem]:
+    """Text no database can store (a NUL, written ``\\0`` or ``\\x00``; a lone surrogate,
+    ``\\ud800``), by path, before anything is applied: found later, it would stop the
+    import at a write without saying where. ``!!binary`` values are read as the text
+    their bytes spell."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return [DocumentProblem(where, NOT_UTF8_MESSAGE)]
+    if isinstance(data, str):
+        try:
+            clean_text(data)
+        except ValueError as exc:
+            return [DocumentProblem(where, str(exc))]
+        return []
+    problems: list[DocumentProblem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            name = str(key)
+            try:
+                clean_text(name)
+            except ValueError as exc:
+                shown = name.replace("\x00", "\\0").encode("utf-8", "backslashreplace")
+                problems.append(DocumentProblem(where, f"the key '{shown.decode()}' {exc}"))
+                continue
+            problems += _unstorable(value, (*where, name))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            problems += _unstorable(value, (*where, index))
+    return problems
+
+
 AfterCommit = list[Callable[[], Awaitable[object]]]
 
 
@@ -162,7 +197,7 @@ async def import_document(
     if data is None:  # an empty document (or a lone `null`) names no section
         data = {}
     all_sections = sections()
-    problems = _check_top(data, all_sections)
+    problems = _unstorable(data) or _check_top(data, all_sections)
     if problems:
         raise DocumentInvalid(problems)
     before = await export_data(session)
