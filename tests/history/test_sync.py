@@ -88,6 +88,34 @@ async def test_priority_objects_first_and_outbound_calls(connected: Live) -> Non
     assert hokkaido["B_PhoneFrom__c"] == "201" and hokkaido["B_AgentIdFrom__c"] == "A100"
 
 
+async def test_a_call_from_an_agents_extension_is_internal(connected: Live) -> None:
+    """CallType Internal (DESIGN §11.2) when the caller's number is a user's extension, the
+    rule screen pops use for skip_internal; the PBX's direction says inbound either way."""
+    live = connected
+    # Searches are retried for numbers Salesforce has not got yet, not for an extension.
+    link = await make_link(live, language="en", search_retries=3)
+    agent = await live.api(
+        "POST",
+        "/api/v1/users",
+        json={"username": "tanaka", "password": "correct horse", "role": "agent",
+              "agent_id": "A200", "extension": "305"},
+    )  # fmt: skip
+    assert agent.status_code == 201, agent.text
+    await make_call(live, "int-1", "305")
+    await make_call(live, "ext-1", "0312345678")
+    await wait_rows(live, link["id"], settled(2))
+    [internal] = tasks_of(live, "int-1")
+    assert internal["CallType"] == "Internal"
+    # "305" is too short to search (SOSL refuses a FIND without a term, which failed the
+    # row, and every row searched with it): no match at once, the fallback record.
+    assert internal["WhatId"] == account_id_of(live, "みなと物流株式会社")
+    rows = {row["call_id"]: row for row in await histories(live, link["id"])}
+    assert rows["int-1"]["state"] == "synced" and rows["int-1"]["retry_count"] == 1
+    assert rows["int-1"]["reason_code"] == "history_no_match"
+    [external] = tasks_of(live, "ext-1")
+    assert external["CallType"] == "Inbound"
+
+
 async def test_multiple_matches_follow_on_multiple(connected: Live) -> None:
     live = connected
     fallback = await make_link(live, name="fallback", phone_numbers=["0501230001"])

@@ -103,6 +103,16 @@ class _Env:
     owners: dict[str, str] = field(default_factory=dict)
     # The agent's latest notes and wrap-up (the call's NOTES / WRAPUP), by call.
     agent_notes: dict[int, dict[str, str]] = field(default_factory=dict)
+    # The rows' caller numbers that are users' extensions: internal calls.
+    extensions: set[str] = field(default_factory=set)
+
+
+def _call_type(row: HistoryRow, env: _Env) -> str:
+    """Task.CallType: ``Internal`` when the caller's number is a user's extension (the
+    rule screen pops use for ``skip_internal``), else the call's direction."""
+    if row.tel and row.tel in env.extensions:
+        return "Internal"
+    return "Outbound" if row.direction == "outbound" else "Inbound"
 
 
 class HistoryWorker:
@@ -295,6 +305,12 @@ class HistoryWorker:
                         )
                     )
                     env.owners = {str(a): str(s) for a, s in users}
+            callers = {r.tel for r in rows if r.tel}
+            if callers:
+                extensions = await session.scalars(
+                    select(User.extension).where(User.extension.in_(callers))
+                )
+                env.extensions = {str(extension) for extension in extensions}
             saved = await session.execute(
                 select(CallVariable.call_pk, CallVariable.name, CallVariable.value).where(
                     CallVariable.call_pk.in_({r.call_pk for r in rows}),
@@ -411,14 +427,16 @@ class HistoryWorker:
         too_many: dict[str, list[HistoryRow]] = {}
         for row in to_search:
             row.retry_count += 1
-            key = phones.match_key((row.tel or "").strip(), env.region)
+            tel = (row.tel or "").strip()
+            key = phones.match_key(tel, env.region)
             matched = _dedupe(by_key.get(key, []) if key else [])
             targets, reason = _choose(link, objects, matched)
             if targets and link.on_multiple == "all" and (key, targets[0]["object"]) in saturated:
                 # Not every match could be listed: no Task rather than some of them.
                 too_many.setdefault(targets[0]["object"], []).append(row)
                 continue
-            if targets is None and row.retry_count <= link.search_retries:
+            searched = bool(phones.search_forms(tel, env.region))
+            if targets is None and searched and row.retry_count <= link.search_retries:
                 later.append(row)
                 continue
             if targets is None:
@@ -706,7 +724,7 @@ class HistoryWorker:
             "Priority": "Normal",
             "TaskSubtype": "Call",
             "ActivityDate": local_start.date().isoformat(),
-            "CallType": "Outbound" if row.direction == "outbound" else "Inbound",
+            "CallType": _call_type(row, env),
             "CallDurationInSeconds": row.duration_seconds,
             "CallObject": row.call_id,
             "B_ServerIP__c": env.server,
@@ -1074,9 +1092,12 @@ def _lookup_subs(
     for row in to_search:
         tel = (row.tel or "").strip()
         key = phones.match_key(tel, region)
-        if key is None:
+        forms = phones.search_forms(tel, region)
+        if key is None or not forms:
+            # Nothing to search (no number, or one too short, such as an extension): a
+            # FIND without a term is refused, and would fail the whole batch's search.
             continue
-        numbers.setdefault(key, phones.search_forms(tel, region))
+        numbers.setdefault(key, forms)
         if row.retry_count >= 1:
             retry_numbers.setdefault(key, phones.written_forms(tel, region))
     returning = _returning(objects, phone_fields)
