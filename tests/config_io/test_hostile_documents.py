@@ -176,6 +176,29 @@ async def test_hostile_documents_are_refused_by_path_and_change_nothing(
     assert await export(client, admin) == before
 
 
+async def test_a_document_over_5_mb_is_refused_however_it_is_sent(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """With a Content-Length, before the body is read; sent in chunks without one, as soon
+    as the count passes the limit (it was read whole into memory first)."""
+    await build_rich_configuration(client, admin)
+    before = await export(client, admin)
+    large = b"version: 1\n" + b"# " + b"x" * (5 * 1024 * 1024) + b"\n"
+    headers = {**admin, "Content-Type": "application/yaml"}
+    declared = await client.post("/api/v1/config/import", content=large, headers=headers)
+
+    async def chunks() -> Any:
+        for start in range(0, len(large), 64 * 1024):
+            yield large[start : start + 64 * 1024]
+
+    streamed = await client.post("/api/v1/config/import", content=chunks(), headers=headers)
+    for answer in (declared, streamed):
+        assert answer.status_code == 413, answer.text
+        assert answer.json()["detail"] == "The document is larger than 5242880 bytes."
+    assert "content-length" not in streamed.request.headers
+    assert await export(client, admin) == before
+
+
 async def test_a_document_whose_fifth_object_is_bad_changes_nothing(
     client: httpx.AsyncClient, admin: dict[str, str]
 ) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from callbridge.auth.deps import AdminAccess
+from callbridge.calls.ingest import PayloadTooLarge, read_limited_body
 from callbridge.config_io import service
 from callbridge.config_io.document import MAX_DOCUMENT_BYTES
 from callbridge.config_io.service import ImportReport
@@ -80,15 +81,16 @@ async def import_config(
             f"Send the document with Content-Type: {YAML_MEDIA_TYPE} (got '{media or 'none'}').",
             status_code=415,
         )
-    length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > MAX_DOCUMENT_BYTES:
+    try:  # counted as it arrives: a body sent in chunks has no length to check first
+        body = await read_limited_body(request, MAX_DOCUMENT_BYTES)
+    except PayloadTooLarge:
         raise CallbridgeError(
             f"The document is larger than {MAX_DOCUMENT_BYTES} bytes.", status_code=413
-        )
+        ) from None
     report, after_commit = await service.import_document(
         session,
         get_runtime(request),
-        await request.body(),
+        body,
         principal.label,
         dry_run=dry_run,
         prune=prune,
