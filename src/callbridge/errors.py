@@ -41,6 +41,10 @@ class Forbidden(CallbridgeError):
     status_code = 403
 
 
+class PayloadTooLarge(CallbridgeError):
+    status_code = 413
+
+
 class ServiceUnavailable(CallbridgeError):
     status_code = 503
 

@@ -11,17 +11,13 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from callbridge.calls.schemas import MAX_BODY_BYTES, CallEventIn
-from callbridge.errors import CallbridgeError, FieldErrors
+from callbridge.errors import CallbridgeError, FieldErrors, PayloadTooLarge
 from callbridge.kit.text import TOO_DEEP_MESSAGE, depth_exceeds
 
 JSON_TYPES = ("application/json", "text/json")
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 # Events are flat (variables one level down): anything deeper than this is not a PBX's.
 MAX_JSON_DEPTH = 16
-
-
-class PayloadTooLarge(CallbridgeError):
-    status_code = 413
 
 
 class UnsupportedMediaType(CallbridgeError):

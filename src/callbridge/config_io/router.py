@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, BackgroundTasks, Query, Request, Response
 
 from callbridge.auth.deps import AdminAccess
-from callbridge.calls.ingest import PayloadTooLarge, read_limited_body
+from callbridge.calls.ingest import read_limited_body
 from callbridge.config_io import service
 from callbridge.config_io.document import MAX_DOCUMENT_BYTES
 from callbridge.config_io.service import ImportReport
 from callbridge.db.session import SessionDep
-from callbridge.errors import CallbridgeError
+from callbridge.errors import CallbridgeError, PayloadTooLarge
 from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1/config", tags=["config"])

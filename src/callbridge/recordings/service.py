@@ -19,7 +19,7 @@ import anyio.to_thread
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from callbridge.audit import record_audit
-from callbridge.errors import CallbridgeError, NotFound
+from callbridge.errors import CallbridgeError, NotFound, PayloadTooLarge
 from callbridge.i18n import N_
 from callbridge.kit.time import utcnow
 from callbridge.models import Call, Recording, User
@@ -53,10 +53,6 @@ STORAGE_EXTRA = "recordings.storage"
 LINK_KEYS_EXTRA = "recordings.link_keys"
 # Uploads are written to disk in blocks of this size (memory stays flat whatever the size).
 FLUSH_BYTES = 1024 * 1024
-
-
-class PayloadTooLarge(CallbridgeError):
-    status_code = 413
 
 
 class UnsupportedAudio(CallbridgeError):
