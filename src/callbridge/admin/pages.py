@@ -207,8 +207,11 @@ async def update_user(
     values["username"] = target.username
     errors: dict[str, str] = {}
     try:
+        # The password only when typed: left empty, the stored one is kept (a null
+        # password is refused as a change).
+        typed = {"password": values["password"]} if values.get("password") else {}
         data = UserUpdate(
-            password=values.get("password") or None,
+            **typed,
             role=values.get("role"),
             agent_id=values.get("agent_id") or None,
             display_name=values.get("display_name", ""),

@@ -35,6 +35,27 @@ async def form_values(request: Request) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
 
 
+def _one_newline(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def keep_line_endings(submitted: Any, stored: Any) -> Any:
+    """``submitted`` (a form's values, as API fields) with each text that differs from
+    the ``stored`` one at the same place only in its line breaks replaced by the stored
+    text. A browser sends every line break of a textarea as CR LF, so without this, a
+    Save without changes would turn text saved with LF line breaks into CR LF."""
+    if isinstance(submitted, str) and isinstance(stored, str):
+        return stored if _one_newline(submitted) == _one_newline(stored) else submitted
+    if isinstance(submitted, dict) and isinstance(stored, Mapping):
+        return {k: keep_line_endings(v, stored.get(k)) for k, v in submitted.items()}
+    if isinstance(submitted, list) and isinstance(stored, list):
+        return [
+            keep_line_endings(v, stored[i] if i < len(stored) else None)
+            for i, v in enumerate(submitted)
+        ]
+    return submitted
+
+
 def is_htmx(request: Request) -> bool:
     return request.headers.get("hx-request") == "true"
 

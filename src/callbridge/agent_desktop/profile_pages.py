@@ -22,6 +22,7 @@ from callbridge.admin.rendering import (
     add_template_dir,
     form_values,
     gettext_for,
+    keep_line_endings,
     pydantic_text,
     render,
     render_message,
@@ -39,7 +40,7 @@ from callbridge.agent_desktop.schemas import (
 from callbridge.auth.deps import AdminUser, CsrfChecked
 from callbridge.db.session import SessionDep
 from callbridge.errors import FieldErrors
-from callbridge.history.pages import form_rows, seen_numbers
+from callbridge.history.pages import form_rows, number_choices
 from callbridge.i18n import N_
 from callbridge.models import OAuthAccount, ScreenPopProfile
 from callbridge.requests import service as requests_service
@@ -381,7 +382,7 @@ async def _form_page(
             select(OAuthAccount.id, OAuthAccount.name).where(OAuthAccount.provider == "salesforce")
         )
     )
-    numbers = sorted(set(await seen_numbers(session)) | set(form.get("phone_numbers") or []))
+    numbers = await number_choices(session, form.get("phone_numbers") or [])
     methods = [(value, _(label)) for value, label in METHODS.items()]
     found = errors or {}
     return await render(
@@ -497,6 +498,8 @@ async def update_profile(
 ) -> Response:
     profile = await service.get_profile_or_404(session, profile_id)
     payload, shown = await _form_input(request)
+    current = (await service.describe(session, profile)).model_dump()
+    payload = keep_line_endings(payload, current)
     stored = {f"{CUSTOM}{k}_set": v for k, v in secrets_set_after({}, profile).items()}
     try:
         # Every field is sent: the form replaces the profile as a whole (a custom lookup's

@@ -18,6 +18,7 @@ from callbridge.admin.rendering import (
     form_errors,
     form_values,
     gettext_for,
+    keep_line_endings,
     render,
 )
 from callbridge.auth.deps import AdminUser, CsrfChecked
@@ -214,6 +215,7 @@ async def _save(
             created = await service.create_rule(session, data, secrets, actor)
             suffix = "?saved=1&warnings=1" if created.warnings else "?saved=1"
             return RedirectResponse(f"/call-actions/{created.id}{suffix}", status_code=303)
+        payload = keep_line_endings(payload, {k: getattr(rule, k, None) for k in payload})
         form["basic_password_set"] = rule.basic_password_encrypted is not None
         form["bearer_token_set"] = rule.bearer_token_encrypted is not None
         changes = CallActionUpdate.model_validate(payload)

@@ -19,6 +19,7 @@ from callbridge.admin.filters import chosen, date_bounds, page_number
 from callbridge.admin.rendering import (
     add_template_dir,
     gettext_for,
+    keep_line_endings,
     pydantic_text,
     render,
     render_message,
@@ -104,10 +105,14 @@ PAGE_SIZE = 50
 
 
 def form_rows(
-    values: dict[str, list[str]], prefix: str, names: tuple[str, ...]
+    values: dict[str, list[str]],
+    prefix: str,
+    names: tuple[str, ...],
+    kept: tuple[str, ...] = (),
 ) -> list[dict[str, str]]:
     """``objects-0-api_name``… → rows, in index order; a row with ``delete`` or all blank
-    is dropped."""
+    is dropped. Cells are trimmed but those of ``kept`` (texts taken as typed: a
+    mapping's template and default)."""
     indexes = sorted(
         {
             int(k.split("-")[1])
@@ -117,8 +122,9 @@ def form_rows(
     )
     rows = []
     for index in indexes:
-        row = {name: (values.get(f"{prefix}-{index}-{name}") or [""])[0].strip() for name in names}
-        if values.get(f"{prefix}-{index}-delete") or not any(row.values()):
+        row = {name: (values.get(f"{prefix}-{index}-{name}") or [""])[0] for name in names}
+        row = {name: v if name in kept else v.strip() for name, v in row.items()}
+        if values.get(f"{prefix}-{index}-delete") or not any(v.strip() for v in row.values()):
             continue
         rows.append(row)
     return rows
@@ -157,7 +163,12 @@ async def _form_input(request: Request) -> tuple[dict[str, Any], dict[str, Any]]
         payload[name] = one(name) == "1"
     objects = form_rows(values, "objects", ("api_name", "tab_name", "key_prefix", "priority"))
     payload["objects"] = objects
-    mappings = form_rows(values, "mappings", ("field", "template", "default", "conditions"))
+    mappings = form_rows(
+        values,
+        "mappings",
+        ("field", "template", "default", "conditions"),
+        kept=("template", "default"),
+    )
     payload["field_mappings"] = [
         {**m, "conditions": _conditions(m["conditions"])} for m in mappings
     ]
@@ -267,6 +278,14 @@ async def seen_numbers(session: SessionDep) -> list[str]:
     return sorted(found)
 
 
+async def number_choices(session: SessionDep, chosen: list[str]) -> list[str]:
+    """The numbers a form offers as checkboxes: the chosen ones first, in their saved
+    order (a save sends them back in page order, so sorting them would reorder the list),
+    then the other numbers of recent calls."""
+    seen = await seen_numbers(session)
+    return list(dict.fromkeys([*chosen, *sorted(set(seen) - set(chosen))]))
+
+
 async def _form_page(
     request: Request,
     session: SessionDep,
@@ -285,7 +304,7 @@ async def _form_page(
             select(OAuthAccount.id, OAuthAccount.name).where(OAuthAccount.provider == "salesforce")
         )
     )
-    numbers = sorted(set(await seen_numbers(session)) | set(form.get("phone_numbers") or []))
+    numbers = await number_choices(session, form.get("phone_numbers") or [])
     return await render(
         request,
         "history/form.html",
@@ -375,6 +394,7 @@ async def update_link(
 ) -> Response:
     link = await service.get_link_or_404(session, link_id)
     payload, shown = await _form_input(request)
+    payload = keep_line_endings(payload, (await service.describe(session, link)).model_dump())
     form = {**BLANK, **shown}
     try:
         data = HistoryLinkUpdate.model_validate(payload)

@@ -20,6 +20,7 @@ from callbridge.admin.rendering import (
     add_template_dir,
     form_values,
     gettext_for,
+    keep_line_endings,
     pydantic_message,
     render,
     render_message,
@@ -591,7 +592,7 @@ async def update_ivr(
     ivr = await _ivr_or_404(session, ivr_id)
     values = await form_values(request)
     current = await service.describe(session, ivr)
-    payload = _ivr_payload(values)
+    payload = keep_line_endings(_ivr_payload(values), current.model_dump())
     try:
         updated = await _update(request, session, user, ivr, payload)
     except (ValidationError, FieldErrors) as exc:
@@ -705,6 +706,8 @@ async def _item_post(
     items = _items(described, kind)
     index = len(items) if item_id == 0 else _index_of(described, kind, item_id)
     payload = _response_payload(values) if kind == "responses" else _step_payload(values)
+    if index < len(items):
+        payload = keep_line_endings(payload, items[index])
     if index == len(items):
         items.append(payload)
     else:

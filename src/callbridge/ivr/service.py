@@ -4,7 +4,8 @@ the values an invocation reads from the stored call. Services never commit."""
 from __future__ import annotations
 
 import copy
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -267,20 +268,45 @@ async def get_ivr_or_404(session: AsyncSession, key_or_id: str) -> Ivr:
 # ---- writes ------------------------------------------------------------------------------
 
 
+Row = TypeVar("Row", IvrResponse, IvrStep)
+
+
+def _kept_rows(
+    rows: list[Row], wanted: list[dict[str, Any]], fields: Iterable[str], make: type[Row]
+) -> list[Row]:
+    """The rows of a list given whole, keeping the ids of the rows already saved (their
+    pages' addresses): an item equal to a saved row is that row, the others take the
+    remaining rows in order, and only what is left over is added or removed. Saving one
+    response setting or step from its page so leaves every id as it was."""
+    names = tuple(fields)
+    free = list(rows)
+    kept: list[Row | None] = []
+    for item in wanted:
+        same = next((r for r in free if all(getattr(r, f) == item.get(f) for f in names)), None)
+        if same is not None:
+            free.remove(same)
+        kept.append(same)
+    found: list[Row] = []
+    for item, row in zip(wanted, kept, strict=True):
+        if row is None:
+            row = free.pop(0) if free else make()
+            for f in names:
+                setattr(row, f, item.get(f))
+        found.append(row)
+    return found
+
+
 def _apply(ivr: Ivr, values: dict[str, Any], changed: set[str], secrets: SecretBox) -> None:
     for name in changed:
         value = values.get(name)
         if name in SECRET_FIELDS:
             store_secret(ivr, name, value, secrets)
         elif name == "responses":
-            ivr.responses = [
-                IvrResponse(**{f: r.get(f) for f in RESPONSE_FIELDS}) for r in value or []
-            ]
+            ivr.responses = _kept_rows(ivr.responses, value or [], RESPONSE_FIELDS, IvrResponse)
         elif name == "steps":
-            ivr.steps = [
-                IvrStep(position=index, **{f: s.get(f) for f in STEP_FIELDS})
-                for index, s in enumerate(value or [])
-            ]
+            ivr.steps = _kept_rows(ivr.steps, value or [], STEP_FIELDS, IvrStep)
+            for index, step in enumerate(ivr.steps):
+                step.position = index
         elif name in SCALAR_FIELDS:
             setattr(ivr, name, value)
 
