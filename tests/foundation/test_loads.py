@@ -73,3 +73,18 @@ async def test_forget_lets_the_next_ask_start_afresh() -> None:
     loader.gate.set()
     await asyncio.gather(first, second)
     assert loader.calls == 2
+
+
+async def test_quiet_also_waits_for_a_forgotten_load() -> None:
+    """A forgotten load still runs (and uses the database): shutdown waits for it before
+    the engine is closed."""
+    loads: SharedLoads[str, int] = SharedLoads()
+    loader = Loader()
+    forgotten = loads.start("k", loader)
+    loads.forget("k")
+    quieting = asyncio.ensure_future(loads.quiet())
+    await asyncio.sleep(0.01)
+    assert not quieting.done()
+    loader.gate.set()
+    await asyncio.wait_for(quieting, 5)
+    assert forgotten.done()

@@ -22,6 +22,8 @@ class SharedLoads(Generic[K, V]):
 
     def __init__(self) -> None:
         self._under_way: dict[K, asyncio.Future[V]] = {}
+        # Every load not yet ended, forgotten ones too: ``quiet`` waits for them all.
+        self._running: set[asyncio.Future[V]] = set()
 
     def start(self, key: K, load: Callable[[], Coroutine[Any, Any, V]]) -> asyncio.Future[V]:
         """The load under way for ``key``, or a new one. It runs as a task of its own: a
@@ -30,6 +32,7 @@ class SharedLoads(Generic[K, V]):
         if under_way is None:
             under_way = asyncio.ensure_future(load())
             self._under_way[key] = under_way
+            self._running.add(under_way)
             under_way.add_done_callback(partial(self._done, key))
         return under_way
 
@@ -59,8 +62,9 @@ class SharedLoads(Generic[K, V]):
         return self.wait(key, load)
 
     async def quiet(self) -> None:
-        """Returns when the loads under way now have finished, however they ended."""
-        await asyncio.gather(*self._under_way.values(), return_exceptions=True)
+        """Returns when the loads under way now have finished, however they ended: also
+        those ``forget`` let go, which still use the database."""
+        await asyncio.gather(*self._running, return_exceptions=True)
 
     def forget(self, key: K) -> None:
         """A load under way may have read what is now out of date: the next one starts
@@ -68,6 +72,7 @@ class SharedLoads(Generic[K, V]):
         self._under_way.pop(key, None)
 
     def _done(self, key: K, done: asyncio.Future[V]) -> None:
+        self._running.discard(done)
         if self._under_way.get(key) is done:
             del self._under_way[key]
         if not done.cancelled():
