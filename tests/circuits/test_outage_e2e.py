@@ -76,7 +76,14 @@ async def test_calls_during_an_outage_are_parked_and_resume_in_order(connected: 
     assert circuit["key"] == f"account:{live.account_id}"
     assert circuit["name"] == "Sandbox"
     assert "HTTP 503: SERVER_UNAVAILABLE" in circuit["last_error"]
-    parked = await live.call("outage-0", settled=False)
+
+    async def between_probes() -> dict[str, Any] | None:
+        # Once a second the prober has the oldest parked call (this one) try the CRM, and
+        # it is parked again: read the call while its first event waits.
+        call = await live.call("outage-0", settled=False)
+        return call if call["events"][0]["status"] == "pending" else None
+
+    parked = await wait_for(between_probes, "the first call's event between two probes")
     assert parked["status"] == "pending"
     assert parked["executions"] == []  # nothing failed, no attempt spent
     queue_event = parked["events"][0]
