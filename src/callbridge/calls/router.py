@@ -18,7 +18,7 @@ from callbridge.db.session import SessionDep
 from callbridge.errors import ServiceUnavailable
 from callbridge.hot_routes import hot_route, query_flag
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.query import time_bound
+from callbridge.kit.query import period
 from callbridge.runtime import Runtime, get_runtime
 
 router = APIRouter(tags=["calls"])
@@ -135,10 +135,8 @@ async def list_calls(
     ] = None,
 ) -> Page[CallSummary]:
     """Calls, newest first. ``from``/``to`` as every API reads a period: without an offset
-    in the configured time zone, a bare date that whole day (``kit.query.time_bound``)."""
-    tz = get_runtime(request).settings.timezone
-    since = time_bound(request, "from", since, tz, end=False)
-    until = time_bound(request, "to", until, tz, end=True)
+    in the configured time zone, a bare date that whole day (``kit.query.period``)."""
+    since, until = period(request, since, until)
     calls, total = await service.list_calls(
         session,
         tel=tel,

@@ -18,7 +18,7 @@ from callbridge.circuits.reruns import RerunQueued
 from callbridge.circuits.service import CircuitRead
 from callbridge.db.session import SessionDep
 from callbridge.errors import NotFound
-from callbridge.kit.query import time_bound
+from callbridge.kit.query import period
 from callbridge.models import Call
 from callbridge.runtime import Runtime, get_runtime
 
@@ -95,10 +95,8 @@ async def rerun_call_action(
 ) -> RerunQueued:
     """Re-run the rule's failed executions in ``[from, to)`` that were not re-run yet.
     ``from``/``to`` as every API reads a period: without an offset in the configured time
-    zone, a bare date that whole day (``kit.query.time_bound``)."""
-    tz = get_runtime(request).settings.timezone
-    since = time_bound(request, "from", since, tz, end=False)
-    until = time_bound(request, "to", until, tz, end=True)
+    zone, a bare date that whole day (``kit.query.period``)."""
+    since, until = period(request, since, until)
     if since is not None and until is not None and until < since:
         raise RequestValidationError(
             [

@@ -25,10 +25,9 @@ from callbridge.history.schemas import (
 )
 from callbridge.i18n import language_for, translations
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.query import time_bound
+from callbridge.kit.query import period
 from callbridge.models import OAuthAccount
 from callbridge.outbound import get_outbound
-from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1/history-links", tags=["history-links"])
 
@@ -125,13 +124,13 @@ async def list_histories(
     """連携通話履歴: newest call first. ``from``/``to`` are in the configured time zone
     unless they carry an offset; a bare date is a whole day, ``to`` included."""
     link = await service.get_link_or_404(session, link_id)
-    tz = get_runtime(request).settings.timezone
+    date_from, date_to = period(request, date_from, date_to)
     rows, total = await service.list_rows(
         session,
         link.id,
         q=q,
-        date_from=time_bound(request, "from", date_from, tz, end=False),
-        date_to=time_bound(request, "to", date_to, tz, end=True),
+        date_from=date_from,
+        date_to=date_to,
         state=state,
         limit=page.limit,
         offset=page.offset,

@@ -29,13 +29,6 @@ def bound_of_day(day: date, tz: str, *, end: bool) -> datetime | None:
         return None
 
 
-def day_bound(value: str, tz: str, *, end: bool) -> datetime | None:
-    """``2026-01-31`` as the start of that day in ``tz`` (with ``end``: of the next day);
-    None when it is no such date, or a day without a bound (see ``bound_of_day``)."""
-    day = parse_day(value)
-    return None if day is None else bound_of_day(day, tz, end=end)
-
-
 def in_zone(value: datetime, tz: str) -> datetime:
     """``value`` in UTC, a time without an offset taken in ``tz``; OverflowError when it
     leaves the calendar in UTC (the first hours of year 1, the last of year 9999)."""

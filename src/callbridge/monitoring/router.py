@@ -9,10 +9,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from callbridge.auth.deps import AdminAccess
 from callbridge.db.session import SessionDep
 from callbridge.kit.pagination import Page, PageParams, page_params
-from callbridge.kit.query import time_bound
+from callbridge.kit.query import period
 from callbridge.monitoring import search
 from callbridge.monitoring.schemas import AuditFilters, AuditRead, ExecutionFilters, ExecutionHit
-from callbridge.runtime import get_runtime
 
 router = APIRouter(prefix="/api/v1", tags=["monitoring"])
 
@@ -20,10 +19,8 @@ Filters = TypeVar("Filters", ExecutionFilters, AuditFilters)
 
 
 def _in_utc(request: Request, filters: Filters) -> Filters:
-    """``since``/``until`` as every API reads a period (``kit.query.time_bound``)."""
-    tz = get_runtime(request).settings.timezone
-    since = time_bound(request, "since", filters.since, tz, end=False)
-    until = time_bound(request, "until", filters.until, tz, end=True)
+    """``since``/``until`` as every API reads a period (``kit.query.period``)."""
+    since, until = period(request, filters.since, filters.until, ("since", "until"))
     return filters.model_copy(update={"since": since, "until": until})
 
 

@@ -14,7 +14,7 @@ ERROR_KINDS: tuple[str, ...] = get_args(ErrorKind)
 STATUS_RE = re.compile(r"^(?:[1-5]\d\d|[1-5]xx|none)$")
 
 
-# A search's period, read as every API reads one (callbridge.kit.query.time_bound).
+# A search's period, read as every API reads one (callbridge.kit.query.period).
 Since = Annotated[
     datetime | None,
     Field(
